@@ -1,0 +1,31 @@
+# ssid-anchor: see README.md
+GO ?= go
+BIN := bin/ssid-anchor
+IPFS := bin/ipfs
+
+.PHONY: build run test bench fuzz ipfs clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/ssid-anchor
+
+# The stock kubo CLI, built from this module graph (go.mod tool directive);
+# tests and benchmarks compare against it.
+ipfs:
+	$(GO) build -o $(IPFS) github.com/ipfs/kubo/cmd/ipfs
+
+# The main job on an embedded default: an example governance tree, a fresh
+# air-gapped repo, anchor, print the records.
+run: build
+	./scripts/demo.sh
+
+test: build ipfs
+	SSID_ANCHOR_BIN=$(CURDIR)/$(BIN) SSID_IPFS_BIN=$(CURDIR)/$(IPFS) $(GO) test -count=1 -timeout 40m ./...
+
+bench: build ipfs
+	./scripts/bench.sh
+
+fuzz:
+	$(GO) test ./anchor -run '^$$' -fuzz FuzzScanEvents -fuzztime 30s
+
+clean:
+	rm -rf bin demo bench-out

@@ -1,0 +1,250 @@
+package anchor
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// InitLine is the optional first line of a registry events log.
+const InitLine = "Registry events initialized."
+
+// Event is one object of the registry events log.
+type Event struct {
+	// Line and EndLine are the 1-based lines of the opening { and closing }.
+	Line, EndLine int
+	// ProofAnchor is the SHA-256 of the event's exact bytes, { to }.
+	ProofAnchor string
+	// Fields holds every key as written, known or not.
+	Fields map[string]json.RawMessage
+}
+
+// Field returns a key's value as text: strings unquoted, anything else as
+// its JSON text, "" when absent or null.
+func (e Event) Field(key string) string {
+	raw, ok := e.Fields[key]
+	if !ok {
+		return ""
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		return s
+	}
+	if string(raw) == "null" {
+		return ""
+	}
+	return string(raw)
+}
+
+// Name is the event's "event" key.
+func (e Event) Name() string { return e.Field("event") }
+
+// BadBlock is a part of the log that is not a JSON object. It is reported,
+// never silently dropped.
+type BadBlock struct {
+	Line, EndLine int
+	Reason        string
+}
+
+func (b BadBlock) String() string {
+	if b.EndLine > b.Line {
+		return fmt.Sprintf("lines %d-%d: %s", b.Line, b.EndLine, b.Reason)
+	}
+	return fmt.Sprintf("line %d: %s", b.Line, b.Reason)
+}
+
+// maxEventBytes bounds the memory one event may take; a block larger than
+// this is reported and skipped.
+const maxEventBytes = 1 << 20
+
+// ScanEvents reads a registry events log and calls fn for each event in file
+// order. It accepts the classic pretty form ({ and } alone on their lines),
+// one object per line (JSONL), nested objects, and any mix of them. A block
+// that is not a valid JSON object is returned in bad with its lines and the
+// scan goes on. Memory use is bounded by the largest event, not the file.
+// An error from fn stops the scan and is returned.
+func ScanEvents(r io.Reader, fn func(Event) error) (bad []BadBlock, err error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var (
+		lineNo    int
+		buf       []byte // the current block, { .. so far
+		start     int    // line of the block's {
+		depth     int
+		inStr     bool
+		esc       bool
+		overflow  bool
+		seenFirst bool
+	)
+	const maxBad = 10000
+	report := func(b BadBlock) {
+		if len(bad) < maxBad {
+			bad = append(bad, b)
+		} else if len(bad) == maxBad {
+			bad = append(bad, BadBlock{Line: b.Line, Reason: "too many bad blocks; further ones not listed"})
+		}
+	}
+	emit := func(end int) error {
+		defer func() { buf, depth, inStr, esc, overflow = buf[:0], 0, false, false, false }()
+		if overflow {
+			report(BadBlock{Line: start, EndLine: end, Reason: fmt.Sprintf("event larger than %d bytes", maxEventBytes)})
+			return nil
+		}
+		var fields map[string]json.RawMessage
+		if jerr := json.Unmarshal(buf, &fields); jerr != nil {
+			report(BadBlock{Line: start, EndLine: end, Reason: "not a valid JSON object: " + jerr.Error()})
+			return nil
+		}
+		sum := sha256.Sum256(buf)
+		return fn(Event{Line: start, EndLine: end, ProofAnchor: hex.EncodeToString(sum[:]), Fields: fields})
+	}
+	// scan feeds bytes of a block through a string-aware brace counter and
+	// reports whether the object closed, and where.
+	scan := func(b []byte) (closedAt int) {
+		for i, c := range b {
+			switch {
+			case esc:
+				esc = false
+			case inStr && c == '\\':
+				esc = true
+			case c == '"':
+				inStr = !inStr
+			case inStr:
+			case c == '{':
+				depth++
+			case c == '}':
+				depth--
+				if depth == 0 {
+					return i
+				}
+			}
+		}
+		return -1
+	}
+	for {
+		line, rerr := readLine(br)
+		if rerr != nil && rerr != io.EOF {
+			return bad, rerr
+		}
+		if line == nil && rerr == io.EOF {
+			break
+		}
+		lineNo++
+		body := bytes.TrimRight(line, "\r\n")
+		trimmed := bytes.TrimSpace(body)
+		inBlock := len(buf) > 0 || overflow
+		startsObject := len(body) > 0 && body[0] == '{'
+		switch {
+		case inBlock && startsObject:
+			// A new object at column 0 while one is open: the open one never closed.
+			report(BadBlock{Line: start, EndLine: lineNo - 1, Reason: "object not closed before the next one starts"})
+			buf, depth, inStr, esc, overflow = buf[:0], 0, false, false, false
+			fallthrough
+		case !inBlock && startsObject:
+			start = lineNo
+			if err := feed(&buf, body, &overflow); err != nil {
+				return bad, err
+			}
+			if at := scan(body); at >= 0 {
+				buf = buf[:at+1]
+				if rest := bytes.TrimSpace(body[at+1:]); len(rest) > 0 {
+					report(BadBlock{Line: lineNo, Reason: fmt.Sprintf("text after the object: %.40q", rest)})
+				}
+				if err := emit(lineNo); err != nil {
+					return bad, err
+				}
+			}
+		case inBlock:
+			if !overflow {
+				buf = append(buf, '\n')
+			}
+			if err := feed(&buf, body, &overflow); err != nil {
+				return bad, err
+			}
+			at := scan(body)
+			if at < 0 && len(body) > 0 && body[0] == '}' {
+				// A } at column 0 ends a classic block even when the
+				// brace count is off (a broken string inside); the JSON
+				// check below then reports it.
+				at = 0
+			}
+			if at >= 0 {
+				if !overflow {
+					buf = buf[:len(buf)-len(body)+at+1]
+				}
+				if err := emit(lineNo); err != nil {
+					return bad, err
+				}
+			}
+		case len(trimmed) == 0:
+		case !seenFirst && string(trimmed) == InitLine:
+		default:
+			report(BadBlock{Line: lineNo, Reason: fmt.Sprintf("text outside any event: %.60q", trimmed)})
+		}
+		seenFirst = true
+		if rerr == io.EOF {
+			break
+		}
+	}
+	if len(buf) > 0 || overflow {
+		report(BadBlock{Line: start, EndLine: lineNo, Reason: "object not closed at end of file"})
+	}
+	return bad, nil
+}
+
+func feed(buf *[]byte, b []byte, overflow *bool) error {
+	if *overflow {
+		return nil
+	}
+	if len(*buf)+len(b) > maxEventBytes {
+		*overflow = true
+		*buf = (*buf)[:0]
+		return nil
+	}
+	*buf = append(*buf, b...)
+	return nil
+}
+
+// readLine returns the next line including its newline; a line longer than
+// the reader's buffer is returned whole (capped, the rest discarded, so one
+// giant line cannot exhaust memory).
+func readLine(br *bufio.Reader) ([]byte, error) {
+	line, err := br.ReadSlice('\n')
+	if err == nil || err == io.EOF {
+		if len(line) == 0 && err == io.EOF {
+			return nil, io.EOF
+		}
+		return line, err
+	}
+	if !errors.Is(err, bufio.ErrBufferFull) {
+		return nil, err
+	}
+	out := append([]byte(nil), line...)
+	for {
+		more, err := br.ReadSlice('\n')
+		if len(out) <= maxEventBytes+1 {
+			out = append(out, more...)
+		}
+		if err == nil || err == io.EOF {
+			return out, err
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return nil, err
+		}
+	}
+}
+
+// ReadEventsFile scans the log at path; see ScanEvents.
+func ReadEventsFile(path string, fn func(Event) error) ([]BadBlock, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ScanEvents(f, fn)
+}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/ssid/ssid-anchor/node"
+)
+
+// Exit codes (SPEC section 3).
+const (
+	exitOK          = 0
+	exitFailure     = 1
+	exitUsage       = 2
+	exitRepo        = 3
+	exitInterrupted = 130
+)
+
+// usageError marks a bad flag, argument or config value: exit 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+// failure marks an operational failure whose details were already printed
+// (a verify mismatch, a channel that failed): exit 1 with a one-line summary.
+type failure struct{ msg string }
+
+func (f failure) Error() string { return f.msg }
+
+// exitCode picks the exit code for an error and the hint that tells the user
+// what to do next.
+func exitCode(err error) (int, string) {
+	var ue usageError
+	switch {
+	case err == nil:
+		return exitOK, ""
+	case errors.Is(err, context.Canceled):
+		return exitInterrupted, ""
+	case errors.Is(err, node.ErrNotInitialized):
+		return exitRepo, "run `ssid-anchor init` first (or point --repo / SSID_ANCHOR_REPO at an existing repo)"
+	case errors.Is(err, node.ErrLocked):
+		return exitRepo, "another ssid-anchor process (a running daemon or another command) holds the repo; wait for it to finish or stop it"
+	case errors.As(err, &ue):
+		return exitUsage, "see `ssid-anchor help` for usage"
+	default:
+		return exitFailure, ""
+	}
+}
+
+func printError(w io.Writer, err error) {
+	code, hint := exitCode(err)
+	if code == exitInterrupted {
+		fmt.Fprintln(w, "ssid-anchor: interrupted")
+		return
+	}
+	msg := err.Error()
+	fmt.Fprintf(w, "ssid-anchor: %s\n", strings.TrimSpace(msg))
+	if hint != "" {
+		fmt.Fprintf(w, "hint: %s\n", hint)
+	}
+}

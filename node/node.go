@@ -1,0 +1,133 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/ipfs/kubo/core"
+	"github.com/ipfs/kubo/core/coreapi"
+	coreiface "github.com/ipfs/kubo/core/coreiface"
+	"github.com/ipfs/kubo/core/node/libp2p"
+	"github.com/ipfs/kubo/repo/fsrepo"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Node is an open kubo node. Close it to release the repo lock.
+type Node struct {
+	ipfs     *core.IpfsNode
+	api      coreiface.CoreAPI
+	repoPath string
+	profile  string
+	online   bool
+	cancel   context.CancelFunc
+}
+
+// OpenOptions choose how the node runs.
+type OpenOptions struct {
+	// Online starts libp2p; one-shot commands leave it false.
+	Online bool
+	// Swarm overrides the repo's listen addresses for this run.
+	Swarm []string
+	// Peering adds peers to stay connected to (full multiaddrs with /p2p/).
+	Peering []string
+}
+
+// Open opens the repo at repoPath. It fails with ErrNotInitialized when there
+// is no repo and ErrLocked when another process holds it.
+func Open(ctx context.Context, repoPath string, o OpenOptions) (*Node, error) {
+	if err := loadPlugins(); err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(repoPath)
+	if err != nil {
+		return nil, fmt.Errorf("repo path %q: %w", repoPath, err)
+	}
+	if !fsrepo.IsInitialized(abs) {
+		return nil, fmt.Errorf("%w: %s", ErrNotInitialized, abs)
+	}
+	r, err := fsrepo.Open(abs)
+	if err != nil {
+		return nil, classifyOpenError(abs, err)
+	}
+	profile := repoProfile(abs)
+	cfg, err := r.Config()
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("reading repo config: %w", err)
+	}
+	// Overrides apply to this process only; the config on disk is unchanged.
+	if len(o.Swarm) > 0 {
+		cfg.Addresses.Swarm = append([]string(nil), o.Swarm...)
+	}
+	for i, a := range o.Peering {
+		ai, err := peer.AddrInfoFromString(a)
+		if err != nil {
+			r.Close()
+			return nil, fmt.Errorf("node.peering[%d]: %w", i, err)
+		}
+		cfg.Peering.Peers = append(cfg.Peering.Peers, *ai)
+	}
+	bc := &core.BuildCfg{Online: o.Online, Permanent: true, Repo: r}
+	if o.Online {
+		// Routing.Type is read only by kubo's daemon, so the router is chosen here.
+		if profile == ProfilePublic {
+			bc.Routing = libp2p.DHTClientOption
+		} else {
+			bc.Routing = libp2p.NilRouterOption
+		}
+	}
+	// The node lives as long as this context, not the caller's request.
+	nctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	n, err := core.NewNode(nctx, bc)
+	if err != nil {
+		cancel()
+		r.Close()
+		return nil, fmt.Errorf("starting node: %w", err)
+	}
+	api, err := coreapi.NewCoreAPI(n)
+	if err != nil {
+		n.Close()
+		cancel()
+		return nil, fmt.Errorf("core api: %w", err)
+	}
+	return &Node{ipfs: n, api: api, repoPath: abs, profile: profile, online: o.Online, cancel: cancel}, nil
+}
+
+// Close stops the node and releases the repo lock.
+func (n *Node) Close() error {
+	err := n.ipfs.Close()
+	n.cancel()
+	return err
+}
+
+// PeerID is the node's identity.
+func (n *Node) PeerID() string { return n.ipfs.Identity.String() }
+
+// Profile is the profile the repo was created with.
+func (n *Node) Profile() string { return n.profile }
+
+// RepoPath is the absolute repo path.
+func (n *Node) RepoPath() string { return n.repoPath }
+
+// Online reports whether libp2p runs.
+func (n *Node) Online() bool { return n.online }
+
+// Addrs lists the full multiaddrs (with /p2p/<id>) the node listens on; empty
+// when offline.
+func (n *Node) Addrs() []string {
+	if !n.online || n.ipfs.PeerHost == nil {
+		return nil
+	}
+	id := n.ipfs.Identity.String()
+	var out []string
+	for _, a := range n.ipfs.PeerHost.Addrs() {
+		out = append(out, a.String()+"/p2p/"+id)
+	}
+	return out
+}
+
+// API exposes kubo's CoreAPI for the parts of this package that need it.
+func (n *Node) API() coreiface.CoreAPI { return n.api }
+
+func (n *Node) blocksDir() string { return filepath.Join(n.repoPath, "blocks") }
