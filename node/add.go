@@ -86,8 +86,8 @@ func (n *Node) NewBatch(ctx context.Context) (*Batch, error) {
 	return b, nil
 }
 
-// countingDAG counts bytes handed to the batch so the flusher knows how much
-// is dirty.
+// chunkTap shows every chunk to an observer and counts the bytes, so the
+// flusher knows how much is dirty.
 type chunkTap struct {
 	chunker.Splitter
 	observe func([]byte)
@@ -113,9 +113,20 @@ func (b *Batch) AddFile(r io.Reader, p ImportParams, observe func([]byte)) (cid.
 	if b.done {
 		return cid.Undef, fmt.Errorf("batch already committed")
 	}
-	spl := chunkTap{Splitter: chunker.NewSizeSplitter(r, p.ChunkSize), observe: observe, count: &b.flusher.written}
+	return buildFile(b.dag, r, p, observe, &b.flusher.written)
+}
+
+// ComputeCID derives the CID that AddFile would give, storing nothing; it
+// needs no repo (dry runs, air-gapped verification).
+func ComputeCID(r io.Reader, p ImportParams, observe func([]byte)) (cid.Cid, error) {
+	var n atomic.Int64
+	return buildFile(discardDAG{}, r, p, observe, &n)
+}
+
+func buildFile(ds ipld.DAGService, r io.Reader, p ImportParams, observe func([]byte), count *atomic.Int64) (cid.Cid, error) {
+	spl := chunkTap{Splitter: chunker.NewSizeSplitter(r, p.ChunkSize), observe: observe, count: count}
 	params := ihelper.DagBuilderParams{
-		Dagserv:    b.dag,
+		Dagserv:    ds,
 		RawLeaves:  p.RawLeaves,
 		Maxlinks:   p.MaxLinks,
 		CidBuilder: p.cidBuilder(),
@@ -130,6 +141,22 @@ func (b *Batch) AddFile(r io.Reader, p ImportParams, observe func([]byte)) (cid.
 	}
 	return nd.Cid(), nil
 }
+
+// discardDAG accepts nodes and keeps none.
+type discardDAG struct{}
+
+func (discardDAG) Get(context.Context, cid.Cid) (ipld.Node, error) {
+	return nil, ipld.ErrNotFound{}
+}
+func (discardDAG) GetMany(context.Context, []cid.Cid) <-chan *ipld.NodeOption {
+	ch := make(chan *ipld.NodeOption)
+	close(ch)
+	return ch
+}
+func (discardDAG) Add(context.Context, ipld.Node) error        { return nil }
+func (discardDAG) AddMany(context.Context, []ipld.Node) error  { return nil }
+func (discardDAG) Remove(context.Context, cid.Cid) error       { return nil }
+func (discardDAG) RemoveMany(context.Context, []cid.Cid) error { return nil }
 
 // AddBytes adds a small document (for example the previous manifest) as a file.
 func (b *Batch) AddBytes(data []byte, p ImportParams) (cid.Cid, error) {

@@ -64,6 +64,7 @@ func newApp(g *globalOptions) *cli.App {
 		},
 		Commands: []*cli.Command{
 			newInitCommand(g),
+			newAnchorCommand(g),
 			newEventCommand(g),
 		},
 		ExitErrHandler: func(*cli.Context, error) {},

@@ -1,0 +1,430 @@
+package anchor
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/ssid/ssid-anchor/node"
+	"golang.org/x/sys/unix"
+)
+
+// Batch is what a run needs from the IPFS node: add files, link them under
+// one root, pin that root durably. *node.Batch implements it.
+type Batch interface {
+	AddFile(r io.Reader, p node.ImportParams, observe func([]byte)) (cid.Cid, error)
+	Link(name string, c cid.Cid)
+	Commit(pinName string) (cid.Cid, error)
+	Abort()
+}
+
+// ErrManifestLocked means another run holds the manifest.
+var ErrManifestLocked = errors.New("the anchor manifest is locked by another ssid-anchor run")
+
+// RunOptions configure one anchoring run.
+type RunOptions struct {
+	Root   Root
+	Paths  Paths
+	Config Config
+	Params node.ImportParams
+	// OpenBatch starts the node batch; nil means a dry run that computes
+	// hashes and CIDs and writes nothing.
+	OpenBatch func(context.Context) (Batch, error)
+	// Provider names this node in statistics.storage_providers.
+	Provider string
+	Now      func() time.Time
+	Log      *slog.Logger
+	// OnFile, when set, is called before each file is read and returns a
+	// callback that sees the bytes as they are processed (progress bars).
+	OnFile func(path string, size int64) func(n int)
+}
+
+// Skip is a selected file that needed no new record.
+type Skip struct {
+	Path   string `json:"file_path"`
+	Reason string `json:"reason"`
+}
+
+// FileError is a selected file that could not be anchored.
+type FileError struct {
+	Path string `json:"file_path"`
+	Err  string `json:"error"`
+}
+
+// Result is what a run did.
+type Result struct {
+	NewEvents    int         `json:"new_events"`
+	Records      []Record    `json:"anchored"`
+	Skipped      []Skip      `json:"unchanged"`
+	Failed       []FileError `json:"failed"`
+	BadBlocks    []BadBlock  `json:"bad_log_blocks"`
+	ManifestPath string      `json:"manifest"`
+	ManifestCID  string      `json:"manifest_cid,omitempty"`
+	PreviousCID  string      `json:"previous_manifest_cid,omitempty"`
+	RunRoot      string      `json:"run_root_cid,omitempty"`
+	DryRun       bool        `json:"dry_run"`
+	Rewritten    bool        `json:"manifest_rewritten"`
+}
+
+// Run anchors what the new registry events call for: it selects files,
+// hashes and adds each in one pass, links the run's files under one pinned
+// root, makes blocks and pins durable, and only then rewrites the manifest
+// atomically. Unchanged content is never recorded twice; changed content at
+// a known path gets a new record. A crash at any point leaves the old
+// manifest or the new one, and every CID either records is pinned.
+func Run(ctx context.Context, o RunOptions) (*Result, error) {
+	if o.Now == nil {
+		o.Now = func() time.Time { return time.Now().UTC() }
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	logPath, err := o.Root.Resolve(o.Paths.EventsLog)
+	if err != nil {
+		return nil, fmt.Errorf("paths.events_log: %w", err)
+	}
+	manPath, err := o.Root.Resolve(o.Paths.Manifest)
+	if err != nil {
+		return nil, fmt.Errorf("paths.manifest: %w", err)
+	}
+	res := &Result{ManifestPath: o.Paths.Manifest, DryRun: o.OpenBatch == nil}
+
+	unlock, err := lockDir(filepath.Dir(manPath))
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	man, oldBytes, err := LoadManifest(manPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		man = NewManifest(o.Config.BlueprintVersion, o.Now())
+	} else if err != nil {
+		return nil, err
+	}
+
+	work, mark, err := collect(o, logPath, man.Processed, res)
+	if err != nil {
+		return nil, err
+	}
+	if res.NewEvents == 0 && mark == man.Processed {
+		return res, nil
+	}
+
+	var batch Batch
+	if o.OpenBatch != nil {
+		if batch, err = o.OpenBatch(ctx); err != nil {
+			return nil, err
+		}
+		defer batch.Abort()
+	}
+	now := o.Now().UTC().Format(time.RFC3339)
+	for _, w := range work {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		rec, err := anchorFile(o, batch, w.path)
+		if err != nil {
+			res.Failed = append(res.Failed, FileError{Path: w.path, Err: err.Error()})
+			o.Log.Warn("file not anchored", "file", w.path, "err", err)
+			continue
+		}
+		if man.Has(rec.FilePath, rec.FileHash) || hasRecord(res.Records, rec) {
+			res.Skipped = append(res.Skipped, Skip{Path: w.path, Reason: "content already anchored"})
+			continue
+		}
+		rec.IPFSGatewayURL = o.Config.GatewayURL(rec.IPFSCID)
+		rec.AnchoredAt = now
+		rec.EventType = w.ev.Name()
+		rec.EventVersion = w.ev.Field("version")
+		rec.EventTimestamp = w.ev.Field("timestamp")
+		rec.BlueprintVersion = o.Config.BlueprintVersion
+		rec.EventProofAnchor = w.ev.ProofAnchor
+		rec.Pinned = batch != nil
+		rec.CIDProfile = o.Params.Profile
+		if batch != nil {
+			batch.Link(path.Base(rec.FilePath), mustCID(rec.IPFSCID))
+		}
+		res.Records = append(res.Records, rec)
+	}
+	if len(work) > 0 && len(res.Failed) == len(work) {
+		return res, fmt.Errorf("none of the %d selected files could be anchored", len(work))
+	}
+
+	// With a failed file the watermark stays put, so the next run selects
+	// it again; content identity keeps the rest from being recorded twice.
+	oldMark := man.Processed
+	if len(res.Failed) == 0 {
+		man.Processed = mark
+	}
+	if len(res.Records) == 0 && man.Processed == oldMark {
+		return res, nil
+	}
+	man.Records = append(man.Records, res.Records...)
+	if oldBytes != nil {
+		prev, err := addBytes(batch, oldBytes)
+		if err != nil {
+			return nil, fmt.Errorf("adding the previous manifest: %w", err)
+		}
+		if batch != nil {
+			batch.Link("previous-manifest.json", prev)
+		}
+		man.PreviousCID = prev.String()
+		res.PreviousCID = man.PreviousCID
+	}
+	if err := man.Touch(o.Now(), o.Provider); err != nil {
+		return nil, err
+	}
+	newBytes, err := man.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	mc, err := addBytes(batch, newBytes)
+	if err != nil {
+		return nil, fmt.Errorf("adding the new manifest: %w", err)
+	}
+	res.ManifestCID = mc.String()
+	if batch == nil {
+		return res, nil
+	}
+	batch.Link("manifest.json", mc)
+	root, err := batch.Commit("ssid-anchor run " + now)
+	if err != nil {
+		return nil, err
+	}
+	res.RunRoot = root.String()
+	if err := WriteFileAtomic(manPath, newBytes, 0o644); err != nil {
+		return nil, fmt.Errorf("writing manifest %s: %w", manPath, err)
+	}
+	res.Rewritten = true
+	return res, nil
+}
+
+func mustCID(s string) cid.Cid {
+	c, err := cid.Decode(s)
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
+func hasRecord(recs []Record, r Record) bool {
+	for _, x := range recs {
+		if x.FilePath == r.FilePath && x.FileHash == r.FileHash {
+			return true
+		}
+	}
+	return false
+}
+
+// manifestParams are fixed so a manifest's CID never depends on the
+// anchoring profile: anyone can check the chain with plain `ipfs add`.
+var manifestParams, _ = node.ParamsFor(node.CIDProfileDefault)
+
+func addBytes(b Batch, data []byte) (cid.Cid, error) {
+	r := bytesReader(data)
+	if b == nil {
+		return node.ComputeCID(r, manifestParams, nil)
+	}
+	return b.AddFile(r, manifestParams, nil)
+}
+
+type workItem struct {
+	path string
+	ev   Event
+}
+
+// collect scans the log for events past the watermark and returns the files
+// they select, each with the newest event that selected it.
+func collect(o RunOptions, logPath string, mark Watermark, res *Result) ([]workItem, Watermark, error) {
+	type pick struct {
+		ev    Event
+		order int
+	}
+	early := map[string]pick{} // events at or before the old watermark
+	late := map[string]pick{}
+	var (
+		count     int
+		markValid bool
+		last      string
+		order     int
+		lateEvs   int
+	)
+	bad, err := ReadEventsFile(logPath, func(e Event) error {
+		count++
+		last = e.ProofAnchor
+		if count == mark.Count && e.ProofAnchor == mark.Last {
+			markValid = true
+		}
+		files, err := Select(o.Root, o.Paths, o.Config.Rules, e)
+		if err != nil {
+			return err
+		}
+		dst := late
+		if count <= mark.Count {
+			dst = early
+		} else {
+			lateEvs++
+		}
+		for _, f := range files {
+			order++
+			dst[f] = pick{e, order}
+		}
+		return nil
+	})
+	res.BadBlocks = bad
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, mark, fmt.Errorf("registry events log %s does not exist (set paths.events_log or run `ssid-anchor event` to start one)", o.Paths.EventsLog)
+	}
+	if err != nil {
+		return nil, mark, err
+	}
+	picks := late
+	res.NewEvents = lateEvs
+	if !markValid {
+		// The log no longer matches the watermark: look at everything again.
+		res.NewEvents = count
+		for f, p := range early {
+			if q, ok := late[f]; !ok || q.order < p.order {
+				late[f] = p
+			}
+		}
+		picks = late
+	}
+	var items []workItem
+	for f, p := range picks {
+		items = append(items, workItem{path: f, ev: p.ev})
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i].path < items[j].path })
+	return items, Watermark{Count: count, Last: last}, nil
+}
+
+// anchorFile hashes and adds one file in a single read. Large files are
+// hashed on a second goroutine so SHA-256 and chunk hashing use both cores.
+func anchorFile(o RunOptions, b Batch, rel string) (Record, error) {
+	abs, err := o.Root.Resolve(rel)
+	if err != nil {
+		return Record{}, err
+	}
+	f, err := os.Open(abs)
+	if err != nil {
+		return Record{}, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return Record{}, err
+	}
+	if !st.Mode().IsRegular() {
+		return Record{}, fmt.Errorf("not a regular file")
+	}
+	_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
+	var progress func(int)
+	if o.OnFile != nil {
+		progress = o.OnFile(rel, st.Size())
+	}
+	h := newFileHasher(st.Size())
+	observe := func(p []byte) {
+		h.write(p)
+		if progress != nil {
+			progress(len(p))
+		}
+	}
+	var c cid.Cid
+	if b == nil {
+		c, err = node.ComputeCID(f, o.Params, observe)
+	} else {
+		c, err = b.AddFile(f, o.Params, observe)
+	}
+	sum, n := h.sum()
+	if err != nil {
+		return Record{}, err
+	}
+	if n != st.Size() {
+		return Record{}, fmt.Errorf("file changed while it was read (%d bytes read, %d expected); run again", n, st.Size())
+	}
+	return Record{
+		FilePath: rel,
+		FileName: path.Base(rel),
+		FileHash: sum,
+		IPFSCID:  c.String(),
+		FileSize: n,
+	}, nil
+}
+
+// fileHasher computes a file's SHA-256 from the chunks the importer reads.
+// Above parallelHashMin it runs on its own goroutine.
+type fileHasher struct {
+	h    hash.Hash
+	n    int64
+	ch   chan []byte
+	done chan struct{}
+}
+
+const parallelHashMin = 4 << 20
+
+func newFileHasher(size int64) *fileHasher {
+	fh := &fileHasher{h: sha256.New()}
+	if size >= parallelHashMin {
+		fh.ch = make(chan []byte, 64)
+		fh.done = make(chan struct{})
+		go func() {
+			defer close(fh.done)
+			for p := range fh.ch {
+				fh.h.Write(p)
+			}
+		}()
+	}
+	return fh
+}
+
+func (fh *fileHasher) write(p []byte) {
+	fh.n += int64(len(p))
+	if fh.ch != nil {
+		fh.ch <- p
+		return
+	}
+	fh.h.Write(p)
+}
+
+func (fh *fileHasher) sum() (string, int64) {
+	if fh.ch != nil {
+		close(fh.ch)
+		<-fh.done
+	}
+	return hex.EncodeToString(fh.h.Sum(nil)), fh.n
+}
+
+// lockDir takes an exclusive flock on dir (the manifest is replaced by
+// rename, so the file itself cannot carry the lock).
+func lockDir(dir string) (func(), error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(d.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		d.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w (%s)", ErrManifestLocked, dir)
+		}
+		return nil, fmt.Errorf("locking %s: %w", dir, err)
+	}
+	return func() {
+		unix.Flock(int(d.Fd()), unix.LOCK_UN)
+		d.Close()
+	}, nil
+}

@@ -1,0 +1,440 @@
+package anchor
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+)
+
+// RemotePin is one Pinning Service API request for a record.
+type RemotePin struct {
+	Service   string `json:"service"`
+	RequestID string `json:"request_id"`
+	Status    string `json:"status"`
+	UpdatedAt string `json:"updated_at"`
+}
+
+// Record is one anchored file version. Fields keep the seed's order, then
+// the additions; keys this version does not know are kept in Extra and
+// written back after the known ones.
+type Record struct {
+	FilePath         string
+	FileName         string
+	FileHash         string
+	IPFSCID          string
+	IPFSGatewayURL   string
+	AnchoredAt       string
+	EventType        string
+	EventVersion     string
+	EventTimestamp   string
+	BlueprintVersion string
+	FileSize         int64
+	EventProofAnchor string
+	Pinned           bool
+	RemotePins       []RemotePin
+	CIDProfile       string
+	Extra            []KV
+}
+
+// KV is one key of a JSON object whose value this version passes through.
+type KV struct {
+	Key   string
+	Value json.RawMessage
+}
+
+// recordKeys maps each known key to a pointer into r, in output order.
+func (r *Record) fields() []struct {
+	key string
+	ptr any
+} {
+	return []struct {
+		key string
+		ptr any
+	}{
+		{"file_path", &r.FilePath}, {"file_name", &r.FileName}, {"file_hash", &r.FileHash},
+		{"ipfs_cid", &r.IPFSCID}, {"ipfs_gateway_url", &r.IPFSGatewayURL}, {"anchored_at", &r.AnchoredAt},
+		{"event_type", &r.EventType}, {"event_version", &r.EventVersion}, {"event_timestamp", &r.EventTimestamp},
+		{"blueprint_version", &r.BlueprintVersion}, {"file_size", &r.FileSize},
+		{"event_proof_anchor", &r.EventProofAnchor}, {"pinned", &r.Pinned}, {"remote_pins", &r.RemotePins},
+		{"cid_profile", &r.CIDProfile},
+	}
+}
+
+// MarshalJSON writes the known keys in order, then Extra.
+func (r Record) MarshalJSON() ([]byte, error) {
+	if r.RemotePins == nil {
+		r.RemotePins = []RemotePin{}
+	}
+	var kvs []KV
+	for _, f := range r.fields() {
+		v, err := marshal(f.ptr)
+		if err != nil {
+			return nil, err
+		}
+		kvs = append(kvs, KV{f.key, v})
+	}
+	kvs = append(kvs, r.Extra...)
+	return marshalObject(kvs)
+}
+
+// UnmarshalJSON reads known keys into fields and keeps the rest.
+func (r *Record) UnmarshalJSON(b []byte) error {
+	kvs, err := decodeObject(b)
+	if err != nil {
+		return err
+	}
+	known := map[string]any{}
+	for _, f := range r.fields() {
+		known[f.key] = f.ptr
+	}
+	for _, kv := range kvs {
+		if ptr, ok := known[kv.Key]; ok {
+			if string(kv.Value) == "null" {
+				continue
+			}
+			if err := json.Unmarshal(kv.Value, ptr); err != nil {
+				return fmt.Errorf("key %q: %w", kv.Key, err)
+			}
+			continue
+		}
+		r.Extra = append(r.Extra, kv)
+	}
+	return nil
+}
+
+// Manifest is ipfs_anchor_manifest.json. Top-level keys are kept in the
+// file's order; the ones this tool manages are decoded, the rest pass
+// through untouched.
+type Manifest struct {
+	Records []Record
+	// PreviousCID links to the manifest this one replaced (the hash chain).
+	PreviousCID string
+	// Processed is how far the registry log has been processed.
+	Processed Watermark
+	keys      []KV // every top-level key in order, values as read
+}
+
+// Watermark marks the registry events already processed: the first Count
+// events of the log, the last of which has proof anchor Last. If the log no
+// longer starts that way (it was rewritten), everything counts as new again;
+// content identity keeps that from creating duplicate records.
+type Watermark struct {
+	Count int    `json:"count"`
+	Last  string `json:"last_proof_anchor"`
+}
+
+// Top-level keys the tool manages.
+const (
+	keyAnchors     = "anchors"
+	keyStatistics  = "statistics"
+	keyLastUpdated = "last_updated"
+	keyCreatedAt   = "created_at"
+	keyPrevious    = "previous_manifest_cid"
+	keyProcessed   = "processed_events"
+)
+
+// NewManifest starts an empty manifest in the seed's shape.
+func NewManifest(blueprint string, now time.Time) *Manifest {
+	ts, _ := json.Marshal(now.UTC().Format(time.RFC3339))
+	bp, _ := json.Marshal(blueprint)
+	return &Manifest{keys: []KV{
+		{"blueprint_version", bp},
+		{"manifest_version", json.RawMessage(`"1.0.0"`)},
+		{keyCreatedAt, ts},
+		{keyLastUpdated, ts},
+		{keyAnchors, json.RawMessage(`[]`)},
+		{keyStatistics, json.RawMessage(`{}`)},
+	}}
+}
+
+// ParseManifest decodes a manifest, keeping every key.
+func ParseManifest(b []byte) (*Manifest, error) {
+	kvs, err := decodeObject(b)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manifest{keys: kvs}
+	for _, kv := range kvs {
+		switch kv.Key {
+		case keyAnchors:
+			if err := json.Unmarshal(kv.Value, &m.Records); err != nil {
+				return nil, fmt.Errorf("key %q: %w", keyAnchors, err)
+			}
+		case keyPrevious:
+			if string(kv.Value) != "null" {
+				if err := json.Unmarshal(kv.Value, &m.PreviousCID); err != nil {
+					return nil, fmt.Errorf("key %q: %w", keyPrevious, err)
+				}
+			}
+		case keyProcessed:
+			if string(kv.Value) != "null" {
+				if err := json.Unmarshal(kv.Value, &m.Processed); err != nil {
+					return nil, fmt.Errorf("key %q: %w", keyProcessed, err)
+				}
+			}
+		}
+	}
+	return m, nil
+}
+
+// LoadManifest reads the manifest at path. A missing file returns
+// fs.ErrNotExist so the caller can start a new one.
+func LoadManifest(path string) (*Manifest, []byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := ParseManifest(b)
+	if err != nil {
+		return nil, nil, fmt.Errorf("manifest %s: %w (fix the JSON or restore it from git)", path, err)
+	}
+	return m, b, nil
+}
+
+// Has reports whether a record for this path and content exists.
+func (m *Manifest) Has(path, hash string) bool {
+	for i := range m.Records {
+		if m.Records[i].FilePath == path && m.Records[i].FileHash == hash {
+			return true
+		}
+	}
+	return false
+}
+
+// Get returns the raw value of a top-level key.
+func (m *Manifest) Get(key string) (json.RawMessage, bool) {
+	for _, kv := range m.keys {
+		if kv.Key == key {
+			return kv.Value, true
+		}
+	}
+	return nil, false
+}
+
+func (m *Manifest) set(key string, v any) error {
+	raw, err := marshal(v)
+	if err != nil {
+		return err
+	}
+	for i := range m.keys {
+		if m.keys[i].Key == key {
+			m.keys[i].Value = raw
+			return nil
+		}
+	}
+	m.keys = append(m.keys, KV{key, raw})
+	return nil
+}
+
+// Touch sets last_updated and recomputes statistics from the records.
+// providers are storage providers to list besides those already listed.
+func (m *Manifest) Touch(now time.Time, providers ...string) error {
+	if err := m.set(keyLastUpdated, now.UTC().Format(time.RFC3339)); err != nil {
+		return err
+	}
+	var stats []KV
+	if raw, ok := m.Get(keyStatistics); ok && string(raw) != "null" {
+		var err error
+		if stats, err = decodeObject(raw); err != nil {
+			return fmt.Errorf("key %q: %w", keyStatistics, err)
+		}
+	}
+	var listed []string
+	for _, kv := range stats {
+		if kv.Key == "storage_providers" {
+			_ = json.Unmarshal(kv.Value, &listed)
+		}
+	}
+	seen := map[string]bool{}
+	var all []string
+	for _, p := range append(listed, providers...) {
+		if p != "" && !seen[p] {
+			seen[p] = true
+			all = append(all, p)
+		}
+	}
+	paths := map[string]bool{}
+	var first, last any
+	var dates []string
+	for _, r := range m.Records {
+		paths[r.FilePath] = true
+		if r.AnchoredAt != "" {
+			dates = append(dates, r.AnchoredAt)
+		}
+	}
+	sort.Strings(dates)
+	if len(dates) > 0 {
+		first, last = dates[0], dates[len(dates)-1]
+	}
+	if all == nil {
+		all = []string{}
+	}
+	for _, s := range []struct {
+		k string
+		v any
+	}{
+		{"total_anchors", len(m.Records)}, {"total_files_anchored", len(paths)},
+		{"first_anchor_date", first}, {"last_anchor_date", last}, {"storage_providers", all},
+	} {
+		raw, _ := marshal(s.v)
+		stats = setKV(stats, s.k, raw)
+	}
+	obj, err := marshalObject(stats)
+	if err != nil {
+		return err
+	}
+	return m.set(keyStatistics, json.RawMessage(obj))
+}
+
+func setKV(kvs []KV, key string, v json.RawMessage) []KV {
+	for i := range kvs {
+		if kvs[i].Key == key {
+			kvs[i].Value = v
+			return kvs
+		}
+	}
+	return append(kvs, KV{key, v})
+}
+
+// Marshal renders the manifest with 2-space indentation, the seed's style.
+func (m *Manifest) Marshal() ([]byte, error) {
+	if err := m.set(keyAnchors, m.Records); err != nil {
+		return nil, err
+	}
+	if m.Records == nil {
+		_ = m.set(keyAnchors, json.RawMessage(`[]`))
+	}
+	if m.PreviousCID != "" {
+		if err := m.set(keyPrevious, m.PreviousCID); err != nil {
+			return nil, err
+		}
+	}
+	if m.Processed.Count > 0 {
+		if err := m.set(keyProcessed, m.Processed); err != nil {
+			return nil, err
+		}
+	}
+	obj, err := marshalObject(m.keys)
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, obj, "", "  "); err != nil {
+		return nil, err
+	}
+	out.WriteByte('\n')
+	return out.Bytes(), nil
+}
+
+// WriteFileAtomic replaces path with data so that a crash at any instant
+// leaves either the old or the new file: temp file in the same directory,
+// fsync, rename, fsync the directory.
+func WriteFileAtomic(path string, data []byte, perm fs.FileMode) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	ok = true
+	return syncDir(dir)
+}
+
+// decodeObject reads a JSON object's keys in order.
+func decodeObject(b []byte) ([]KV, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, errors.New("not a JSON object")
+	}
+	var kvs []KV
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		key, ok := tok.(string)
+		if !ok {
+			return nil, fmt.Errorf("unexpected %v", tok)
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, fmt.Errorf("key %q: %w", key, err)
+		}
+		kvs = append(kvs, KV{key, raw})
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, err
+	}
+	if dec.More() {
+		return nil, errors.New("data after the top-level object")
+	}
+	if _, err := dec.Token(); err == nil {
+		return nil, errors.New("data after the top-level object")
+	}
+	return kvs, nil
+}
+
+func marshalObject(kvs []KV) ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, kv := range kvs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, _ := marshal(kv.Key)
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(kv.Value)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+func marshal(v any) (json.RawMessage, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(b.Bytes(), "\n"), nil
+}
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

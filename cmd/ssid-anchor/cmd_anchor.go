@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/cheggaaa/pb/v3"
+	"github.com/mattn/go-isatty"
+	"github.com/ssid/ssid-anchor/anchor"
+	"github.com/ssid/ssid-anchor/node"
+	"github.com/urfave/cli/v2"
+)
+
+type anchorOptions struct {
+	DryRun       bool
+	CIDProfile   string
+	GitHubOutput string
+	Markdown     bool
+}
+
+func newAnchorCommand(g *globalOptions) *cli.Command {
+	var o anchorOptions
+	return &cli.Command{
+		Name:  "anchor",
+		Usage: "anchor the files new registry events call for: hash, add, pin, record",
+		Description: `Reads the registry events log, selects the files each new event calls for
+(anchor.rules), and for each file whose content is not yet recorded computes
+its SHA-256 and adds it to the embedded IPFS node in one pass. The run's files
+are pinned under one root; blocks and pins reach the disk before the manifest
+is rewritten (atomically). The previous manifest is added too and linked as
+previous_manifest_cid, so manifests form a hash chain.
+
+Exit codes: 0 done (also when there was nothing new), 1 a file or the run
+failed, 2 bad flag or config, 3 repo missing or locked, 130 interrupted.`,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "dry-run", Destination: &o.DryRun, Usage: "compute hashes and CIDs, write nothing"},
+			&cli.StringFlag{Name: "cid-profile", Destination: &o.CIDProfile, Usage: "kubo-default or unixfs-v1-2025 (default: anchor.cid_profile)"},
+			&cli.StringFlag{Name: "github-output", Destination: &o.GitHubOutput, Usage: "append ipfs_cid=, manifest_cid=, anchored= lines to `FILE` ($GITHUB_OUTPUT)"},
+			&cli.BoolFlag{Name: "markdown", Destination: &o.Markdown, Usage: "print a Proof-Anchor markdown block for a PR body on stdout"},
+		},
+		Action: func(c *cli.Context) error { return runAnchor(c.Context, o, g) },
+	}
+}
+
+func runAnchor(ctx context.Context, o anchorOptions, g *globalOptions) error {
+	profile := g.cfg.Anchor.CIDProfile
+	if o.CIDProfile != "" {
+		profile = o.CIDProfile
+	}
+	params, err := node.ParamsFor(profile)
+	if err != nil {
+		return usagef("--cid-profile: %v", err)
+	}
+	root, err := anchor.OpenRoot(g.Root)
+	if err != nil {
+		return usagef("--root: %v", err)
+	}
+	ro := anchor.RunOptions{
+		Root: root, Paths: g.cfg.Paths, Config: g.cfg.Anchor, Params: params,
+		Now: g.now, Log: g.log, OnFile: progressBars(g.stderr),
+	}
+	if !o.DryRun {
+		n, err := node.Open(ctx, g.Repo, node.OpenOptions{})
+		if err != nil {
+			return err
+		}
+		defer n.Close()
+		ro.Provider = "embedded-ipfs:" + n.PeerID()
+		ro.OpenBatch = func(ctx context.Context) (anchor.Batch, error) { return n.NewBatch(ctx) }
+	}
+	res, err := anchor.Run(ctx, ro)
+	if errors.Is(err, anchor.ErrManifestLocked) {
+		return fmt.Errorf("%w: %w", node.ErrLocked, err)
+	}
+	if res != nil {
+		if perr := reportAnchor(g, o, res); perr != nil && err == nil {
+			err = perr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if len(res.Failed) > 0 {
+		return failure{fmt.Sprintf("%d of %d selected files could not be anchored", len(res.Failed), len(res.Failed)+len(res.Records)+len(res.Skipped))}
+	}
+	return nil
+}
+
+func reportAnchor(g *globalOptions, o anchorOptions, res *anchor.Result) error {
+	if o.GitHubOutput != "" {
+		if err := writeGitHubOutput(o.GitHubOutput, res); err != nil {
+			return fmt.Errorf("--github-output: %w", err)
+		}
+	}
+	if g.JSON {
+		if err := writeJSON(g.stdout, res); err != nil {
+			return err
+		}
+	} else {
+		printAnchorHuman(g.stderr, res)
+	}
+	if o.Markdown {
+		fmt.Fprint(g.stdout, proofAnchorMarkdown(res))
+	}
+	return nil
+}
+
+func printAnchorHuman(w io.Writer, res *anchor.Result) {
+	for _, b := range res.BadBlocks {
+		fmt.Fprintf(w, "warning: registry log %s: skipped\n", b)
+	}
+	verb := "anchored"
+	if res.DryRun {
+		verb = "would anchor"
+	}
+	fmt.Fprintf(w, "%d new registry events; %s %d files, %d unchanged, %d failed\n",
+		res.NewEvents, verb, len(res.Records), len(res.Skipped), len(res.Failed))
+	for _, r := range res.Records {
+		fmt.Fprintf(w, "  %s\n    sha256 %s\n    cid    %s\n    url    %s\n", r.FilePath, r.FileHash, r.IPFSCID, r.IPFSGatewayURL)
+	}
+	for _, f := range res.Failed {
+		fmt.Fprintf(w, "  FAILED %s: %s\n", f.Path, f.Err)
+	}
+	if res.Rewritten {
+		fmt.Fprintf(w, "manifest %s (cid %s", res.ManifestPath, res.ManifestCID)
+		if res.PreviousCID != "" {
+			fmt.Fprintf(w, ", previous %s", res.PreviousCID)
+		}
+		fmt.Fprintf(w, "), pinned under run root %s\n", res.RunRoot)
+	} else if !res.DryRun {
+		fmt.Fprintln(w, "manifest unchanged")
+	}
+}
+
+// primaryRecord is the record CI cares about: the release bundle if the run
+// anchored one, else the last record.
+func primaryRecord(res *anchor.Result) *anchor.Record {
+	for i := range res.Records {
+		if strings.HasSuffix(res.Records[i].FilePath, ".zip") {
+			return &res.Records[i]
+		}
+	}
+	if len(res.Records) > 0 {
+		return &res.Records[len(res.Records)-1]
+	}
+	return nil
+}
+
+func writeGitHubOutput(path string, res *anchor.Result) error {
+	cidv := "none"
+	if r := primaryRecord(res); r != nil {
+		cidv = r.IPFSCID
+	}
+	mc := res.ManifestCID
+	if mc == "" {
+		mc = "none"
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	_, werr := fmt.Fprintf(f, "ipfs_cid=%s\nmanifest_cid=%s\nanchored=%d\n", cidv, mc, len(res.Records))
+	if err := f.Close(); werr == nil {
+		werr = err
+	}
+	return werr
+}
+
+func proofAnchorMarkdown(res *anchor.Result) string {
+	var b strings.Builder
+	b.WriteString("### Proof-Anchor\n\n")
+	if len(res.Records) == 0 {
+		b.WriteString("No new content was anchored in this run.\n")
+		return b.String()
+	}
+	if r := primaryRecord(res); r != nil && strings.HasSuffix(r.FilePath, ".zip") {
+		fmt.Fprintf(&b, "- **Bundle:** `%s`\n- **Bundle SHA-256:** `%s`\n- **IPFS CID:** `%s`\n- **Gateway:** %s\n\n", r.FilePath, r.FileHash, r.IPFSCID, r.IPFSGatewayURL)
+	}
+	b.WriteString("| File | SHA-256 | CID | Gateway |\n|---|---|---|---|\n")
+	for _, r := range res.Records {
+		fmt.Fprintf(&b, "| `%s` | `%s` | `%s` | %s |\n", r.FilePath, r.FileHash, r.IPFSCID, r.IPFSGatewayURL)
+	}
+	if res.ManifestCID != "" {
+		fmt.Fprintf(&b, "\nManifest CID: `%s`", res.ManifestCID)
+		if res.PreviousCID != "" {
+			fmt.Fprintf(&b, " (previous: `%s`)", res.PreviousCID)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// progressBars shows kubo's progress bar for large files when stderr is a
+// terminal.
+func progressBars(w io.Writer) func(string, int64) func(int) {
+	f, ok := w.(*os.File)
+	if !ok || !isatty.IsTerminal(f.Fd()) {
+		return nil
+	}
+	return func(path string, size int64) func(int) {
+		if size < 64<<20 {
+			return nil
+		}
+		bar := pb.New64(size).Set(pb.Bytes, true).SetWriter(w).Set("prefix", path+" ")
+		bar.Start()
+		var done int64
+		return func(n int) {
+			bar.Add(n)
+			done += int64(n)
+			if done >= size {
+				bar.Finish()
+			}
+		}
+	}
+}
