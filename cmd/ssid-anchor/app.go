@@ -66,6 +66,9 @@ func newApp(g *globalOptions) *cli.App {
 			newInitCommand(g),
 			newAnchorCommand(g),
 			newEventCommand(g),
+			newVerifyCommand(g),
+			newExportCommand(g),
+			newImportCommand(g),
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {

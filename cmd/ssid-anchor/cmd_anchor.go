@@ -41,8 +41,14 @@ failed, 2 bad flag or config, 3 repo missing or locked, 130 interrupted.`,
 			&cli.StringFlag{Name: "cid-profile", Destination: &o.CIDProfile, Usage: "kubo-default or unixfs-v1-2025 (default: anchor.cid_profile)"},
 			&cli.StringFlag{Name: "github-output", Destination: &o.GitHubOutput, Usage: "append ipfs_cid=, manifest_cid=, anchored= lines to `FILE` ($GITHUB_OUTPUT)"},
 			&cli.BoolFlag{Name: "markdown", Destination: &o.Markdown, Usage: "print a Proof-Anchor markdown block for a PR body on stdout"},
+			&cli.BoolFlag{Name: "verify", Usage: "verify instead of anchoring (same as `ssid-anchor verify`; the seed's flag)"},
 		},
-		Action: func(c *cli.Context) error { return runAnchor(c.Context, o, g) },
+		Action: func(c *cli.Context) error {
+			if c.Bool("verify") {
+				return runVerify(c.Context, verifyOptionsFrom(c), g)
+			}
+			return runAnchor(c.Context, o, g)
+		},
 	}
 }
 

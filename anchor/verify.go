@@ -1,0 +1,549 @@
+package anchor
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/ipfs/go-cid"
+	"github.com/ssid/ssid-anchor/node"
+	"golang.org/x/sys/unix"
+)
+
+// BlockStore is where verification finds anchored blocks locally: the
+// node's repo or a set of CAR files (*node.Node and *node.CARSet).
+type BlockStore interface {
+	// CheckFile re-chunks r with p and compares every block produced with
+	// the stored copy; observe sees every chunk (for the file's SHA-256).
+	CheckFile(ctx context.Context, r io.Reader, p node.ImportParams, observe func([]byte)) (node.FileCheck, error)
+	// ReadFile rebuilds the file at c from stored blocks, each checked
+	// against its CID, and returns how many blocks it read.
+	ReadFile(ctx context.Context, c cid.Cid, w io.Writer) (int, error)
+}
+
+// PinIndex says how anchors are pinned (*node.Node).
+type PinIndex interface {
+	PinStates(ctx context.Context, targets []cid.Cid) (map[cid.Cid]string, error)
+}
+
+// Remote fetches anchors from elsewhere: peers over bitswap
+// (*node.Fetcher) or an HTTP gateway (*node.Gateway).
+type Remote interface {
+	Name() string
+	ReadFile(ctx context.Context, c cid.Cid, w io.Writer) (int, error)
+}
+
+// VerifyOptions say what to check and against what.
+type VerifyOptions struct {
+	Root Root
+	// NoTree skips the files on disk: an audit machine that has only the
+	// manifest and CARs checks content from the CARs alone.
+	NoTree bool
+	// ManifestPath is the manifest file to verify.
+	ManifestPath string
+	Store        BlockStore
+	// StoreName names Store in messages ("the repo", "the CAR files").
+	StoreName string
+	// Pins, when set, checks that every anchor is pinned.
+	Pins         PinIndex
+	Remotes      []Remote
+	AllowMissing bool
+	// Workers is how many records are checked at once (default: CPUs).
+	Workers int
+	Log     *slog.Logger
+}
+
+// Check statuses.
+const (
+	StatusOK      = "ok"
+	StatusFailed  = "failed"
+	StatusSkipped = "skipped"
+)
+
+// Check is one verdict about a record.
+type Check struct {
+	Name   string `json:"check"`
+	Status string `json:"status"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// RecordResult is every check of one record.
+type RecordResult struct {
+	Index      int     `json:"index"`
+	FilePath   string  `json:"file_path"`
+	FileHash   string  `json:"file_hash"`
+	IPFSCID    string  `json:"ipfs_cid"`
+	CIDProfile string  `json:"cid_profile"`
+	OK         bool    `json:"ok"`
+	Checks     []Check `json:"checks"`
+}
+
+// Failed lists the failed checks.
+func (r RecordResult) Failed() []Check {
+	var out []Check
+	for _, c := range r.Checks {
+		if c.Status == StatusFailed {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// ChainLink is one manifest of the hash chain, newest first.
+type ChainLink struct {
+	CID         string `json:"cid"`
+	LastUpdated string `json:"last_updated,omitempty"`
+	Records     int    `json:"records"`
+}
+
+// ChainResult is the verdict on the previous_manifest_cid chain.
+type ChainResult struct {
+	OK        bool        `json:"ok"`
+	Manifests []ChainLink `json:"manifests"`
+	Problems  []string    `json:"problems,omitempty"`
+}
+
+// VerifyReport is the whole verdict.
+type VerifyReport struct {
+	Manifest    string `json:"manifest"`
+	ManifestCID string `json:"manifest_cid"`
+	// ManifestStored says whether the manifest's exact bytes are in the
+	// store, i.e. it is the one the last anchoring run wrote.
+	ManifestStored bool           `json:"manifest_stored"`
+	Source         string         `json:"source"`
+	Records        []RecordResult `json:"records"`
+	Chain          ChainResult    `json:"chain"`
+	Passed         int            `json:"passed"`
+	Failed         int            `json:"failed"`
+	OK             bool           `json:"ok"`
+}
+
+// CIDs lists every CID the manifest vouches for: the records', the
+// manifest's own and those of the chain.
+func (r *VerifyReport) CIDs() map[string]bool {
+	out := map[string]bool{}
+	add := func(s string) {
+		if c, err := cid.Decode(s); err == nil {
+			out[c.KeyString()] = true
+		}
+	}
+	for _, rec := range r.Records {
+		add(rec.IPFSCID)
+	}
+	add(r.ManifestCID)
+	for _, l := range r.Chain.Manifests {
+		add(l.CID)
+	}
+	return out
+}
+
+// maxManifestSize bounds what a linked manifest may occupy in memory.
+const maxManifestSize = 256 << 20
+
+// Verify checks every record of the manifest and the manifest chain. It
+// returns an error only when it could not verify at all (unreadable
+// manifest, store failure); mismatches are in the report.
+func Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.StoreName == "" {
+		o.StoreName = "the store"
+	}
+	man, raw, err := LoadManifest(o.ManifestPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("manifest %s does not exist (pass --manifest or --root pointing at the governance tree)", o.ManifestPath)
+	}
+	if err != nil {
+		return nil, err
+	}
+	rep := &VerifyReport{Manifest: o.ManifestPath, Source: o.StoreName, Records: make([]RecordResult, len(man.Records))}
+	mc, err := node.ComputeCID(bytes.NewReader(raw), manifestParams, nil)
+	if err != nil {
+		return nil, fmt.Errorf("computing the manifest's CID: %w", err)
+	}
+	rep.ManifestCID = mc.String()
+	if _, err := o.Store.ReadFile(ctx, mc, io.Discard); err == nil {
+		rep.ManifestStored = true
+	}
+
+	var pins map[cid.Cid]string
+	if o.Pins != nil {
+		var targets []cid.Cid
+		for _, r := range man.Records {
+			if c, err := cid.Decode(r.IPFSCID); err == nil {
+				targets = append(targets, c)
+			}
+		}
+		if pins, err = o.Pins.PinStates(ctx, targets); err != nil {
+			return nil, err
+		}
+	}
+
+	// A later record for the same path means the file has moved on; the
+	// older content is history and is checked on the IPFS side only.
+	latest := map[string]int{}
+	for i, r := range man.Records {
+		latest[r.FilePath] = i
+	}
+	workers := o.Workers
+	if workers <= 0 {
+		workers = max(2, runtime.GOMAXPROCS(0))
+	}
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				rep.Records[i] = verifyRecord(ctx, o, man.Records[i], i, latest[man.Records[i].FilePath], pins)
+			}
+		}()
+	}
+	for i := range man.Records {
+		if ctx.Err() != nil {
+			break
+		}
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	rep.Chain = verifyChain(ctx, o, man, mc)
+	for _, r := range rep.Records {
+		if r.OK {
+			rep.Passed++
+		} else {
+			rep.Failed++
+		}
+	}
+	rep.OK = rep.Failed == 0 && rep.Chain.OK
+	return rep, nil
+}
+
+// profileOf is the record's CID profile; old records without one are read
+// from the CID version, the only way the seed's CIDs could have been made.
+func profileOf(r Record, c cid.Cid) string {
+	if r.CIDProfile != "" {
+		return r.CIDProfile
+	}
+	if c.Defined() && c.Version() == 1 {
+		return node.CIDProfileUnixFSv12025
+	}
+	return node.CIDProfileDefault
+}
+
+func verifyRecord(ctx context.Context, o VerifyOptions, r Record, idx, latest int, pins map[cid.Cid]string) RecordResult {
+	res := RecordResult{Index: idx, FilePath: r.FilePath, FileHash: r.FileHash, IPFSCID: r.IPFSCID}
+	add := func(name, status, format string, a ...any) {
+		res.Checks = append(res.Checks, Check{Name: name, Status: status, Detail: fmt.Sprintf(format, a...)})
+	}
+	want, cerr := cid.Decode(r.IPFSCID)
+	res.CIDProfile = profileOf(r, want)
+	params, perr := node.ParamsFor(res.CIDProfile)
+	if cerr != nil {
+		add("cid", StatusFailed, "ipfs_cid %q is not a CID: %v (the record was edited)", r.IPFSCID, cerr)
+		res.OK = false
+		return res
+	}
+	if perr != nil {
+		add("cid", StatusFailed, "cid_profile: %v", perr)
+		return res
+	}
+
+	// Local side: the file, its CID, the stored blocks.
+	fileMatched := false
+	var fc node.FileCheck
+	switch {
+	case o.NoTree:
+		add("file", StatusSkipped, "no governance tree given; content checked from %s", o.StoreName)
+	default:
+		sum, size, check, err := hashAndCheck(ctx, o, r.FilePath, params)
+		switch {
+		case errors.Is(err, fs.ErrNotExist) && latest != idx:
+			add("file", StatusSkipped, "gone; record %d is the newer content of this path", latest+1)
+		case errors.Is(err, fs.ErrNotExist) && o.AllowMissing:
+			add("file", StatusSkipped, "gone; allowed by --allow-missing, content checked from %s", o.StoreName)
+		case errors.Is(err, fs.ErrNotExist):
+			add("file", StatusFailed, "%s is missing; restore it, or pass --allow-missing to check the IPFS side alone", r.FilePath)
+		case err != nil:
+			add("file", StatusFailed, "%v", err)
+		case sum != r.FileHash && latest != idx:
+			add("file", StatusSkipped, "changed since; record %d covers its current content", latest+1)
+		case sum != r.FileHash:
+			add("file", StatusFailed, "sha256 of %s is %s, the record says %s: the file changed after it was anchored (restore it, or anchor the new content with `ssid-anchor anchor`)", r.FilePath, sum, r.FileHash)
+		case r.FileSize > 0 && size != r.FileSize:
+			add("file", StatusFailed, "%s is %d bytes, the record says %d", r.FilePath, size, r.FileSize)
+		default:
+			add("file", StatusOK, "sha256 matches (%d bytes)", size)
+			fileMatched = true
+			fc = check
+		}
+	}
+	if fileMatched {
+		if fc.Root.Equals(want) {
+			add("cid", StatusOK, "re-chunking the file with %s gives %s", res.CIDProfile, want)
+			if fc.BlockErr != nil {
+				add("blocks", StatusFailed, "%v", fc.BlockErr)
+			} else {
+				add("blocks", StatusOK, "all %d blocks in %s and intact", fc.Blocks, o.StoreName)
+			}
+		} else {
+			add("cid", StatusFailed, "re-chunking the file with %s gives %s, the record says %s (the record's CID was edited, or its cid_profile is wrong)", res.CIDProfile, fc.Root, want)
+		}
+	} else {
+		add("cid", StatusSkipped, "no file content to re-chunk")
+	}
+	if !fileMatched || !fc.Root.Equals(want) {
+		// The content must then come from the store itself.
+		blocks, err := contentCheck(ctx, o.Store, want, r)
+		if err != nil {
+			add("blocks", StatusFailed, "%v", err)
+		} else {
+			add("blocks", StatusOK, "rebuilt from %d blocks in %s; sha256 matches file_hash", blocks, o.StoreName)
+		}
+	}
+
+	if pins != nil {
+		if mode, ok := pins[want]; ok {
+			add("pinned", StatusOK, "%s", mode)
+		} else {
+			add("pinned", StatusFailed, "%s is not pinned, so a garbage collection may delete it; pin it (`ssid-anchor import` of its CAR pins it)", want)
+		}
+	}
+
+	for _, rm := range o.Remotes {
+		blocks, err := contentCheck(ctx, rm, want, r)
+		if err != nil {
+			add(rm.Name(), StatusFailed, "%v", err)
+		} else {
+			add(rm.Name(), StatusOK, "fetched %d blocks, each matches its CID; sha256 matches file_hash", blocks)
+		}
+	}
+	res.OK = len(res.Failed()) == 0
+	return res
+}
+
+// hashAndCheck reads the file once: the chunks feed the SHA-256 (on a second
+// core for large files) and the re-chunking that compares blocks.
+func hashAndCheck(ctx context.Context, o VerifyOptions, rel string, p node.ImportParams) (string, int64, node.FileCheck, error) {
+	abs, err := o.Root.Resolve(rel)
+	if err != nil {
+		return "", 0, node.FileCheck{}, err
+	}
+	f, err := os.Open(abs)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", 0, node.FileCheck{}, fs.ErrNotExist
+		}
+		return "", 0, node.FileCheck{}, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", 0, node.FileCheck{}, err
+	}
+	if !st.Mode().IsRegular() {
+		return "", 0, node.FileCheck{}, fmt.Errorf("%s is not a regular file", rel)
+	}
+	_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
+	h := newFileHasher(st.Size())
+	fc, err := o.Store.CheckFile(ctx, f, p, h.write)
+	sum, n := h.sum()
+	if err != nil {
+		return "", 0, node.FileCheck{}, fmt.Errorf("reading %s: %w", rel, err)
+	}
+	return sum, n, fc, nil
+}
+
+// reader is what contentCheck reads a file's DAG from.
+type reader interface {
+	ReadFile(ctx context.Context, c cid.Cid, w io.Writer) (int, error)
+}
+
+// contentCheck rebuilds the file at c from src and compares its SHA-256
+// and size with the record.
+func contentCheck(ctx context.Context, src reader, c cid.Cid, r Record) (int, error) {
+	h := sha256.New()
+	cw := &countingWriter{w: h}
+	blocks, err := src.ReadFile(ctx, c, cw)
+	if err != nil {
+		return blocks, err
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if sum != r.FileHash {
+		return blocks, fmt.Errorf("the content under %s hashes to %s, the record says %s (the record's hash or CID was edited)", c, sum, r.FileHash)
+	}
+	if r.FileSize > 0 && cw.n != r.FileSize {
+		return blocks, fmt.Errorf("the content under %s is %d bytes, the record says %d", c, cw.n, r.FileSize)
+	}
+	return blocks, nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	return c.w.Write(p)
+}
+
+// verifyChain follows previous_manifest_cid back to the first manifest. Each
+// linked manifest must be in the store, re-chunk to its CID, parse, and keep
+// every record of its predecessor in order: anchoring only appends, so a
+// dropped or changed record means history was rewritten.
+func verifyChain(ctx context.Context, o VerifyOptions, head *Manifest, headCID cid.Cid) ChainResult {
+	res := ChainResult{Manifests: []ChainLink{{CID: headCID.String(), LastUpdated: lastUpdated(head), Records: len(head.Records)}}}
+	seen := map[string]bool{headCID.KeyString(): true}
+	cur, curCID := head, headCID.String()
+	for cur.PreviousCID != "" {
+		prevCID, err := cid.Decode(cur.PreviousCID)
+		if err != nil {
+			res.Problems = append(res.Problems, fmt.Sprintf("manifest %s: previous_manifest_cid %q is not a CID: the chain is broken", curCID, cur.PreviousCID))
+			break
+		}
+		if seen[prevCID.KeyString()] {
+			res.Problems = append(res.Problems, fmt.Sprintf("manifest %s links back to %s again: the chain loops", curCID, prevCID))
+			break
+		}
+		seen[prevCID.KeyString()] = true
+		var buf limitedBuffer
+		buf.max = maxManifestSize
+		if _, err := o.Store.ReadFile(ctx, prevCID, &buf); err != nil {
+			res.Problems = append(res.Problems, fmt.Sprintf("previous manifest %s (linked from %s) cannot be read from %s: %v; the chain is broken (import the CAR that carries it)", prevCID, curCID, o.StoreName, err))
+			break
+		}
+		params, _ := node.ParamsFor(profileOf(Record{}, prevCID))
+		got, err := node.ComputeCID(bytes.NewReader(buf.Bytes()), params, nil)
+		if err != nil || !got.Equals(prevCID) {
+			res.Problems = append(res.Problems, fmt.Sprintf("previous manifest %s: its bytes re-chunk to %s, not to the linked CID", prevCID, got))
+			break
+		}
+		prev, err := ParseManifest(buf.Bytes())
+		if err != nil {
+			res.Problems = append(res.Problems, fmt.Sprintf("%s (linked from %s as the previous manifest) is not a manifest: %v", prevCID, curCID, err))
+			break
+		}
+		if p := historyBreak(prev, cur); p != "" {
+			res.Problems = append(res.Problems, fmt.Sprintf("manifest %s does not continue %s, which it links as previous: %s; history was rewritten", curCID, prevCID, p))
+			break
+		}
+		res.Manifests = append(res.Manifests, ChainLink{CID: prevCID.String(), LastUpdated: lastUpdated(prev), Records: len(prev.Records)})
+		cur, curCID = prev, prevCID.String()
+	}
+	res.OK = len(res.Problems) == 0
+	return res
+}
+
+// historyBreak says how next fails to extend prev's records, or "".
+func historyBreak(prev, next *Manifest) string {
+	if len(next.Records) < len(prev.Records) {
+		return fmt.Sprintf("it has %d records, its predecessor %d", len(next.Records), len(prev.Records))
+	}
+	for i, p := range prev.Records {
+		n := next.Records[i]
+		if p.FilePath != n.FilePath || p.FileHash != n.FileHash || p.IPFSCID != n.IPFSCID {
+			return fmt.Sprintf("record %d (%s) differs: file_hash %s/cid %s before, %s/%s now", i+1, p.FilePath, short(p.FileHash), short(p.IPFSCID), short(n.FileHash), short(n.IPFSCID))
+		}
+	}
+	return ""
+}
+
+func short(s string) string {
+	if len(s) > 16 {
+		return s[:16] + "…"
+	}
+	return s
+}
+
+func lastUpdated(m *Manifest) string {
+	raw, ok := m.Get(keyLastUpdated)
+	if !ok {
+		return ""
+	}
+	return strings.Trim(string(raw), `"`)
+}
+
+// limitedBuffer refuses to grow past max.
+type limitedBuffer struct {
+	bytes.Buffer
+	max int
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	if b.Len()+len(p) > b.max {
+		return 0, fmt.Errorf("larger than %d MiB, not a manifest", b.max>>20)
+	}
+	return b.Buffer.Write(p)
+}
+
+// ExportSet is what an audit machine needs besides the manifest file: the
+// DAG of every record and of every manifest in the chain.
+type ExportSet struct {
+	// Manifest is the manifest file's own CID; ManifestStored says whether
+	// the store has it (it does right after an anchoring run).
+	Manifest       cid.Cid
+	ManifestStored bool
+	// Anchors are the records' distinct CIDs in record order, with the
+	// first record's path for naming.
+	Anchors []ExportAnchor
+	// Chain are the previous manifests, newest first.
+	Chain []cid.Cid
+	// ChainProblems say why the chain could not be followed to its start.
+	ChainProblems []string
+}
+
+// ExportAnchor is one record CID to export.
+type ExportAnchor struct {
+	CID      cid.Cid
+	FilePath string
+}
+
+// PlanExport lists what to export for the manifest at path.
+func PlanExport(ctx context.Context, store BlockStore, path string) (*ExportSet, error) {
+	man, raw, err := LoadManifest(path)
+	if err != nil {
+		return nil, err
+	}
+	mc, err := node.ComputeCID(bytes.NewReader(raw), manifestParams, nil)
+	if err != nil {
+		return nil, err
+	}
+	set := &ExportSet{Manifest: mc}
+	if _, err := store.ReadFile(ctx, mc, io.Discard); err == nil {
+		set.ManifestStored = true
+	}
+	seen := map[string]bool{}
+	for i, r := range man.Records {
+		c, err := cid.Decode(r.IPFSCID)
+		if err != nil {
+			return nil, fmt.Errorf("manifest %s: record %d (%s): ipfs_cid %q: %w", path, i+1, r.FilePath, r.IPFSCID, err)
+		}
+		if !seen[c.KeyString()] {
+			seen[c.KeyString()] = true
+			set.Anchors = append(set.Anchors, ExportAnchor{CID: c, FilePath: r.FilePath})
+		}
+	}
+	ch := verifyChain(ctx, VerifyOptions{Store: store, StoreName: "the repo"}, man, mc)
+	for _, l := range ch.Manifests[1:] {
+		c, _ := cid.Decode(l.CID)
+		set.Chain = append(set.Chain, c)
+	}
+	set.ChainProblems = ch.Problems
+	return set, nil
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/ipfs/go-cid"
+	"github.com/ssid/ssid-anchor/anchor"
+	"github.com/ssid/ssid-anchor/node"
+	"github.com/urfave/cli/v2"
+)
+
+type exportOptions struct {
+	Dir      string
+	Manifest string
+}
+
+func newExportCommand(g *globalOptions) *cli.Command {
+	var o exportOptions
+	return &cli.Command{
+		Name:  "export",
+		Usage: "write one CAR per anchor and per manifest of the chain, for an air-gapped machine",
+		Description: `Writes <cid>.car (CARv1, one root, blocks depth first) for every record's CID,
+for the manifest itself and for every previous manifest of the chain, and a
+copy of the manifest file, into DIR. Carry DIR to the audit machine and run
+  ssid-anchor verify --manifest DIR/<manifest>.json --car DIR/*.car
+or pin everything there with ssid-anchor import DIR/*.car.
+
+Exit codes: 0 everything written, 1 an anchor or a manifest could not be
+exported (its blocks are missing), 2 bad flag, 3 repo missing or locked.`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "car", Required: true, Destination: &o.Dir, Usage: "write the CARs into `DIR` (created if needed)"},
+			&cli.StringFlag{Name: "manifest", Destination: &o.Manifest, Usage: "manifest `FILE` (default: paths.manifest under --root)"},
+		},
+		Action: func(c *cli.Context) error { return runExport(c.Context, o, g) },
+	}
+}
+
+// exportedCAR is one line of export's output.
+type exportedCAR struct {
+	File string `json:"file"`
+	What string `json:"what"`
+	node.ExportResult
+	Error string `json:"error,omitempty"`
+}
+
+func runExport(ctx context.Context, o exportOptions, g *globalOptions) error {
+	manPath := o.Manifest
+	if manPath == "" {
+		root, err := anchor.OpenRoot(g.Root)
+		if err != nil {
+			return usagef("--root: %v", err)
+		}
+		if manPath, err = root.Resolve(g.cfg.Paths.Manifest); err != nil {
+			return usagef("paths.manifest: %v", err)
+		}
+	}
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return fmt.Errorf("--car: %w", err)
+	}
+	n, err := node.Open(ctx, g.Repo, node.OpenOptions{})
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	plan, err := anchor.PlanExport(ctx, n, manPath)
+	if err != nil {
+		return err
+	}
+	type item struct {
+		c    cid.Cid
+		what string
+	}
+	var items []item
+	for _, a := range plan.Anchors {
+		items = append(items, item{a.CID, "anchor " + a.FilePath})
+	}
+	if plan.ManifestStored {
+		items = append(items, item{plan.Manifest, "manifest"})
+	}
+	for _, c := range plan.Chain {
+		items = append(items, item{c, "previous manifest"})
+	}
+	var out []exportedCAR
+	failed := 0
+	for _, it := range items {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		path := filepath.Join(o.Dir, it.c.String()+".car")
+		res, err := n.ExportCARFile(ctx, it.c, path)
+		e := exportedCAR{File: path, What: it.what, ExportResult: res}
+		if err != nil {
+			failed++
+			e.Error = err.Error()
+		}
+		out = append(out, e)
+	}
+	manCopy := filepath.Join(o.Dir, filepath.Base(manPath))
+	if err := copyFile(manPath, manCopy); err != nil {
+		return fmt.Errorf("copying the manifest into %s: %w", o.Dir, err)
+	}
+	if g.JSON {
+		if err := writeJSON(g.stdout, map[string]any{"dir": o.Dir, "manifest": manCopy, "manifest_cid": plan.Manifest.String(), "cars": out, "chain_problems": plan.ChainProblems}); err != nil {
+			return err
+		}
+	} else {
+		for _, e := range out {
+			if e.Error != "" {
+				fmt.Fprintf(g.stderr, "FAILED  %s  %s: %s\n", e.Root, e.What, e.Error)
+				continue
+			}
+			fmt.Fprintf(g.stderr, "wrote   %s  %s (%d blocks, %d bytes)\n", e.File, e.What, e.Blocks, e.Bytes)
+		}
+		for _, p := range plan.ChainProblems {
+			fmt.Fprintf(g.stderr, "chain   %s\n", p)
+		}
+		fmt.Fprintf(g.stderr, "manifest copied to %s\n", manCopy)
+		fmt.Fprintf(g.stderr, "on the audit machine: ssid-anchor verify --manifest %s --car %s\n", manCopy, filepath.Join(o.Dir, "*.car"))
+	}
+	if failed > 0 || len(plan.ChainProblems) > 0 {
+		var what []string
+		if failed > 0 {
+			what = append(what, fmt.Sprintf("%d of %d CARs could not be written (their blocks are not in the repo; run verify to see why)", failed, len(items)))
+		}
+		if len(plan.ChainProblems) > 0 {
+			what = append(what, "the manifest chain could not be followed to its start")
+		}
+		return failure{"export incomplete: " + strings.Join(what, "; ")}
+	}
+	return nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	if sa, err1 := filepath.Abs(src); err1 == nil {
+		if da, err2 := filepath.Abs(dst); err2 == nil && sa == da {
+			return nil
+		}
+	}
+	b, err := io.ReadAll(in)
+	if err != nil {
+		return err
+	}
+	return anchor.WriteFileAtomic(dst, b, 0o644)
+}

@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/ssid/ssid-anchor/anchor"
+	"github.com/ssid/ssid-anchor/node"
+	"github.com/urfave/cli/v2"
+)
+
+type verifyOptions struct {
+	Network      bool
+	Gateways     []string
+	Manifest     string
+	CARs         []string
+	AllowMissing bool
+	Peers        []string
+	Timeout      time.Duration
+	// NoTree: only CARs and a manifest were carried in, no governance tree
+	// (set when --car is given without --root).
+	NoTree bool
+	stray  []string
+}
+
+func verifyFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "network", Usage: "also fetch every anchor from connected peers over bitswap and re-hash it"},
+		&cli.StringSliceFlag{Name: "gateway", Usage: "also fetch every anchor from gateway `URL` (trustless CAR, checked block by block); repeatable"},
+		&cli.StringFlag{Name: "manifest", Usage: "manifest `FILE` to verify (default: paths.manifest under --root)"},
+		&cli.StringSliceFlag{Name: "car", Usage: "verify from CAR `FILE`s instead of the repo (no repo needed); repeatable"},
+		&cli.BoolFlag{Name: "allow-missing", Usage: "a record whose file was removed passes on the IPFS side alone"},
+		&cli.StringSliceFlag{Name: "peer", Usage: "with --network, connect to `MULTIADDR` (with /p2p/<id>) first; repeatable"},
+		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "give up on a peer or gateway request after this long without data"},
+	}
+}
+
+func verifyOptionsFrom(c *cli.Context) verifyOptions {
+	o := verifyOptions{
+		Network:      c.Bool("network"),
+		Gateways:     c.StringSlice("gateway"),
+		Manifest:     c.String("manifest"),
+		CARs:         c.StringSlice("car"),
+		AllowMissing: c.Bool("allow-missing"),
+		Peers:        c.StringSlice("peer"),
+		Timeout:      c.Duration("timeout"),
+	}
+	if len(o.CARs) > 0 {
+		// `--car out/*.car`: the shell expands the glob into one --car
+		// value followed by plain arguments.
+		o.CARs = append(o.CARs, c.Args().Slice()...)
+	} else if c.Args().Len() > 0 {
+		o.stray = c.Args().Slice()
+	}
+	o.NoTree = len(o.CARs) > 0 && !c.IsSet("root")
+	return o
+}
+
+func newVerifyCommand(g *globalOptions) *cli.Command {
+	return &cli.Command{
+		Name:  "verify",
+		Usage: "check every anchor: file, re-derived CID, blocks, pins, manifest chain",
+		Description: `For each record of the manifest: the file at file_path hashes to file_hash;
+re-chunking it with the record's CID profile gives ipfs_cid; every block of
+that DAG is in the repo with the right bytes; the CID is pinned (directly,
+recursively or through a pinned run root). A record whose file changed and
+was anchored again is history: its old content is rebuilt from the blocks and
+must hash to its file_hash. The manifest chain (previous_manifest_cid) is
+followed back to the first manifest; each one must be stored, re-hash to its
+CID and keep its predecessor's records.
+
+--network and --gateway fetch every anchor again from peers or gateways,
+check each block against its CID, rebuild the file and compare its SHA-256.
+--car verifies from CAR files (see export) with no repo and no network; when
+--root is not given the files are not looked at and content is checked from
+the CARs alone.
+
+Exit codes: 0 every record and the chain passed, 1 something failed (each
+failure is printed), 2 bad flag, 3 repo missing or locked, 130 interrupted.`,
+		Flags:  verifyFlags(),
+		Action: func(c *cli.Context) error { return runVerify(c.Context, verifyOptionsFrom(c), g) },
+	}
+}
+
+// verifyResult is verify's --json document.
+type verifyResult struct {
+	*anchor.VerifyReport
+	CARs []node.CARReport `json:"cars,omitempty"`
+}
+
+func runVerify(ctx context.Context, o verifyOptions, g *globalOptions) error {
+	if len(o.stray) > 0 {
+		return usagef("unexpected argument %q (CAR files go after --car)", o.stray[0])
+	}
+	if len(o.CARs) > 0 && o.Network {
+		return usagef("--network fetches through the repo's node; it cannot be combined with --car")
+	}
+	var remotes []anchor.Remote
+	for _, u := range o.Gateways {
+		gw, err := node.NewGateway(u, o.Timeout, "")
+		if err != nil {
+			return usagef("--gateway: %v", err)
+		}
+		remotes = append(remotes, gw)
+	}
+	vo := anchor.VerifyOptions{AllowMissing: o.AllowMissing, NoTree: o.NoTree, Log: g.log}
+	if !o.NoTree {
+		root, err := anchor.OpenRoot(g.Root)
+		if err != nil {
+			return usagef("--root: %v", err)
+		}
+		vo.Root = root
+	}
+	vo.ManifestPath = o.Manifest
+	if vo.ManifestPath == "" {
+		if o.NoTree {
+			return usagef("--car without --root needs --manifest FILE (the manifest carried with the CARs)")
+		}
+		p, err := vo.Root.Resolve(g.cfg.Paths.Manifest)
+		if err != nil {
+			return usagef("paths.manifest: %v", err)
+		}
+		vo.ManifestPath = p
+	}
+
+	var cars *node.CARSet
+	if len(o.CARs) > 0 {
+		var err error
+		if cars, err = node.OpenCARs(o.CARs); err != nil {
+			return fmt.Errorf("--car: %w", err)
+		}
+		defer cars.Close()
+		vo.Store, vo.StoreName = cars, "the CAR files"
+	} else {
+		n, err := node.Open(ctx, g.Repo, node.OpenOptions{Online: o.Network, Peering: g.cfg.Node.Peering})
+		if err != nil {
+			return err
+		}
+		defer n.Close()
+		vo.Store, vo.StoreName, vo.Pins = n, "the repo", n
+		if o.Network {
+			if err := n.Connect(ctx, o.Peers); err != nil {
+				return fmt.Errorf("--peer: %w", err)
+			}
+			f, err := n.Fetcher(o.Timeout)
+			if err != nil {
+				return err
+			}
+			remotes = append([]anchor.Remote{f}, remotes...)
+		}
+	}
+	vo.Remotes = remotes
+
+	rep, err := anchor.Verify(ctx, vo)
+	if err != nil {
+		return err
+	}
+	out := verifyResult{VerifyReport: rep}
+	carsOK := true
+	if cars != nil {
+		known := rep.CIDs()
+		out.CARs = cars.Reports(ctx, func(c cid.Cid) bool { return known[c.KeyString()] })
+		for _, r := range out.CARs {
+			carsOK = carsOK && r.OK
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if g.JSON {
+		if err := writeJSON(g.stdout, out); err != nil {
+			return err
+		}
+	} else {
+		printVerifyHuman(g.stderr, out)
+	}
+	if !rep.OK || !carsOK {
+		var what []string
+		if rep.Failed > 0 {
+			what = append(what, fmt.Sprintf("%d of %d records failed", rep.Failed, len(rep.Records)))
+		}
+		if !rep.Chain.OK {
+			what = append(what, "the manifest chain is broken")
+		}
+		if !carsOK {
+			what = append(what, "a CAR file is damaged or carries unvouched content")
+		}
+		return failure{"verification failed: " + strings.Join(what, "; ")}
+	}
+	return nil
+}
+
+func printVerifyHuman(w io.Writer, out verifyResult) {
+	rep := out.VerifyReport
+	fmt.Fprintf(w, "verifying %s (cid %s) against %s\n", rep.Manifest, rep.ManifestCID, rep.Source)
+	for _, r := range rep.Records {
+		if r.OK {
+			var parts []string
+			note := ""
+			for _, c := range r.Checks {
+				if c.Status == anchor.StatusOK {
+					parts = append(parts, c.Name)
+				} else if c.Name == "file" {
+					note = "; file " + c.Detail
+				}
+			}
+			fmt.Fprintf(w, "ok      %s  %s  (%s%s)\n", r.IPFSCID, r.FilePath, strings.Join(parts, ", "), note)
+			continue
+		}
+		fmt.Fprintf(w, "FAILED  %s  %s\n", r.IPFSCID, r.FilePath)
+		for _, c := range r.Failed() {
+			fmt.Fprintf(w, "          %s: %s\n", c.Name, c.Detail)
+		}
+	}
+	if rep.Chain.OK {
+		fmt.Fprintf(w, "chain   ok: %d manifest(s) back to the first\n", len(rep.Chain.Manifests))
+	} else {
+		for _, p := range rep.Chain.Problems {
+			fmt.Fprintf(w, "chain   FAILED: %s\n", p)
+		}
+	}
+	if !rep.ManifestStored {
+		fmt.Fprintf(w, "note    the manifest file itself (cid %s) is not in %s: it changed after the last anchoring run\n", rep.ManifestCID, rep.Source)
+	}
+	for _, c := range out.CARs {
+		if c.OK {
+			fmt.Fprintf(w, "car     ok: %s (%d blocks, root %s)\n", c.Path, c.Blocks, strings.Join(c.Roots, ", "))
+			continue
+		}
+		fmt.Fprintf(w, "car     FAILED: %s\n", c.Path)
+		for _, p := range c.Problems {
+			fmt.Fprintf(w, "          %s\n", p)
+		}
+	}
+	verdict := "OK"
+	if !rep.OK {
+		verdict = "FAILED"
+	}
+	for _, c := range out.CARs {
+		if !c.OK {
+			verdict = "FAILED"
+		}
+	}
+	fmt.Fprintf(w, "%d of %d records passed; chain %s; %s\n", rep.Passed, len(rep.Records), map[bool]string{true: "intact", false: "broken"}[rep.Chain.OK], verdict)
+}
