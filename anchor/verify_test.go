@@ -16,9 +16,9 @@ import (
 
 	"github.com/ipfs/boxo/path"
 	"github.com/ipfs/go-cid"
-	carv2 "github.com/ipld/go-car/v2"
 	coreiface "github.com/ipfs/kubo/core/coreiface"
 	"github.com/ipfs/kubo/core/coreiface/options"
+	carv2 "github.com/ipld/go-car/v2"
 	"github.com/ssid/ssid-anchor/node"
 )
 
