@@ -1,0 +1,276 @@
+package telemetry
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ssid/ssid-anchor/telemetry/notify"
+	"golang.org/x/sys/unix"
+)
+
+// Time is a timestamp written as RFC 3339 UTC with Z and whole seconds. It
+// reads the seed script's isoformat (microseconds, +00:00) too.
+type Time struct{ time.Time }
+
+// At wraps t, dropping sub-second precision.
+func At(t time.Time) *Time { return &Time{t.UTC().Truncate(time.Second)} }
+
+// MarshalJSON writes 2006-01-02T15:04:05Z.
+func (t Time) MarshalJSON() ([]byte, error) {
+	return json.Marshal(t.UTC().Format(time.RFC3339))
+}
+
+// UnmarshalJSON accepts RFC 3339 with any offset, and a zone-less ISO time
+// as UTC.
+func (t *Time) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("timestamp must be a string: %w", err)
+	}
+	for _, l := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999"} {
+		if v, err := time.Parse(l, s); err == nil {
+			t.Time = v.UTC()
+			return nil
+		}
+	}
+	return fmt.Errorf("timestamp %q is not RFC 3339", s)
+}
+
+// AlertState is one alert's lifecycle and delivery record.
+type AlertState struct {
+	Active    bool   `json:"active"`
+	Level     string `json:"level"` // critical, warning, or resolved once cleared
+	FirstSeen *Time  `json:"first_seen"`
+	// LastSent is when at least one channel last accepted this alert.
+	LastSent *Time `json:"last_sent"`
+	// DeliveredTo lists the channels that accepted the current notice;
+	// the others are retried at each check until they do.
+	DeliveredTo []string `json:"delivered_to"`
+	// Notice is what is being delivered: started, level_changed, repeat,
+	// resolved; empty when nothing is owed.
+	Notice      string   `json:"notice,omitempty"`
+	NoticeSince *Time    `json:"notice_since,omitempty"`
+	Reasons     []string `json:"reasons,omitempty"`
+}
+
+// EventNotice is a batch of registry events still owed to some channel.
+type EventNotice struct {
+	Events      []notify.Event `json:"events"`
+	More        int            `json:"more,omitempty"`
+	Since       *Time          `json:"since"`
+	DeliveredTo []string       `json:"delivered_to"`
+}
+
+// LogMark is how far the registry log has been read: an append-only log is
+// only read past Offset. TailSHA256 is the hash of the TailLen bytes just
+// before Offset; when they no longer match, the log was rewritten.
+type LogMark struct {
+	Offset     int64  `json:"offset"`
+	Lines      int    `json:"lines"`
+	TailLen    int    `json:"tail_len"`
+	TailSHA256 string `json:"tail_sha256"`
+	LastEvent  string `json:"last_event,omitempty"`
+}
+
+// HistoryEntry is a reading, recorded when it changes.
+type HistoryEntry struct {
+	At         *Time   `json:"at"`
+	Score      float64 `json:"compliance_score"`
+	Violations int     `json:"violations"`
+	Quarter    string  `json:"quarter,omitempty"`
+	Date       string  `json:"date,omitempty"`
+}
+
+// State is telemetry_state.json: the seed's four fields, then ours.
+type State struct {
+	LastCheck            *Time    `json:"last_check"`
+	LastComplianceScore  *float64 `json:"last_compliance_score"`
+	LastNotificationSent *Time    `json:"last_notification_sent"`
+	// ProcessedEvents are proof anchors of registry events already
+	// reported (newest last, bounded).
+	ProcessedEvents []string               `json:"processed_events"`
+	History         []HistoryEntry         `json:"history"`
+	Alerts          map[string]*AlertState `json:"alerts"`
+	EventNotices    []*EventNotice         `json:"event_notices,omitempty"`
+	RegistryLog     *LogMark               `json:"registry_log,omitempty"`
+}
+
+// Bounds that keep the state file small whatever happens.
+const (
+	maxHistory         = 200
+	maxProcessedEvents = 1000
+	maxEventNotices    = 20
+	maxListedEvents    = 20
+)
+
+// LoadState reads the state file; a missing file is an empty state.
+func LoadState(path string) (*State, error) {
+	st := &State{}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		st.normalize()
+		return st, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(bytes.TrimSpace(b)) > 0 {
+		if err := json.Unmarshal(b, st); err != nil {
+			return nil, fmt.Errorf("%s: %w (move it away to start from an empty state)", path, err)
+		}
+	}
+	st.normalize()
+	return st, nil
+}
+
+func (s *State) normalize() {
+	if s.ProcessedEvents == nil {
+		s.ProcessedEvents = []string{}
+	}
+	if s.History == nil {
+		s.History = []HistoryEntry{}
+	}
+	if s.Alerts == nil {
+		s.Alerts = map[string]*AlertState{}
+	}
+	for _, a := range s.Alerts {
+		if a.DeliveredTo == nil {
+			a.DeliveredTo = []string{}
+		}
+	}
+}
+
+// markProcessed remembers reported proof anchors, newest last.
+func (s *State) markProcessed(anchors ...string) {
+	s.ProcessedEvents = append(s.ProcessedEvents, anchors...)
+	if n := len(s.ProcessedEvents) - maxProcessedEvents; n > 0 {
+		s.ProcessedEvents = slices.Delete(s.ProcessedEvents, 0, n)
+	}
+}
+
+// record appends the reading to the history when it differs from the last
+// entry. The first time, the dashboard's previous row is recorded before
+// it, so a drop already in the CSV is seen at the first check.
+func (s *State) record(now time.Time, d Dashboard) {
+	entry := func(r Reading) HistoryEntry {
+		return HistoryEntry{At: At(now), Score: r.Score, Violations: r.Violations, Quarter: r.Quarter, Date: r.DateText}
+	}
+	if len(s.History) == 0 && d.Previous != nil {
+		s.History = append(s.History, entry(*d.Previous))
+	}
+	e := entry(d.Current)
+	if n := len(s.History); n > 0 {
+		last := s.History[n-1]
+		if last.Score == e.Score && last.Violations == e.Violations && last.Date == e.Date && last.Quarter == e.Quarter {
+			return
+		}
+	}
+	s.History = append(s.History, e)
+	if n := len(s.History) - maxHistory; n > 0 {
+		s.History = slices.Delete(s.History, 0, n)
+	}
+}
+
+// previousScore is the last recorded score that differs from current: a
+// drop stays a drop until the score moves again, instead of clearing at
+// the next unchanged check.
+func (s *State) previousScore(current float64) *float64 {
+	for i := len(s.History) - 1; i >= 0; i-- {
+		if v := s.History[i].Score; v != current {
+			return &v
+		}
+	}
+	return nil
+}
+
+// Save writes the state atomically: a temp file in the same directory,
+// fsynced, renamed over the old one, and the directory fsynced, so a crash
+// leaves either the old or the new state.
+func (s *State) Save(path string) error {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	return WriteFileAtomic(path, append(b, '\n'), 0o644)
+}
+
+// WriteFileAtomic replaces path with data so that readers and crashes see
+// either the old or the new content.
+func WriteFileAtomic(path string, data []byte, perm fs.FileMode) (err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if _, err = f.Write(data); err != nil {
+		return fmt.Errorf("writing %s: %w", tmp, err)
+	}
+	if err = f.Chmod(perm); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", tmp, err)
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err = d.Sync(); err != nil && !strings.Contains(err.Error(), "invalid argument") {
+		return fmt.Errorf("syncing directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// ErrBusy means another check holds the state file.
+var ErrBusy = errors.New("another telemetry check is running")
+
+// lockState takes an exclusive lock on the state file's directory, so two
+// checks (a --watch loop and a one-shot run) never interleave their updates.
+// The state file itself cannot carry the lock (it is replaced by rename),
+// and a lock file would litter the governance tree.
+func lockState(path string) (func(), error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w (it holds a lock on %s); wait for it to finish", ErrBusy, dir)
+		}
+		return nil, fmt.Errorf("locking %s: %w", dir, err)
+	}
+	return func() {
+		unix.Flock(int(f.Fd()), unix.LOCK_UN)
+		f.Close()
+	}, nil
+}
