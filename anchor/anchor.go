@@ -122,93 +122,166 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 		return res, nil
 	}
 
-	var batch Batch
-	if o.OpenBatch != nil {
-		if batch, err = o.OpenBatch(ctx); err != nil {
-			return nil, err
-		}
-		defer batch.Abort()
+	// Paths never recorded go first: after an interruption the next run
+	// makes progress before it re-hashes files that are probably unchanged.
+	known := map[string]bool{}
+	for _, r := range man.Records {
+		known[r.FilePath] = true
 	}
-	now := o.Now().UTC().Format(time.RFC3339)
+	sort.SliceStable(work, func(i, j int) bool { return !known[work[i].path] && known[work[j].path] })
+	run := &runState{o: o, man: man, manPath: manPath, oldBytes: oldBytes, res: res, now: o.Now().UTC().Format(time.RFC3339)}
+	if err := run.open(ctx); err != nil {
+		return nil, err
+	}
+	defer run.abort()
+	lastCommit := time.Now()
 	for _, w := range work {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		rec, err := anchorFile(o, batch, w.path)
+		// Save the new paths' records before re-hashing known ones.
+		if known[w.path] && len(run.pending) > 0 && run.batch != nil && o.Config.CheckpointEvery() > 0 {
+			if err := run.commit(ctx, nil); err != nil {
+				return nil, err
+			}
+			lastCommit = time.Now()
+		}
+		rec, err := anchorFile(o, run.batch, w.path)
 		if err != nil {
 			res.Failed = append(res.Failed, FileError{Path: w.path, Err: err.Error()})
 			o.Log.Warn("file not anchored", "file", w.path, "err", err)
 			continue
 		}
-		if man.Has(rec.FilePath, rec.FileHash) || hasRecord(res.Records, rec) {
+		if man.Has(rec.FilePath, rec.FileHash) || hasRecord(run.pending, rec) {
 			res.Skipped = append(res.Skipped, Skip{Path: w.path, Reason: "content already anchored"})
 			continue
 		}
 		rec.IPFSGatewayURL = o.Config.GatewayURL(rec.IPFSCID)
-		rec.AnchoredAt = now
+		rec.AnchoredAt = run.now
 		rec.EventType = w.ev.Name()
 		rec.EventVersion = w.ev.Field("version")
 		rec.EventTimestamp = w.ev.Field("timestamp")
 		rec.BlueprintVersion = o.Config.BlueprintVersion
 		rec.EventProofAnchor = w.ev.ProofAnchor
-		rec.Pinned = batch != nil
+		rec.Pinned = run.batch != nil
 		rec.CIDProfile = o.Params.Profile
-		if batch != nil {
-			batch.Link(path.Base(rec.FilePath), mustCID(rec.IPFSCID))
+		if run.batch != nil {
+			run.batch.Link(path.Base(rec.FilePath), mustCID(rec.IPFSCID))
 		}
-		res.Records = append(res.Records, rec)
+		run.pending = append(run.pending, rec)
+		// A long run saves its progress now and then, so an interruption
+		// loses at most one interval of work.
+		if run.batch != nil && o.Config.CheckpointEvery() > 0 && time.Since(lastCommit) >= o.Config.CheckpointEvery() {
+			if err := run.commit(ctx, nil); err != nil {
+				return nil, err
+			}
+			lastCommit = time.Now()
+		}
 	}
 	if len(work) > 0 && len(res.Failed) == len(work) {
 		return res, fmt.Errorf("none of the %d selected files could be anchored", len(work))
 	}
-
 	// With a failed file the watermark stays put, so the next run selects
 	// it again; content identity keeps the rest from being recorded twice.
-	oldMark := man.Processed
-	if len(res.Failed) == 0 {
-		man.Processed = mark
+	final := &mark
+	if len(res.Failed) > 0 || mark == man.Processed {
+		final = nil
 	}
-	if len(res.Records) == 0 && man.Processed == oldMark {
+	if len(run.pending) == 0 && final == nil {
 		return res, nil
 	}
-	man.Records = append(man.Records, res.Records...)
-	if oldBytes != nil {
-		prev, err := addBytes(batch, oldBytes)
+	if err := run.commit(ctx, final); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// runState carries one run's open batch and the manifest as last written.
+type runState struct {
+	o        RunOptions
+	man      *Manifest
+	manPath  string
+	oldBytes []byte
+	res      *Result
+	now      string
+	batch    Batch
+	pending  []Record
+}
+
+func (r *runState) open(ctx context.Context) error {
+	if r.o.OpenBatch == nil {
+		return nil
+	}
+	b, err := r.o.OpenBatch(ctx)
+	if err != nil {
+		return err
+	}
+	r.batch = b
+	return nil
+}
+
+func (r *runState) abort() {
+	if r.batch != nil {
+		r.batch.Abort()
+	}
+}
+
+// commit records the pending records: the previous manifest and the new one
+// are added next to the run's files, everything is pinned under one root and
+// synced, and only then is the manifest file replaced. mark, when set,
+// advances the processed-events watermark.
+func (r *runState) commit(ctx context.Context, mark *Watermark) error {
+	man := r.man
+	man.Records = append(man.Records, r.pending...)
+	r.res.Records = append(r.res.Records, r.pending...)
+	r.pending = nil
+	if mark != nil {
+		man.Processed = *mark
+	}
+	if r.oldBytes != nil {
+		prev, err := addBytes(r.batch, r.oldBytes)
 		if err != nil {
-			return nil, fmt.Errorf("adding the previous manifest: %w", err)
+			return fmt.Errorf("adding the previous manifest: %w", err)
 		}
-		if batch != nil {
-			batch.Link("previous-manifest.json", prev)
+		if r.batch != nil {
+			r.batch.Link("previous-manifest.json", prev)
 		}
 		man.PreviousCID = prev.String()
-		res.PreviousCID = man.PreviousCID
+		if r.res.PreviousCID == "" {
+			r.res.PreviousCID = man.PreviousCID
+		}
 	}
-	if err := man.Touch(o.Now(), o.Provider); err != nil {
-		return nil, err
+	if err := man.Touch(r.o.Now(), r.o.Provider); err != nil {
+		return err
 	}
 	newBytes, err := man.Marshal()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	mc, err := addBytes(batch, newBytes)
+	mc, err := addBytes(r.batch, newBytes)
 	if err != nil {
-		return nil, fmt.Errorf("adding the new manifest: %w", err)
+		return fmt.Errorf("adding the new manifest: %w", err)
 	}
-	res.ManifestCID = mc.String()
-	if batch == nil {
-		return res, nil
+	r.res.ManifestCID = mc.String()
+	if r.batch == nil {
+		return nil
 	}
-	batch.Link("manifest.json", mc)
-	root, err := batch.Commit("ssid-anchor run " + now)
+	r.batch.Link("manifest.json", mc)
+	root, err := r.batch.Commit("ssid-anchor run " + r.now)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	res.RunRoot = root.String()
-	if err := WriteFileAtomic(manPath, newBytes, 0o644); err != nil {
-		return nil, fmt.Errorf("writing manifest %s: %w", manPath, err)
+	r.batch = nil
+	r.res.RunRoot = root.String()
+	if err := WriteFileAtomic(r.manPath, newBytes, 0o644); err != nil {
+		return fmt.Errorf("writing manifest %s: %w", r.manPath, err)
 	}
-	res.Rewritten = true
-	return res, nil
+	r.oldBytes = newBytes
+	r.res.Rewritten = true
+	if mark == nil {
+		return r.open(ctx)
+	}
+	return nil
 }
 
 func mustCID(s string) cid.Cid {

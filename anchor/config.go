@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // Paths are the governance files, relative to the root (SPEC section 1).
@@ -55,6 +56,15 @@ type Config struct {
 	CIDProfile  string `json:"cid_profile"`
 	// BlueprintVersion is written into each record's blueprint_version.
 	BlueprintVersion string `json:"blueprint_version"`
+	// Checkpoint is how often a long run saves its progress (pin + manifest),
+	// as a Go duration; "0s" saves only at the end.
+	Checkpoint string `json:"checkpoint_interval"`
+}
+
+// CheckpointEvery parses Checkpoint; Validate has checked it.
+func (c Config) CheckpointEvery() time.Duration {
+	d, _ := time.ParseDuration(c.Checkpoint)
+	return d
 }
 
 // DefaultRules are the seed's event table, with its bugs fixed: quarterly
@@ -76,6 +86,7 @@ func DefaultConfig() Config {
 		GatewayBase:      "https://ipfs.io/ipfs/",
 		CIDProfile:       "kubo-default",
 		BlueprintVersion: "v4.3",
+		Checkpoint:       "5s",
 	}
 }
 
@@ -89,14 +100,17 @@ func (c Config) Validate() error {
 			return fmt.Errorf("anchor.rules[%d].globs: must list at least one path or glob", i)
 		}
 		for j, g := range r.Globs {
-			if strings.HasPrefix(g, "/") {
-				return fmt.Errorf("anchor.rules[%d].globs[%d]: %q must be relative to the root", i, j, g)
+			if err := checkRelative(g); err != nil {
+				return fmt.Errorf("anchor.rules[%d].globs[%d]: %w", i, j, err)
 			}
 		}
 	}
 	u, err := url.Parse(c.GatewayBase)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("anchor.gateway_base: must be an http(s) URL like https://ipfs.io/ipfs/, got %q", c.GatewayBase)
+	}
+	if d, err := time.ParseDuration(c.Checkpoint); c.Checkpoint != "" && (err != nil || d < 0) {
+		return fmt.Errorf("anchor.checkpoint_interval: must be a duration like \"5s\" or \"0s\", got %q", c.Checkpoint)
 	}
 	switch c.CIDProfile {
 	case "", "kubo-default", "unixfs-v1-2025":
@@ -113,4 +127,41 @@ func (c Config) GatewayURL(cid string) string {
 		base += "/"
 	}
 	return base + cid
+}
+
+// checkRelative refuses absolute paths and .. components: everything the
+// tool reads because of config must stay inside the root.
+func checkRelative(p string) error {
+	if strings.HasPrefix(p, "/") || strings.HasPrefix(p, "\\") || (len(p) > 1 && p[1] == ':') {
+		return fmt.Errorf("%q must be relative to the root", p)
+	}
+	for _, part := range strings.FieldsFunc(p, func(r rune) bool { return r == '/' || r == '\\' }) {
+		if part == ".." {
+			return fmt.Errorf("%q climbs out of the root (..); paths must stay inside it (%w)", p, ErrOutsideRoot)
+		}
+	}
+	return nil
+}
+
+// Validate checks that every path is relative and stays inside the root.
+func (p Paths) Validate() error {
+	for _, kv := range []struct{ key, v string }{
+		{"events_log", p.EventsLog}, {"manifest", p.Manifest}, {"release_bundles", p.ReleaseBundles},
+		{"release_manifests", p.ReleaseManifests}, {"compliance_reports", p.ComplianceReports},
+		{"dashboard_markdown", p.DashboardMarkdown}, {"telemetry_config", p.TelemetryConfig},
+		{"telemetry_state", p.TelemetryState}, {"release_events", p.ReleaseEvents},
+	} {
+		if kv.v == "" {
+			return fmt.Errorf("paths.%s: must not be empty", kv.key)
+		}
+		if err := checkRelative(kv.v); err != nil {
+			return fmt.Errorf("paths.%s: %w", kv.key, err)
+		}
+	}
+	for i, v := range p.DashboardCSV {
+		if err := checkRelative(v); err != nil {
+			return fmt.Errorf("paths.dashboard_csv[%d]: %w", i, err)
+		}
+	}
+	return nil
 }

@@ -100,6 +100,9 @@ func lineOf(b []byte, off int64) int {
 }
 
 func (c applianceConfig) validate() error {
+	if err := c.Paths.Validate(); err != nil {
+		return err
+	}
 	if err := c.Anchor.Validate(); err != nil {
 		return err
 	}

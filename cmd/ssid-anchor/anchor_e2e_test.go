@@ -1,0 +1,396 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	mrand "math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ssid/ssid-anchor/anchor"
+)
+
+func readManifest(t testing.TB, root string) *anchor.Manifest {
+	t.Helper()
+	m, _, err := anchor.LoadManifest(filepath.Join(root, tManifest))
+	if err != nil {
+		t.Fatalf("manifest: %v", err)
+	}
+	return m
+}
+
+func randomFile(t testing.TB, path string, size int64) {
+	t.Helper()
+	mustMkdir(t, filepath.Dir(path))
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for left := size; left > 0; {
+		n := min(left, int64(len(buf)))
+		rand.Read(buf[:n])
+		if _, err := f.Write(buf[:n]); err != nil {
+			t.Fatal(err)
+		}
+		left -= n
+	}
+}
+
+func initRepo(t testing.TB) string {
+	t.Helper()
+	repo := filepath.Join(t.TempDir(), "repo")
+	if code, _, stderr := runCLI(t, "--repo", repo, "init", "--profile", "air-gapped"); code != 0 {
+		t.Fatalf("init: exit %d: %s", code, stderr)
+	}
+	return repo
+}
+
+// TestAnchorCIDParity: the manifest's CIDs are what stock `ipfs add -Q`
+// gives, for the default import and for kubo's unixfs-v1-2025 profile.
+func TestAnchorCIDParity(t *testing.T) {
+	sizes := []int64{0, 1, 256<<10 - 1, 256 << 10, 256<<10 + 1, 1<<20 - 1, 1 << 20, 1<<20 + 1, 10 << 20, 100 << 20}
+	if testing.Short() {
+		sizes = sizes[:9]
+	}
+	for _, tc := range []struct{ profile, kuboProfiles string }{
+		{"kubo-default", "test"},
+		{"unixfs-v1-2025", "test,unixfs-v1-2025"},
+	} {
+		t.Run(tc.profile, func(t *testing.T) {
+			root := newTree(t)
+			repo := initRepo(t)
+			for _, s := range sizes {
+				randomFile(t, filepath.Join(root, tReleases, fmt.Sprintf("parity_%d.zip", s)), s)
+			}
+			if code, _, stderr := runCLI(t, "--root", root, "event", "--event", "quarterly_release_published", "--version", "v9.9.9", "--hash", "x"); code != 0 {
+				t.Fatalf("event: %s", stderr)
+			}
+			code, _, stderr := runCLI(t, "--root", root, "--repo", repo, "anchor", "--cid-profile", tc.profile)
+			if code != 0 {
+				t.Fatalf("anchor: exit %d: %s", code, stderr)
+			}
+			m := readManifest(t, root)
+			stockRepo := filepath.Join(t.TempDir(), "stock")
+			seen := 0
+			for _, r := range m.Records {
+				want := stockAdd(t, stockRepo, tc.kuboProfiles, filepath.Join(root, r.FilePath))
+				if r.IPFSCID != want {
+					t.Errorf("%s (%d bytes): manifest CID %s, stock ipfs add -Q %s", r.FilePath, r.FileSize, r.IPFSCID, want)
+				}
+				if r.CIDProfile != tc.profile {
+					t.Errorf("%s: cid_profile %q", r.FilePath, r.CIDProfile)
+				}
+				if strings.HasPrefix(r.FilePath, tReleases) {
+					seen++
+				}
+			}
+			if seen != len(sizes) {
+				t.Errorf("%d release files recorded, want %d", seen, len(sizes))
+			}
+		})
+	}
+}
+
+// TestAnchorIdempotentKeepsHistory: a second run adds nothing; after a new
+// event only the changed log gets a new record, and the old one stays.
+func TestAnchorIdempotentKeepsHistory(t *testing.T) {
+	root := newTree(t)
+	repo := initRepo(t)
+	mustWrite(t, filepath.Join(root, "05_documentation/reports/dashboard/SSID_Governance_Dashboard.md"), []byte("# dash\n"))
+
+	code, out, stderr := runCLI(t, "--json", "--root", root, "--repo", repo, "anchor")
+	if code != 0 {
+		t.Fatalf("first anchor: exit %d: %s", code, stderr)
+	}
+	var first anchor.Result
+	if err := json.Unmarshal([]byte(out), &first); err != nil {
+		t.Fatalf("--json output: %v\n%s", err, out)
+	}
+	if first.NewEvents != 12 || len(first.Records) != 2 {
+		t.Fatalf("first run: %d events, %d records (%+v)", first.NewEvents, len(first.Records), first.Records)
+	}
+	before, _ := os.ReadFile(filepath.Join(root, tManifest))
+
+	code, out, _ = runCLI(t, "--json", "--root", root, "--repo", repo, "anchor")
+	var second anchor.Result
+	json.Unmarshal([]byte(out), &second)
+	if code != 0 || len(second.Records) != 0 || second.NewEvents != 0 || second.Rewritten {
+		t.Fatalf("second run: exit %d, %+v", code, second)
+	}
+	after, _ := os.ReadFile(filepath.Join(root, tManifest))
+	if !bytes.Equal(before, after) {
+		t.Fatal("a run with nothing new rewrote the manifest")
+	}
+
+	if code, _, stderr := runCLI(t, "--root", root, "event", "--event", "blueprint_tagged", "--version", "v4.3.0", "--hash", "abc123"); code != 0 {
+		t.Fatalf("event: %s", stderr)
+	}
+	code, out, stderr = runCLI(t, "--json", "--root", root, "--repo", repo, "anchor")
+	var third anchor.Result
+	json.Unmarshal([]byte(out), &third)
+	if code != 0 || third.NewEvents != 1 || len(third.Records) != 1 || third.Records[0].FilePath != tLog {
+		t.Fatalf("after event: exit %d %s %+v", code, stderr, third)
+	}
+	if third.PreviousCID != first.ManifestCID {
+		t.Errorf("chain: previous_manifest_cid %s, want the last manifest's CID %s", third.PreviousCID, first.ManifestCID)
+	}
+	m := readManifest(t, root)
+	var logRecs []anchor.Record
+	for _, r := range m.Records {
+		if r.FilePath == tLog {
+			logRecs = append(logRecs, r)
+		}
+	}
+	if len(logRecs) != 2 || logRecs[0].FileHash == logRecs[1].FileHash {
+		t.Fatalf("log history: %+v", logRecs)
+	}
+	if logRecs[1].EventType != "blueprint_tagged" || logRecs[1].EventVersion != "v4.3.0" {
+		t.Errorf("new log record attributed to %s %s", logRecs[1].EventType, logRecs[1].EventVersion)
+	}
+	var stats struct {
+		Total int `json:"total_anchors"`
+		Files int `json:"total_files_anchored"`
+	}
+	raw, _ := m.Get("statistics")
+	json.Unmarshal(raw, &stats)
+	if stats.Total != 3 || stats.Files != 2 {
+		t.Errorf("statistics %+v, want 3 anchors of 2 files", stats)
+	}
+}
+
+func TestAnchorGitHubOutputAndMarkdown(t *testing.T) {
+	root := newTree(t)
+	repo := initRepo(t)
+	randomFile(t, filepath.Join(root, tReleases, "SSID_Quarterly_Release_2026-Q1.zip"), 5000)
+	randomFile(t, filepath.Join(root, tReleases, "SSID_Quarterly_Release_2025-Q4.zip"), 5000)
+	runCLI(t, "--root", root, "event", "--event", "governance_release_published", "--version", "v4.2.0-Q1-2026", "--hash", "h")
+	ghOut := filepath.Join(t.TempDir(), "gh")
+	code, out, stderr := runCLI(t, "--root", root, "--repo", repo, "anchor", "--github-output", ghOut, "--markdown")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	m := readManifest(t, root)
+	var bundle *anchor.Record
+	for i, r := range m.Records {
+		if strings.HasSuffix(r.FilePath, "2026-Q1.zip") {
+			bundle = &m.Records[i]
+		}
+		if strings.HasSuffix(r.FilePath, "2025-Q4.zip") && r.EventType == "governance_release_published" {
+			t.Errorf("the Q1 release event anchored the Q4 bundle")
+		}
+	}
+	if bundle == nil {
+		t.Fatal("bundle not anchored")
+	}
+	gh, _ := os.ReadFile(ghOut)
+	if !strings.Contains(string(gh), "ipfs_cid="+bundle.IPFSCID+"\n") || !strings.Contains(string(gh), "manifest_cid=Qm") || !strings.Contains(string(gh), "anchored=") {
+		t.Errorf("github output:\n%s", gh)
+	}
+	for _, want := range []string{"### Proof-Anchor", bundle.FileHash, bundle.IPFSCID, "https://ipfs.io/ipfs/" + bundle.IPFSCID} {
+		if !strings.Contains(out, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestAnchorRefusesPathsOutsideRoot(t *testing.T) {
+	outside := t.TempDir()
+	mustWrite(t, filepath.Join(outside, "secret.zip"), []byte("secret"))
+	for _, tc := range []struct {
+		name   string
+		setup  func(root string) []string // returns extra global flags
+		code   int
+		expect string
+	}{
+		{"dotdot rule", func(root string) []string {
+			return []string{"--config", writeConfig(t, `{"anchor":{"rules":[{"match":["*"],"globs":["../`+filepath.Base(outside)+`/*.zip"]}]}}`)}
+		}, exitUsage, "outside"},
+		{"absolute rule", func(root string) []string {
+			return []string{"--config", writeConfig(t, `{"anchor":{"rules":[{"match":["*"],"globs":["`+outside+`/*.zip"]}]}}`)}
+		}, exitUsage, "relative"},
+		{"absolute events log", func(root string) []string {
+			return []string{"--config", writeConfig(t, `{"paths":{"events_log":"/etc/passwd"}}`)}
+		}, exitUsage, "paths.events_log"},
+		{"symlink escaping", func(root string) []string {
+			mustMkdir(t, filepath.Join(root, tReleases))
+			if err := os.Symlink(filepath.Join(outside, "secret.zip"), filepath.Join(root, tReleases, "evil.zip")); err != nil {
+				t.Fatal(err)
+			}
+			runCLI(t, "--root", root, "event", "--event", "quarterly_release", "--version", "v1", "--hash", "h")
+			return nil
+		}, exitFailure, "outside"},
+		{"symlinked directory escaping", func(root string) []string {
+			mustMkdir(t, filepath.Join(root, "05_documentation"))
+			if err := os.Symlink(outside, filepath.Join(root, tReleases)); err != nil {
+				t.Fatal(err)
+			}
+			runCLI(t, "--root", root, "event", "--event", "quarterly_release", "--version", "v1", "--hash", "h")
+			return nil
+		}, exitFailure, "outside"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := newTree(t)
+			repo := initRepo(t)
+			before, _ := os.ReadFile(filepath.Join(root, tManifest))
+			args := append([]string{"--root", root, "--repo", repo}, tc.setup(root)...)
+			code, _, stderr := runCLI(t, append(args, "anchor")...)
+			if code != tc.code || !strings.Contains(stderr, tc.expect) {
+				t.Fatalf("exit %d (want %d), stderr: %s", code, tc.code, stderr)
+			}
+			after, _ := os.ReadFile(filepath.Join(root, tManifest))
+			if !bytes.Equal(before, after) {
+				t.Error("the manifest changed although the run was refused")
+			}
+		})
+	}
+}
+
+func writeConfig(t testing.TB, body string) string {
+	p := filepath.Join(t.TempDir(), "appliance.json")
+	mustWrite(t, p, []byte(body))
+	return p
+}
+
+// pinnedSet lists every CID pinned in repo (recursive, direct, indirect),
+// asked of the stock kubo CLI so the check does not trust our own code.
+func pinnedSet(t testing.TB, repo string) map[string]bool {
+	t.Helper()
+	cmd := exec.Command(stockIPFS(t), "pin", "ls", "--type=all", "--quiet")
+	cmd.Env = append(os.Environ(), "IPFS_PATH="+repo)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("stock ipfs pin ls on our repo: %v", err)
+	}
+	set := map[string]bool{}
+	for _, l := range strings.Fields(string(out)) {
+		set[l] = true
+	}
+	return set
+}
+
+// TestAnchorSurvivesSIGKILL kills anchoring at random points, many times:
+// the manifest is always valid JSON, every CID it records is pinned, and a
+// last run completes the rest with no duplicate records.
+func TestAnchorSurvivesSIGKILL(t *testing.T) {
+	bin := anchorBinary(t)
+	root := newTree(t)
+	repo := initRepo(t)
+	const files = 300
+	for i := range files {
+		randomFile(t, filepath.Join(root, tReleases, fmt.Sprintf("f%03d.zip", i)), 96<<10+int64(i))
+	}
+	runCLI(t, "--root", root, "event", "--event", "quarterly_release", "--version", "v1", "--hash", "h")
+	cfg := writeConfig(t, `{"anchor":{"checkpoint_interval":"30ms"}}`)
+	rng := mrand.New(mrand.NewPCG(1, uint64(time.Now().UnixNano())))
+	kills := 0
+	var progress []int
+	for i := 0; i < 25 && kills < 12; i++ {
+		cmd := exec.Command(bin, "--root", root, "--repo", repo, "--config", cfg, "anchor")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(10+rng.IntN(400)) * time.Millisecond)
+		if cmd.Process.Signal(syscall.SIGKILL) == nil {
+			kills++
+		}
+		err := cmd.Wait()
+		m := readManifest(t, root) // fails the test on invalid JSON
+		progress = append(progress, len(m.Records))
+		pins := pinnedSet(t, repo)
+		for _, r := range m.Records {
+			if !pins[r.IPFSCID] {
+				t.Fatalf("after kill %d: recorded %s (%s) is not pinned", kills, r.IPFSCID, r.FilePath)
+			}
+		}
+		if err == nil {
+			break // the run finished before the kill
+		}
+	}
+	if kills == 0 {
+		t.Fatal("no run was killed")
+	}
+	code, _, stderr := runCLI(t, "--root", root, "--repo", repo, "anchor")
+	if code != 0 {
+		t.Fatalf("final run: exit %d: %s", code, stderr)
+	}
+	m := readManifest(t, root)
+	seen := map[string]int{}
+	for _, r := range m.Records {
+		seen[r.FilePath+"@"+r.FileHash]++
+	}
+	for k, n := range seen {
+		if n > 1 {
+			t.Errorf("duplicate record %s (%d times)", k, n)
+		}
+	}
+	if len(seen) != files+1 {
+		t.Errorf("%d distinct records, want %d files + the log", len(seen), files)
+	}
+	pins := pinnedSet(t, repo)
+	for _, r := range m.Records {
+		if !pins[r.IPFSCID] {
+			t.Errorf("%s not pinned", r.FilePath)
+		}
+	}
+	t.Logf("%d kills; records after each: %v", kills, progress)
+}
+
+// TestAnchorConcurrentRuns starts two runs at once: one waits or is refused
+// with a "locked" message; nothing is corrupted or recorded twice.
+func TestAnchorConcurrentRuns(t *testing.T) {
+	bin := anchorBinary(t)
+	root := newTree(t)
+	repo := initRepo(t)
+	randomFile(t, filepath.Join(root, tReleases, "big.zip"), 64<<20)
+	runCLI(t, "--root", root, "event", "--event", "quarterly_release", "--version", "v1", "--hash", "h")
+	var cmds [2]*exec.Cmd
+	var errs [2]bytes.Buffer
+	for i := range cmds {
+		cmds[i] = exec.Command(bin, "--root", root, "--repo", repo, "anchor")
+		cmds[i].Stderr = &errs[i]
+	}
+	for _, c := range cmds {
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ok := 0
+	for i, c := range cmds {
+		c.Wait()
+		switch code := c.ProcessState.ExitCode(); code {
+		case 0:
+			ok++
+		case exitRepo:
+			if !strings.Contains(errs[i].String(), "locked") {
+				t.Errorf("run %d: exit 3 without a clear locked message: %s", i, errs[i].String())
+			}
+		default:
+			t.Errorf("run %d: exit %d: %s", i, code, errs[i].String())
+		}
+	}
+	if ok == 0 {
+		t.Fatal("neither run succeeded")
+	}
+	m := readManifest(t, root)
+	seen := map[string]bool{}
+	for _, r := range m.Records {
+		if seen[r.FilePath] {
+			t.Errorf("recorded twice: %s", r.FilePath)
+		}
+		seen[r.FilePath] = true
+	}
+	if !seen[tReleases+"/big.zip"] {
+		t.Error("big.zip not recorded")
+	}
+}
