@@ -69,6 +69,8 @@ func newApp(g *globalOptions) *cli.App {
 			newVerifyCommand(g),
 			newExportCommand(g),
 			newImportCommand(g),
+			newTelemetryCommand(g),
+			newGuardCommand(g),
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {

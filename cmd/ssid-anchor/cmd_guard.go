@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/ssid/ssid-anchor/anchor"
+	"github.com/urfave/cli/v2"
+)
+
+func newGuardCommand(g *globalOptions) *cli.Command {
+	return &cli.Command{
+		Name:  "guard",
+		Usage: "measure Root-24-LOCK: exactly the 24 module directories plus listed exceptions",
+		Description: `Reads the root: one directory NN_* for each of 01..24, and no other entry unless
+23_compliance/exceptions/root_level_exceptions.yaml lists it. Prints "active" or
+"violated" and why; with --json, the whole measurement.
+
+Exit codes: 0 active, 1 violated (or the root could not be read), 2 bad --root.`,
+		Action: func(c *cli.Context) error { return runGuard(c.Context, g) },
+	}
+}
+
+func runGuard(_ context.Context, g *globalOptions) error {
+	root, err := anchor.OpenRoot(g.Root)
+	if err != nil {
+		return usageError{err}
+	}
+	st, err := anchor.CheckRoot24(root)
+	if err != nil {
+		return err
+	}
+	if g.JSON {
+		if err := writeJSON(g.stdout, map[string]any{
+			"root": root.Dir(), "root_24_lock": st.Status(), "ok": st.OK(), "modules": len(st.Modules),
+			"missing": nonNil(st.Missing), "duplicates": nonNil(st.Duplicates), "unexpected": nonNil(st.Unexpected),
+			"exceptions_file": st.ExceptionsFile, "problems": nonNil(st.Problems),
+		}); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(g.stdout, "Root-24-LOCK: %s\n", st.Status())
+		fmt.Fprintf(g.stderr, "%s: %d module directories", root.Dir(), len(st.Modules))
+		if st.ExceptionsFile != "" {
+			fmt.Fprintf(g.stderr, ", exceptions from %s", st.ExceptionsFile)
+		}
+		fmt.Fprintln(g.stderr)
+		for _, p := range st.Problems {
+			fmt.Fprintf(g.stderr, "  %s\n", p)
+		}
+	}
+	if !st.OK() {
+		return failure{"Root-24-LOCK is violated: " + strings.Join(st.Problems, "; ")}
+	}
+	return nil
+}

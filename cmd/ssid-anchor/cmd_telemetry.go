@@ -1,0 +1,366 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ssid/ssid-anchor/anchor"
+	"github.com/ssid/ssid-anchor/telemetry"
+	"github.com/ssid/ssid-anchor/telemetry/notify"
+	"github.com/urfave/cli/v2"
+)
+
+type telemetryOptions struct {
+	Watch, Test, CheckConfig, DryRun bool
+}
+
+func newTelemetryCommand(g *globalOptions) *cli.Command {
+	var o telemetryOptions
+	return &cli.Command{
+		Name:  "telemetry",
+		Usage: "check compliance telemetry and alert Slack, Discord, a webhook or email",
+		Description: `One check reads the dashboard CSV and the registry events added since the last
+check, applies the thresholds of telemetry_config.json and sends what is due:
+an alert when it starts, changes level, every repeat_interval_seconds while it
+lasts, and once when it resolves (send_resolved). Channels run independently; a
+channel that failed is retried at the next check. Secrets may come from
+SLACK_WEBHOOK_URL, DISCORD_WEBHOOK_URL, WEBHOOK_URL, SMTP_USERNAME and
+SMTP_PASSWORD, which win over the file; they are never printed.
+
+  --check-config  validate the config, list unknown keys, show the channels
+  --test          send a test message to every enabled channel
+  --dry-run       print each channel's exact payload instead of sending
+  --watch         check every check_interval_seconds until SIGINT/SIGTERM
+
+Exit codes: 0 done (or telemetry disabled); 1 a channel failed to deliver, or
+the dashboard could not be read; 2 invalid config or flags, or --test with no
+channel enabled.`,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "watch", Destination: &o.Watch, Usage: "check every check_interval_seconds until stopped"},
+			&cli.BoolFlag{Name: "test", Destination: &o.Test, Usage: "send a test message to every enabled channel"},
+			&cli.BoolFlag{Name: "check-config", Destination: &o.CheckConfig, Usage: "validate the telemetry config and show it (secrets hidden)"},
+			&cli.BoolFlag{Name: "dry-run", Destination: &o.DryRun, Usage: "print the payloads instead of sending; change no state"},
+		},
+		Action: func(c *cli.Context) error { return runTelemetry(c.Context, o, g) },
+	}
+}
+
+// telemetrySetup is what every telemetry mode needs.
+type telemetrySetup struct {
+	root    anchor.Root
+	cfgRel  string
+	cfg     telemetry.Config
+	invalid error
+}
+
+// loadTelemetryConfig reads, parses and validates the config; a parse
+// error is returned, a validation error is kept in invalid so
+// --check-config can still show the rest.
+func loadTelemetryConfig(g *globalOptions) (telemetrySetup, error) {
+	var s telemetrySetup
+	root, err := anchor.OpenRoot(g.Root)
+	if err != nil {
+		return s, usageError{err}
+	}
+	s.root, s.cfgRel = root, g.cfg.Paths.TelemetryConfig
+	p, err := root.Resolve(s.cfgRel)
+	if err != nil {
+		return s, usagef("paths.telemetry_config: %v", err)
+	}
+	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return s, usagef("telemetry config %s not found under %s (set paths.telemetry_config in the appliance config, or create it from the SSID sample)", s.cfgRel, root.Dir())
+	}
+	if err != nil {
+		return s, fmt.Errorf("reading telemetry config: %w", err)
+	}
+	cfg, err := telemetry.ParseConfig(b)
+	if err != nil {
+		return s, usagef("telemetry config %s: %v", s.cfgRel, err)
+	}
+	cfg.ApplyEnv(os.Getenv)
+	s.cfg = cfg
+	s.invalid = cfg.Validate()
+	return s, nil
+}
+
+func invalidConfig(rel string, err error) error {
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) == 1 {
+		return usagef("telemetry config %s: %s", rel, lines[0])
+	}
+	return usagef("telemetry config %s has %d problems:\n  %s", rel, len(lines), strings.Join(lines, "\n  "))
+}
+
+func (g *globalOptions) monitor(s telemetrySetup) *telemetry.Monitor {
+	opts := notify.Options{Logger: g.log, UserAgent: "ssid-anchor-telemetry"}
+	return &telemetry.Monitor{
+		Config: s.cfg, Root: s.root,
+		Paths:    telemetry.Paths{DashboardCSV: g.cfg.Paths.DashboardCSV, State: g.cfg.Paths.TelemetryState, EventsLog: g.cfg.Paths.EventsLog},
+		Channels: telemetry.BuildChannels(s.cfg, opts, nil),
+		Now:      g.now, Log: g.log,
+	}
+}
+
+func runTelemetry(ctx context.Context, o telemetryOptions, g *globalOptions) error {
+	if o.Watch && (o.Test || o.CheckConfig || o.DryRun) {
+		return usagef("--watch runs checks until stopped; it cannot be combined with --test, --check-config or --dry-run")
+	}
+	if o.CheckConfig && (o.Test || o.DryRun) {
+		return usagef("--check-config only validates; drop --test and --dry-run")
+	}
+	s, err := loadTelemetryConfig(g)
+	if err != nil {
+		return err
+	}
+	if o.CheckConfig {
+		return runCheckConfig(s, g)
+	}
+	if s.invalid != nil {
+		return invalidConfig(s.cfgRel, s.invalid)
+	}
+	if !s.cfg.Enabled {
+		msg := fmt.Sprintf("telemetry is disabled (enabled: false in %s); nothing to do", s.cfgRel)
+		if g.JSON {
+			return writeJSON(g.stdout, map[string]any{"enabled": false, "message": msg})
+		}
+		fmt.Fprintln(g.stderr, msg)
+		return nil
+	}
+	switch {
+	case o.Watch:
+		return runWatch(ctx, s, g)
+	case o.Test:
+		m := g.monitor(s)
+		if len(m.Channels) == 0 {
+			return usagef("--test: no channel is enabled in %s; set notifications.<slack|discord|webhook|email>.enabled to true", s.cfgRel)
+		}
+		rep, err := m.Test(ctx, o.DryRun)
+		if err != nil {
+			return err
+		}
+		return reportTelemetry(rep, g)
+	default:
+		rep, err := g.monitor(s).Check(ctx, o.DryRun)
+		if err != nil {
+			return err
+		}
+		return reportTelemetry(rep, g)
+	}
+}
+
+// runWatch checks every check_interval_seconds until ctx ends (SIGINT or
+// SIGTERM), re-reading the config each time so edits apply without a
+// restart. A failed check is logged and the loop goes on; a clean stop is
+// exit 0.
+func runWatch(ctx context.Context, s telemetrySetup, g *globalOptions) error {
+	g.log.Info("telemetry watch started", "interval", s.cfg.CheckInterval().String(), "channels", strings.Join(s.cfg.EnabledChannels(), ","))
+	for {
+		rep, err := g.monitor(s).Check(ctx, false)
+		switch {
+		case err != nil:
+			g.log.Error("telemetry check", "error", err)
+		default:
+			if err := reportTelemetry(rep, g); err != nil {
+				g.log.Warn("telemetry check finished with failures; failed channels are retried at the next check")
+			}
+		}
+		t := time.NewTimer(s.cfg.CheckInterval())
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			g.log.Info("telemetry watch stopped; state saved")
+			return nil
+		case <-t.C:
+		}
+		next, err := loadTelemetryConfig(g)
+		switch {
+		case err != nil:
+			g.log.Error("telemetry config unreadable; keeping the previous one", "error", err)
+		case next.invalid != nil:
+			g.log.Error("telemetry config invalid; keeping the previous one", "error", strings.ReplaceAll(next.invalid.Error(), "\n", "; "))
+		default:
+			s = next
+		}
+	}
+}
+
+func reportTelemetry(rep *telemetry.Report, g *globalOptions) error {
+	failures := rep.Failures()
+	if g.JSON {
+		if err := writeJSON(g.stdout, rep); err != nil {
+			return err
+		}
+	} else {
+		printReport(rep, g)
+	}
+	if len(failures) > 0 {
+		return failure{fmt.Sprintf("%d delivery(ies) failed; failed channels are retried at the next check", len(failures))}
+	}
+	return nil
+}
+
+func printReport(rep *telemetry.Report, g *globalOptions) {
+	w := g.stderr
+	if d := rep.Dashboard; d != nil {
+		trend := ""
+		if a := rep.Assessment; a != nil {
+			trend = " (" + a.Trend
+			if a.Change != nil {
+				trend += fmt.Sprintf(", %+g", *a.Change)
+			}
+			trend += ")"
+		}
+		fmt.Fprintf(w, "dashboard %s line %d: score %g/100%s, violations %d, quarter %s\n",
+			d.File, d.Current.Line, d.Current.Score, trend, d.Current.Violations, orDash(d.Current.Quarter))
+	}
+	fmt.Fprintf(w, "Root-24-LOCK: %s\n", rep.Root24Lock)
+	if r := rep.Registry; r.Log != "" {
+		fmt.Fprintf(w, "registry %s: %d events read (%s), %d new to report\n", r.Log, r.Read, r.Mode, r.New)
+		for _, b := range r.BadBlocks {
+			fmt.Fprintf(w, "  skipped %s\n", b)
+		}
+	}
+	for _, name := range []string{telemetry.AlertScore, telemetry.AlertViolations} {
+		if a := rep.Alerts[name]; a != nil && a.Active {
+			fmt.Fprintf(w, "alert %s: %s since %s: %s\n", name, a.Level, a.FirstSeen.Format(time.RFC3339), strings.Join(a.Reasons, "; "))
+		}
+	}
+	if len(rep.Channels) == 0 {
+		fmt.Fprintln(w, "no channel is enabled; nothing is sent (see telemetry --check-config)")
+	}
+	if rep.DryRun {
+		printPreviews(rep.Previews, g)
+		if len(rep.Previews) == 0 {
+			fmt.Fprintln(w, "dry run: nothing is due")
+		}
+		return
+	}
+	if len(rep.Deliveries) == 0 && len(rep.Channels) > 0 {
+		fmt.Fprintln(w, "nothing due")
+	}
+	for _, d := range rep.Deliveries {
+		for _, ch := range sortedKeysOf(d.Results) {
+			if r := d.Results[ch]; r == "sent" {
+				fmt.Fprintf(w, "%s: sent %q\n", ch, d.Title)
+			} else {
+				fmt.Fprintf(w, "%s: FAILED %q: %s\n", ch, d.Title, r)
+			}
+		}
+	}
+}
+
+func printPreviews(ps []notify.Preview, g *globalOptions) {
+	for _, p := range ps {
+		if p.Mail != "" {
+			fmt.Fprintf(g.stdout, "--- %s via %s\n%s\n", p.Channel, p.Server, p.Mail)
+			continue
+		}
+		fmt.Fprintf(g.stdout, "--- %s: %s %s\n", p.Channel, p.Method, p.URL)
+		for _, k := range sortedKeysOf(p.Headers) {
+			fmt.Fprintf(g.stdout, "%s: %s\n", k, p.Headers[k])
+		}
+		// Indent keeps the key order: this is the payload as sent.
+		var body bytes.Buffer
+		if json.Indent(&body, p.Body, "", "  ") != nil {
+			body.Reset()
+			body.Write(p.Body)
+		}
+		fmt.Fprintf(g.stdout, "\n%s\n", body.Bytes())
+	}
+}
+
+func sortedKeysOf(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j] < out[j-1]; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// unknownKeyHint explains unknown keys a user is likely to write.
+func unknownKeyHint(key string) string {
+	switch key {
+	case "notifications.email.password":
+		return " (ignored: the password is read only from SMTP_PASSWORD)"
+	}
+	return " (kept, not used)"
+}
+
+func runCheckConfig(s telemetrySetup, g *globalOptions) error {
+	c := s.cfg
+	var problems []string
+	if s.invalid != nil {
+		problems = strings.Split(s.invalid.Error(), "\n")
+	}
+	if g.JSON {
+		doc := map[string]any{
+			"file": s.cfgRel, "valid": s.invalid == nil, "problems": nonNil(problems), "unknown_keys": nonNil(c.Unknown),
+			"enabled": c.Enabled, "config_version": c.ConfigVersion, "blueprint_version": c.BlueprintVersion,
+			"check_interval_seconds": c.CheckIntervalSeconds, "repeat_interval_seconds": c.RepeatIntervalSeconds,
+			"send_resolved": c.SendResolved, "thresholds": c.Thresholds, "event_filters": c.EventFilters,
+			"channels": c.Channels(),
+		}
+		if err := writeJSON(g.stdout, doc); err != nil {
+			return err
+		}
+	} else {
+		w := g.stdout
+		fmt.Fprintf(w, "telemetry config %s (config_version %s, blueprint %s)\n", s.cfgRel, c.ConfigVersion, c.BlueprintVersion)
+		fmt.Fprintf(w, "enabled: %v\ncheck every %ds, repeat alerts every %ds, send resolved: %v\n", c.Enabled, c.CheckIntervalSeconds, c.RepeatIntervalSeconds, c.SendResolved)
+		t := c.Thresholds
+		fmt.Fprintf(w, "thresholds: warning below %g or drop >= %g; critical below %g or drop >= %g or violations > %d\n",
+			t.ComplianceScoreMin, t.ScoreDropWarning, t.ComplianceScoreCritical, t.ScoreDropCritical, t.MaxViolations)
+		f := c.EventFilters
+		fmt.Fprintf(w, "notify on: score change %v, violation %v, release %v, quarterly report %v, blueprint update %v\n",
+			f.NotifyOnScoreChange, f.NotifyOnViolation, f.NotifyOnRelease, f.NotifyOnQuarterlyReport, f.NotifyOnBlueprintUpdate)
+		for _, ch := range c.Channels() {
+			state := "disabled"
+			if ch.Enabled {
+				state = "ENABLED"
+			}
+			fmt.Fprintf(w, "  %-8s %-8s %s\n", ch.Name, state, ch.Target)
+			for _, k := range sortedKeysOf(ch.Settings) {
+				if v := ch.Settings[k]; v != "" {
+					fmt.Fprintf(w, "           %s: %s\n", k, v)
+				}
+			}
+		}
+		for _, k := range c.Unknown {
+			fmt.Fprintf(w, "unknown key: %s%s\n", k, unknownKeyHint(k))
+		}
+		if s.invalid == nil {
+			fmt.Fprintln(w, "config is valid")
+		}
+	}
+	if s.invalid != nil {
+		return invalidConfig(s.cfgRel, s.invalid)
+	}
+	return nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
