@@ -114,10 +114,12 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 		return nil, err
 	}
 
+	t0 := time.Now()
 	work, mark, err := collect(o, logPath, man.Processed, res)
 	if err != nil {
 		return nil, err
 	}
+	o.Log.Debug("events scanned", "new_events", res.NewEvents, "files", len(work), "took", time.Since(t0))
 	if res.NewEvents == 0 && mark == man.Processed {
 		return res, nil
 	}
@@ -125,8 +127,10 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 	// Paths never recorded go first: after an interruption the next run
 	// makes progress before it re-hashes files that are probably unchanged.
 	known := map[string]bool{}
+	recorded := map[string]bool{} // path NUL hash: the identity of a record
 	for _, r := range man.Records {
 		known[r.FilePath] = true
+		recorded[r.FilePath+"\x00"+r.FileHash] = true
 	}
 	sort.SliceStable(work, func(i, j int) bool { return !known[work[i].path] && known[work[j].path] })
 	run := &runState{o: o, man: man, manPath: manPath, oldBytes: oldBytes, res: res, now: o.Now().UTC().Format(time.RFC3339)}
@@ -139,8 +143,9 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		// Save the new paths' records before re-hashing known ones.
-		if known[w.path] && len(run.pending) > 0 && run.batch != nil && o.Config.CheckpointEvery() > 0 {
+		// A long run saves its progress now and then, so an interruption
+		// loses at most one interval of work.
+		if len(run.pending) > 0 && run.batch != nil && o.Config.CheckpointEvery() > 0 && time.Since(lastCommit) >= o.Config.CheckpointEvery() {
 			if err := run.commit(ctx, nil); err != nil {
 				return nil, err
 			}
@@ -152,7 +157,7 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 			o.Log.Warn("file not anchored", "file", w.path, "err", err)
 			continue
 		}
-		if man.Has(rec.FilePath, rec.FileHash) || hasRecord(run.pending, rec) {
+		if recorded[rec.FilePath+"\x00"+rec.FileHash] {
 			res.Skipped = append(res.Skipped, Skip{Path: w.path, Reason: "content already anchored"})
 			continue
 		}
@@ -169,14 +174,7 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 			run.batch.Link(path.Base(rec.FilePath), mustCID(rec.IPFSCID))
 		}
 		run.pending = append(run.pending, rec)
-		// A long run saves its progress now and then, so an interruption
-		// loses at most one interval of work.
-		if run.batch != nil && o.Config.CheckpointEvery() > 0 && time.Since(lastCommit) >= o.Config.CheckpointEvery() {
-			if err := run.commit(ctx, nil); err != nil {
-				return nil, err
-			}
-			lastCommit = time.Now()
-		}
+		recorded[rec.FilePath+"\x00"+rec.FileHash] = true
 	}
 	if len(work) > 0 && len(res.Failed) == len(work) {
 		return res, fmt.Errorf("none of the %d selected files could be anchored", len(work))
@@ -190,9 +188,11 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 	if len(run.pending) == 0 && final == nil {
 		return res, nil
 	}
+	o.Log.Debug("files processed", "anchored", len(run.pending)+len(res.Records), "took", time.Since(t0))
 	if err := run.commit(ctx, final); err != nil {
 		return nil, err
 	}
+	o.Log.Debug("run committed", "took", time.Since(t0))
 	return res, nil
 }
 
@@ -267,10 +267,12 @@ func (r *runState) commit(ctx context.Context, mark *Watermark) error {
 		return nil
 	}
 	r.batch.Link("manifest.json", mc)
+	t0 := time.Now()
 	root, err := r.batch.Commit("ssid-anchor run " + r.now)
 	if err != nil {
 		return err
 	}
+	r.o.Log.Debug("blocks and pin durable", "root", root, "took", time.Since(t0))
 	r.batch = nil
 	r.res.RunRoot = root.String()
 	if err := WriteFileAtomic(r.manPath, newBytes, 0o644); err != nil {
@@ -290,15 +292,6 @@ func mustCID(s string) cid.Cid {
 		panic(err)
 	}
 	return c
-}
-
-func hasRecord(recs []Record, r Record) bool {
-	for _, x := range recs {
-		if x.FilePath == r.FilePath && x.FileHash == r.FileHash {
-			return true
-		}
-	}
-	return false
 }
 
 // manifestParams are fixed so a manifest's CID never depends on the
@@ -386,11 +379,7 @@ func collect(o RunOptions, logPath string, mark Watermark, res *Result) ([]workI
 // anchorFile hashes and adds one file in a single read. Large files are
 // hashed on a second goroutine so SHA-256 and chunk hashing use both cores.
 func anchorFile(o RunOptions, b Batch, rel string) (Record, error) {
-	abs, err := o.Root.Resolve(rel)
-	if err != nil {
-		return Record{}, err
-	}
-	f, err := os.Open(abs)
+	f, err := o.Root.Open(rel)
 	if err != nil {
 		return Record{}, err
 	}
@@ -402,7 +391,9 @@ func anchorFile(o RunOptions, b Batch, rel string) (Record, error) {
 	if !st.Mode().IsRegular() {
 		return Record{}, fmt.Errorf("not a regular file")
 	}
-	_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
+	if st.Size() >= parallelHashMin {
+		_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
+	}
 	var progress func(int)
 	if o.OnFile != nil {
 		progress = o.OnFile(rel, st.Size())
@@ -450,7 +441,7 @@ const parallelHashMin = 4 << 20
 func newFileHasher(size int64) *fileHasher {
 	fh := &fileHasher{h: sha256.New()}
 	if size >= parallelHashMin {
-		fh.ch = make(chan []byte, 64)
+		fh.ch = make(chan []byte, 16)
 		fh.done = make(chan struct{})
 		go func() {
 			defer close(fh.done)

@@ -93,9 +93,9 @@ func (r Root) Rel(abs string) (string, error) {
 	return filepath.ToSlash(rel), nil
 }
 
-// Glob expands a root-relative pattern. Every match is resolved and checked;
-// a match that escapes the root is an error, not a silent skip. Matches are
-// returned as sorted root-relative paths of regular files.
+// Glob expands a root-relative pattern. Every match is checked; a match
+// that escapes the root is an error, not a silent skip. Matches are returned
+// as sorted root-relative paths of regular files.
 func (r Root) Glob(pattern string) ([]string, error) {
 	if filepath.IsAbs(pattern) || strings.HasPrefix(pattern, "/") {
 		return nil, fmt.Errorf("%w: pattern %q is absolute", ErrOutsideRoot, pattern)
@@ -108,24 +108,53 @@ func (r Root) Glob(pattern string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pattern %q: %w", pattern, err)
 	}
+	dirOK := map[string]bool{} // parent directories already resolved inside the root
 	var out []string
 	for _, m := range matches {
 		rel, err := filepath.Rel(r.real, m)
 		if err != nil {
 			return nil, err
 		}
-		abs, err := r.Resolve(filepath.ToSlash(rel))
+		st, err := os.Lstat(m)
 		if err != nil {
-			return nil, err
-		}
-		st, err := os.Stat(abs)
-		if err != nil || !st.Mode().IsRegular() {
 			continue
 		}
-		out = append(out, filepath.ToSlash(rel))
+		parent := filepath.Dir(rel)
+		if st.Mode()&fs.ModeSymlink != 0 || !dirOK[parent] {
+			// Follow links the slow, careful way; a plain file in a
+			// directory already checked needs nothing more.
+			abs, err := r.Resolve(filepath.ToSlash(rel))
+			if err != nil {
+				return nil, err
+			}
+			if st, err = os.Stat(abs); err != nil {
+				continue
+			}
+			if _, err := r.Resolve(filepath.ToSlash(parent)); err == nil {
+				dirOK[parent] = true
+			}
+		}
+		if st.Mode().IsRegular() {
+			out = append(out, filepath.ToSlash(rel))
+		}
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// Open opens a root-relative file for reading. The kernel confines the
+// lookup to the root (openat2 RESOLVE_BENEATH), so a symlink swapped in
+// after selection cannot lead outside. Symlinks the kernel will not follow
+// beneath the root (absolute ones) are resolved and checked by Resolve.
+func (r Root) Open(rel string) (*os.File, error) {
+	if f, err := openBeneath(r.real, rel); err == nil || !errors.Is(err, errUseResolve) {
+		return f, err
+	}
+	abs, err := r.Resolve(rel)
+	if err != nil {
+		return nil, err
+	}
+	return os.Open(abs)
 }
 
 func within(root, p string) bool {

@@ -78,7 +78,7 @@ func (n *Node) NewBatch(ctx context.Context) (*Batch, error) {
 	b := &Batch{
 		n:       n,
 		ctx:     ctx,
-		dag:     ipld.NewBufferedDAG(ctx, n.ipfs.DAG, ipld.MaxSizeBatchOption(16<<20), ipld.MaxNodesBatchOption(512)),
+		dag:     ipld.NewBufferedDAG(ctx, n.ipfs.DAG, ipld.MaxSizeBatchOption(8<<20), ipld.MaxNodesBatchOption(256)),
 		unlock:  unlocker.Unlock,
 		names:   map[string]int{},
 		flusher: newFlusher(n.blocksDir()),

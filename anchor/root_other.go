@@ -1,0 +1,12 @@
+//go:build !linux
+
+package anchor
+
+import (
+	"errors"
+	"os"
+)
+
+var errUseResolve = errors.New("resolve in user space")
+
+func openBeneath(string, string) (*os.File, error) { return nil, errUseResolve }

@@ -1,0 +1,126 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+)
+
+func newTestNode(t testing.TB) *Node {
+	t.Helper()
+	repo := filepath.Join(t.TempDir(), "repo")
+	if _, err := Init(repo, Config{Profile: ProfileAirGapped}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := Open(context.Background(), repo, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// TestBatchPinsEveryFileIndirectly: files added in one batch are stored,
+// have the CID ComputeCID derives without a repo, and are pinned through the
+// run root.
+func TestBatchPinsEveryFileIndirectly(t *testing.T) {
+	n := newTestNode(t)
+	ctx := context.Background()
+	for _, profile := range []string{CIDProfileDefault, CIDProfileUnixFSv12025} {
+		p, err := ParamsFor(profile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := n.NewBatch(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cids []cid.Cid
+		for _, size := range []int{0, 1, 300 << 10, 3 << 20} {
+			data := make([]byte, size)
+			rand.Read(data)
+			var seen bytes.Buffer
+			c, err := b.AddFile(bytes.NewReader(data), p, func(chunk []byte) { seen.Write(chunk) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(seen.Bytes(), data) {
+				t.Fatalf("%s: observer saw %d bytes, want the file's %d in order", profile, seen.Len(), size)
+			}
+			want, err := ComputeCID(bytes.NewReader(data), p, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c != want {
+				t.Fatalf("%s size %d: AddFile %s, ComputeCID %s", profile, size, c, want)
+			}
+			b.Link("f", c)
+			cids = append(cids, c)
+		}
+		root, err := b.Commit("test run")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cids {
+			why, pinned, err := n.ipfs.Pinning.IsPinned(ctx, c)
+			if err != nil || !pinned {
+				t.Errorf("%s: %s not pinned (%q, %v)", profile, c, why, err)
+			}
+		}
+		if _, pinned, _ := n.ipfs.Pinning.IsPinned(ctx, root); !pinned {
+			t.Errorf("run root %s not pinned", root)
+		}
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	if _, err := Open(context.Background(), filepath.Join(t.TempDir(), "none"), OpenOptions{}); !errorsIs(err, ErrNotInitialized) {
+		t.Errorf("missing repo: %v, want ErrNotInitialized", err)
+	}
+	n := newTestNode(t)
+	if _, err := Open(context.Background(), n.RepoPath(), OpenOptions{}); err == nil {
+		// Same process: kubo hands out the same ref-counted repo; the lock
+		// only bites across processes, which the cmd tests cover.
+		t.Log("same-process open shares the repo")
+	}
+}
+
+// BenchmarkAddFile adds a large random file; SSID_BENCH_FILE names an
+// existing file to add instead.
+func BenchmarkAddFile(b *testing.B) {
+	path := os.Getenv("SSID_BENCH_FILE")
+	if path == "" {
+		path = filepath.Join(b.TempDir(), "f")
+		f, _ := os.Create(path)
+		io.CopyN(f, rand.Reader, 256<<20)
+		f.Close()
+	}
+	st, _ := os.Stat(path)
+	p, _ := ParamsFor("")
+	b.SetBytes(st.Size())
+	for b.Loop() {
+		b.StopTimer()
+		n := newTestNode(b)
+		f, _ := os.Open(path)
+		b.StartTimer()
+		batch, _ := n.NewBatch(context.Background())
+		c, err := batch.AddFile(f, p, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		batch.Link("f", c)
+		if _, err := batch.Commit("bench"); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+	}
+}
+
+func errorsIs(err, target error) bool { return errors.Is(err, target) }

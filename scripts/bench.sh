@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# make bench: every benchmark, each printed as ratios against a baseline run
+# side by side on this machine. Needs bin/ssid-anchor and bin/ipfs (make
+# builds both first).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+echo "== anchoring (issue: the main job) =="
+go run ./scripts/bench -bin bin/ssid-anchor -ipfs bin/ipfs "$@"
+for s in scripts/bench-verify.sh scripts/bench-telemetry.sh; do
+  if [ -x "$s" ]; then
+    echo
+    echo "== $s =="
+    "$s"
+  fi
+done
