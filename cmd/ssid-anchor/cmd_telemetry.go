@@ -168,7 +168,7 @@ func runWatch(ctx context.Context, s telemetrySetup, g *globalOptions) error {
 		case err != nil:
 			g.log.Error("telemetry check", "error", err)
 		default:
-			if err := reportTelemetry(rep, g); err != nil {
+			if err := reportTelemetryAs(rep, g, true); err != nil {
 				g.log.Warn("telemetry check finished with failures; failed channels are retried at the next check")
 			}
 		}
@@ -193,12 +193,23 @@ func runWatch(ctx context.Context, s telemetrySetup, g *globalOptions) error {
 }
 
 func reportTelemetry(rep *telemetry.Report, g *globalOptions) error {
+	return reportTelemetryAs(rep, g, false)
+}
+
+// reportTelemetryAs prints a check; in a stream (--watch) with --json each
+// check is one JSON line.
+func reportTelemetryAs(rep *telemetry.Report, g *globalOptions, stream bool) error {
 	failures := rep.Failures()
-	if g.JSON {
+	switch {
+	case g.JSON && stream:
+		if err := json.NewEncoder(g.stdout).Encode(rep); err != nil {
+			return err
+		}
+	case g.JSON:
 		if err := writeJSON(g.stdout, rep); err != nil {
 			return err
 		}
-	} else {
+	default:
 		printReport(rep, g)
 	}
 	if len(failures) > 0 {
