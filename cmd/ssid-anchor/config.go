@@ -44,7 +44,8 @@ func defaultApplianceConfig() applianceConfig {
 	var c applianceConfig
 	c.Paths = anchor.DefaultPaths()
 	c.Anchor = anchor.DefaultConfig()
-	c.Node = node.Config{Profile: node.ProfileAirGapped}
+	c.Node = node.Config{Profile: node.ProfileAirGapped, Swarm: []string{}, Peering: []string{}}
+	c.RemotePinning.Services = []remoteService{}
 	c.Schedule.Quarterly = "0 9 1 1,4,7,10 *"
 	c.HTTP.Listen = "127.0.0.1:8089"
 	return c
