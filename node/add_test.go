@@ -8,7 +8,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 )
@@ -124,3 +126,39 @@ func BenchmarkAddFile(b *testing.B) {
 }
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+// TestAirGappedNodeStaysOnLoopback: online, the air-gapped node listens on
+// loopback only and has nobody to dial: no bootstrap peers, no AutoConf.
+func TestAirGappedNodeStaysOnLoopback(t *testing.T) {
+	repo := filepath.Join(t.TempDir(), "repo")
+	if _, err := Init(repo, Config{Profile: ProfileAirGapped}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := Open(context.Background(), repo, OpenOptions{Online: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	addrs := n.Addrs()
+	if len(addrs) == 0 {
+		t.Fatal("online node has no listen addresses")
+	}
+	for _, a := range addrs {
+		if !strings.HasPrefix(a, "/ip4/127.0.0.1/") && !strings.HasPrefix(a, "/ip6/::1/") {
+			t.Errorf("listens on %s, not loopback", a)
+		}
+	}
+	cfg, err := n.ipfs.Repo.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Bootstrap) != 0 || cfg.AutoConf.Enabled.WithDefault(true) || cfg.Discovery.MDNS.Enabled ||
+		cfg.AutoTLS.Enabled.WithDefault(true) || cfg.Provide.Strategy.WithDefault("") != "pinned" {
+		t.Errorf("air-gapped config would reach out: bootstrap %v autoconf %v mdns %v autotls %v strategy %v",
+			cfg.Bootstrap, cfg.AutoConf.Enabled, cfg.Discovery.MDNS.Enabled, cfg.AutoTLS.Enabled, cfg.Provide.Strategy)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if peers := n.ipfs.PeerHost.Network().Peers(); len(peers) != 0 {
+		t.Errorf("connected to %v", peers)
+	}
+}
