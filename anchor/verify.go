@@ -3,8 +3,6 @@ package anchor
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -377,30 +375,29 @@ type reader interface {
 // contentCheck rebuilds the file at c from src and compares its SHA-256
 // and size with the record.
 func contentCheck(ctx context.Context, src reader, c cid.Cid, r Record) (int, error) {
-	h := sha256.New()
-	cw := &countingWriter{w: h}
-	blocks, err := src.ReadFile(ctx, c, cw)
+	// The SHA-256 runs beside the block checks, on the other core.
+	h := newFileHasher(r.FileSize)
+	blocks, err := src.ReadFile(ctx, c, hasherWriter{h})
+	sum, n := h.sum()
 	if err != nil {
 		return blocks, err
 	}
-	sum := hex.EncodeToString(h.Sum(nil))
 	if sum != r.FileHash {
 		return blocks, fmt.Errorf("the content under %s hashes to %s, the record says %s (the record's hash or CID was edited)", c, sum, r.FileHash)
 	}
-	if r.FileSize > 0 && cw.n != r.FileSize {
-		return blocks, fmt.Errorf("the content under %s is %d bytes, the record says %d", c, cw.n, r.FileSize)
+	if r.FileSize > 0 && n != r.FileSize {
+		return blocks, fmt.Errorf("the content under %s is %d bytes, the record says %d", c, n, r.FileSize)
 	}
 	return blocks, nil
 }
 
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
+// hasherWriter feeds a fileHasher; the walkers hand over fresh slices they
+// never touch again, so no copy is needed.
+type hasherWriter struct{ h *fileHasher }
 
-func (c *countingWriter) Write(p []byte) (int, error) {
-	c.n += int64(len(p))
-	return c.w.Write(p)
+func (w hasherWriter) Write(p []byte) (int, error) {
+	w.h.write(p)
+	return len(p), nil
 }
 
 // verifyChain follows previous_manifest_cid back to the first manifest. Each

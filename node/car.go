@@ -183,6 +183,10 @@ func (s *CARSet) getBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
 	return data, nil
 }
 
+func (s *CARSet) getBlocks(ctx context.Context, cs []cid.Cid) ([][]byte, error) {
+	return parallelGet(ctx, s, cs)
+}
+
 // settle records a block's verdict; a bad block is also a problem of its CAR.
 func (s *CARSet) settle(l *blockLoc, good bool) error {
 	if good {

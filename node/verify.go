@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -146,6 +147,36 @@ func getMany(ctx context.Context, g blockGetter, cs []cid.Cid) ([][]byte, error)
 			return nil, err
 		}
 		out[i] = d
+	}
+	return out, nil
+}
+
+// parallelGet reads and checks sibling blocks on every core: hashing is
+// the cost of a local read, and siblings are independent.
+func parallelGet(ctx context.Context, g blockGetter, cs []cid.Cid) ([][]byte, error) {
+	out := make([][]byte, len(cs))
+	errs := make([]error, len(cs))
+	workers := min(runtime.GOMAXPROCS(0), len(cs))
+	var next atomic.Int32
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(cs) {
+					return
+				}
+				out[i], errs[i] = g.getBlock(ctx, cs[i])
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
@@ -348,6 +379,10 @@ func (r repoBlocks) getBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
 		return nil, &BlockError{CID: c, Where: "the repo", Kind: ErrBlockCorrupt}
 	}
 	return data, nil
+}
+
+func (r repoBlocks) getBlocks(ctx context.Context, cs []cid.Cid) ([][]byte, error) {
+	return parallelGet(ctx, r, cs)
 }
 
 // CheckFile re-chunks r with p and checks that every block it produces is in
