@@ -151,7 +151,10 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 			}
 			lastCommit = time.Now()
 		}
-		rec, err := anchorFile(o, run.batch, w.path)
+		rec, err := anchorFile(ctx, o, run.batch, w.path)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		if err != nil {
 			res.Failed = append(res.Failed, FileError{Path: w.path, Err: err.Error()})
 			o.Log.Warn("file not anchored", "file", w.path, "err", err)
@@ -378,7 +381,7 @@ func collect(o RunOptions, logPath string, mark Watermark, res *Result) ([]workI
 
 // anchorFile hashes and adds one file in a single read. Large files are
 // hashed on a second goroutine so SHA-256 and chunk hashing use both cores.
-func anchorFile(o RunOptions, b Batch, rel string) (Record, error) {
+func anchorFile(ctx context.Context, o RunOptions, b Batch, rel string) (Record, error) {
 	f, err := o.Root.Open(rel)
 	if err != nil {
 		return Record{}, err
@@ -407,9 +410,9 @@ func anchorFile(o RunOptions, b Batch, rel string) (Record, error) {
 	}
 	var c cid.Cid
 	if b == nil {
-		c, err = node.ComputeCID(f, o.Params, observe)
+		c, err = node.ComputeCID(ctxReader{ctx, f}, o.Params, observe)
 	} else {
-		c, err = b.AddFile(f, o.Params, observe)
+		c, err = b.AddFile(ctxReader{ctx, f}, o.Params, observe)
 	}
 	sum, n := h.sum()
 	if err != nil {
@@ -491,4 +494,17 @@ func lockDir(dir string) (func(), error) {
 		unix.Flock(int(d.Fd()), unix.LOCK_UN)
 		d.Close()
 	}, nil
+}
+
+// ctxReader stops a long read when the run is interrupted.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ssid/ssid-anchor/anchor"
+	"github.com/ssid/ssid-anchor/node"
 )
 
 func readManifest(t testing.TB, root string) *anchor.Manifest {
@@ -393,4 +395,91 @@ func TestAnchorConcurrentRuns(t *testing.T) {
 	if !seen[tReleases+"/big.zip"] {
 		t.Error("big.zip not recorded")
 	}
+}
+
+func TestAnchorExitCodes(t *testing.T) {
+	root := newTree(t)
+	code, _, stderr := runCLI(t, "--root", root, "--repo", filepath.Join(t.TempDir(), "none"), "anchor")
+	if code != exitRepo || !strings.Contains(stderr, "not initialised") || !strings.Contains(stderr, "ssid-anchor init") {
+		t.Errorf("no repo: exit %d, stderr %s", code, stderr)
+	}
+	if code, _, _ := runCLI(t, "--root", root, "anchor", "--no-such-flag"); code != exitUsage {
+		t.Errorf("unknown flag: exit %d, want 2", code)
+	}
+	if code, _, stderr := runCLI(t, "--root", root, "anchor", "--cid-profile", "v7", "--dry-run"); code != exitUsage || !strings.Contains(stderr, "--cid-profile") {
+		t.Errorf("bad profile: exit %d: %s", code, stderr)
+	}
+	if code, _, stderr := runCLI(t, "--root", filepath.Join(root, "nope"), "anchor", "--dry-run"); code != exitUsage || !strings.Contains(stderr, "--root") {
+		t.Errorf("missing root: exit %d: %s", code, stderr)
+	}
+	// A manifest that is not JSON is named and left alone.
+	mustWrite(t, filepath.Join(root, tManifest), []byte("{ broken"))
+	repo := initRepo(t)
+	if code, _, stderr := runCLI(t, "--root", root, "--repo", repo, "anchor"); code != exitFailure || !strings.Contains(stderr, tManifest) {
+		t.Errorf("corrupt manifest: exit %d: %s", code, stderr)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, tManifest)); string(b) != "{ broken" {
+		t.Error("a corrupt manifest was overwritten")
+	}
+}
+
+// TestAnchorDryRunWritesNothing: --dry-run needs no repo and reports the
+// CIDs a real run records.
+func TestAnchorDryRunWritesNothing(t *testing.T) {
+	root := newTree(t)
+	before, _ := os.ReadFile(filepath.Join(root, tManifest))
+	code, out, stderr := runCLI(t, "--json", "--root", root, "--repo", filepath.Join(t.TempDir(), "none"), "anchor", "--dry-run")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var dry anchor.Result
+	if err := json.Unmarshal([]byte(out), &dry); err != nil || !dry.DryRun || len(dry.Records) != 1 {
+		t.Fatalf("dry run: %v %+v", err, dry)
+	}
+	after, _ := os.ReadFile(filepath.Join(root, tManifest))
+	if !bytes.Equal(before, after) {
+		t.Fatal("dry run changed the manifest")
+	}
+	repo := initRepo(t)
+	runCLI(t, "--root", root, "--repo", repo, "anchor")
+	m := readManifest(t, root)
+	if m.Records[0].IPFSCID != dry.Records[0].IPFSCID || m.Records[0].FileHash != dry.Records[0].FileHash {
+		t.Errorf("dry run said %s/%s, the real run recorded %s/%s", dry.Records[0].IPFSCID, dry.Records[0].FileHash, m.Records[0].IPFSCID, m.Records[0].FileHash)
+	}
+}
+
+// TestAnchorInterrupted: SIGINT during a large add exits 130 and leaves the
+// manifest as it was.
+func TestAnchorInterrupted(t *testing.T) {
+	bin := anchorBinary(t)
+	root := newTree(t)
+	repo := initRepo(t)
+	randomFile(t, filepath.Join(root, tReleases, "big.zip"), 256<<20)
+	runCLI(t, "--root", root, "event", "--event", "quarterly_release", "--version", "v1", "--hash", "h")
+	before, _ := os.ReadFile(filepath.Join(root, tManifest))
+	cmd := exec.Command(bin, "--root", root, "--repo", repo, "--log-level", "debug", "anchor")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	cmd.Process.Signal(os.Interrupt)
+	cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != exitInterrupted {
+		if code == 0 && strings.Contains(stderr.String(), "run committed") {
+			t.Skip("the run finished before the signal arrived")
+		}
+		t.Fatalf("exit %d, want 130: %s", code, stderr.String())
+	}
+	after, _ := os.ReadFile(filepath.Join(root, tManifest))
+	if !bytes.Equal(before, after) {
+		t.Error("an interrupted run changed the manifest")
+	}
+	// The repo lock was released.
+	n, err := node.Open(context.Background(), repo, node.OpenOptions{})
+	if err != nil {
+		t.Fatalf("repo after interrupt: %v", err)
+	}
+	n.Close()
 }
