@@ -323,14 +323,24 @@ func verifyRecord(ctx context.Context, o VerifyOptions, r Record, idx, latest in
 		}
 	}
 
-	for _, rm := range o.Remotes {
-		blocks, err := contentCheck(ctx, rm, want, r)
-		if err != nil {
-			add(rm.Name(), StatusFailed, "%v", err)
-		} else {
-			add(rm.Name(), StatusOK, "fetched %d blocks, each matches its CID; sha256 matches file_hash", blocks)
-		}
+	// Sources are asked at once, so one slow gateway does not hold up the
+	// others; each has its own timeouts.
+	remote := make([]Check, len(o.Remotes))
+	var wg sync.WaitGroup
+	for i, rm := range o.Remotes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			blocks, err := contentCheck(ctx, rm, want, r)
+			if err != nil {
+				remote[i] = Check{Name: rm.Name(), Status: StatusFailed, Detail: err.Error()}
+			} else {
+				remote[i] = Check{Name: rm.Name(), Status: StatusOK, Detail: fmt.Sprintf("fetched %d blocks, each matches its CID; sha256 matches file_hash", blocks)}
+			}
+		}()
 	}
+	wg.Wait()
+	res.Checks = append(res.Checks, remote...)
 	res.OK = len(res.Failed()) == 0
 	return res
 }

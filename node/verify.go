@@ -516,6 +516,14 @@ func (n *Node) Connect(ctx context.Context, addrs []string) error {
 	return nil
 }
 
+// ConnectedPeers is how many peers the node is connected to now.
+func (n *Node) ConnectedPeers() int {
+	if !n.online || n.ipfs.PeerHost == nil {
+		return 0
+	}
+	return len(n.ipfs.PeerHost.Network().Peers())
+}
+
 // Fetcher reads anchors from the node's connected peers over bitswap,
 // never from the local blockstore, and stores nothing it fetches.
 type Fetcher struct {

@@ -147,6 +147,18 @@ func runVerify(ctx context.Context, o verifyOptions, g *globalOptions) error {
 			if err := n.Connect(ctx, o.Peers); err != nil {
 				return fmt.Errorf("--peer: %w", err)
 			}
+			// Peering connects in the background; without any peer every
+			// fetch would only run into its timeout.
+			for wait := time.Now().Add(o.Timeout); n.ConnectedPeers() == 0 && time.Now().Before(wait); {
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+			if n.ConnectedPeers() == 0 {
+				return failure{"--network: no peer is connected; give --peer MULTIADDR (with /p2p/<id>) or set node.peering in the config"}
+			}
 			f, err := n.Fetcher(o.Timeout)
 			if err != nil {
 				return err

@@ -241,6 +241,13 @@ func TestVerifyNetwork(t *testing.T) {
 			t.Fatalf("network check with an empty peer: %+v", c)
 		}
 	}
+
+	// No peer at all is said up front, not as a timeout per record.
+	g, _, _ = vcGlobals(tr.root, auditRepo)
+	err = runVerify(ctx, verifyOptions{Network: true, Timeout: 500 * time.Millisecond}, g)
+	if code, _ := exitCode(err); code != exitFailure || !strings.Contains(err.Error(), "no peer is connected") {
+		t.Fatalf("verify --network with no peer: exit %d, %v", code, err)
+	}
 }
 
 func vcFreePort(t *testing.T) int {
