@@ -242,20 +242,28 @@ func walkDAG(ctx context.Context, g blockGetter, root cid.Cid, visit func(c cid.
 type checkDAG struct {
 	cmp     func(ctx context.Context, c cid.Cid, data []byte) error
 	ctx     context.Context
-	ch      chan ipld.Node
+	ch      chan checkItem
 	done    chan struct{}
 	blocks  int
 	problem error // first problem
 	extra   int   // problems after the first
 }
 
+// checkItem is a produced block, taken apart on the builder's goroutine:
+// a ProtoNode caches its encoding lazily and must not be touched from two
+// goroutines.
+type checkItem struct {
+	c    cid.Cid
+	data []byte
+}
+
 func newCheckDAG(ctx context.Context, cmp func(context.Context, cid.Cid, []byte) error) *checkDAG {
-	d := &checkDAG{cmp: cmp, ctx: ctx, ch: make(chan ipld.Node, 16), done: make(chan struct{})}
+	d := &checkDAG{cmp: cmp, ctx: ctx, ch: make(chan checkItem, 16), done: make(chan struct{})}
 	go func() {
 		defer close(d.done)
-		for nd := range d.ch {
+		for it := range d.ch {
 			d.blocks++
-			if err := d.cmp(ctx, nd.Cid(), nd.RawData()); err != nil {
+			if err := d.cmp(ctx, it.c, it.data); err != nil {
 				if d.problem == nil {
 					d.problem = err
 				} else {
@@ -277,8 +285,9 @@ func (d *checkDAG) finish() (int, error) {
 }
 
 func (d *checkDAG) Add(ctx context.Context, nd ipld.Node) error {
+	it := checkItem{c: nd.Cid(), data: nd.RawData()}
 	select {
-	case d.ch <- nd:
+	case d.ch <- it:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
