@@ -10,13 +10,13 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path"
 	"path/filepath"
 	"sort"
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/ssid/ssid-anchor/node"
 	"golang.org/x/sys/unix"
 )
@@ -35,8 +35,8 @@ var ErrManifestLocked = errors.New("the anchor manifest is locked by another ssi
 
 // RunOptions configure one anchoring run.
 type RunOptions struct {
-	Root   Root
-	Paths  Paths
+	Root   tree.Root
+	Paths  tree.Paths
 	Config Config
 	Params node.ImportParams
 	// OpenBatch starts the node batch; nil means a dry run that computes
@@ -65,17 +65,17 @@ type FileError struct {
 
 // Result is what a run did.
 type Result struct {
-	NewEvents    int         `json:"new_events"`
-	Records      []Record    `json:"anchored"`
-	Skipped      []Skip      `json:"unchanged"`
-	Failed       []FileError `json:"failed"`
-	BadBlocks    []BadBlock  `json:"bad_log_blocks"`
-	ManifestPath string      `json:"manifest"`
-	ManifestCID  string      `json:"manifest_cid,omitempty"`
-	PreviousCID  string      `json:"previous_manifest_cid,omitempty"`
-	RunRoot      string      `json:"run_root_cid,omitempty"`
-	DryRun       bool        `json:"dry_run"`
-	Rewritten    bool        `json:"manifest_rewritten"`
+	NewEvents    int             `json:"new_events"`
+	Records      []Record        `json:"anchored"`
+	Skipped      []Skip          `json:"unchanged"`
+	Failed       []FileError     `json:"failed"`
+	BadBlocks    []tree.BadBlock `json:"bad_log_blocks"`
+	ManifestPath string          `json:"manifest"`
+	ManifestCID  string          `json:"manifest_cid,omitempty"`
+	PreviousCID  string          `json:"previous_manifest_cid,omitempty"`
+	RunRoot      string          `json:"run_root_cid,omitempty"`
+	DryRun       bool            `json:"dry_run"`
+	Rewritten    bool            `json:"manifest_rewritten"`
 }
 
 // Run anchors what the new registry events call for: it selects files,
@@ -101,7 +101,10 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 	}
 	res := &Result{ManifestPath: o.Paths.Manifest, DryRun: o.OpenBatch == nil}
 
-	unlock, err := lockDir(filepath.Dir(manPath))
+	unlock, err := tree.LockDir(filepath.Dir(manPath))
+	if errors.Is(err, tree.ErrLocked) {
+		return nil, fmt.Errorf("%w (%v)", ErrManifestLocked, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -278,7 +281,7 @@ func (r *runState) commit(ctx context.Context, mark *Watermark) error {
 	r.o.Log.Debug("blocks and pin durable", "root", root, "took", time.Since(t0))
 	r.batch = nil
 	r.res.RunRoot = root.String()
-	if err := WriteFileAtomic(r.manPath, newBytes, 0o644); err != nil {
+	if err := tree.WriteFileAtomic(r.manPath, newBytes, 0o644); err != nil {
 		return fmt.Errorf("writing manifest %s: %w", r.manPath, err)
 	}
 	r.oldBytes = newBytes
@@ -311,14 +314,14 @@ func addBytes(b Batch, data []byte) (cid.Cid, error) {
 
 type workItem struct {
 	path string
-	ev   Event
+	ev   tree.Event
 }
 
 // collect scans the log for events past the watermark and returns the files
 // they select, each with the newest event that selected it.
 func collect(o RunOptions, logPath string, mark Watermark, res *Result) ([]workItem, Watermark, error) {
 	type pick struct {
-		ev    Event
+		ev    tree.Event
 		order int
 	}
 	early := map[string]pick{} // events at or before the old watermark
@@ -330,7 +333,7 @@ func collect(o RunOptions, logPath string, mark Watermark, res *Result) ([]workI
 		order     int
 		lateEvs   int
 	)
-	bad, err := ReadEventsFile(logPath, func(e Event) error {
+	bad, err := tree.ReadEventsFile(logPath, func(e tree.Event) error {
 		count++
 		last = e.ProofAnchor
 		if count == mark.Count && e.ProofAnchor == mark.Last {
@@ -471,29 +474,6 @@ func (fh *fileHasher) sum() (string, int64) {
 		<-fh.done
 	}
 	return hex.EncodeToString(fh.h.Sum(nil)), fh.n
-}
-
-// lockDir takes an exclusive flock on dir (the manifest is replaced by
-// rename, so the file itself cannot carry the lock).
-func lockDir(dir string) (func(), error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	if err := unix.Flock(int(d.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		d.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w (%s)", ErrManifestLocked, dir)
-		}
-		return nil, fmt.Errorf("locking %s: %w", dir, err)
-	}
-	return func() {
-		unix.Flock(int(d.Fd()), unix.LOCK_UN)
-		d.Close()
-	}, nil
 }
 
 // ctxReader stops a long read when the run is interrupted.

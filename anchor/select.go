@@ -5,6 +5,8 @@ import (
 	"path"
 	"regexp"
 	"strings"
+
+	"github.com/ssid/ssid-anchor/anchor/tree"
 )
 
 // matches reports whether the rule applies to an event name.
@@ -19,7 +21,7 @@ func (r Rule) matches(event string) bool {
 }
 
 // expand replaces the path placeholders in a glob.
-func (p Paths) expand(glob string) []string {
+func expandGlob(p tree.Paths, glob string) []string {
 	one := map[string]string{
 		"{events_log}":         p.EventsLog,
 		"{release_bundles}":    p.ReleaseBundles,
@@ -41,7 +43,7 @@ var versionQuarterRe = regexp.MustCompile(`Q([1-4])-(\d{4})`)
 // eventTags are the strings a versioned rule looks for in file names: the
 // event's quarter ("2026-Q1"), its version, and the quarter hidden in a
 // release version like "v4.2.0-Q1-2026".
-func eventTags(e Event) []string {
+func eventTags(e tree.Event) []string {
 	var tags []string
 	if q := e.Field("quarter"); q != "" {
 		tags = append(tags, q)
@@ -58,7 +60,7 @@ func eventTags(e Event) []string {
 // Select returns the root-relative files an event calls for, in rule order
 // without duplicates. A glob that leaves the root is an error: the event or
 // the config is refused rather than followed.
-func Select(root Root, p Paths, rules []Rule, e Event) ([]string, error) {
+func Select(root tree.Root, p tree.Paths, rules []Rule, e tree.Event) ([]string, error) {
 	var out []string
 	seen := map[string]bool{}
 	for i, r := range rules {
@@ -67,7 +69,7 @@ func Select(root Root, p Paths, rules []Rule, e Event) ([]string, error) {
 		}
 		var files []string
 		for _, g := range r.Globs {
-			for _, pat := range p.expand(g) {
+			for _, pat := range expandGlob(p, g) {
 				m, err := root.Glob(pat)
 				if err != nil {
 					return nil, fmt.Errorf("anchor.rules[%d] (%q) for event %q at line %d: %w", i, pat, e.Name(), e.Line, err)

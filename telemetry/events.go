@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ssid/ssid-anchor/anchor"
+	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/ssid/ssid-anchor/telemetry/notify"
 	"golang.org/x/sys/unix"
 )
@@ -70,7 +70,7 @@ type logScan struct {
 	scanned int    // events read
 	news    []notify.Event
 	more    int
-	bad     []anchor.BadBlock
+	bad     []tree.BadBlock
 }
 
 // scanLog reads the registry events added since mark. With a mark whose
@@ -126,7 +126,7 @@ func scanLog(path string, mark *LogMark, now time.Time, window time.Duration, fi
 	cr := &countingReader{r: io.NewSectionReader(f, start, size-start)}
 	var last string
 	firstEvent := 0
-	bad, err := anchor.ScanEvents(cr, func(e anchor.Event) error {
+	bad, err := tree.ScanEvents(cr, func(e tree.Event) error {
 		if firstEvent == 0 {
 			firstEvent = e.Line
 		}

@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ssid/ssid-anchor/anchor"
+	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/ssid/ssid-anchor/telemetry/notify"
 )
 
@@ -66,7 +66,7 @@ type Paths struct {
 // Monitor runs checks. Every field but ChannelTimeout is required.
 type Monitor struct {
 	Config   Config
-	Root     anchor.Root
+	Root     tree.Root
 	Paths    Paths
 	Channels []Channel
 	Now      func() time.Time
@@ -167,7 +167,7 @@ func (m *Monitor) blueprint(d *Dashboard) string {
 
 // root24 measures Root-24-LOCK; telemetry never claims it.
 func (m *Monitor) root24() string {
-	st, err := anchor.CheckRoot24(m.Root)
+	st, err := tree.CheckRoot24(m.Root)
 	if err != nil {
 		m.log().Warn("measuring Root-24-LOCK", "error", err)
 		return "unknown"

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ssid/ssid-anchor/anchor"
+	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/ssid/ssid-anchor/telemetry/notify"
 )
 
@@ -59,7 +59,7 @@ type harness struct {
 	now   time.Time
 	mon   *Monitor
 	a, b  *fakeChannel
-	paths anchor.Paths
+	paths tree.Paths
 }
 
 // newHarness builds a governance tree that holds Root-24-LOCK, the seed
@@ -78,8 +78,8 @@ func newHarness(t *testing.T, fn func(c *Config)) *harness {
 			t.Fatal(err)
 		}
 	}
-	h := &harness{t: t, root: root, now: day("2026-03-01T00:00:00Z"), a: &fakeChannel{}, b: &fakeChannel{}, paths: anchor.DefaultPaths()}
-	h.write(anchor.RootExceptionsPath, "# no exceptions\n")
+	h := &harness{t: t, root: root, now: day("2026-03-01T00:00:00Z"), a: &fakeChannel{}, b: &fakeChannel{}, paths: tree.DefaultPaths()}
+	h.write(tree.RootExceptionsPath, "# no exceptions\n")
 	h.write(h.paths.EventsLog, string(must(os.ReadFile("testdata/registry_events.log"))))
 	cfg, err := ParseConfig(seedConfig(t))
 	if err != nil {
@@ -88,7 +88,7 @@ func newHarness(t *testing.T, fn func(c *Config)) *harness {
 	if fn != nil {
 		fn(&cfg)
 	}
-	r, err := anchor.OpenRoot(root)
+	r, err := tree.OpenRoot(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -377,7 +377,7 @@ func TestHangingChannelDoesNotBlockOthers(t *testing.T) {
 
 func (h *harness) appendEvent(name, version string, at time.Time) string {
 	h.t.Helper()
-	pa, err := anchor.AppendEvent(filepath.Join(h.root, h.paths.EventsLog), anchor.NewEvent{
+	pa, err := tree.AppendEvent(filepath.Join(h.root, h.paths.EventsLog), tree.NewEvent{
 		Timestamp: at.Format(time.RFC3339), Event: name, Version: version, CommitHash: "abc1234", Blueprint: "v4.3",
 		Root24Lock: "active", ComplianceScore: "100/100", EmittedBy: "test"})
 	if err != nil {
@@ -563,7 +563,7 @@ func TestHistoryIsBounded(t *testing.T) {
 func TestOutsideRootRefused(t *testing.T) {
 	h := newHarness(t, nil)
 	h.mon.Paths.DashboardCSV = []string{"../../etc/passwd"}
-	if _, err := h.mon.Check(context.Background(), false); !errors.Is(err, anchor.ErrOutsideRoot) {
+	if _, err := h.mon.Check(context.Background(), false); !errors.Is(err, tree.ErrOutsideRoot) {
 		t.Errorf("err = %v, want a refusal", err)
 	}
 }

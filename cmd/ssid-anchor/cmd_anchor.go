@@ -11,6 +11,7 @@ import (
 	"github.com/cheggaaa/pb/v3"
 	"github.com/mattn/go-isatty"
 	"github.com/ssid/ssid-anchor/anchor"
+	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/ssid/ssid-anchor/node"
 	"github.com/urfave/cli/v2"
 )
@@ -61,7 +62,7 @@ func runAnchor(ctx context.Context, o anchorOptions, g *globalOptions) error {
 	if err != nil {
 		return usagef("--cid-profile: %v", err)
 	}
-	root, err := anchor.OpenRoot(g.Root)
+	root, err := tree.OpenRoot(g.Root)
 	if err != nil {
 		return usagef("--root: %v", err)
 	}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/ssid/ssid-anchor/anchor"
+	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/urfave/cli/v2"
 )
 
@@ -40,7 +40,7 @@ func runEvent(_ context.Context, o eventOptions, g *globalOptions) error {
 			return usagef("%s must not be empty", flag)
 		}
 	}
-	root, err := anchor.OpenRoot(g.Root)
+	root, err := tree.OpenRoot(g.Root)
 	if err != nil {
 		return usageError{err}
 	}
@@ -49,19 +49,19 @@ func runEvent(_ context.Context, o eventOptions, g *globalOptions) error {
 		return usagef("paths.events_log: %v", err)
 	}
 	lock := "violated"
-	if st, err := anchor.CheckRoot24(root); err == nil && st.OK() {
+	if st, err := tree.CheckRoot24(root); err == nil && st.OK() {
 		lock = "active"
 	}
 	bp := o.Blueprint
 	if bp == "" {
 		bp = g.cfg.Anchor.BlueprintVersion
 	}
-	ev := anchor.NewEvent{
+	ev := tree.NewEvent{
 		Timestamp: g.now().Format("2006-01-02T15:04:05Z"), Event: o.Event, Version: o.Version,
 		CommitHash: o.Hash, Blueprint: bp, Root24Lock: lock, ComplianceScore: o.ComplianceScore,
 		EmittedBy: "ssid-anchor",
 	}
-	pa, err := anchor.AppendEvent(logPath, ev)
+	pa, err := tree.AppendEvent(logPath, ev)
 	if err != nil {
 		return fmt.Errorf("appending event to %s: %w", logPath, err)
 	}

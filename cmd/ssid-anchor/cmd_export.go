@@ -10,6 +10,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/ssid/ssid-anchor/anchor"
+	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/ssid/ssid-anchor/node"
 	"github.com/urfave/cli/v2"
 )
@@ -51,7 +52,7 @@ type exportedCAR struct {
 func runExport(ctx context.Context, o exportOptions, g *globalOptions) error {
 	manPath := o.Manifest
 	if manPath == "" {
-		root, err := anchor.OpenRoot(g.Root)
+		root, err := tree.OpenRoot(g.Root)
 		if err != nil {
 			return usagef("--root: %v", err)
 		}
@@ -150,5 +151,5 @@ func copyFile(src, dst string) error {
 	if err != nil {
 		return err
 	}
-	return anchor.WriteFileAtomic(dst, b, 0o644)
+	return tree.WriteFileAtomic(dst, b, 0o644)
 }

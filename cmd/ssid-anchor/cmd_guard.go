@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/ssid/ssid-anchor/anchor"
+	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/urfave/cli/v2"
 )
 
@@ -23,11 +23,11 @@ Exit codes: 0 active, 1 violated (or the root could not be read), 2 bad --root.`
 }
 
 func runGuard(_ context.Context, g *globalOptions) error {
-	root, err := anchor.OpenRoot(g.Root)
+	root, err := tree.OpenRoot(g.Root)
 	if err != nil {
 		return usageError{err}
 	}
-	st, err := anchor.CheckRoot24(root)
+	st, err := tree.CheckRoot24(root)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ssid/ssid-anchor/anchor"
+	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/ssid/ssid-anchor/telemetry"
 	"github.com/ssid/ssid-anchor/telemetry/notify"
 	"github.com/urfave/cli/v2"
@@ -54,7 +54,7 @@ channel enabled.`,
 
 // telemetrySetup is what every telemetry mode needs.
 type telemetrySetup struct {
-	root    anchor.Root
+	root    tree.Root
 	cfgRel  string
 	cfg     telemetry.Config
 	invalid error
@@ -65,7 +65,7 @@ type telemetrySetup struct {
 // --check-config can still show the rest.
 func loadTelemetryConfig(g *globalOptions) (telemetrySetup, error) {
 	var s telemetrySetup
-	root, err := anchor.OpenRoot(g.Root)
+	root, err := tree.OpenRoot(g.Root)
 	if err != nil {
 		return s, usageError{err}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/ssid/ssid-anchor/anchor"
+	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/ssid/ssid-anchor/node"
 	"github.com/urfave/cli/v2"
 )
@@ -110,7 +111,7 @@ func runVerify(ctx context.Context, o verifyOptions, g *globalOptions) error {
 	}
 	vo := anchor.VerifyOptions{AllowMissing: o.AllowMissing, NoTree: o.NoTree, Log: g.log}
 	if !o.NoTree {
-		root, err := anchor.OpenRoot(g.Root)
+		root, err := tree.OpenRoot(g.Root)
 		if err != nil {
 			return usagef("--root: %v", err)
 		}

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/ssid/ssid-anchor/anchor"
+	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/ssid/ssid-anchor/node"
 )
 
@@ -24,7 +25,7 @@ type remoteService struct {
 // applianceConfig is the --config file (SPEC 4.6). Every key has a default;
 // unknown keys are errors.
 type applianceConfig struct {
-	Paths         anchor.Paths  `json:"paths"`
+	Paths         tree.Paths    `json:"paths"`
 	Anchor        anchor.Config `json:"anchor"`
 	Node          node.Config   `json:"node"`
 	RemotePinning struct {
@@ -42,7 +43,7 @@ type applianceConfig struct {
 
 func defaultApplianceConfig() applianceConfig {
 	var c applianceConfig
-	c.Paths = anchor.DefaultPaths()
+	c.Paths = tree.DefaultPaths()
 	c.Anchor = anchor.DefaultConfig()
 	c.Node = node.Config{Profile: node.ProfileAirGapped, Swarm: []string{}, Peering: []string{}}
 	c.RemotePinning.Services = []remoteService{}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/ssid/ssid-anchor/anchor"
+	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/ssid/ssid-anchor/node"
 )
 
@@ -63,7 +64,7 @@ func vcAnchoredTree(t *testing.T) vcTree {
 	t.Helper()
 	dir := t.TempDir()
 	tr := vcTree{root: filepath.Join(dir, "root"), repo: filepath.Join(dir, "repo")}
-	p := anchor.DefaultPaths()
+	p := tree.DefaultPaths()
 	vcWrite(t, filepath.Join(tr.root, p.EventsLog), vcTestdata(t, "registry_events.log"))
 	vcWrite(t, filepath.Join(tr.root, p.Manifest), vcTestdata(t, "ipfs_anchor_manifest.json"))
 	vcWrite(t, filepath.Join(tr.root, p.DashboardCSV[0]), vcTestdata(t, "dashboard_data.csv"))
@@ -150,7 +151,7 @@ func TestVerifyCommand(t *testing.T) {
 	})
 
 	t.Run("a changed file fails with exit 1 and says so", func(t *testing.T) {
-		p := filepath.Join(tr.root, anchor.DefaultPaths().DashboardCSV[0])
+		p := filepath.Join(tr.root, tree.DefaultPaths().DashboardCSV[0])
 		orig, _ := os.ReadFile(p)
 		defer os.WriteFile(p, orig, 0o644)
 		vcWrite(t, p, append(bytes.Clone(orig), '\n'))

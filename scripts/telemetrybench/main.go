@@ -25,7 +25,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ssid/ssid-anchor/anchor"
+	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/ssid/ssid-anchor/telemetry"
 	"github.com/ssid/ssid-anchor/telemetry/notify"
 )
@@ -138,7 +138,7 @@ func run(bin, dir string, rows, events int) error {
 		steady.Seconds(), steady.Seconds()/shaTime.Seconds(), mib(steadyRSS*1024))
 
 	// 3. Catch-up: the previous check saw an empty log, so every event is
-	// new and goes through the events parser (anchor.ScanEvents).
+	// new and goes through the events parser (tree.ScanEvents).
 	if err := resetMark(filepath.Join(root, stateRel)); err != nil {
 		return err
 	}
@@ -309,7 +309,7 @@ func resetMark(path string) error {
 // reports memory: the Go runtime's total from the OS (it never shrinks, so
 // it bounds the check's heap and stacks) and the kernel's view.
 func childCheck(root string) error {
-	r, err := anchor.OpenRoot(root)
+	r, err := tree.OpenRoot(root)
 	if err != nil {
 		return err
 	}
@@ -324,7 +324,7 @@ func childCheck(root string) error {
 	if err != nil {
 		return err
 	}
-	p := anchor.DefaultPaths()
+	p := tree.DefaultPaths()
 	m := &telemetry.Monitor{
 		Config: cfg, Root: r, Now: time.Now,
 		Paths:    telemetry.Paths{DashboardCSV: p.DashboardCSV, State: p.TelemetryState, EventsLog: p.EventsLog},

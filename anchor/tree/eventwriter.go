@@ -1,4 +1,4 @@
-package anchor
+package tree
 
 import (
 	"bytes"
@@ -105,16 +105,4 @@ func AppendEvent(path string, e NewEvent) (string, error) {
 	}
 	sum := sha256.Sum256(block)
 	return hex.EncodeToString(sum[:]), nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
-	}
-	return nil
 }

@@ -1,4 +1,4 @@
-package anchor
+package tree
 
 import (
 	"bufio"
@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 )
 
 // InitLine is the optional first line of a registry events log.
@@ -21,29 +22,50 @@ type Event struct {
 	Line, EndLine int
 	// ProofAnchor is the SHA-256 of the event's exact bytes, { to }.
 	ProofAnchor string
-	// Fields holds every key as written, known or not.
-	Fields map[string]json.RawMessage
+	// Raw is exactly those bytes; every key, known or not, is in it.
+	Raw  json.RawMessage
+	name string
+	// fields is decoded on first use: a scan only needs the name, and
+	// decoding every key of a million events would dominate it.
+	fields *lazyFields
+}
+
+type lazyFields struct {
+	once sync.Once
+	m    map[string]json.RawMessage
+}
+
+// Fields returns every key of the event with its raw value.
+func (e Event) Fields() map[string]json.RawMessage {
+	if e.fields == nil {
+		return nil
+	}
+	e.fields.once.Do(func() { _ = json.Unmarshal(e.Raw, &e.fields.m) })
+	return e.fields.m
 }
 
 // Field returns a key's value as text: strings unquoted, anything else as
 // its JSON text, "" when absent or null.
 func (e Event) Field(key string) string {
-	raw, ok := e.Fields[key]
-	if !ok {
+	if key == "event" {
+		return e.name
+	}
+	return rawText(e.Fields()[key])
+}
+
+func rawText(raw json.RawMessage) string {
+	if len(raw) == 0 || string(raw) == "null" {
 		return ""
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err == nil {
 		return s
 	}
-	if string(raw) == "null" {
-		return ""
-	}
 	return string(raw)
 }
 
 // Name is the event's "event" key.
-func (e Event) Name() string { return e.Field("event") }
+func (e Event) Name() string { return e.name }
 
 // BadBlock is a part of the log that is not a JSON object. It is reported,
 // never silently dropped.
@@ -95,13 +117,15 @@ func ScanEvents(r io.Reader, fn func(Event) error) (bad []BadBlock, err error) {
 			report(BadBlock{Line: start, EndLine: end, Reason: fmt.Sprintf("event larger than %d bytes", maxEventBytes)})
 			return nil
 		}
-		var fields map[string]json.RawMessage
-		if jerr := json.Unmarshal(buf, &fields); jerr != nil {
+		if !json.Valid(buf) {
+			var probe any
+			jerr := json.Unmarshal(buf, &probe) // only to say what is wrong
 			report(BadBlock{Line: start, EndLine: end, Reason: "not a valid JSON object: " + jerr.Error()})
 			return nil
 		}
 		sum := sha256.Sum256(buf)
-		return fn(Event{Line: start, EndLine: end, ProofAnchor: hex.EncodeToString(sum[:]), Fields: fields})
+		return fn(Event{Line: start, EndLine: end, ProofAnchor: hex.EncodeToString(sum[:]),
+			Raw: append(json.RawMessage(nil), buf...), name: rawText(topLevelValue(buf, "event")), fields: &lazyFields{}})
 	}
 	// scan feeds bytes of a block through a string-aware brace counter and
 	// reports whether the object closed, and where.
@@ -247,4 +271,104 @@ func ReadEventsFile(path string, fn func(Event) error) ([]BadBlock, error) {
 	}
 	defer f.Close()
 	return ScanEvents(f, fn)
+}
+
+// topLevelValue returns the raw value of key in a valid JSON object without
+// decoding the rest: a scan needs every event's name, and building a map
+// per event would cost more than reading the log.
+func topLevelValue(obj []byte, key string) (last json.RawMessage) {
+	// With duplicate keys the last one wins, as in encoding/json.
+	depth, i := 0, 0
+	for i < len(obj) {
+		c := obj[i]
+		switch {
+		case c == '"':
+			end := skipString(obj, i)
+			if depth == 1 {
+				// A string at depth 1 followed by ':' is a key.
+				j := end
+				for j < len(obj) && isSpace(obj[j]) {
+					j++
+				}
+				if j < len(obj) && obj[j] == ':' {
+					if keyEquals(obj[i:end], key) {
+						last = valueAt(obj, j+1)
+					}
+					i = j + 1
+					continue
+				}
+			}
+			i = end
+			continue
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			depth--
+		}
+		i++
+	}
+	return last
+}
+
+// keyEquals compares a quoted JSON key with key, decoding escapes only when
+// the key has any.
+func keyEquals(quoted []byte, key string) bool {
+	if bytes.IndexByte(quoted, '\\') < 0 {
+		return string(quoted[1:len(quoted)-1]) == key
+	}
+	var k string
+	return json.Unmarshal(quoted, &k) == nil && k == key
+}
+
+// skipString returns the index just past the string starting at obj[i].
+func skipString(obj []byte, i int) int {
+	for j := i + 1; j < len(obj); j++ {
+		switch obj[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return len(obj)
+}
+
+// valueAt returns the raw JSON value starting at or after obj[i].
+func valueAt(obj []byte, i int) json.RawMessage {
+	for i < len(obj) && isSpace(obj[i]) {
+		i++
+	}
+	if i >= len(obj) {
+		return nil
+	}
+	start := i
+	if obj[i] == '"' {
+		return obj[start:skipString(obj, i)]
+	}
+	depth := 0
+	for ; i < len(obj); i++ {
+		switch c := obj[i]; {
+		case c == '"':
+			i = skipString(obj, i) - 1
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			if depth == 0 {
+				return trimSpace(obj[start:i])
+			}
+			depth--
+		case c == ',' && depth == 0:
+			return trimSpace(obj[start:i])
+		}
+	}
+	return trimSpace(obj[start:])
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func trimSpace(b []byte) json.RawMessage {
+	for len(b) > 0 && isSpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
 }

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package anchor
+package tree
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package anchor
+package tree
 
 import (
 	"errors"

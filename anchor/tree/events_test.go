@@ -1,12 +1,14 @@
-package anchor
+package tree
 
 import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func scanFile(t *testing.T, path string) ([]Event, []BadBlock) {
@@ -39,8 +41,8 @@ func TestScanEventsRealLog(t *testing.T) {
 		if e.Name() != wantNames[i] {
 			t.Errorf("event %d: name %q, want %q", i, e.Name(), wantNames[i])
 		}
-		if len(e.Fields) != 8 {
-			t.Errorf("event %d: %d keys, want 8", i, len(e.Fields))
+		if len(e.Fields()) != 8 {
+			t.Errorf("event %d: %d keys, want 8", i, len(e.Fields()))
 		}
 	}
 	vectors := map[string]string{
@@ -82,7 +84,7 @@ func TestScanEventsMixedForms(t *testing.T) {
 	if rel.Field("quarter") != "2026-Q1" || rel.Field("bundle_hash") != "ffee" {
 		t.Errorf("release fields: quarter %q bundle_hash %q", rel.Field("quarter"), rel.Field("bundle_hash"))
 	}
-	if _, ok := rel.Fields["bundle_details"]; !ok {
+	if _, ok := rel.Fields()["bundle_details"]; !ok {
 		t.Error("nested bundle_details was not kept")
 	}
 	if evs[1].Field("note") != "a } brace and a { in a string" {
@@ -147,7 +149,7 @@ func TestAppendEventRoundTrip(t *testing.T) {
 		t.Errorf("printed proof anchors %s/%s differ from the parsed ones %s/%s", pa, pa2, evs[0].ProofAnchor, evs[2].ProofAnchor)
 	}
 	if evs[0].Name() != `x"y` || evs[0].Field("version") != "v1\n2" || evs[0].Field("commit_hash") != "<h>" {
-		t.Errorf("values not escaped/unescaped faithfully: %v", evs[0].Fields)
+		t.Errorf("values not escaped/unescaped faithfully: %v", evs[0].Fields())
 	}
 	raw, _ := os.ReadFile(path)
 	if !strings.HasPrefix(string(raw), InitLine+"\n{\n  \"timestamp\"") {
@@ -187,8 +189,13 @@ func FuzzScanEvents(f *testing.F) {
 			if e.Line < 1 || e.EndLine < e.Line || e.EndLine > lines {
 				t.Fatalf("event lines %d-%d outside 1-%d", e.Line, e.EndLine, lines)
 			}
-			if e.Fields == nil {
+			fields := e.Fields()
+			if fields == nil {
 				t.Fatal("event without fields")
+			}
+			// The fast name extraction agrees with a full decode.
+			if want := rawText(fields["event"]); e.Name() != want {
+				t.Fatalf("Name() %q, full decode %q, raw %s", e.Name(), want, e.Raw)
 			}
 			return nil
 		})
@@ -201,4 +208,49 @@ func FuzzScanEvents(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkScanEvents parses a log of pretty events and reports the ratio to
+// SHA-256 of the same bytes (the floor: both read every byte once).
+func BenchmarkScanEvents(b *testing.B) {
+	var log bytes.Buffer
+	log.WriteString(InitLine + "\n")
+	for i := range 100000 {
+		log.Write(FormatEvent(NewEvent{Timestamp: "2026-01-01T00:00:00Z", Event: fmt.Sprintf("event_%d", i),
+			Version: "v4.3.0", CommitHash: strings.Repeat("ab", 20), Blueprint: "v4.3", Root24Lock: "active",
+			ComplianceScore: "100/100", EmittedBy: "bench"}))
+		log.WriteByte('\n')
+	}
+	data := log.Bytes()
+	start := time.Now()
+	for range 5 {
+		sha256.Sum256(data)
+	}
+	floor := time.Since(start) / 5
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for b.Loop() {
+		n := 0
+		if _, err := ScanEvents(bytes.NewReader(data), func(e Event) error { n += len(e.Name()); return nil }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed())/float64(b.N)/float64(floor), "x-sha256")
+}
+
+func TestTopLevelValue(t *testing.T) {
+	for _, tc := range []struct{ obj, want string }{
+		{`{"event":"a"}`, `"a"`},
+		{`{"x":{"event":"nested"},"event":"top"}`, `"top"`},
+		{`{"x":["event",{"event":1}], "event" : 42 }`, `42`},
+		{`{"note":"\"event\": no","event":"y\"z"}`, `"y\"z"`},
+		{`{"a":1}`, ``},
+		{`{"event":{"k":[1,2]},"b":2}`, `{"k":[1,2]}`},
+		{`{"event":"first","event":"last"}`, `"last"`},
+		{`{"\u0065vent":"escaped"}`, `"escaped"`},
+	} {
+		if got := string(topLevelValue([]byte(tc.obj), "event")); got != tc.want {
+			t.Errorf("%s: got %s, want %s", tc.obj, got, tc.want)
+		}
+	}
 }
