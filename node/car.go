@@ -54,6 +54,15 @@ type blockLoc struct {
 	off   int64
 	size  int64
 	state atomic.Int32
+	// leaf: checked and has no links, so the completeness walk in Reports
+	// need not read it again.
+	leaf atomic.Bool
+}
+
+// isLeaf tells from checked bytes whether a block links to nothing: dag-pb
+// writes its links (field 2, tag 0x12) before its data.
+func isLeaf(c cid.Cid, data []byte) bool {
+	return c.Prefix().Codec == cid.Raw || len(data) == 0 || data[0] != 0x12
 }
 
 // CARReport is what was found about one CAR file.
@@ -180,6 +189,7 @@ func (s *CARSet) getBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
 	if err := s.settle(l, checkHash(c, data)); err != nil {
 		return nil, err
 	}
+	l.leaf.Store(isLeaf(c, data))
 	return data, nil
 }
 
@@ -211,6 +221,7 @@ func (s *CARSet) CheckFile(ctx context.Context, r io.Reader, p ImportParams, obs
 		}
 		if string(got) == string(want) {
 			l.state.Store(locGood)
+			l.leaf.Store(isLeaf(c, got))
 			return nil
 		}
 		return s.settle(l, checkHash(c, got))
@@ -232,7 +243,7 @@ func (s *CARSet) Reports(ctx context.Context, known func(cid.Cid) bool) []CARRep
 			if known != nil && !known(r) {
 				s.problem(fi, fmt.Sprintf("root %s is not a record's CID nor a manifest of the chain: the CAR carries content the manifest does not vouch for", r))
 			}
-			if err := walkDAG(ctx, s, r, nil); err != nil {
+			if err := s.complete(ctx, r); err != nil {
 				s.problem(fi, fmt.Sprintf("root %s is not a complete DAG: %v", r, err))
 			}
 		}
@@ -262,6 +273,38 @@ func (s *CARSet) Reports(ctx context.Context, known func(cid.Cid) bool) []CARRep
 		out[fi] = rep
 	}
 	return out
+}
+
+// complete checks that every block under root is in the set and intact.
+// Leaves already checked by a file check are not read again, so a CAR whose
+// anchor was just verified costs only its internal nodes here.
+func (s *CARSet) complete(ctx context.Context, root cid.Cid) error {
+	seen := map[string]struct{}{}
+	stack := []cid.Cid{root}
+	for len(stack) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		c := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if _, ok := seen[c.KeyString()]; ok {
+			continue
+		}
+		seen[c.KeyString()] = struct{}{}
+		if i, ok := s.index[c.KeyString()]; ok && s.locs[i].state.Load() == locGood && s.locs[i].leaf.Load() {
+			continue
+		}
+		data, err := s.getBlock(ctx, c)
+		if err != nil {
+			return err
+		}
+		links, err := linksOf(c, data)
+		if err != nil {
+			return err
+		}
+		stack = append(stack, links...)
+	}
+	return nil
 }
 
 // ExportResult describes one written CAR.
