@@ -9,11 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
+	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/ssid/ssid-anchor/telemetry/notify"
-	"golang.org/x/sys/unix"
 )
 
 // Time is a timestamp written as RFC 3339 UTC with Z and whole seconds. It
@@ -199,78 +198,19 @@ func (s *State) Save(path string) error {
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(path, append(b, '\n'), 0o644)
-}
-
-// WriteFileAtomic replaces path with data so that readers and crashes see
-// either the old or the new content.
-func WriteFileAtomic(path string, data []byte, perm fs.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("writing %s: %w", tmp, err)
-	}
-	if err = f.Chmod(perm); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", tmp, err)
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err = d.Sync(); err != nil && !strings.Contains(err.Error(), "invalid argument") {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
-	}
-	return nil
+	return tree.WriteFileAtomic(path, append(b, '\n'), 0o644)
 }
 
 // ErrBusy means another check holds the state file.
 var ErrBusy = errors.New("another telemetry check is running")
 
-// lockState takes an exclusive lock on the state file's directory, so two
-// checks (a --watch loop and a one-shot run) never interleave their updates.
-// The state file itself cannot carry the lock (it is replaced by rename),
-// and a lock file would litter the governance tree.
+// lockState takes the state directory's lock, so a --watch loop and a
+// one-shot check never interleave their updates.
 func lockState(path string) (func(), error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
+	unlock, err := tree.LockDir(filepath.Dir(path))
+	if errors.Is(err, tree.ErrLocked) {
+		return nil, fmt.Errorf("%w (%v); wait for it to finish", ErrBusy, err)
 	}
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w (it holds a lock on %s); wait for it to finish", ErrBusy, dir)
-		}
-		return nil, fmt.Errorf("locking %s: %w", dir, err)
-	}
-	return func() {
-		unix.Flock(int(f.Fd()), unix.LOCK_UN)
-		f.Close()
-	}, nil
+	return unlock, err
 }
+
