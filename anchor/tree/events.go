@@ -57,6 +57,9 @@ func rawText(raw json.RawMessage) string {
 	if len(raw) == 0 || string(raw) == "null" {
 		return ""
 	}
+	if len(raw) >= 2 && raw[0] == '"' && plainString(raw[1:len(raw)-1]) {
+		return string(raw[1 : len(raw)-1])
+	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err == nil {
 		return s
@@ -117,7 +120,7 @@ func ScanEvents(r io.Reader, fn func(Event) error) (bad []BadBlock, err error) {
 			report(BadBlock{Line: start, EndLine: end, Reason: fmt.Sprintf("event larger than %d bytes", maxEventBytes)})
 			return nil
 		}
-		if !json.Valid(buf) {
+		if !validJSON(buf) {
 			var probe any
 			jerr := json.Unmarshal(buf, &probe) // only to say what is wrong
 			report(BadBlock{Line: start, EndLine: end, Reason: "not a valid JSON object: " + jerr.Error()})
@@ -130,7 +133,11 @@ func ScanEvents(r io.Reader, fn func(Event) error) (bad []BadBlock, err error) {
 	// scan feeds bytes of a block through a string-aware brace counter and
 	// reports whether the object closed, and where.
 	scan := func(b []byte) (closedAt int) {
-		for i, c := range b {
+		for i := 0; i < len(b); i++ {
+			c := b[i]
+			if !esc && !braceOrQuote[c] {
+				continue
+			}
 			switch {
 			case esc:
 				esc = false
@@ -159,8 +166,7 @@ func ScanEvents(r io.Reader, fn func(Event) error) (bad []BadBlock, err error) {
 			break
 		}
 		lineNo++
-		body := bytes.TrimRight(line, "\r\n")
-		trimmed := bytes.TrimSpace(body)
+		body := trimEOL(line)
 		inBlock := len(buf) > 0 || overflow
 		startsObject := len(body) > 0 && body[0] == '{'
 		switch {
@@ -205,10 +211,11 @@ func ScanEvents(r io.Reader, fn func(Event) error) (bad []BadBlock, err error) {
 					return bad, err
 				}
 			}
-		case len(trimmed) == 0:
-		case !seenFirst && string(trimmed) == InitLine:
 		default:
-			report(BadBlock{Line: lineNo, Reason: fmt.Sprintf("text outside any event: %.60q", trimmed)})
+			trimmed := bytes.TrimSpace(body)
+			if len(trimmed) > 0 && (seenFirst || string(trimmed) != InitLine) {
+				report(BadBlock{Line: lineNo, Reason: fmt.Sprintf("text outside any event: %.60q", trimmed)})
+			}
 		}
 		seenFirst = true
 		if rerr == io.EOF {
@@ -368,6 +375,28 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\
 
 func trimSpace(b []byte) json.RawMessage {
 	for len(b) > 0 && isSpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// braceOrQuote marks the bytes the block scanner must look at.
+var braceOrQuote = [256]bool{'"': true, '\\': true, '{': true, '}': true}
+
+// plainString reports whether a JSON string body needs no unescaping: no
+// backslash, no control byte, valid UTF-8 (decoding would replace bad
+// bytes).
+func plainString(b []byte) bool {
+	for _, c := range b {
+		if c == '\\' || c < 0x20 || c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+func trimEOL(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
 		b = b[:len(b)-1]
 	}
 	return b

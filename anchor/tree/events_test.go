@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -253,4 +254,19 @@ func TestTopLevelValue(t *testing.T) {
 			t.Errorf("%s: got %s, want %s", tc.obj, got, tc.want)
 		}
 	}
+}
+
+func FuzzValidJSON(f *testing.F) {
+	for _, s := range []string{`{}`, `{"a":[1,-2.5e+3,true,false,null,"x\u00e9\n"]}`, `{"a":01}`, `[1,]`, `"\x01"`, ` {"k" : { } } `, `-`, `1.`, `1e`, `"\uZZZZ"`, "\"\xff\""} {
+		f.Add([]byte(s))
+	}
+	for _, p := range []string{"testdata/registry_events.log", "testdata/mixed_events.log"} {
+		b, _ := os.ReadFile(p)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if got, want := validJSON(data), json.Valid(data); got != want {
+			t.Fatalf("validJSON(%q) = %v, json.Valid = %v", data, got, want)
+		}
+	})
 }
