@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -85,21 +84,6 @@ func TestManifestKeepsUnknownKeysAndUpdatesStatistics(t *testing.T) {
 	}
 	if !m2.Has("a/x.log", "22") || m2.Has("a/x.log", "33") {
 		t.Error("Has does not identify records by (path, hash)")
-	}
-}
-
-func TestWriteFileAtomicLeavesNoTemp(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "m.json")
-	for _, v := range []string{"one", "two"} {
-		if err := WriteFileAtomic(p, []byte(v), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b, _ := os.ReadFile(p)
-	ents, _ := os.ReadDir(dir)
-	if string(b) != "two" || len(ents) != 1 {
-		t.Fatalf("content %q, %d dir entries", b, len(ents))
 	}
 }
 

@@ -5,10 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ssid/ssid-anchor/anchor/tree"
 	"io"
 	"io/fs"
 	"log/slog"
-	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -43,7 +43,7 @@ type Remote interface {
 
 // VerifyOptions say what to check and against what.
 type VerifyOptions struct {
-	Root Root
+	Root tree.Root
 	// NoTree skips the files on disk: an audit machine that has only the
 	// manifest and CARs checks content from the CARs alone.
 	NoTree bool
@@ -348,11 +348,7 @@ func verifyRecord(ctx context.Context, o VerifyOptions, r Record, idx, latest in
 // hashAndCheck reads the file once: the chunks feed the SHA-256 (on a second
 // core for large files) and the re-chunking that compares blocks.
 func hashAndCheck(ctx context.Context, o VerifyOptions, rel string, p node.ImportParams) (string, int64, node.FileCheck, error) {
-	abs, err := o.Root.Resolve(rel)
-	if err != nil {
-		return "", 0, node.FileCheck{}, err
-	}
-	f, err := os.Open(abs)
+	f, err := o.Root.Open(rel)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return "", 0, node.FileCheck{}, fs.ErrNotExist

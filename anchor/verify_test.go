@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base32"
+	"github.com/ssid/ssid-anchor/anchor/tree"
 	"io"
 	"io/fs"
 	"math/rand/v2"
@@ -28,8 +29,8 @@ import (
 // run2 -> run1 -> the shipped sample manifest.
 type vtFixture struct {
 	dir   string // holds root/ and repo/
-	root  Root
-	paths Paths
+	root  tree.Root
+	paths tree.Paths
 	repo  string
 }
 
@@ -98,13 +99,13 @@ func vtRun(t *testing.T, f vtFixture, profile string, at time.Time) *Result {
 func vtBuild(t *testing.T, dir string) vtFixture {
 	t.Helper()
 	rootDir := filepath.Join(dir, "root")
-	paths := DefaultPaths()
+	paths := tree.DefaultPaths()
 	vtWrite(t, filepath.Join(rootDir, paths.EventsLog), vtReadTestdata(t, "registry_events.log"))
 	vtWrite(t, filepath.Join(rootDir, paths.Manifest), vtReadTestdata(t, "ipfs_anchor_manifest.json"))
 	vtWrite(t, filepath.Join(rootDir, paths.DashboardCSV[0]), vtReadTestdata(t, "dashboard_data.csv"))
 	vtWrite(t, filepath.Join(rootDir, "data/big.bin"), vtRandom(1, 700<<10)) // 3 chunks
 	vtWrite(t, filepath.Join(rootDir, "data/small.txt"), []byte("a small governance note\n"))
-	root, err := OpenRoot(rootDir)
+	root, err := tree.OpenRoot(rootDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +117,7 @@ func vtBuild(t *testing.T, dir string) vtFixture {
 
 	// Run 2: a new event changes the log; a new 2.5 MiB file arrives.
 	vtWrite(t, filepath.Join(rootDir, "data/new.bin"), vtRandom(2, 5<<19))
-	if _, err := AppendEvent(filepath.Join(rootDir, paths.EventsLog), NewEvent{
+	if _, err := tree.AppendEvent(filepath.Join(rootDir, paths.EventsLog), tree.NewEvent{
 		Timestamp: "2026-02-01T09:00:00Z", Event: "governance_review", Version: "v4.3.1",
 		CommitHash: "abc123", Blueprint: "v4.3", Root24Lock: "active", ComplianceScore: "100/100", EmittedBy: "test",
 	}); err != nil {
@@ -302,7 +303,7 @@ func TestVerifyPristine(t *testing.T) {
 		if pinned != node.PinIndirect {
 			t.Errorf("%s: pinned %q, want indirect", r.FilePath, pinned)
 		}
-		if r.FilePath == DefaultPaths().EventsLog && r.Index < 3 && !strings.Contains(file, "record") {
+		if r.FilePath == tree.DefaultPaths().EventsLog && r.Index < 3 && !strings.Contains(file, "record") {
 			t.Errorf("superseded log record %d: file check %q, want it to point at the newer record", r.Index, file)
 		}
 	}
@@ -533,7 +534,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "case")
 			vtCopy(t, pristine.dir, dir)
-			root, err := OpenRoot(filepath.Join(dir, "root"))
+			root, err := tree.OpenRoot(filepath.Join(dir, "root"))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -268,7 +268,7 @@ func (b *Batch) release() {
 type flusher struct {
 	dir     string
 	written atomic.Int64
-	synced  int64
+	synced  atomic.Int64
 	mu      sync.Mutex
 	quit    chan struct{}
 	wg      sync.WaitGroup
@@ -293,7 +293,7 @@ func (f *flusher) loop() {
 		case <-f.quit:
 			return
 		case <-t.C:
-			if f.written.Load()-f.synced >= flushEvery {
+			if f.written.Load()-f.synced.Load() >= flushEvery {
 				f.sync()
 			}
 		}
@@ -308,7 +308,7 @@ func (f *flusher) sync() error {
 		f.err = fmt.Errorf("syncing blocks to disk in %s: %w", f.dir, err)
 		return f.err
 	}
-	f.synced = w
+	f.synced.Store(w)
 	return nil
 }
 

@@ -213,4 +213,3 @@ func lockState(path string) (func(), error) {
 	}
 	return unlock, err
 }
-
