@@ -25,7 +25,11 @@ bench: build ipfs
 	./scripts/bench.sh
 
 fuzz:
-	$(GO) test ./anchor -run '^$$' -fuzz FuzzScanEvents -fuzztime 30s
+	$(GO) test ./anchor/tree -run '^$$' -fuzz FuzzScanEvents -fuzztime 30s
+	$(GO) test ./anchor/tree -run '^$$' -fuzz FuzzValidJSON -fuzztime 30s
+	$(GO) test ./anchor -run '^$$' -fuzz FuzzParseManifest -fuzztime 30s
+	$(GO) test ./telemetry -run '^$$' -fuzz FuzzReadCSV -fuzztime 30s
+	$(GO) test ./telemetry -run '^$$' -fuzz FuzzParseConfig -fuzztime 30s
 
 clean:
 	rm -rf bin demo bench-out

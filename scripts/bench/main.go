@@ -185,7 +185,11 @@ func tree(work, name string) (root, repo string) {
 	return root, repo
 }
 
+// timeCmd runs one measured command. The file system is synced first so
+// no command pays for writing back what an earlier one left dirty (syncfs
+// in ssid-anchor would otherwise flush the previous baseline's blocks).
 func timeCmd(env []string, name string, args ...string) measure {
+	syscall.Sync()
 	c := exec.Command(name, args...)
 	c.Env = append(os.Environ(), env...)
 	c.Stdout, c.Stderr = io.Discard, os.Stderr
