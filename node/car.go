@@ -279,32 +279,11 @@ func (s *CARSet) Reports(ctx context.Context, known func(cid.Cid) bool) []CARRep
 // Leaves already checked by a file check are not read again, so a CAR whose
 // anchor was just verified costs only its internal nodes here.
 func (s *CARSet) complete(ctx context.Context, root cid.Cid) error {
-	seen := map[string]struct{}{}
-	stack := []cid.Cid{root}
-	for len(stack) > 0 {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		c := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if _, ok := seen[c.KeyString()]; ok {
-			continue
-		}
-		seen[c.KeyString()] = struct{}{}
-		if i, ok := s.index[c.KeyString()]; ok && s.locs[i].state.Load() == locGood && s.locs[i].leaf.Load() {
-			continue
-		}
-		data, err := s.getBlock(ctx, c)
-		if err != nil {
-			return err
-		}
-		links, err := linksOf(c, data)
-		if err != nil {
-			return err
-		}
-		stack = append(stack, links...)
+	checkedLeaf := func(c cid.Cid) bool {
+		i, ok := s.index[c.KeyString()]
+		return ok && s.locs[i].state.Load() == locGood && s.locs[i].leaf.Load()
 	}
-	return nil
+	return walkDAGSkipping(ctx, s, root, checkedLeaf, nil)
 }
 
 // ExportResult describes one written CAR.

@@ -204,6 +204,12 @@ func linksOf(c cid.Cid, data []byte) ([]cid.Cid, error) {
 // walkDAG visits every block under root once, depth first in link order (the
 // order of `ipfs dag export`). Only the CIDs seen are remembered, not blocks.
 func walkDAG(ctx context.Context, g blockGetter, root cid.Cid, visit func(c cid.Cid, data []byte) error) error {
+	return walkDAGSkipping(ctx, g, root, nil, visit)
+}
+
+// walkDAGSkipping is walkDAG that neither reads nor descends into blocks for
+// which skip says so.
+func walkDAGSkipping(ctx context.Context, g blockGetter, root cid.Cid, skip func(cid.Cid) bool, visit func(c cid.Cid, data []byte) error) error {
 	seen := map[string]struct{}{}
 	stack := []cid.Cid{root}
 	for len(stack) > 0 {
@@ -216,6 +222,9 @@ func walkDAG(ctx context.Context, g blockGetter, root cid.Cid, visit func(c cid.
 			continue
 		}
 		seen[c.KeyString()] = struct{}{}
+		if skip != nil && skip(c) {
+			continue
+		}
 		data, err := g.getBlock(ctx, c)
 		if err != nil {
 			return err

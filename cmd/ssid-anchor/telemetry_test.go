@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -52,43 +50,6 @@ func writeFile(t *testing.T, path string, b []byte) {
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// runTelemetryCLI runs the command line in-process: exit code, stdout, stderr.
-func runTelemetryCLI(t *testing.T, args ...string) (int, string, string) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	code := run(context.Background(), append([]string{"ssid-anchor"}, args...), &out, &errb)
-	return code, out.String(), errb.String()
-}
-
-var telemetryBin struct {
-	once sync.Once
-	path string
-	err  error
-	out  []byte
-}
-
-// ssidAnchorBinary is SSID_ANCHOR_BIN (set by make test), else a build of
-// this package, once per test process.
-func ssidAnchorBinary(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("SSID_ANCHOR_BIN"); p != "" {
-		return p
-	}
-	telemetryBin.once.Do(func() {
-		dir, err := os.MkdirTemp("", "ssid-anchor-telemetry-")
-		if err != nil {
-			telemetryBin.err = err
-			return
-		}
-		telemetryBin.path = filepath.Join(dir, "ssid-anchor")
-		telemetryBin.out, telemetryBin.err = exec.Command("go", "build", "-o", telemetryBin.path, ".").CombinedOutput()
-	})
-	if telemetryBin.err != nil {
-		t.Fatalf("building ssid-anchor: %v\n%s", telemetryBin.err, telemetryBin.out)
-	}
-	return telemetryBin.path
 }
 
 const (
@@ -169,7 +130,7 @@ func withWebhook(url string) func(map[string]any) {
 
 func tel(t *testing.T, root string, args ...string) (int, string, string) {
 	t.Helper()
-	return runTelemetryCLI(t, append([]string{"--root", root, "--repo", t.TempDir(), "telemetry"}, args...)...)
+	return runCLI(t, append([]string{"--root", root, "--repo", t.TempDir(), "telemetry"}, args...)...)
 }
 
 func TestTelemetryCheckConfig(t *testing.T) {
@@ -190,7 +151,7 @@ func TestTelemetryCheckConfig(t *testing.T) {
 		t.Errorf("a secret was printed:\n%s%s", out, errb)
 	}
 
-	code, out, _ = runTelemetryCLI(t, "--root", root, "--repo", t.TempDir(), "--json", "telemetry", "--check-config")
+	code, out, _ = runCLI(t, "--root", root, "--repo", t.TempDir(), "--json", "telemetry", "--check-config")
 	var doc struct {
 		Valid    bool
 		Unknown  []string `json:"unknown_keys"`
@@ -314,7 +275,7 @@ func TestTelemetryDryRun(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, tTelemetryState)); err == nil {
 		t.Error("--dry-run wrote state")
 	}
-	code, out, _ = runTelemetryCLI(t, "--root", root, "--repo", t.TempDir(), "--json", "telemetry", "--dry-run")
+	code, out, _ = runCLI(t, "--root", root, "--repo", t.TempDir(), "--json", "telemetry", "--dry-run")
 	var rep struct {
 		Previews []struct {
 			Channel string
@@ -328,17 +289,17 @@ func TestTelemetryDryRun(t *testing.T) {
 
 func TestGuard(t *testing.T) {
 	root := governanceTree(t)
-	code, out, _ := runTelemetryCLI(t, "--root", root, "--repo", t.TempDir(), "guard")
+	code, out, _ := runCLI(t, "--root", root, "--repo", t.TempDir(), "guard")
 	if code != 0 || strings.TrimSpace(out) != "Root-24-LOCK: active" {
 		t.Errorf("exit %d: %q", code, out)
 	}
 	makeDir(t, filepath.Join(root, "25_extra"))
 	writeFile(t, filepath.Join(root, "notes.txt"), []byte("x"))
-	code, out, errb := runTelemetryCLI(t, "--root", root, "--repo", t.TempDir(), "guard")
+	code, out, errb := runCLI(t, "--root", root, "--repo", t.TempDir(), "guard")
 	if code != 1 || strings.TrimSpace(out) != "Root-24-LOCK: violated" || !strings.Contains(errb, "notes.txt") {
 		t.Errorf("exit %d: %q %s", code, out, errb)
 	}
-	code, out, _ = runTelemetryCLI(t, "--root", root, "--repo", t.TempDir(), "--json", "guard")
+	code, out, _ = runCLI(t, "--root", root, "--repo", t.TempDir(), "--json", "guard")
 	var doc struct {
 		Lock       string   `json:"root_24_lock"`
 		Unexpected []string `json:"unexpected"`
@@ -352,7 +313,7 @@ func TestGuard(t *testing.T) {
 // while a delivery hangs; the process must stop within a second, exit 0,
 // and leave the state saved.
 func TestTelemetryWatchStopsOnSIGTERM(t *testing.T) {
-	bin := ssidAnchorBinary(t)
+	bin := anchorBinary(t)
 	h := newHook(t, 200)
 	h.hang = true
 	root := telemetryTree(t, "80", func(cfg map[string]any) { withWebhook(h.URL + "/hook")(cfg); cfg["check_interval_seconds"] = 10 })

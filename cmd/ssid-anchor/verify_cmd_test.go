@@ -261,23 +261,11 @@ func vcFreePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func vcBinary(t *testing.T, env, pkg string) string {
-	t.Helper()
-	if p := os.Getenv(env); p != "" {
-		return p
-	}
-	out := filepath.Join(t.TempDir(), filepath.Base(pkg))
-	if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-	}
-	return out
-}
-
 // vcStockGateway starts the stock kubo daemon (offline, loopback ports it
 // was given) holding the CARs, and returns its gateway URL.
 func vcStockGateway(t *testing.T, cars []string) string {
 	t.Helper()
-	bin := vcBinary(t, "SSID_IPFS_BIN", "github.com/ipfs/kubo/cmd/ipfs")
+	bin := stockIPFS(t)
 	env := append(os.Environ(), "IPFS_PATH="+filepath.Join(t.TempDir(), "ipfs"))
 	ipfs := func(args ...string) {
 		t.Helper()
@@ -436,7 +424,7 @@ func TestVerifyGateway(t *testing.T) {
 // no network (its own empty network namespace when unshare works); import
 // into a new repo whose verify then passes.
 func TestAirGapRoundTrip(t *testing.T) {
-	bin := vcBinary(t, "SSID_ANCHOR_BIN", "github.com/ssid/ssid-anchor/cmd/ssid-anchor")
+	bin := anchorBinary(t)
 	tr := vcAnchoredTree(t)
 	home := t.TempDir()
 	exe := func(wantCode int, netns bool, args ...string) string {
