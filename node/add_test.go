@@ -86,11 +86,15 @@ func TestOpenErrors(t *testing.T) {
 	if _, err := Open(context.Background(), filepath.Join(t.TempDir(), "none"), OpenOptions{}); !errorsIs(err, ErrNotInitialized) {
 		t.Errorf("missing repo: %v, want ErrNotInitialized", err)
 	}
-	n := newTestNode(t)
-	if _, err := Open(context.Background(), n.RepoPath(), OpenOptions{}); err == nil {
-		// Same process: kubo hands out the same ref-counted repo; the lock
-		// only bites across processes, which the cmd tests cover.
-		t.Log("same-process open shares the repo")
+	// Init is idempotent: a second call keeps the identity.
+	repo := filepath.Join(t.TempDir(), "repo")
+	first, err := Init(repo, Config{Profile: ProfileAirGapped})
+	if err != nil || !first.Created {
+		t.Fatalf("first init: %+v %v", first, err)
+	}
+	again, err := Init(repo, Config{Profile: ProfilePublic})
+	if err != nil || again.Created || again.PeerID != first.PeerID || again.Profile != ProfileAirGapped {
+		t.Fatalf("second init changed the repo: %+v %v (first %+v)", again, err, first)
 	}
 }
 

@@ -18,7 +18,6 @@ type Node struct {
 	ipfs     *core.IpfsNode
 	api      coreiface.CoreAPI
 	repoPath string
-	profile  string
 	online   bool
 	cancel   context.CancelFunc
 }
@@ -91,7 +90,7 @@ func Open(ctx context.Context, repoPath string, o OpenOptions) (*Node, error) {
 		cancel()
 		return nil, fmt.Errorf("core api: %w", err)
 	}
-	return &Node{ipfs: n, api: api, repoPath: abs, profile: profile, online: o.Online, cancel: cancel}, nil
+	return &Node{ipfs: n, api: api, repoPath: abs, online: o.Online, cancel: cancel}, nil
 }
 
 // Close stops the node and releases the repo lock.
@@ -104,14 +103,8 @@ func (n *Node) Close() error {
 // PeerID is the node's identity.
 func (n *Node) PeerID() string { return n.ipfs.Identity.String() }
 
-// Profile is the profile the repo was created with.
-func (n *Node) Profile() string { return n.profile }
-
 // RepoPath is the absolute repo path.
 func (n *Node) RepoPath() string { return n.repoPath }
-
-// Online reports whether libp2p runs.
-func (n *Node) Online() bool { return n.online }
 
 // Addrs lists the full multiaddrs (with /p2p/<id>) the node listens on; empty
 // when offline.

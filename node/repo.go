@@ -55,14 +55,6 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// IsInitialized reports whether repoPath holds a kubo repo.
-func IsInitialized(repoPath string) bool {
-	if err := loadPlugins(); err != nil {
-		return false
-	}
-	return fsrepo.IsInitialized(repoPath)
-}
-
 // InitResult says what Init did.
 type InitResult struct {
 	Created bool
