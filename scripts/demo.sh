@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make run: the main job on an embedded default. Builds an example governance
 # tree from configs/example-tree (the real SSID samples), creates a fresh
-# air-gapped repo, anchors what the registry events call for, verifies, and
-# prints the records. No ipfs daemon, no network.
+# air-gapped repo, anchors what the registry events call for, appends an
+# event and anchors again, verifies everything, and prints the records. No
+# ipfs daemon, no network.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin/ssid-anchor}
@@ -35,6 +36,7 @@ set -x
 "$BIN" --root "$root" anchor
 "$BIN" --root "$root" event --event quarterly_report_published --version v4.3.0 --hash "$(sha256sum "$root/05_documentation/reports/2026-Q1/COMPLIANCE_REPORT.md" | cut -c1-64)"
 "$BIN" --root "$root" anchor --markdown
+"$BIN" --root "$root" verify
 set +x
 echo
 echo "records in $root/24_meta_orchestration/registry/manifests/ipfs_anchor_manifest.json:"
