@@ -9,7 +9,9 @@ import (
 	"time"
 )
 
-func TestManifestSampleRoundTrip(t *testing.T) {
+// sampleManifest parses the real SSID manifest from testdata.
+func sampleManifest(t *testing.T) (*Manifest, []byte) {
+	t.Helper()
 	raw, err := os.ReadFile("testdata/ipfs_anchor_manifest.json")
 	if err != nil {
 		t.Fatal(err)
@@ -18,6 +20,11 @@ func TestManifestSampleRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return m, raw
+}
+
+func TestManifestSampleRoundTrip(t *testing.T) {
+	m, raw := sampleManifest(t)
 	out, err := m.Marshal()
 	if err != nil {
 		t.Fatal(err)
@@ -28,14 +35,7 @@ func TestManifestSampleRoundTrip(t *testing.T) {
 }
 
 func TestManifestKeepsUnknownKeysAndUpdatesStatistics(t *testing.T) {
-	raw, err := os.ReadFile("testdata/ipfs_anchor_manifest.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := ParseManifest(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, raw := sampleManifest(t)
 	m.Records = append(m.Records,
 		Record{FilePath: "a/x.log", FileName: "x.log", FileHash: "11", IPFSCID: "QmA", AnchoredAt: "2026-01-02T00:00:00Z",
 			Extra: []KV{{"future_key", json.RawMessage(`{"k":1}`)}}},

@@ -256,6 +256,17 @@ func TestAnchorRefusesPathsOutsideRoot(t *testing.T) {
 	}
 }
 
+// releaseTree is a tree and repo where a new quarterly event calls for one
+// random release bundle, big.zip, of size bytes.
+func releaseTree(t testing.TB, size int64) (root, repo string) {
+	t.Helper()
+	root = newTree(t)
+	repo = initRepo(t)
+	randomFile(t, filepath.Join(root, tReleases, "big.zip"), size)
+	runCLI(t, "--root", root, "event", "--event", "quarterly_release", "--version", "v1", "--hash", "h")
+	return root, repo
+}
+
 func writeConfig(t testing.TB, body string) string {
 	p := filepath.Join(t.TempDir(), "appliance.json")
 	mustWrite(t, p, []byte(body))
@@ -352,10 +363,7 @@ func TestAnchorSurvivesSIGKILL(t *testing.T) {
 // with a "locked" message; nothing is corrupted or recorded twice.
 func TestAnchorConcurrentRuns(t *testing.T) {
 	bin := anchorBinary(t)
-	root := newTree(t)
-	repo := initRepo(t)
-	randomFile(t, filepath.Join(root, tReleases, "big.zip"), 64<<20)
-	runCLI(t, "--root", root, "event", "--event", "quarterly_release", "--version", "v1", "--hash", "h")
+	root, repo := releaseTree(t, 64<<20)
 	var cmds [2]*exec.Cmd
 	var errs [2]bytes.Buffer
 	for i := range cmds {
@@ -452,10 +460,7 @@ func TestAnchorDryRunWritesNothing(t *testing.T) {
 // manifest as it was.
 func TestAnchorInterrupted(t *testing.T) {
 	bin := anchorBinary(t)
-	root := newTree(t)
-	repo := initRepo(t)
-	randomFile(t, filepath.Join(root, tReleases, "big.zip"), 256<<20)
-	runCLI(t, "--root", root, "event", "--event", "quarterly_release", "--version", "v1", "--hash", "h")
+	root, repo := releaseTree(t, 256<<20)
 	before, _ := os.ReadFile(filepath.Join(root, tManifest))
 	cmd := exec.Command(bin, "--root", root, "--repo", repo, "--log-level", "debug", "anchor")
 	var stderr bytes.Buffer
