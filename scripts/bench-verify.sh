@@ -22,6 +22,11 @@ RUNS=${RUNS:-3}
 T=$(mktemp -d "${TMPDIR:-/tmp}/ssid-bench-verify.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 
+# calc EXPR prints a floating-point result; calc_true EXPR tests one (awk is
+# on every machine, bc is not).
+calc() { awk "BEGIN { print $1 }"; }
+calc_true() { awk "BEGIN { exit !($1) }"; }
+
 # best CMD...: runs it RUNS times (output discarded) and sets WALL and CPU
 # (user+sys) of the run with the lowest wall time.
 best() {
@@ -29,7 +34,7 @@ best() {
   for _ in $(seq "$RUNS"); do
     t=$( { TIMEFORMAT='%R %U %S'; time "$@" >/dev/null 2>&1; } 2>&1 | tail -1)
     read -r w u s <<<"$t"
-    if [ -z "$b" ] || [ "$(echo "$w < $b" | bc -l)" = 1 ]; then b=$w; c=$(echo "$u + $s" | bc -l); fi
+    if [ -z "$b" ] || calc_true "$w < $b"; then b=$w; c=$(calc "$u + $s"); fi
   done
   WALL=$b CPU=$c
 }
@@ -53,16 +58,18 @@ head -c "$((SIZE_MIB << 20))" /dev/urandom > "$R/data/big.bin"
 "$BIN" --root "$R" --repo "$R/repo" --config "$R/appliance.json" anchor >/dev/null 2>&1
 "$BIN" --root "$R" --repo "$R/repo" --config "$R/appliance.json" verify >/dev/null 2>&1 || {
   echo "verify failed on the fresh anchor" >&2; exit 1; }
-best openssl dgst -sha256 "$R/data/big.bin"; t_sha=$WALL c_sha=$CPU
+# openssl uses SHA-NI like Go; sha256sum is the fallback where it is missing.
+if command -v openssl >/dev/null; then SHA="openssl dgst -sha256"; else SHA=sha256sum; fi
+best $SHA "$R/data/big.bin"; t_sha=$WALL c_sha=$CPU
 best sh -c "cat '$R'/repo/blocks/*/* > /dev/null"; t_cat=$WALL c_cat=$CPU
-floor=$(echo "$t_sha + $t_cat" | bc -l); cfloor=$(echo "$c_sha + $c_cat" | bc -l)
+floor=$(calc "$t_sha + $t_cat"); cfloor=$(calc "$c_sha + $c_cat")
 best "$BIN" --root "$R" --repo "$R/repo" --config "$R/appliance.json" verify; t_ver=$WALL c_ver=$CPU
 printf '%-30s %8s %8s\n' "" "wall s" "cpu s"
-printf '%-30s %8.3f %8.3f\n' "openssl dgst -sha256 file" "$t_sha" "$c_sha"
+printf '%-30s %8.3f %8.3f\n' "$SHA file" "$t_sha" "$c_sha"
 printf '%-30s %8.3f %8.3f\n' "cat repo blocks" "$t_cat" "$c_cat"
 printf '%-30s %8.3f %8.3f\n' "floor (sum)" "$floor" "$cfloor"
 printf '%-30s %8.3f %8.3f   wall ratio %.2fx (target <= 1.50x), cpu ratio %.2fx\n' "ssid-anchor verify" "$t_ver" "$c_ver" \
-  "$(echo "$t_ver / $floor" | bc -l)" "$(echo "$c_ver / $cfloor" | bc -l)"
+  "$(calc "$t_ver / $floor")" "$(calc "$c_ver / $cfloor")"
 
 echo "== 3. verify --car of the ${SIZE_MIB} MiB anchor (no repo)"
 "$BIN" --root "$R" --repo "$R/repo" --config "$R/appliance.json" export --car "$T/out" >/dev/null 2>&1
@@ -76,9 +83,9 @@ best "$BIN" --root "$R" --repo "$T/none" --config "$R/appliance.json" verify --m
 # shellcheck disable=SC2086
 best "$BIN" --repo "$T/none" verify --manifest "$man" --car $cars; t_co=$WALL c_co=$CPU
 printf '%-30s %8.3f %8.3f   wall ratio %.2fx (target <= 1.50x), cpu ratio %.2fx\n' "verify --car, tree present" "$t_ct" "$c_ct" \
-  "$(echo "$t_ct / $floor" | bc -l)" "$(echo "$c_ct / $cfloor" | bc -l)"
+  "$(calc "$t_ct / $floor")" "$(calc "$c_ct / $cfloor")"
 printf '%-30s %8.3f %8.3f   wall ratio %.2fx (target <= 1.50x), cpu ratio %.2fx\n' "verify --car, CARs only" "$t_co" "$c_co" \
-  "$(echo "$t_co / $floor" | bc -l)" "$(echo "$c_co / $cfloor" | bc -l)"
+  "$(calc "$t_co / $floor")" "$(calc "$c_co / $cfloor")"
 rm -rf "$R" "$T/out"
 
 echo "== 2. verify of ${SMALL} small anchors"
