@@ -101,14 +101,18 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 	}
 	res := &Result{ManifestPath: o.Paths.Manifest, DryRun: o.OpenBatch == nil}
 
-	unlock, err := tree.LockDir(filepath.Dir(manPath))
-	if errors.Is(err, tree.ErrLocked) {
-		return nil, fmt.Errorf("%w (%v)", ErrManifestLocked, err)
+	// A dry run writes nothing, not even the lock's directory; it reads a
+	// manifest that is only ever replaced whole.
+	if !res.DryRun {
+		unlock, err := tree.LockDir(filepath.Dir(manPath))
+		if errors.Is(err, tree.ErrLocked) {
+			return nil, fmt.Errorf("%w (%v)", ErrManifestLocked, err)
+		}
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
 	}
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
 
 	man, oldBytes, err := LoadManifest(manPath)
 	if errors.Is(err, fs.ErrNotExist) {
