@@ -49,8 +49,13 @@ func runEvent(_ context.Context, o eventOptions, g *globalOptions) error {
 		return usagef("paths.events_log: %v", err)
 	}
 	lock := "violated"
-	if st, err := tree.CheckRoot24(root); err == nil && st.OK() {
+	switch st, err := tree.CheckRoot24(root); {
+	case err != nil:
+		g.log.Warn("Root-24-LOCK could not be measured; recording it as violated", "err", err)
+	case st.OK():
 		lock = "active"
+	default:
+		g.log.Warn("Root-24-LOCK is violated; see `ssid-anchor guard`", "problems", strings.Join(st.Problems, "; "))
 	}
 	bp := o.Blueprint
 	if bp == "" {
