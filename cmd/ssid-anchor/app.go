@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ssid/ssid-anchor/node"
 	"github.com/urfave/cli/v2"
 )
 
@@ -25,6 +26,9 @@ type globalOptions struct {
 	log            *slog.Logger
 	cfg            applianceConfig
 	now            func() time.Time
+	// shared is the daemon's open node when a command runs inside the
+	// daemon (see openNode); nil in a one-shot process.
+	shared *node.Node
 }
 
 func defaultRepo() string {

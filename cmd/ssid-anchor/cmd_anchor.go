@@ -71,11 +71,11 @@ func runAnchor(ctx context.Context, o anchorOptions, g *globalOptions) error {
 		Now: g.now, Log: g.log, OnFile: progressBars(g.stderr),
 	}
 	if !o.DryRun {
-		n, err := node.Open(ctx, g.Repo, node.OpenOptions{})
+		n, release, err := g.openNode(ctx, node.OpenOptions{})
 		if err != nil {
 			return err
 		}
-		defer n.Close()
+		defer release()
 		ro.Provider = "embedded-ipfs:" + n.PeerID()
 		ro.OpenBatch = func(ctx context.Context) (anchor.Batch, error) { return n.NewBatch(ctx) }
 	}

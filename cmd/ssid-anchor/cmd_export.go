@@ -63,11 +63,11 @@ func runExport(ctx context.Context, o exportOptions, g *globalOptions) error {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return fmt.Errorf("--car: %w", err)
 	}
-	n, err := node.Open(ctx, g.Repo, node.OpenOptions{})
+	n, release, err := g.openNode(ctx, node.OpenOptions{})
 	if err != nil {
 		return err
 	}
-	defer n.Close()
+	defer release()
 	plan, err := anchor.PlanExport(ctx, n, manPath)
 	if err != nil {
 		return err

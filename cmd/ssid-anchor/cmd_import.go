@@ -40,11 +40,11 @@ func runImport(ctx context.Context, o importOptions, g *globalOptions) error {
 	if len(o.CARs) == 0 {
 		return usagef("import needs at least one CAR file")
 	}
-	n, err := node.Open(ctx, g.Repo, node.OpenOptions{})
+	n, release, err := g.openNode(ctx, node.OpenOptions{})
 	if err != nil {
 		return err
 	}
-	defer n.Close()
+	defer release()
 	var out []importedCAR
 	failed := 0
 	for _, p := range o.CARs {

@@ -138,11 +138,11 @@ func runVerify(ctx context.Context, o verifyOptions, g *globalOptions) error {
 		defer cars.Close()
 		vo.Store, vo.StoreName = cars, "the CAR files"
 	} else {
-		n, err := node.Open(ctx, g.Repo, node.OpenOptions{Online: o.Network, Peering: g.cfg.Node.Peering})
+		n, release, err := g.openNode(ctx, node.OpenOptions{Online: o.Network, Peering: g.cfg.Node.Peering})
 		if err != nil {
 			return err
 		}
-		defer n.Close()
+		defer release()
 		vo.Store, vo.StoreName, vo.Pins = n, "the repo", n
 		if o.Network {
 			if err := n.Connect(ctx, o.Peers); err != nil {
