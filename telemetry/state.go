@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"time"
@@ -121,6 +122,25 @@ func LoadState(path string) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseState(b, path)
+}
+
+// loadStateIn is LoadState through the governance root, which confines it.
+func loadStateIn(r tree.Root, rel string) (*State, error) {
+	b, err := r.ReadFile(rel)
+	if errors.Is(err, fs.ErrNotExist) {
+		st := &State{}
+		st.normalize()
+		return st, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return parseState(b, rel)
+}
+
+func parseState(b []byte, path string) (*State, error) {
+	st := &State{}
 	if len(bytes.TrimSpace(b)) > 0 {
 		if err := json.Unmarshal(b, st); err != nil {
 			return nil, fmt.Errorf("%s: %w (move it away to start from an empty state)", path, err)
@@ -201,6 +221,15 @@ func (s *State) Save(path string) error {
 	return tree.WriteFileAtomic(path, append(b, '\n'), 0o644)
 }
 
+// saveIn is Save through the governance root, which confines it.
+func (s *State) saveIn(r tree.Root, rel string) error {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	return r.WriteFileAtomic(rel, append(b, '\n'), 0o644)
+}
+
 // ErrBusy means another check holds the state file.
 var ErrBusy = errors.New("another telemetry check is running")
 
@@ -208,6 +237,15 @@ var ErrBusy = errors.New("another telemetry check is running")
 // one-shot check never interleave their updates.
 func lockState(path string) (func(), error) {
 	unlock, err := tree.LockDir(filepath.Dir(path))
+	if errors.Is(err, tree.ErrLocked) {
+		return nil, fmt.Errorf("%w (%v); wait for it to finish", ErrBusy, err)
+	}
+	return unlock, err
+}
+
+// lockStateIn is lockState through the governance root.
+func lockStateIn(r tree.Root, rel string) (func(), error) {
+	unlock, err := r.LockDir(path.Dir(rel))
 	if errors.Is(err, tree.ErrLocked) {
 		return nil, fmt.Errorf("%w (%v); wait for it to finish", ErrBusy, err)
 	}

@@ -39,7 +39,7 @@ func DefaultPaths() Paths {
 // tool reads because of config must stay inside the root.
 func CheckRelative(p string) error {
 	if strings.HasPrefix(p, "/") || strings.HasPrefix(p, "\\") || (len(p) > 1 && p[1] == ':') {
-		return fmt.Errorf("%q must be relative to the root", p)
+		return fmt.Errorf("%q must be relative to the root (%w)", p, ErrOutsideRoot)
 	}
 	for _, part := range strings.FieldsFunc(p, func(r rune) bool { return r == '/' || r == '\\' }) {
 		if part == ".." {

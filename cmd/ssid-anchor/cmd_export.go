@@ -56,9 +56,12 @@ func runExport(ctx context.Context, o exportOptions, g *globalOptions) error {
 		if err != nil {
 			return usagef("--root: %v", err)
 		}
-		if manPath, err = root.Resolve(g.cfg.Paths.Manifest); err != nil {
+		if err := tree.CheckRelative(g.cfg.Paths.Manifest); err != nil {
 			return usagef("paths.manifest: %v", err)
 		}
+		// TODO(h10b): PlanExport reads by path; hand it the root and
+		// g.cfg.Paths.Manifest (anchor.LoadManifestIn) to confine the read.
+		manPath = root.Path(g.cfg.Paths.Manifest)
 	}
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return fmt.Errorf("--car: %w", err)
