@@ -42,7 +42,8 @@ func TestParseExceptions(t *testing.T) {
 		{name: "null group", yaml: "allowed_directories:\n  empty:\nallowed_files: [a]\n", want: []string{"a"}},
 		{name: "no known key", yaml: "allowed: [.git]\n", err: "neither allowed_directories nor allowed_files"},
 		{name: "scalar document", yaml: "just text\n", err: "expected a mapping"},
-		{name: "empty", yaml: "", err: "empty"},
+		{name: "empty", yaml: "", want: nil},
+		{name: "only comments", yaml: "# no exceptions\n", want: nil},
 		{name: "broken YAML", yaml: "allowed_files: [a\n", err: "line"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
