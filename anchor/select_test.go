@@ -119,8 +119,8 @@ func TestSelectNeverOwnOutputs(t *testing.T) {
 		p.Manifest:       "{}",
 		p.TelemetryState: "{}",
 		filepath.ToSlash(filepath.Join(filepath.Dir(p.Manifest), ".ipfs_anchor_manifest.json.tmp-abc")): "{}",
-		"24_meta_orchestration/registry/manifests/dashboard_manifest.json":                                "{}",
-		"07_governance_legal/telemetry_config.json":                                                       "{}",
+		"24_meta_orchestration/registry/manifests/dashboard_manifest.json":                              "{}",
+		"07_governance_legal/telemetry_config.json":                                                     "{}",
 	})
 	r := openRoot(t, dir)
 	for _, globs := range [][]string{{"**/*.json"}, {p.Manifest, p.TelemetryState}, {"24_meta_orchestration/**"}} {
