@@ -142,7 +142,7 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 		return nil, err
 	}
 	o.Log.Debug("events scanned", "new_events", res.NewEvents, "files", len(work), "took", time.Since(t0))
-	if res.NewEvents == 0 && mark == man.Processed {
+	if res.NewEvents == 0 && res.Reprocessed == 0 && mark == man.Processed {
 		return res, nil
 	}
 
