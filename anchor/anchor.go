@@ -437,6 +437,7 @@ func anchorFile(ctx context.Context, o RunOptions, b Batch, rel string) (Record,
 	if st.Size() >= parallelHashMin {
 		_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
 	}
+	o.Log.Debug("adding file", "file", rel, "size", st.Size())
 	var progress func(int)
 	if o.OnFile != nil {
 		progress = o.OnFile(rel, st.Size())
