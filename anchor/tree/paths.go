@@ -3,6 +3,8 @@ package tree
 import (
 	"fmt"
 	"strings"
+
+	"github.com/bmatcuk/doublestar/v4"
 )
 
 // Paths are the governance files, relative to the root (SPEC section 1).
@@ -62,6 +64,13 @@ func (p Paths) Validate() error {
 		}
 		if err := CheckRelative(kv.v); err != nil {
 			return fmt.Errorf("paths.%s: %w", kv.key, err)
+		}
+	}
+	for _, kv := range []struct{ key, v string }{
+		{"release_bundles", p.ReleaseBundles}, {"release_manifests", p.ReleaseManifests}, {"compliance_reports", p.ComplianceReports},
+	} {
+		if !doublestar.ValidatePattern(kv.v) {
+			return fmt.Errorf("paths.%s: invalid pattern %q (check [ ], { } and \\ escapes)", kv.key, kv.v)
 		}
 	}
 	for i, v := range p.DashboardCSV {
