@@ -77,8 +77,10 @@ type Result struct {
 	Skipped   []Skip          `json:"unchanged"`
 	Failed    []FileError     `json:"failed"`
 	BadBlocks []tree.BadBlock `json:"bad_log_blocks"`
-	// Unmatched lists, per event taken, the rule globs that selected nothing.
-	Unmatched []Unmatched `json:"unmatched_globs"`
+	// Unmatched lists, per event taken, the rule globs that selected nothing
+	// (the first maxUnmatched; UnmatchedOmitted counts the rest).
+	Unmatched        []Unmatched `json:"unmatched_globs"`
+	UnmatchedOmitted int         `json:"unmatched_globs_omitted,omitempty"`
 	// Reprocessed counts past events taken again because of Reprocess.
 	Reprocessed  int    `json:"reprocessed_events,omitempty"`
 	ManifestPath string `json:"manifest"`
@@ -355,7 +357,7 @@ func collect(o RunOptions, sel *Selector, mark Watermark, res *Result) ([]workIt
 		again     = strings.ToLower(strings.TrimSpace(o.Reprocess))
 		retake    = again == "all"
 		found     = again == "" || retake
-		earlyNone []Unmatched
+		early0    Result // unmatched globs of events before the watermark
 	)
 	bad, err := o.Root.ReadEvents(o.Paths.EventsLog, func(e tree.Event) error {
 		count++
@@ -374,13 +376,13 @@ func collect(o RunOptions, sel *Selector, mark Watermark, res *Result) ([]workIt
 		switch {
 		case count > mark.Count:
 			lateEvs++
-			res.Unmatched = append(res.Unmatched, none...)
+			res.addUnmatched(none)
 		case retake:
 			res.Reprocessed++
-			res.Unmatched = append(res.Unmatched, none...)
+			res.addUnmatched(none)
 		default:
 			dst = early
-			earlyNone = append(earlyNone, none...)
+			early0.addUnmatched(none)
 		}
 		for _, f := range files {
 			order++
@@ -401,7 +403,11 @@ func collect(o RunOptions, sel *Selector, mark Watermark, res *Result) ([]workIt
 	picks := late
 	res.NewEvents = lateEvs
 	if !markValid {
-		res.Unmatched = append(earlyNone, res.Unmatched...)
+		late0 := *res
+		res.Unmatched, res.UnmatchedOmitted = []Unmatched{}, early0.UnmatchedOmitted
+		res.addUnmatched(early0.Unmatched)
+		res.addUnmatched(late0.Unmatched)
+		res.UnmatchedOmitted += late0.UnmatchedOmitted
 		// The log no longer matches the watermark: look at everything again.
 		res.NewEvents = count
 		for f, p := range early {
@@ -417,6 +423,20 @@ func collect(o RunOptions, sel *Selector, mark Watermark, res *Result) ([]workIt
 	}
 	sort.Slice(items, func(i, j int) bool { return items[i].path < items[j].path })
 	return items, Watermark{Count: count, Last: last}, nil
+}
+
+// maxUnmatched bounds the unmatched globs a result lists: a first run over
+// a million-event log with a rule that matches nothing must not hold a
+// million entries.
+const maxUnmatched = 1000
+
+func (r *Result) addUnmatched(u []Unmatched) {
+	room := max(0, maxUnmatched-len(r.Unmatched))
+	if len(u) > room {
+		r.UnmatchedOmitted += len(u) - room
+		u = u[:room]
+	}
+	r.Unmatched = append(r.Unmatched, u...)
 }
 
 // anchorFile hashes and adds one file in a single read. Large files are

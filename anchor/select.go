@@ -322,17 +322,6 @@ func (s *Selector) Select(e tree.Event) ([]string, []Unmatched, error) {
 	return out, none, nil
 }
 
-// Select returns the files one event calls for; see Selector (which a run
-// uses, so one walk serves every event).
-func Select(root tree.Root, p tree.Paths, rules []Rule, e tree.Event) ([]string, error) {
-	s, err := NewSelector(root, p, rules)
-	if err != nil {
-		return nil, err
-	}
-	files, _, err := s.Select(e)
-	return files, err
-}
-
 var versionQuarterRe = regexp.MustCompile(`Q([1-4])-(\d{4})`)
 
 // eventTags are the strings a versioned rule looks for in file names: the

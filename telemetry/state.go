@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -233,17 +232,9 @@ func (s *State) saveIn(r tree.Root, rel string) error {
 // ErrBusy means another check holds the state file.
 var ErrBusy = errors.New("another telemetry check is running")
 
-// lockState takes the state directory's lock, so a --watch loop and a
-// one-shot check never interleave their updates.
-func lockState(path string) (func(), error) {
-	unlock, err := tree.LockDir(filepath.Dir(path))
-	if errors.Is(err, tree.ErrLocked) {
-		return nil, fmt.Errorf("%w (%v); wait for it to finish", ErrBusy, err)
-	}
-	return unlock, err
-}
-
-// lockStateIn is lockState through the governance root.
+// lockStateIn takes the state directory's lock (through the governance
+// root), so a --watch loop and a one-shot check never interleave their
+// updates.
 func lockStateIn(r tree.Root, rel string) (func(), error) {
 	unlock, err := r.LockDir(path.Dir(rel))
 	if errors.Is(err, tree.ErrLocked) {

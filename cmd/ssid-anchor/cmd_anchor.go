@@ -164,10 +164,13 @@ func printAnchorHuman(w io.Writer, res *anchor.Result) {
 	const maxUnmatched = 20
 	for i, u := range res.Unmatched {
 		if i == maxUnmatched {
-			fmt.Fprintf(w, "warning: ... and %d more globs that matched nothing (--json lists them all)\n", len(res.Unmatched)-maxUnmatched)
+			fmt.Fprintf(w, "warning: ... and %d more globs that matched nothing (--json lists them)\n", len(res.Unmatched)+res.UnmatchedOmitted-maxUnmatched)
 			break
 		}
 		fmt.Fprintf(w, "warning: event %s (line %d): anchor.rules[%d] glob %q matched no file\n", u.Event, u.Line, u.Rule, u.Glob)
+	}
+	if len(res.Unmatched) <= maxUnmatched && res.UnmatchedOmitted > 0 {
+		fmt.Fprintf(w, "warning: ... and %d more globs that matched nothing\n", res.UnmatchedOmitted)
 	}
 	for _, r := range res.Records {
 		fmt.Fprintf(w, "  %s\n    sha256 %s\n    cid    %s\n    url    %s\n", r.FilePath, r.FileHash, r.IPFSCID, r.IPFSGatewayURL)
