@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -252,4 +253,53 @@ func TestRunRaceNeverAnchorsOutside(t *testing.T) {
 	if escaped > 0 {
 		t.Fatalf("a run hashed a file outside the root %d times", escaped)
 	}
+}
+
+// BenchmarkSelectVsWalk compares selecting with ten patterns (three with
+// **) against one bare confined walk of the same tree: selection should
+// cost about one walk. Run both: go test ./anchor -run '^$' -bench SelectVsWalk
+func BenchmarkSelectVsWalk(b *testing.B) {
+	dir := b.TempDir()
+	n := 0
+	for m := 1; m <= 24; m++ {
+		for d := range 20 {
+			sub := filepath.Join(dir, fmt.Sprintf("%02d_mod", m), fmt.Sprintf("d%02d", d), "deeper", "still")
+			if err := os.MkdirAll(sub, 0o755); err != nil {
+				b.Fatal(err)
+			}
+			for f := range 34 {
+				ext := []string{".yaml", ".md", ".json", ".py"}[f%4]
+				os.WriteFile(filepath.Join(sub, fmt.Sprintf("f%02d%s", f, ext)), nil, 0o644)
+				n++
+			}
+		}
+	}
+	r, err := tree.OpenRoot(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	rules := []Rule{{Match: []string{"*"}, Globs: []string{
+		"07_mod/**/*.yaml", "**/*.json", "05_mod/d0*/deeper/still/*.md", "{events_log}", "{release_bundles}",
+		"{release_manifests}", "{compliance_reports}", "{dashboard_markdown}", "{dashboard_csv}", "24_mod/**",
+	}}}
+	ev := tree.Event{}
+	b.Logf("%d files", n)
+	b.Run("walk", func(b *testing.B) {
+		for b.Loop() {
+			count := 0
+			fs.WalkDir(r.FS(), ".", func(string, fs.DirEntry, error) error { count++; return nil })
+		}
+	})
+	b.Run("select", func(b *testing.B) {
+		for b.Loop() {
+			s, err := NewSelector(r, tree.DefaultPaths(), rules)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, _, err := s.Select(ev); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
