@@ -534,4 +534,3 @@ func fileSHA256(root tree.Root, rel string) (string, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
-
