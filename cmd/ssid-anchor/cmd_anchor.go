@@ -54,35 +54,7 @@ failed, 2 bad flag or config, 3 repo missing or locked, 130 interrupted.`,
 }
 
 func runAnchor(ctx context.Context, o anchorOptions, g *globalOptions) error {
-	profile := g.cfg.Anchor.CIDProfile
-	if o.CIDProfile != "" {
-		profile = o.CIDProfile
-	}
-	params, err := node.ParamsFor(profile)
-	if err != nil {
-		return usagef("--cid-profile: %v", err)
-	}
-	root, err := tree.OpenRoot(g.Root)
-	if err != nil {
-		return usagef("--root: %v", err)
-	}
-	ro := anchor.RunOptions{
-		Root: root, Paths: g.cfg.Paths, Config: g.cfg.Anchor, Params: params,
-		Now: g.now, Log: g.log, OnFile: progressBars(g.stderr),
-	}
-	if !o.DryRun {
-		n, release, err := g.openNode(ctx, node.OpenOptions{})
-		if err != nil {
-			return err
-		}
-		defer release()
-		ro.Provider = "embedded-ipfs:" + n.PeerID()
-		ro.OpenBatch = func(ctx context.Context) (anchor.Batch, error) { return n.NewBatch(ctx) }
-	}
-	res, err := anchor.Run(ctx, ro)
-	if errors.Is(err, anchor.ErrManifestLocked) {
-		return fmt.Errorf("%w: %w", node.ErrLocked, err)
-	}
+	res, err := execAnchor(ctx, o, g)
 	if res != nil {
 		if perr := reportAnchor(g, o, res); perr != nil && err == nil {
 			err = perr
@@ -95,6 +67,41 @@ func runAnchor(ctx context.Context, o anchorOptions, g *globalOptions) error {
 		return failure{fmt.Sprintf("%d of %d selected files could not be anchored", len(res.Failed), len(res.Failed)+len(res.Records)+len(res.Skipped))}
 	}
 	return nil
+}
+
+// execAnchor is one anchoring run without its report; `release` runs it as
+// its anchor step.
+func execAnchor(ctx context.Context, o anchorOptions, g *globalOptions) (*anchor.Result, error) {
+	profile := g.cfg.Anchor.CIDProfile
+	if o.CIDProfile != "" {
+		profile = o.CIDProfile
+	}
+	params, err := node.ParamsFor(profile)
+	if err != nil {
+		return nil, usagef("--cid-profile: %v", err)
+	}
+	root, err := tree.OpenRoot(g.Root)
+	if err != nil {
+		return nil, usagef("--root: %v", err)
+	}
+	ro := anchor.RunOptions{
+		Root: root, Paths: g.cfg.Paths, Config: g.cfg.Anchor, Params: params,
+		Now: g.now, Log: g.log, OnFile: progressBars(g.stderr),
+	}
+	if !o.DryRun {
+		n, release, err := g.openNode(ctx, node.OpenOptions{})
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		ro.Provider = "embedded-ipfs:" + n.PeerID()
+		ro.OpenBatch = func(ctx context.Context) (anchor.Batch, error) { return n.NewBatch(ctx) }
+	}
+	res, err := anchor.Run(ctx, ro)
+	if errors.Is(err, anchor.ErrManifestLocked) {
+		err = fmt.Errorf("%w: %w", node.ErrLocked, err)
+	}
+	return res, err
 }
 
 func reportAnchor(g *globalOptions, o anchorOptions, res *anchor.Result) error {
