@@ -118,8 +118,8 @@ func TestGitCommit(t *testing.T) {
 func TestGitRepository(t *testing.T) {
 	for remote, want := range map[string]string{
 		"https://x-access-token:ghs_secret@github.com/EduBrainBoost/SSID.git": "https://github.com/EduBrainBoost/SSID",
-		"git@github.com:EduBrainBoost/SSID.git":                              "https://github.com/EduBrainBoost/SSID",
-		"https://github.com/EduBrainBoost/SSID":                              "https://github.com/EduBrainBoost/SSID",
+		"git@github.com:EduBrainBoost/SSID.git":                               "https://github.com/EduBrainBoost/SSID",
+		"https://github.com/EduBrainBoost/SSID":                               "https://github.com/EduBrainBoost/SSID",
 	} {
 		dir := t.TempDir()
 		write(t, dir, ".git/config", "[core]\n\tbare = false\n[remote \"upstream\"]\n\turl = https://example.org/other.git\n[remote \"origin\"]\n\turl = "+remote+"\n\tfetch = +refs/heads/*:refs/remotes/origin/*\n")
