@@ -17,6 +17,7 @@
 // event names the bundle's hash, so it cannot be inside the bundle); later
 // appends therefore do not change a rebuilt bundle.
 //
-// It links no IPFS code: anchoring the bundle is the anchor package's job,
-// and RecordIPFS writes the result into the release manifest afterwards.
+// It links no IPFS code: anchoring the bundle is the anchor package's job.
+// RecordIPFS writes the bundle's CID into the release manifest before that
+// manifest is anchored, so the anchored manifest names its bundle's CID.
 package release

@@ -473,9 +473,9 @@ func LoadManifest(root tree.Root, rel string) (*Manifest, error) {
 }
 
 // RecordIPFS writes external_anchors.ipfs into the quarter's release
-// manifest (and the CID into the event file's proof_anchors), after the
-// bundle was anchored. A manifest that already holds the same anchor is
-// not rewritten.
+// manifest (and the CID into the event file's proof_anchors). A manifest
+// that already holds the same CID, gateway URL and pinned state is not
+// rewritten, so pinned_at stays the first time.
 func RecordIPFS(root tree.Root, p tree.Paths, q Quarter, a IPFSAnchor) (bool, error) {
 	lay := LayoutFor(p, q)
 	m, err := LoadManifest(root, lay.Manifest)
@@ -483,7 +483,11 @@ func RecordIPFS(root tree.Root, p tree.Paths, q Quarter, a IPFSAnchor) (bool, er
 		return false, err
 	}
 	raw, _ := json.Marshal(a)
-	if old, ok := m.ExternalAnchors["ipfs"]; ok && bytes.Equal(old, raw) {
+	var old IPFSAnchor
+	if b, ok := m.ExternalAnchors["ipfs"]; ok && json.Unmarshal(b, &old) == nil &&
+		old.CID == a.CID && old.GatewayURL == a.GatewayURL && old.Pinned == a.Pinned {
+		// Already recorded: keep pinned_at of the first time (a rerun
+		// must not change an anchored file).
 		return false, nil
 	}
 	if m.ExternalAnchors == nil {

@@ -8,10 +8,12 @@ import (
 	"os"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/ssid/ssid-anchor/anchor"
 	"github.com/ssid/ssid-anchor/anchor/release"
 	"github.com/ssid/ssid-anchor/anchor/tree"
+	"github.com/ssid/ssid-anchor/node"
 	"github.com/ssid/ssid-anchor/telemetry"
 	"github.com/urfave/cli/v2"
 )
@@ -205,29 +207,58 @@ func releaseBundleStep(ctx context.Context, rr *releaseRun) (string, string, err
 	return stepOK, fmt.Sprintf("%s %s, sha256 %s (%s)", state, res.Bundle, res.Hash, res.Version), nil
 }
 
-// releaseAnchorStep runs the anchoring run (the release event selects the
-// quarter's bundle and manifest), finds the bundle's record and writes it
-// into the release manifest's external_anchors.ipfs.
+// releaseAnchorStep anchors the release. The bundle's CID is computed
+// first and written into the release manifest's external_anchors.ipfs, so
+// the manifest that the anchoring run then adds (the release event selects
+// the quarter's bundle and manifest) already names its bundle's CID and
+// stays verifiable; writing the CID afterwards would change an anchored
+// file. The run's record of the bundle must then carry that CID; if not,
+// the manifest says pinned: false and the step fails.
 func releaseAnchorStep(ctx context.Context, rr *releaseRun) (string, string, error) {
 	g, b := rr.g, rr.rep.Bundle
-	res, err := execAnchor(ctx, anchorOptions{}, g)
-	if res != nil {
-		rr.rep.Anchor = res
-	}
-	if err != nil {
-		return stepFailed, "anchoring failed", err
-	}
 	root, err := tree.OpenRoot(g.Root)
 	if err != nil {
 		return stepFailed, "", err
 	}
+	params, err := node.ParamsFor(g.cfg.Anchor.CIDProfile)
+	if err != nil {
+		return stepFailed, "", usagef("anchor.cid_profile: %v", err)
+	}
+	f, err := root.Open(b.Bundle)
+	if err != nil {
+		return stepFailed, "", err
+	}
+	c, err := node.ComputeCID(f, params, nil)
+	f.Close()
+	if err != nil {
+		return stepFailed, "", fmt.Errorf("computing the CID of %s: %w", b.Bundle, err)
+	}
+	a := release.IPFSAnchor{CID: c.String(), GatewayURL: g.cfg.Anchor.GatewayURL(c.String()), Pinned: true,
+		PinnedAt: g.now().UTC().Format(time.RFC3339)}
+	if _, err := release.RecordIPFS(root, g.cfg.Paths, rr.q, a); err != nil {
+		return stepFailed, "release manifest not updated; nothing anchored", err
+	}
+	res, err := execAnchor(ctx, anchorOptions{}, g)
+	if res != nil {
+		rr.rep.Anchor = res
+	}
+	unpinned := func(summary string, cause error) (string, string, error) {
+		a.Pinned, a.PinnedAt = false, ""
+		if _, err := release.RecordIPFS(root, g.cfg.Paths, rr.q, a); err != nil {
+			cause = fmt.Errorf("%w; and marking the release manifest unpinned: %w", cause, err)
+		}
+		return stepFailed, summary, cause
+	}
+	if err != nil {
+		return unpinned("anchoring failed", err)
+	}
 	manPath, err := root.Resolve(g.cfg.Paths.Manifest)
 	if err != nil {
-		return stepFailed, "", fmt.Errorf("paths.manifest: %w", err)
+		return unpinned("", fmt.Errorf("paths.manifest: %w", err))
 	}
 	man, _, err := anchor.LoadManifest(manPath)
 	if err != nil {
-		return stepFailed, "", err
+		return unpinned("", err)
 	}
 	var rec *anchor.Record
 	for i := range man.Records {
@@ -242,13 +273,12 @@ func releaseAnchorStep(ctx context.Context, rr *releaseRun) (string, string, err
 				msg += ": " + f.Err
 			}
 		}
-		return stepFailed, "bundle not anchored", errors.New(msg + "; run `ssid-anchor release` again (failed files are selected again)")
+		return unpinned("bundle not anchored", errors.New(msg+"; run `ssid-anchor release` again (failed files are selected again)"))
 	}
-	a := release.IPFSAnchor{CID: rec.IPFSCID, GatewayURL: rec.IPFSGatewayURL, Pinned: rec.Pinned, PinnedAt: rec.AnchoredAt}
+	if rec.IPFSCID != a.CID || !rec.Pinned {
+		return unpinned("bundle anchored under another CID", fmt.Errorf("the anchor record of %s has cid %s (pinned %v), computed %s; was anchor.cid_profile changed since it was anchored?", b.Bundle, rec.IPFSCID, rec.Pinned, a.CID))
+	}
 	rr.rep.IPFS = &a
-	if _, err := release.RecordIPFS(root, g.cfg.Paths, rr.q, a); err != nil {
-		return stepFailed, "anchored, but the release manifest was not updated", err
-	}
 	return stepOK, fmt.Sprintf("%d files anchored; bundle cid %s (%s)", len(res.Records), a.CID, a.GatewayURL), nil
 }
 

@@ -109,6 +109,11 @@ func TestReleasePipeline(t *testing.T) {
 			t.Errorf("--github-output lacks %q:\n%s", line, ghOut)
 		}
 	}
+	// Everything anchored still matches the tree: the release manifest
+	// got its CID before it was anchored, not after.
+	if code, out, errb := runCLI(t, "--root", root, "--repo", repo, "verify"); code != 0 {
+		t.Fatalf("verify after release: exit %d\n%s%s", code, out, errb)
+	}
 	bodies := h.received()
 	if len(bodies) != 1 || !bytes.Contains(bodies[0], []byte(release.EventName)) {
 		t.Fatalf("webhook got %d messages, want 1 release notice: %s", len(bodies), bytes.Join(bodies, []byte("\n")))
@@ -133,6 +138,9 @@ func TestReleasePipeline(t *testing.T) {
 	}
 	if !bytes.Equal(readFile(t, filepath.Join(root, tLog)), logBefore) || !bytes.Equal(readFile(t, filepath.Join(root, fmt.Sprintf(tReleaseMan, q))), manBefore) {
 		t.Error("a second release with the same inputs changed the log or the release manifest")
+	}
+	if code, out, errb := runCLI(t, "--root", root, "--repo", repo, "verify"); code != 0 {
+		t.Fatalf("verify after the second release: exit %d\n%s%s", code, out, errb)
 	}
 	if n := len(h.received()); n != 1 {
 		t.Errorf("the second release sent %d more messages", n-1)
