@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -235,7 +238,29 @@ func releaseAnchorStep(ctx context.Context, rr *releaseRun) (string, string, err
 	}
 	a := release.IPFSAnchor{CID: c.String(), GatewayURL: g.cfg.Anchor.GatewayURL(c.String()), Pinned: true,
 		PinnedAt: g.now().UTC().Format(time.RFC3339)}
-	if _, err := release.RecordIPFS(root, g.cfg.Paths, rr.q, a); err != nil {
+	manPath, err := root.Resolve(g.cfg.Paths.Manifest)
+	if err != nil {
+		return stepFailed, "", fmt.Errorf("paths.manifest: %w", err)
+	}
+	// A release manifest that an earlier `anchor` run already recorded
+	// (bundle, then anchor, then release) is left as it is: changing it
+	// would fail verify. Its bundle's CID is in the anchor manifest.
+	frozen := false
+	if man, _, err := anchor.LoadManifest(manPath); err == nil {
+		if sum, err := sha256Rel(root, b.Manifest); err == nil && man.Has(b.Manifest, sum) {
+			frozen = true
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return stepFailed, "", err
+	}
+	record := func(a release.IPFSAnchor) error {
+		if frozen {
+			return nil
+		}
+		_, err := release.RecordIPFS(root, g.cfg.Paths, rr.q, a)
+		return err
+	}
+	if err := record(a); err != nil {
 		return stepFailed, "release manifest not updated; nothing anchored", err
 	}
 	res, err := execAnchor(ctx, anchorOptions{}, g)
@@ -244,17 +269,13 @@ func releaseAnchorStep(ctx context.Context, rr *releaseRun) (string, string, err
 	}
 	unpinned := func(summary string, cause error) (string, string, error) {
 		a.Pinned, a.PinnedAt = false, ""
-		if _, err := release.RecordIPFS(root, g.cfg.Paths, rr.q, a); err != nil {
+		if err := record(a); err != nil {
 			cause = fmt.Errorf("%w; and marking the release manifest unpinned: %w", cause, err)
 		}
 		return stepFailed, summary, cause
 	}
 	if err != nil {
 		return unpinned("anchoring failed", err)
-	}
-	manPath, err := root.Resolve(g.cfg.Paths.Manifest)
-	if err != nil {
-		return unpinned("", fmt.Errorf("paths.manifest: %w", err))
 	}
 	man, _, err := anchor.LoadManifest(manPath)
 	if err != nil {
@@ -279,7 +300,24 @@ func releaseAnchorStep(ctx context.Context, rr *releaseRun) (string, string, err
 		return unpinned("bundle anchored under another CID", fmt.Errorf("the anchor record of %s has cid %s (pinned %v), computed %s; was anchor.cid_profile changed since it was anchored?", b.Bundle, rec.IPFSCID, rec.Pinned, a.CID))
 	}
 	rr.rep.IPFS = &a
-	return stepOK, fmt.Sprintf("%d files anchored; bundle cid %s (%s)", len(res.Records), a.CID, a.GatewayURL), nil
+	summary := fmt.Sprintf("%d files anchored; bundle cid %s (%s)", len(res.Records), a.CID, a.GatewayURL)
+	if frozen {
+		summary += "; " + b.Manifest + " was anchored before this run and is left unchanged (no external_anchors.ipfs written)"
+	}
+	return stepOK, summary, nil
+}
+
+func sha256Rel(root tree.Root, rel string) (string, error) {
+	f, err := root.Open(rel)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // releaseRemotePinStep says truthfully that no remote pinning exists yet.

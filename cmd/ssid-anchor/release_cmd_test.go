@@ -185,3 +185,33 @@ func TestReleaseFailedSteps(t *testing.T) {
 		t.Errorf("--json with --markdown: exit %d: %s", code, errb)
 	}
 }
+
+// TestReleaseAfterSeparateAnchor: bundle, then a plain anchor run (which
+// anchors the release manifest as it is), then release: the release finds
+// the bundle's CID, leaves the anchored manifest alone, and verify passes.
+func TestReleaseAfterSeparateAnchor(t *testing.T) {
+	const q = "2026-Q2"
+	root := bundleTree(t, q)
+	repo := initRepo(t)
+	for _, args := range [][]string{{"bundle", "--quarter", q}, {"anchor"}} {
+		if code, _, errb := runCLI(t, append([]string{"--root", root, "--repo", repo}, args...)...); code != 0 {
+			t.Fatalf("%v: exit %d\n%s", args, code, errb)
+		}
+	}
+	manBefore := readFile(t, filepath.Join(root, fmt.Sprintf(tReleaseMan, q)))
+	code, out, errb := runCLI(t, "--root", root, "--repo", repo, "--json", "release", "--quarter", q)
+	if code != 0 {
+		t.Fatalf("release: exit %d\n%s\n%s", code, out, errb)
+	}
+	d := parseRelease(t, out)
+	zip := filepath.Join(root, fmt.Sprintf(tReleaseZip, q))
+	if want := stockAdd(t, filepath.Join(t.TempDir(), "stock"), "test", zip); d.IPFS == nil || d.IPFS.CID != want {
+		t.Fatalf("ipfs %+v, want cid %s", d.IPFS, want)
+	}
+	if !strings.Contains(d.Steps[1].Summary, "left unchanged") || !bytes.Equal(readFile(t, filepath.Join(root, fmt.Sprintf(tReleaseMan, q))), manBefore) {
+		t.Errorf("the anchored release manifest was changed: %s", d.Steps[1].Summary)
+	}
+	if code, out, errb := runCLI(t, "--root", root, "--repo", repo, "verify"); code != 0 {
+		t.Fatalf("verify: exit %d\n%s%s", code, out, errb)
+	}
+}
