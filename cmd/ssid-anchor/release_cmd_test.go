@@ -215,3 +215,27 @@ func TestReleaseAfterSeparateAnchor(t *testing.T) {
 		t.Fatalf("verify: exit %d\n%s%s", code, out, errb)
 	}
 }
+
+// TestReleaseNoticeFiltered: with event_filters.notify_on_release false the
+// telemetry step still runs, says the notice was filtered out, and the
+// webhook gets nothing.
+func TestReleaseNoticeFiltered(t *testing.T) {
+	const q = "2026-Q1"
+	root := bundleTree(t, q)
+	repo := initRepo(t)
+	h := newHook(t, 200)
+	releaseTelemetry(t, root, func(cfg map[string]any) {
+		withWebhook(h.URL)(cfg)
+		cfg["event_filters"].(map[string]any)["notify_on_release"] = false
+	})
+	code, _, errb := runCLI(t, "--root", root, "--repo", repo, "release", "--quarter", q)
+	if code != 0 {
+		t.Fatalf("release: exit %d\n%s", code, errb)
+	}
+	if !strings.Contains(errb, "[ok] telemetry: release notice filtered out (event_filters.notify_on_release: false)") {
+		t.Errorf("stderr:\n%s", errb)
+	}
+	if n := len(h.received()); n != 0 {
+		t.Errorf("webhook got %d messages: %s", n, bytes.Join(h.received(), []byte("\n")))
+	}
+}
