@@ -12,6 +12,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -216,6 +217,13 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	var missing []Input
 	var present []Input
 	for _, in := range inputs {
+		// Opening a FIFO would block until a writer comes: look first.
+		// The read itself still goes through the confined Open below.
+		if abs, err := o.Root.Resolve(in.Path); err == nil {
+			if st, err := os.Stat(abs); err == nil && !st.Mode().IsRegular() {
+				return nil, fmt.Errorf("release input %s is not a regular file (%v); replace it with the file itself", in.Path, st.Mode().Type())
+			}
+		}
 		f, err := o.Root.Open(in.Path)
 		if err == nil {
 			st, serr := f.Stat()

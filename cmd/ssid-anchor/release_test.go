@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -212,7 +213,9 @@ func TestBundleEntries(t *testing.T) {
 		}
 		var names []string
 		for _, line := range strings.Split(string(out), "\n") {
-			if f := strings.Fields(line); len(f) == 4 && strings.HasPrefix(f[1], "2026-06-30") {
+			// "  Length  Date  Time  Name" rows; the date's format varies
+			// between unzip builds, the time is always HH:MM.
+			if f := strings.Fields(line); len(f) == 4 && f[2] == "23:59" && (strings.Contains(f[1], "2026") || strings.Contains(f[1], "26")) {
 				names = append(names, f[3])
 			}
 		}
@@ -507,5 +510,42 @@ func TestBundleChangedInputs(t *testing.T) {
 	}
 	if again := build(); again.EventAppended || len(again.Written) != 0 || again.EventProofAnchor != evs[1].ProofAnchor {
 		t.Fatalf("rebuild after the change: %+v", again)
+	}
+}
+
+// TestBundleRefusesFIFO: a FIFO in place of an input is refused at once,
+// not read (which would block), and nothing is written.
+func TestBundleRefusesFIFO(t *testing.T) {
+	const q = "2026-Q3"
+	root := bundleTree(t, q)
+	readme := filepath.Join(root, "README.md")
+	if err := os.Remove(readme); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(readme, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var code int
+	var errb string
+	go func() {
+		code, _, errb = runCLI(t, "--root", root, "--repo", t.TempDir(), "bundle", "--quarter", q)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		// Unblock the reader so the test can end, then fail.
+		if f, err := os.OpenFile(readme, os.O_WRONLY, 0); err == nil {
+			f.Close()
+		}
+		<-done
+		t.Fatal("bundle blocked on a FIFO")
+	}
+	if code != 1 || !strings.Contains(errb, "README.md is not a regular file") {
+		t.Fatalf("exit %d: %s", code, errb)
+	}
+	if _, err := os.Stat(filepath.Join(root, fmt.Sprintf(tReleaseZip, q))); err == nil {
+		t.Error("a zip was written")
 	}
 }
