@@ -549,3 +549,26 @@ func TestBundleRefusesFIFO(t *testing.T) {
 		t.Error("a zip was written")
 	}
 }
+
+// TestBundleLocked: while another process builds a release in the tree, a
+// second build is refused at once and writes nothing.
+func TestBundleLocked(t *testing.T) {
+	const q = "2026-Q3"
+	root := bundleTree(t, q)
+	unlock, err := tree.LockDir(filepath.Join(root, tReleases))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logBefore := readFile(t, filepath.Join(root, tLog))
+	code, _, errb := runCLI(t, "--root", root, "--repo", t.TempDir(), "bundle", "--quarter", q)
+	unlock()
+	if code != 1 || !strings.Contains(errb, "another ssid-anchor process is building a release") {
+		t.Fatalf("exit %d: %s", code, errb)
+	}
+	if _, err := os.Stat(filepath.Join(root, fmt.Sprintf(tReleaseZip, q))); err == nil || !bytes.Equal(readFile(t, filepath.Join(root, tLog)), logBefore) {
+		t.Error("a locked build wrote something")
+	}
+	if code, _, errb := runCLI(t, "--root", root, "--repo", t.TempDir(), "bundle", "--quarter", q); code != 0 {
+		t.Fatalf("after unlock: exit %d: %s", code, errb)
+	}
+}
