@@ -26,6 +26,9 @@ type NewEvent struct {
 	Root24Lock      string
 	ComplianceScore string
 	EmittedBy       string
+	// Extra keys follow the classic eight, in this order, as JSON strings
+	// (the release event adds quarter and bundle_hash, SPEC 2.1).
+	Extra [][2]string
 }
 
 // FormatEvent renders the classic pretty block (2-space indent, the 8 keys
@@ -39,6 +42,7 @@ func FormatEvent(e NewEvent) []byte {
 		{"commit_hash", e.CommitHash}, {"blueprint", e.Blueprint}, {"root_24_lock", e.Root24Lock},
 		{"compliance_score", e.ComplianceScore}, {"emitted_by", e.EmittedBy},
 	}
+	kv = append(kv, e.Extra...)
 	for i, p := range kv {
 		fmt.Fprintf(&b, "  %s: %s", jsonString(p[0]), jsonString(p[1]))
 		if i < len(kv)-1 {

@@ -75,6 +75,8 @@ func newApp(g *globalOptions) *cli.App {
 			newImportCommand(g),
 			newTelemetryCommand(g),
 			newGuardCommand(g),
+			newBundleCommand(g),
+			newReleaseCommand(g),
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {

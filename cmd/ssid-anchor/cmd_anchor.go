@@ -63,47 +63,7 @@ failed, 2 bad flag or config, 3 repo missing or locked, 130 interrupted.`,
 }
 
 func runAnchor(ctx context.Context, o anchorOptions, g *globalOptions) error {
-	profile := g.cfg.Anchor.CIDProfile
-	if o.CIDProfile != "" {
-		profile = o.CIDProfile
-	}
-	params, err := node.ParamsFor(profile)
-	if err != nil {
-		return usagef("--cid-profile: %v", err)
-	}
-	if err := checkReprocess(o.Reprocess); err != nil {
-		return err
-	}
-	root, err := tree.OpenRoot(g.Root)
-	if err != nil {
-		return usagef("--root: %v", err)
-	}
-	defer root.Close()
-	ro := anchor.RunOptions{
-		Root: root, Paths: g.cfg.Paths, Config: g.cfg.Anchor, Params: params,
-		Now: g.now, Log: g.log, OnFile: progressBars(g.stderr), Reprocess: o.Reprocess,
-	}
-	// Rules are checked before the node is opened: a config error costs
-	// nothing and moves nothing.
-	if _, err := anchor.NewSelector(root, g.cfg.Paths, g.cfg.Anchor.Rules); err != nil {
-		return usageError{err}
-	}
-	if !o.DryRun {
-		n, release, err := g.openNode(ctx, node.OpenOptions{})
-		if err != nil {
-			return err
-		}
-		defer release()
-		ro.Provider = "embedded-ipfs:" + n.PeerID()
-		ro.OpenBatch = func(ctx context.Context) (anchor.Batch, error) { return n.NewBatch(ctx) }
-	}
-	res, err := anchor.Run(ctx, ro)
-	switch {
-	case errors.Is(err, anchor.ErrManifestLocked):
-		return fmt.Errorf("%w: %w", node.ErrLocked, err)
-	case errors.Is(err, anchor.ErrConfig), errors.Is(err, anchor.ErrReprocessNotFound):
-		return usageError{err}
-	}
+	res, err := execAnchor(ctx, o, g)
 	if res != nil {
 		if perr := reportAnchor(g, o, res); perr != nil && err == nil {
 			err = perr
@@ -127,6 +87,53 @@ func checkReprocess(v string) error {
 		return usagef("--reprocess: want all or an event's proof anchor (64 hex digits, as `ssid-anchor event` prints it), got %q", v)
 	}
 	return nil
+}
+
+// execAnchor is one anchoring run without its report; `release` runs it as
+// its anchor step.
+func execAnchor(ctx context.Context, o anchorOptions, g *globalOptions) (*anchor.Result, error) {
+	profile := g.cfg.Anchor.CIDProfile
+	if o.CIDProfile != "" {
+		profile = o.CIDProfile
+	}
+	params, err := node.ParamsFor(profile)
+	if err != nil {
+		return nil, usagef("--cid-profile: %v", err)
+	}
+	if err := checkReprocess(o.Reprocess); err != nil {
+		return nil, err
+	}
+	root, err := tree.OpenRoot(g.Root)
+	if err != nil {
+		return nil, usagef("--root: %v", err)
+	}
+	defer root.Close()
+	ro := anchor.RunOptions{
+		Root: root, Paths: g.cfg.Paths, Config: g.cfg.Anchor, Params: params,
+		Now: g.now, Log: g.log, OnFile: progressBars(g.stderr), Reprocess: o.Reprocess,
+	}
+	// Rules are checked before the node is opened: a config error costs
+	// nothing and moves nothing.
+	if _, err := anchor.NewSelector(root, g.cfg.Paths, g.cfg.Anchor.Rules); err != nil {
+		return nil, usageError{err}
+	}
+	if !o.DryRun {
+		n, release, err := g.openNode(ctx, node.OpenOptions{})
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		ro.Provider = "embedded-ipfs:" + n.PeerID()
+		ro.OpenBatch = func(ctx context.Context) (anchor.Batch, error) { return n.NewBatch(ctx) }
+	}
+	res, err := anchor.Run(ctx, ro)
+	switch {
+	case errors.Is(err, anchor.ErrManifestLocked):
+		err = fmt.Errorf("%w: %w", node.ErrLocked, err)
+	case errors.Is(err, anchor.ErrConfig), errors.Is(err, anchor.ErrReprocessNotFound):
+		err = usageError{err}
+	}
+	return res, err
 }
 
 func reportAnchor(g *globalOptions, o anchorOptions, res *anchor.Result) error {
