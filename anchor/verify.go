@@ -25,8 +25,10 @@ type BlockStore interface {
 	// the stored copy; observe sees every chunk (for the file's SHA-256).
 	CheckFile(ctx context.Context, r io.Reader, p node.ImportParams, observe func([]byte)) (node.FileCheck, error)
 	// ReadFile rebuilds the file at c from stored blocks, each checked
-	// against its CID, and returns how many blocks it read.
-	ReadFile(ctx context.Context, c cid.Cid, w io.Writer) (int, error)
+	// against its CID, and returns how many blocks it read. It stops once
+	// the blocks read exceed maxBytes (node.MaxDAGBytes of the expected
+	// size; <= 0: of the size the root block declares).
+	ReadFile(ctx context.Context, c cid.Cid, maxBytes int64, w io.Writer) (int, error)
 }
 
 // PinIndex says how anchors are pinned (*node.Node).
@@ -38,7 +40,7 @@ type PinIndex interface {
 // (*node.Fetcher) or an HTTP gateway (*node.Gateway).
 type Remote interface {
 	Name() string
-	ReadFile(ctx context.Context, c cid.Cid, w io.Writer) (int, error)
+	ReadFile(ctx context.Context, c cid.Cid, maxBytes int64, w io.Writer) (int, error)
 }
 
 // VerifyOptions say what to check and against what.
@@ -171,7 +173,7 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
 		return nil, fmt.Errorf("computing the manifest's CID: %w", err)
 	}
 	rep.ManifestCID = mc.String()
-	if _, err := o.Store.ReadFile(ctx, mc, io.Discard); err == nil {
+	if _, err := o.Store.ReadFile(ctx, mc, node.MaxDAGBytes(int64(len(raw))), io.Discard); err == nil {
 		rep.ManifestStored = true
 	}
 
@@ -375,7 +377,17 @@ func hashAndCheck(ctx context.Context, o VerifyOptions, rel string, p node.Impor
 
 // reader is what contentCheck reads a file's DAG from.
 type reader interface {
-	ReadFile(ctx context.Context, c cid.Cid, w io.Writer) (int, error)
+	ReadFile(ctx context.Context, c cid.Cid, maxBytes int64, w io.Writer) (int, error)
+}
+
+// readLimit is how many block bytes rebuilding a record's content may read:
+// what its file_size allows. Records written before file_size existed fall
+// back to the size their root block declares (0 tells the node so).
+func readLimit(r Record) int64 {
+	if r.FileSize > 0 {
+		return node.MaxDAGBytes(r.FileSize)
+	}
+	return 0
 }
 
 // contentCheck rebuilds the file at c from src and compares its SHA-256
@@ -383,7 +395,7 @@ type reader interface {
 func contentCheck(ctx context.Context, src reader, c cid.Cid, r Record) (int, error) {
 	// The SHA-256 runs beside the block checks, on the other core.
 	h := newFileHasher(r.FileSize)
-	blocks, err := src.ReadFile(ctx, c, hasherWriter{h})
+	blocks, err := src.ReadFile(ctx, c, readLimit(r), hasherWriter{h})
 	sum, n := h.sum()
 	if err != nil {
 		return blocks, err
@@ -427,7 +439,7 @@ func verifyChain(ctx context.Context, o VerifyOptions, head *Manifest, headCID c
 		seen[prevCID.KeyString()] = true
 		var buf limitedBuffer
 		buf.max = maxManifestSize
-		if _, err := o.Store.ReadFile(ctx, prevCID, &buf); err != nil {
+		if _, err := o.Store.ReadFile(ctx, prevCID, node.MaxDAGBytes(maxManifestSize), &buf); err != nil {
 			res.Problems = append(res.Problems, fmt.Sprintf("previous manifest %s (linked from %s) cannot be read from %s: %v; the chain is broken (import the CAR that carries it)", prevCID, curCID, o.StoreName, err))
 			break
 		}
@@ -528,7 +540,7 @@ func PlanExport(ctx context.Context, store BlockStore, path string) (*ExportSet,
 		return nil, err
 	}
 	set := &ExportSet{Manifest: mc}
-	if _, err := store.ReadFile(ctx, mc, io.Discard); err == nil {
+	if _, err := store.ReadFile(ctx, mc, node.MaxDAGBytes(int64(len(raw))), io.Discard); err == nil {
 		set.ManifestStored = true
 	}
 	seen := map[string]bool{}
