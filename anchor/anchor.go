@@ -49,6 +49,9 @@ type RunOptions struct {
 	// OnFile, when set, is called before each file is read and returns a
 	// callback that sees the bytes as they are processed (progress bars).
 	OnFile func(path string, size int64) func(n int)
+	// OnCommit, when set, is called with the manifest's CID each time a
+	// run has written it (the repo records it as its chain head).
+	OnCommit func(manifestCID string) error
 }
 
 // Skip is a selected file that needed no new record.
@@ -290,6 +293,11 @@ func (r *runState) commit(ctx context.Context, mark *Watermark) error {
 	}
 	r.oldBytes = newBytes
 	r.res.Rewritten = true
+	if r.o.OnCommit != nil {
+		if err := r.o.OnCommit(mc.String()); err != nil {
+			return err
+		}
+	}
 	if mark == nil {
 		return r.open(ctx)
 	}

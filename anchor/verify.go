@@ -58,6 +58,9 @@ type VerifyOptions struct {
 	Pins         PinIndex
 	Remotes      []Remote
 	AllowMissing bool
+	// ExpectHead is the manifest CID the repo last committed (its chain
+	// head); when set, the manifest must be that one or a descendant of it.
+	ExpectHead string
 	// Workers is how many records are checked at once (default: CPUs).
 	Workers int
 	Log     *slog.Logger
@@ -119,13 +122,15 @@ type VerifyReport struct {
 	ManifestCID string `json:"manifest_cid"`
 	// ManifestStored says whether the manifest's exact bytes are in the
 	// store, i.e. it is the one the last anchoring run wrote.
-	ManifestStored bool           `json:"manifest_stored"`
-	Source         string         `json:"source"`
-	Records        []RecordResult `json:"records"`
-	Chain          ChainResult    `json:"chain"`
-	Passed         int            `json:"passed"`
-	Failed         int            `json:"failed"`
-	OK             bool           `json:"ok"`
+	ManifestStored bool `json:"manifest_stored"`
+	// ChainHead is the manifest CID the repo last committed, if known.
+	ChainHead string         `json:"chain_head,omitempty"`
+	Source    string         `json:"source"`
+	Records   []RecordResult `json:"records"`
+	Chain     ChainResult    `json:"chain"`
+	Passed    int            `json:"passed"`
+	Failed    int            `json:"failed"`
+	OK        bool           `json:"ok"`
 }
 
 // CIDs lists every CID the manifest vouches for: the records', the
@@ -223,6 +228,13 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
 		return nil, err
 	}
 	rep.Chain = verifyChain(ctx, o, man, mc)
+	rep.ChainHead = o.ExpectHead
+	if o.ExpectHead != "" && !rep.Chain.reaches(o.ExpectHead) {
+		rep.Chain.Problems = append(rep.Chain.Problems, fmt.Sprintf(
+			"the manifest (cid %s) is neither the chain head this repo last committed, %s, nor a descendant of it: it was rolled back, truncated or rewritten; restore the committed one (`ipfs cat %s`, or `ssid-anchor export` on the anchoring box) or find out who changed it",
+			mc, o.ExpectHead, o.ExpectHead))
+		rep.Chain.OK = false
+	}
 	for _, r := range rep.Records {
 		if r.OK {
 			rep.Passed++
@@ -463,6 +475,62 @@ func verifyChain(ctx context.Context, o VerifyOptions, head *Manifest, headCID c
 	}
 	res.OK = len(res.Problems) == 0
 	return res
+}
+
+// reaches says whether the chain followed from the manifest passed through
+// the manifest with CID head.
+func (c ChainResult) reaches(head string) bool {
+	hc, err := cid.Decode(head)
+	if err != nil {
+		return false
+	}
+	for _, l := range c.Manifests {
+		if lc, err := cid.Decode(l.CID); err == nil && lc.Equals(hc) {
+			return true
+		}
+	}
+	return false
+}
+
+// StoredChain reads the manifest with CID c from store and follows its
+// previous_manifest_cid links there. It returns the chain's CIDs newest
+// first, or ok=false when c is not a manifest (any other anchored file).
+// Content that does not start like a JSON object is not read past its
+// first block.
+func StoredChain(ctx context.Context, store BlockStore, c cid.Cid) (chain []string, ok bool, err error) {
+	buf := &jsonObjectBuffer{limitedBuffer: limitedBuffer{max: maxManifestSize}}
+	if _, err := store.ReadFile(ctx, c, node.MaxDAGBytes(maxManifestSize), buf); err != nil {
+		if buf.notJSON || errors.Is(err, node.ErrDAGTooLarge) {
+			return nil, false, nil
+		}
+		return nil, false, err
+	}
+	man, err := ParseManifest(buf.Bytes())
+	if err != nil {
+		return nil, false, nil
+	}
+	res := verifyChain(ctx, VerifyOptions{Store: store, StoreName: "the repo"}, man, c)
+	for _, l := range res.Manifests {
+		chain = append(chain, l.CID)
+	}
+	return chain, true, nil
+}
+
+// jsonObjectBuffer stops a read at once when the content does not start
+// like a JSON object.
+type jsonObjectBuffer struct {
+	limitedBuffer
+	notJSON bool
+}
+
+func (b *jsonObjectBuffer) Write(p []byte) (int, error) {
+	if b.Len() == 0 {
+		if t := bytes.TrimLeft(p, " \t\r\n\xef\xbb\xbf"); len(t) > 0 && t[0] != '{' {
+			b.notJSON = true
+			return 0, errors.New("not a JSON object")
+		}
+	}
+	return b.limitedBuffer.Write(p)
 }
 
 // historyBreak says how next fails to extend prev's records, or "".
