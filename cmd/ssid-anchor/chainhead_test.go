@@ -71,9 +71,9 @@ func TestVerifyRefusesRolledBackManifest(t *testing.T) {
 			delete(v, "previous_manifest_cid")
 			delete(v, "processed_events")
 		}),
-		"truncated": edit(func(v map[string]any) { a := v["anchors"].([]any); v["anchors"] = a[:len(a)-1] }),
-		"rewritten":               edit(func(v map[string]any) { v["description"] = "nothing to see" }),
-		"the previous manifest":   previous,
+		"truncated":             edit(func(v map[string]any) { a := v["anchors"].([]any); v["anchors"] = a[:len(a)-1] }),
+		"rewritten":             edit(func(v map[string]any) { v["description"] = "nothing to see" }),
+		"the previous manifest": previous,
 	}
 	for name, b := range cases {
 		t.Run(name, func(t *testing.T) {
