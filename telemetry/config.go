@@ -342,7 +342,7 @@ func (c Config) Channels() []ChannelSummary {
 	n := c.Notifications
 	webhookHeaders := make([]string, 0, len(n.Webhook.Headers))
 	for k, v := range n.Webhook.Headers {
-		webhookHeaders = append(webhookHeaders, k+": "+v)
+		webhookHeaders = append(webhookHeaders, k+": "+notify.RedactHeader(k, v))
 	}
 	sort.Strings(webhookHeaders)
 	email := "(no smtp_server)"
@@ -365,7 +365,7 @@ func (c Config) Channels() []ChannelSummary {
 		{Name: "email", Enabled: n.Email.Enabled, Target: email,
 			Settings: map[string]string{
 				"from_address": n.Email.FromAddress, "to_addresses": strings.Join(n.Email.ToAddresses, ", "),
-				"use_tls": fmt.Sprint(n.Email.UseTLS), "username": orNone(n.Email.Username) + c.source("notifications.email.username"),
+				"use_tls": fmt.Sprint(n.Email.UseTLS), "username": secretShown(n.Email.Username) + c.source("notifications.email.username"),
 				"password": secretShown(n.Email.Password) + c.source("notifications.email.password"),
 			}},
 	}

@@ -186,12 +186,12 @@ func TestEnvWinsAndSecretsAreHidden(t *testing.T) {
 		t.Errorf("file value lost without env: %q", n.Webhook.URL)
 	}
 	shown, _ := json.Marshal(c.Channels())
-	for _, secret := range []string{"filesecret", "envsecret", "discordenvsecret", "filewebhooksecret", "hmac-file-secret", "envpassword"} {
+	for _, secret := range []string{"filesecret", "envsecret", "discordenvsecret", "filewebhooksecret", "hmac-file-secret", "envpassword", "envuser"} {
 		if strings.Contains(string(shown), secret) {
 			t.Errorf("--check-config view shows %q: %s", secret, shown)
 		}
 	}
-	for _, want := range []string{"https://hooks.slack.com/services/*** (from SLACK_WEBHOOK_URL)", "*** (from SMTP_PASSWORD)", "envuser (from SMTP_USERNAME)"} {
+	for _, want := range []string{"https://hooks.slack.com/services/*** (from SLACK_WEBHOOK_URL)", "*** (from SMTP_PASSWORD)", "*** (from SMTP_USERNAME)"} {
 		if !strings.Contains(string(shown), want) {
 			t.Errorf("view lacks %q: %s", want, shown)
 		}
