@@ -161,6 +161,15 @@ func ParseConfig(b []byte) (Config, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return c, errors.New("empty file, expected a JSON object")
 	}
+	if t := bytes.TrimSpace(b); t[0] != '{' {
+		var v any
+		if json.Unmarshal(t, &v) == nil {
+			return c, fmt.Errorf("the file must hold a JSON object, got %s", bytes.TrimSpace(t[:min(len(t), 20)]))
+		}
+	}
+	if key := firstNull(b); key != "" {
+		return c, fmt.Errorf("%s: null is not a value here (remove the key to use its default)", key)
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&c); err != nil {
 		var se *json.SyntaxError
@@ -183,6 +192,46 @@ func ParseConfig(b []byte) (Config, error) {
 	c.Unknown = unknownKeys(b, configSchema, "")
 	c.Sources = map[string]string{}
 	return c, nil
+}
+
+// firstNull names the first key (dotted, sorted) whose value is null:
+// encoding/json would skip it silently and keep the default, while the
+// file seems to say otherwise. Syntax errors are left to the decoder.
+func firstNull(b []byte) string {
+	var doc any
+	if json.Unmarshal(b, &doc) != nil {
+		return ""
+	}
+	var walk func(prefix string, v any) string
+	walk = func(prefix string, v any) string {
+		switch v := v.(type) {
+		case nil:
+			return prefix
+		case map[string]any:
+			keys := make([]string, 0, len(v))
+			for k := range v {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				p := k
+				if prefix != "" {
+					p = prefix + "." + k
+				}
+				if bad := walk(p, v[k]); bad != "" {
+					return bad
+				}
+			}
+		case []any:
+			for i, e := range v {
+				if bad := walk(fmt.Sprintf("%s[%d]", prefix, i), e); bad != "" {
+					return bad
+				}
+			}
+		}
+		return ""
+	}
+	return walk("", doc)
 }
 
 func jsonKind(k string) string {

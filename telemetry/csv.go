@@ -43,6 +43,9 @@ type CSVError struct {
 	File         string
 	Line, Column int
 	Msg          string
+	// Header marks a problem with the header line (a missing or doubled
+	// column): the file's layout is wrong, as with a config error.
+	Header bool
 }
 
 func (e *CSVError) Error() string {
@@ -110,7 +113,11 @@ func ReadCSV(r io.Reader, name string, now time.Time) (Dashboard, error) {
 	}
 	col := map[string]int{}
 	for i, h := range header {
-		col[strings.ToLower(strings.TrimSpace(h))] = i
+		k := strings.ToLower(strings.TrimSpace(h))
+		if j, dup := col[k]; dup && k != "" {
+			return d, &CSVError{File: name, Line: 1, Column: i + 1, Msg: fmt.Sprintf("column %q appears twice (columns %d and %d); keep one", k, j+1, i+1), Header: true}
+		}
+		col[k] = i
 	}
 	dateCol, dateName := -1, ""
 	for _, k := range []string{"timestamp", "date"} {
@@ -133,7 +140,7 @@ func ReadCSV(r io.Reader, name string, now time.Time) (Dashboard, error) {
 		}
 	}
 	if len(missing) > 0 {
-		return d, &CSVError{File: name, Line: 1, Msg: fmt.Sprintf("missing required column %s (header has: %s)", strings.Join(missing, ", "), strings.Join(header, ", "))}
+		return d, &CSVError{File: name, Line: 1, Msg: fmt.Sprintf("missing required column %s (header has: %s)", strings.Join(missing, ", "), strings.Join(header, ", ")), Header: true}
 	}
 	opt := func(rec []string, keys ...string) string {
 		for _, k := range keys {
