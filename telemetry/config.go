@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -177,6 +179,8 @@ func ParseConfig(b []byte) (Config, error) {
 		switch {
 		case errors.As(err, &se):
 			return c, fmt.Errorf("line %d: %v", lineOf(b, se.Offset), se)
+		case errors.As(err, &te) && te.Field != "" && strings.HasPrefix(te.Value, "number") && jsonKind(te.Type.Kind().String()) == "a number":
+			return c, fmt.Errorf("%s: %s (line %d)", te.Field, numberProblem(te.Value, te.Type.Kind().String()), lineOf(b, te.Offset))
 		case errors.As(err, &te) && te.Field != "":
 			return c, fmt.Errorf("%s: must be %s, got %s (line %d)", te.Field, jsonKind(te.Type.Kind().String()), te.Value, lineOf(b, te.Offset))
 		case errors.As(err, &te):
@@ -232,6 +236,18 @@ func firstNull(b []byte) string {
 		return ""
 	}
 	return walk("", doc)
+}
+
+// numberProblem says why a JSON number did not fit a Go number of kind k:
+// too large (out of range) or, for a whole-number key, a fraction.
+func numberProblem(value, k string) string {
+	v := strings.TrimPrefix(value, "number ")
+	if strings.Contains(k, "int") && strings.ContainsAny(v, ".eE") {
+		if f, err := strconv.ParseFloat(v, 64); err == nil && f != math.Trunc(f) {
+			return "must be a whole number, got " + v
+		}
+	}
+	return v + " is out of range"
 }
 
 func jsonKind(k string) string {

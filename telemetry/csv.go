@@ -74,6 +74,9 @@ func parseScore(s string) (float64, bool) {
 	s = strings.TrimSpace(s)
 	s = strings.TrimSuffix(s, "/100")
 	f, err := strconv.ParseFloat(s, 64)
+	if errors.Is(err, strconv.ErrRange) {
+		return f, true // ±Inf or 0: the 0..100 check names it out of range
+	}
 	if err != nil || f != f {
 		return 0, false
 	}
@@ -174,9 +177,12 @@ func ReadCSV(r io.Reader, name string, now time.Time) (Dashboard, error) {
 			return d, &CSVError{File: name, Line: line, Column: scoreCol + 1, Msg: fmt.Sprintf("column \"compliance_score\": %q is not a number", rec[scoreCol])}
 		}
 		if score < 0 || score > 100 {
-			return d, &CSVError{File: name, Line: line, Column: scoreCol + 1, Msg: fmt.Sprintf("column \"compliance_score\": %s is outside 0..100", rec[scoreCol])}
+			return d, &CSVError{File: name, Line: line, Column: scoreCol + 1, Msg: fmt.Sprintf("column \"compliance_score\": %s is out of range (0..100)", strings.TrimSpace(rec[scoreCol]))}
 		}
 		viol, err := strconv.Atoi(strings.TrimSpace(rec[violCol]))
+		if errors.Is(err, strconv.ErrRange) {
+			return d, &CSVError{File: name, Line: line, Column: violCol + 1, Msg: fmt.Sprintf("column \"violations\": %s is out of range", strings.TrimSpace(rec[violCol]))}
+		}
 		if err != nil || viol < 0 {
 			return d, &CSVError{File: name, Line: line, Column: violCol + 1, Msg: fmt.Sprintf("column \"violations\": %q is not a whole number of 0 or more", rec[violCol])}
 		}

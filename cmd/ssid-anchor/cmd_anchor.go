@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -81,9 +80,6 @@ func runAnchor(ctx context.Context, o anchorOptions, g *globalOptions) error {
 		ro.OnCommit = n.SetChainHead
 	}
 	res, err := anchor.Run(ctx, ro)
-	if errors.Is(err, anchor.ErrManifestLocked) {
-		return fmt.Errorf("%w: %w", node.ErrLocked, err)
-	}
 	if res != nil {
 		if perr := reportAnchor(g, o, res); perr != nil && err == nil {
 			err = perr

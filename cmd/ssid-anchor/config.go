@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"net"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/robfig/cron/v3"
@@ -96,6 +98,12 @@ func decodeStrict(b []byte, v any) error {
 	switch {
 	case errors.As(err, &se):
 		return fmt.Errorf("line %d: %v", lineOf(b, se.Offset), se)
+	case errors.As(err, &te) && strings.HasPrefix(te.Value, "number") && (strings.Contains(te.Type.Kind().String(), "int") || strings.Contains(te.Type.Kind().String(), "float")):
+		v := strings.TrimPrefix(te.Value, "number ")
+		if f, perr := strconv.ParseFloat(v, 64); strings.Contains(te.Type.Kind().String(), "int") && perr == nil && f != math.Trunc(f) {
+			return fmt.Errorf("line %d: key %q: must be a whole number, got %s", lineOf(b, te.Offset), te.Field, v)
+		}
+		return fmt.Errorf("line %d: key %q: %s is out of range for %s", lineOf(b, te.Offset), te.Field, v, te.Type)
 	case errors.As(err, &te):
 		return fmt.Errorf("line %d: key %q: expected %s, got %s", lineOf(b, te.Offset), te.Field, te.Type, te.Value)
 	case strings.HasPrefix(err.Error(), "json: unknown field"):
