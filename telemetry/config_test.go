@@ -140,8 +140,10 @@ func TestValidateNamesKeyRuleAndValue(t *testing.T) {
 
 func TestParseErrorsNameTheKey(t *testing.T) {
 	cases := map[string]string{
-		`{"check_interval_seconds": "300"}`:                     "check_interval_seconds: must be a number, got string",
-		`{"thresholds": {"max_violations": 0.5}}`:               "thresholds.max_violations: must be a number, got number 0.5",
+		`{"check_interval_seconds": "300"}`:                 "check_interval_seconds: must be a number, got string",
+		`{"thresholds": {"max_violations": 0.5}}`:           "thresholds.max_violations: must be a whole number, got 0.5",
+		`{"notifications": {"email": {"smtp_port": 1e30}}}`: "notifications.email.smtp_port: 1e30 is out of range",
+		`null`: "must hold a JSON object, got null",
 		`{"notifications": {"email": {"to_addresses": "a@b"}}}`: "notifications.email.to_addresses: must be a list, got string",
 		"{\n  \"enabled\": true,\n  \"thresholds\": {\n}":       "line 4:",
 		`[]`:                                   "must hold a JSON object",
