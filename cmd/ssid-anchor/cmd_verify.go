@@ -41,6 +41,16 @@ func verifyFlags() []cli.Flag {
 	}
 }
 
+// onlyWithVerify refuses verify's flags on `anchor` without --verify.
+func onlyWithVerify(c *cli.Context) error {
+	for _, f := range verifyFlags() {
+		if name := f.Names()[0]; c.IsSet(name) {
+			return usagef("--%s is a verify flag; use it with `anchor --verify` or `ssid-anchor verify`", name)
+		}
+	}
+	return nil
+}
+
 func verifyOptionsFrom(c *cli.Context) verifyOptions {
 	o := verifyOptions{
 		Network:      c.Bool("network"),

@@ -56,6 +56,14 @@ func exitCode(err error) (int, string) {
 	}
 }
 
+// errorText is the one-line message printError shows for err.
+func errorText(err error) string {
+	if code, _ := exitCode(err); code == exitInterrupted {
+		return "interrupted"
+	}
+	return strings.TrimSpace(err.Error())
+}
+
 func printError(w io.Writer, err error) {
 	code, hint := exitCode(err)
 	if code == exitInterrupted {
