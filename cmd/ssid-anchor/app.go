@@ -43,8 +43,8 @@ func defaultRepo() string {
 // exit codes, so urfave's os.Exit handler never skips a deferred Close.
 func newApp(g *globalOptions) *cli.App {
 	app := &cli.App{
-		Name:      "ssid-anchor",
-		Usage:     "anchor, verify and watch a governance repository on an embedded IPFS node",
+		Name:  "ssid-anchor",
+		Usage: "anchor, verify and watch a governance repository on an embedded IPFS node",
 		// Help and usage errors go to stderr: stdout is for results (and
 		// holds JSON only with --json).
 		Writer:    g.stderr,
