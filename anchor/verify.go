@@ -509,6 +509,9 @@ func StoredChain(ctx context.Context, store BlockStore, c cid.Cid) (chain []stri
 	if err != nil {
 		return nil, false, nil
 	}
+	if _, isManifest := man.Get(keyAnchors); !isManifest {
+		return nil, false, nil // another JSON document (a release manifest, ...)
+	}
 	res := verifyChain(ctx, VerifyOptions{Store: store, StoreName: "the repo"}, man, c)
 	for _, l := range res.Manifests {
 		chain = append(chain, l.CID)
