@@ -96,11 +96,17 @@ func newApp(g *globalOptions) *cli.App {
 	return app
 }
 
+// globalFlagsNote tells each command's help where the global flags are.
+const globalFlagsNote = "The global flags (--root, --repo, --config, --json, --log-level, --log-format;\nsee ssid-anchor --help) may come before or after the command."
+
 // quietUsageErrors makes a bad flag of any command (including those added
 // later) an exit-2 usage error with a one-line message and a hint, instead
-// of urfave/cli's full help dump.
+// of urfave/cli's full help dump, and notes the global flags in its help.
 func quietUsageErrors(cmds []*cli.Command) {
 	for _, c := range cmds {
+		if c.Description != "" && !strings.Contains(c.Description, globalFlagsNote) {
+			c.Description += "\n\n" + globalFlagsNote
+		}
 		if c.OnUsageError == nil {
 			c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
 		}
