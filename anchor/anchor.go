@@ -53,6 +53,9 @@ type RunOptions struct {
 	// "all", or the proof anchor of the first event to take again. Files
 	// already anchored with the same content are still skipped.
 	Reprocess string
+	// OnCommit, when set, is called with the manifest's CID each time a
+	// run has written it (the repo records it as its chain head).
+	OnCommit func(manifestCID string) error
 }
 
 // ErrReprocessNotFound means --reprocess names no event of the log.
@@ -307,6 +310,11 @@ func (r *runState) commit(ctx context.Context, mark *Watermark) error {
 	}
 	r.oldBytes = newBytes
 	r.res.Rewritten = true
+	if r.o.OnCommit != nil {
+		if err := r.o.OnCommit(mc.String()); err != nil {
+			return err
+		}
+	}
 	if mark == nil {
 		return r.open(ctx)
 	}

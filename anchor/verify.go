@@ -25,8 +25,10 @@ type BlockStore interface {
 	// the stored copy; observe sees every chunk (for the file's SHA-256).
 	CheckFile(ctx context.Context, r io.Reader, p node.ImportParams, observe func([]byte)) (node.FileCheck, error)
 	// ReadFile rebuilds the file at c from stored blocks, each checked
-	// against its CID, and returns how many blocks it read.
-	ReadFile(ctx context.Context, c cid.Cid, w io.Writer) (int, error)
+	// against its CID, and returns how many blocks it read. It stops once
+	// the blocks read exceed maxBytes (node.MaxDAGBytes of the expected
+	// size; <= 0: of the size the root block declares).
+	ReadFile(ctx context.Context, c cid.Cid, maxBytes int64, w io.Writer) (int, error)
 }
 
 // PinIndex says how anchors are pinned (*node.Node).
@@ -38,7 +40,7 @@ type PinIndex interface {
 // (*node.Fetcher) or an HTTP gateway (*node.Gateway).
 type Remote interface {
 	Name() string
-	ReadFile(ctx context.Context, c cid.Cid, w io.Writer) (int, error)
+	ReadFile(ctx context.Context, c cid.Cid, maxBytes int64, w io.Writer) (int, error)
 }
 
 // VerifyOptions say what to check and against what.
@@ -56,6 +58,9 @@ type VerifyOptions struct {
 	Pins         PinIndex
 	Remotes      []Remote
 	AllowMissing bool
+	// ExpectHead is the manifest CID the repo last committed (its chain
+	// head); when set, the manifest must be that one or a descendant of it.
+	ExpectHead string
 	// Workers is how many records are checked at once (default: CPUs).
 	Workers int
 	Log     *slog.Logger
@@ -117,13 +122,15 @@ type VerifyReport struct {
 	ManifestCID string `json:"manifest_cid"`
 	// ManifestStored says whether the manifest's exact bytes are in the
 	// store, i.e. it is the one the last anchoring run wrote.
-	ManifestStored bool           `json:"manifest_stored"`
-	Source         string         `json:"source"`
-	Records        []RecordResult `json:"records"`
-	Chain          ChainResult    `json:"chain"`
-	Passed         int            `json:"passed"`
-	Failed         int            `json:"failed"`
-	OK             bool           `json:"ok"`
+	ManifestStored bool `json:"manifest_stored"`
+	// ChainHead is the manifest CID the repo last committed, if known.
+	ChainHead string         `json:"chain_head,omitempty"`
+	Source    string         `json:"source"`
+	Records   []RecordResult `json:"records"`
+	Chain     ChainResult    `json:"chain"`
+	Passed    int            `json:"passed"`
+	Failed    int            `json:"failed"`
+	OK        bool           `json:"ok"`
 }
 
 // CIDs lists every CID the manifest vouches for: the records', the
@@ -171,7 +178,7 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
 		return nil, fmt.Errorf("computing the manifest's CID: %w", err)
 	}
 	rep.ManifestCID = mc.String()
-	if _, err := o.Store.ReadFile(ctx, mc, io.Discard); err == nil {
+	if _, err := o.Store.ReadFile(ctx, mc, node.MaxDAGBytes(int64(len(raw))), io.Discard); err == nil {
 		rep.ManifestStored = true
 	}
 
@@ -221,6 +228,13 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
 		return nil, err
 	}
 	rep.Chain = verifyChain(ctx, o, man, mc)
+	rep.ChainHead = o.ExpectHead
+	if o.ExpectHead != "" && !rep.Chain.reaches(o.ExpectHead) {
+		rep.Chain.Problems = append(rep.Chain.Problems, fmt.Sprintf(
+			"the manifest (cid %s) is neither the chain head this repo last committed, %s, nor a descendant of it: it was rolled back, truncated or rewritten; restore the committed one (`ipfs cat %s`, or `ssid-anchor export` on the anchoring box) or find out who changed it",
+			mc, o.ExpectHead, o.ExpectHead))
+		rep.Chain.OK = false
+	}
 	for _, r := range rep.Records {
 		if r.OK {
 			rep.Passed++
@@ -375,7 +389,17 @@ func hashAndCheck(ctx context.Context, o VerifyOptions, rel string, p node.Impor
 
 // reader is what contentCheck reads a file's DAG from.
 type reader interface {
-	ReadFile(ctx context.Context, c cid.Cid, w io.Writer) (int, error)
+	ReadFile(ctx context.Context, c cid.Cid, maxBytes int64, w io.Writer) (int, error)
+}
+
+// readLimit is how many block bytes rebuilding a record's content may read:
+// what its file_size allows. Records written before file_size existed fall
+// back to the size their root block declares (0 tells the node so).
+func readLimit(r Record) int64 {
+	if r.FileSize > 0 {
+		return node.MaxDAGBytes(r.FileSize)
+	}
+	return 0
 }
 
 // contentCheck rebuilds the file at c from src and compares its SHA-256
@@ -383,7 +407,7 @@ type reader interface {
 func contentCheck(ctx context.Context, src reader, c cid.Cid, r Record) (int, error) {
 	// The SHA-256 runs beside the block checks, on the other core.
 	h := newFileHasher(r.FileSize)
-	blocks, err := src.ReadFile(ctx, c, hasherWriter{h})
+	blocks, err := src.ReadFile(ctx, c, readLimit(r), hasherWriter{h})
 	sum, n := h.sum()
 	if err != nil {
 		return blocks, err
@@ -427,7 +451,7 @@ func verifyChain(ctx context.Context, o VerifyOptions, head *Manifest, headCID c
 		seen[prevCID.KeyString()] = true
 		var buf limitedBuffer
 		buf.max = maxManifestSize
-		if _, err := o.Store.ReadFile(ctx, prevCID, &buf); err != nil {
+		if _, err := o.Store.ReadFile(ctx, prevCID, node.MaxDAGBytes(maxManifestSize), &buf); err != nil {
 			res.Problems = append(res.Problems, fmt.Sprintf("previous manifest %s (linked from %s) cannot be read from %s: %v; the chain is broken (import the CAR that carries it)", prevCID, curCID, o.StoreName, err))
 			break
 		}
@@ -451,6 +475,65 @@ func verifyChain(ctx context.Context, o VerifyOptions, head *Manifest, headCID c
 	}
 	res.OK = len(res.Problems) == 0
 	return res
+}
+
+// reaches says whether the chain followed from the manifest passed through
+// the manifest with CID head.
+func (c ChainResult) reaches(head string) bool {
+	hc, err := cid.Decode(head)
+	if err != nil {
+		return false
+	}
+	for _, l := range c.Manifests {
+		if lc, err := cid.Decode(l.CID); err == nil && lc.Equals(hc) {
+			return true
+		}
+	}
+	return false
+}
+
+// StoredChain reads the manifest with CID c from store and follows its
+// previous_manifest_cid links there. It returns the chain's CIDs newest
+// first, or ok=false when c is not a manifest (any other anchored file).
+// Content that does not start like a JSON object is not read past its
+// first block.
+func StoredChain(ctx context.Context, store BlockStore, c cid.Cid) (chain []string, ok bool, err error) {
+	buf := &jsonObjectBuffer{limitedBuffer: limitedBuffer{max: maxManifestSize}}
+	if _, err := store.ReadFile(ctx, c, node.MaxDAGBytes(maxManifestSize), buf); err != nil {
+		if buf.notJSON || errors.Is(err, node.ErrDAGTooLarge) {
+			return nil, false, nil
+		}
+		return nil, false, err
+	}
+	man, err := ParseManifest(buf.Bytes())
+	if err != nil {
+		return nil, false, nil
+	}
+	if _, isManifest := man.Get(keyAnchors); !isManifest {
+		return nil, false, nil // another JSON document (a release manifest, ...)
+	}
+	res := verifyChain(ctx, VerifyOptions{Store: store, StoreName: "the repo"}, man, c)
+	for _, l := range res.Manifests {
+		chain = append(chain, l.CID)
+	}
+	return chain, true, nil
+}
+
+// jsonObjectBuffer stops a read at once when the content does not start
+// like a JSON object.
+type jsonObjectBuffer struct {
+	limitedBuffer
+	notJSON bool
+}
+
+func (b *jsonObjectBuffer) Write(p []byte) (int, error) {
+	if b.Len() == 0 {
+		if t := bytes.TrimLeft(p, " \t\r\n\xef\xbb\xbf"); len(t) > 0 && t[0] != '{' {
+			b.notJSON = true
+			return 0, errors.New("not a JSON object")
+		}
+	}
+	return b.limitedBuffer.Write(p)
 }
 
 // historyBreak says how next fails to extend prev's records, or "".
@@ -528,7 +611,7 @@ func PlanExport(ctx context.Context, store BlockStore, path string) (*ExportSet,
 		return nil, err
 	}
 	set := &ExportSet{Manifest: mc}
-	if _, err := store.ReadFile(ctx, mc, io.Discard); err == nil {
+	if _, err := store.ReadFile(ctx, mc, node.MaxDAGBytes(int64(len(raw))), io.Discard); err == nil {
 		set.ManifestStored = true
 	}
 	seen := map[string]bool{}

@@ -489,7 +489,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 				prevCID, _ := cid.Decode(m.PreviousCID)
 				var buf bytes.Buffer
 				vtWithNode(t, f, func(n *node.Node) {
-					if _, err := n.ReadFile(context.Background(), prevCID, &buf); err != nil {
+					if _, err := n.ReadFile(context.Background(), prevCID, 0, &buf); err != nil {
 						t.Fatal(err)
 					}
 				})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 	pin "github.com/ipfs/boxo/pinning/pinner"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/ipfs/kubo/config"
 	mh "github.com/multiformats/go-multihash"
 )
 
@@ -37,16 +39,57 @@ type ImportParams struct {
 	MaxLinks   int
 }
 
-// ParamsFor returns the import settings of a CID profile; "" means the default.
+// ParamsFor returns the import settings of a CID profile; "" means the
+// default. They are read from kubo's own config after applying kubo's
+// profile of the same name (none for the default), exactly as `ipfs add`
+// derives them, so a kubo upgrade that changes a profile carries over.
 func ParamsFor(profile string) (ImportParams, error) {
 	switch profile {
 	case "", CIDProfileDefault:
-		return ImportParams{Profile: CIDProfileDefault, CIDVersion: 0, RawLeaves: false, ChunkSize: 256 << 10, MaxLinks: ihelper.DefaultLinksPerBlock}, nil
+		return paramsFromKubo(CIDProfileDefault, "")
 	case CIDProfileUnixFSv12025:
-		return ImportParams{Profile: CIDProfileUnixFSv12025, CIDVersion: 1, RawLeaves: true, ChunkSize: 1 << 20, MaxLinks: 1024}, nil
+		return paramsFromKubo(CIDProfileUnixFSv12025, "unixfs-v1-2025")
 	default:
 		return ImportParams{}, fmt.Errorf("unknown CID profile %q: use %q or %q", profile, CIDProfileDefault, CIDProfileUnixFSv12025)
 	}
+}
+
+// paramsFromKubo applies kubo's profile kuboProfile ("" = none: a default
+// repo) to an empty kubo config and reads its Import section with kubo's
+// defaults.
+func paramsFromKubo(name, kuboProfile string) (ImportParams, error) {
+	var c config.Config
+	if kuboProfile != "" {
+		kp, ok := config.Profiles[kuboProfile]
+		if !ok {
+			return ImportParams{}, fmt.Errorf("CID profile %q: kubo has no profile %q", name, kuboProfile)
+		}
+		if err := kp.Transform(&c); err != nil {
+			return ImportParams{}, fmt.Errorf("CID profile %q: applying kubo's profile: %w", name, err)
+		}
+	}
+	imp := c.Import
+	chunker := imp.UnixFSChunker.WithDefault(config.DefaultUnixFSChunker)
+	sizeStr, ok := strings.CutPrefix(chunker, "size-")
+	size, err := strconv.ParseInt(sizeStr, 10, 64)
+	if !ok || err != nil || size <= 0 {
+		return ImportParams{}, fmt.Errorf("CID profile %q: kubo's chunker %q is not a fixed size this build supports", name, chunker)
+	}
+	if h := imp.HashFunction.WithDefault(config.DefaultHashFunction); h != "sha2-256" {
+		return ImportParams{}, fmt.Errorf("CID profile %q: kubo's hash function %q is not supported (only sha2-256)", name, h)
+	}
+	if l := imp.UnixFSDAGLayout.WithDefault(config.DefaultUnixFSDAGLayout); l != config.DAGLayoutBalanced {
+		return ImportParams{}, fmt.Errorf("CID profile %q: kubo's DAG layout %q is not supported (only balanced)", name, l)
+	}
+	cidVersion := int(imp.CidVersion.WithDefault(config.DefaultCidVersion))
+	return ImportParams{
+		Profile:    name,
+		CIDVersion: cidVersion,
+		// As in `ipfs add`: CIDv1 implies raw leaves unless set otherwise.
+		RawLeaves: imp.UnixFSRawLeaves.WithDefault(cidVersion > 0 || config.DefaultUnixFSRawLeaves),
+		ChunkSize: size,
+		MaxLinks:  int(imp.UnixFSFileMaxLinks.WithDefault(config.DefaultUnixFSFileMaxLinks)),
+	}, nil
 }
 
 func (p ImportParams) cidBuilder() cid.Builder {

@@ -3,17 +3,37 @@ package node
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"io"
+	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ipfs/go-cid"
 )
+
+// seededRand is a reproducible random source whose seed is logged
+// (SSID_TEST_SEED replays one).
+func seededRand(t testing.TB) *mrand.ChaCha8 {
+	t.Helper()
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("SSID_TEST_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("SSID_TEST_SEED=%q: %v", s, err)
+		}
+		seed = v
+	}
+	t.Logf("random seed %d (replay with SSID_TEST_SEED=%d)", seed, seed)
+	var key [32]byte
+	binary.LittleEndian.PutUint64(key[:], seed)
+	return mrand.NewChaCha8(key)
+}
 
 func newTestNode(t testing.TB) *Node {
 	t.Helper()
@@ -35,6 +55,7 @@ func newTestNode(t testing.TB) *Node {
 func TestBatchPinsEveryFileIndirectly(t *testing.T) {
 	n := newTestNode(t)
 	ctx := context.Background()
+	rng := seededRand(t)
 	for _, profile := range []string{CIDProfileDefault, CIDProfileUnixFSv12025} {
 		p, err := ParamsFor(profile)
 		if err != nil {
@@ -47,7 +68,7 @@ func TestBatchPinsEveryFileIndirectly(t *testing.T) {
 		var cids []cid.Cid
 		for _, size := range []int{0, 1, 300 << 10, 3 << 20} {
 			data := make([]byte, size)
-			rand.Read(data)
+			rng.Read(data)
 			var seen bytes.Buffer
 			c, err := b.AddFile(bytes.NewReader(data), p, func(chunk []byte) { seen.Write(chunk) })
 			if err != nil {
@@ -105,7 +126,7 @@ func BenchmarkAddFile(b *testing.B) {
 	if path == "" {
 		path = filepath.Join(b.TempDir(), "f")
 		f, _ := os.Create(path)
-		io.CopyN(f, rand.Reader, 256<<20)
+		io.CopyN(f, seededRand(b), 256<<20)
 		f.Close()
 	}
 	st, _ := os.Stat(path)
@@ -157,12 +178,35 @@ func TestAirGappedNodeStaysOnLoopback(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(cfg.Bootstrap) != 0 || cfg.AutoConf.Enabled.WithDefault(true) || cfg.Discovery.MDNS.Enabled ||
-		cfg.AutoTLS.Enabled.WithDefault(true) || cfg.Provide.Strategy.WithDefault("") != "pinned" {
+		cfg.AutoTLS.Enabled.WithDefault(true) || cfg.Provide.Strategy.WithDefault("") != "pinned" ||
+		len(cfg.DNS.Resolvers) != 0 || len(cfg.Routing.DelegatedRouters) != 0 || len(cfg.Ipns.DelegatedPublishers) != 0 ||
+		!cfg.Routing.LoopbackAddressesOnLanDHT.WithDefault(false) || !cfg.Swarm.DisableNatPortMap {
 		t.Errorf("air-gapped config would reach out: bootstrap %v autoconf %v mdns %v autotls %v strategy %v",
 			cfg.Bootstrap, cfg.AutoConf.Enabled, cfg.Discovery.MDNS.Enabled, cfg.AutoTLS.Enabled, cfg.Provide.Strategy)
 	}
 	time.Sleep(500 * time.Millisecond)
 	if peers := n.ipfs.PeerHost.Network().Peers(); len(peers) != 0 {
 		t.Errorf("connected to %v", peers)
+	}
+}
+
+// TestParamsFollowKubo: the CID profiles are kubo's own: the default is
+// what a default kubo repo's `ipfs add` uses, unixfs-v1-2025 what kubo's
+// profile of that name sets (IPIP-499).
+func TestParamsFollowKubo(t *testing.T) {
+	for _, tc := range []struct {
+		profile string
+		want    ImportParams
+	}{
+		{"", ImportParams{Profile: CIDProfileDefault, CIDVersion: 0, RawLeaves: false, ChunkSize: 256 << 10, MaxLinks: 174}},
+		{CIDProfileUnixFSv12025, ImportParams{Profile: CIDProfileUnixFSv12025, CIDVersion: 1, RawLeaves: true, ChunkSize: 1 << 20, MaxLinks: 1024}},
+	} {
+		got, err := ParamsFor(tc.profile)
+		if err != nil || got != tc.want {
+			t.Errorf("ParamsFor(%q) = %+v, %v; want %+v", tc.profile, got, err, tc.want)
+		}
+	}
+	if _, err := ParamsFor("unixfs-v0-2015"); err == nil {
+		t.Error("an unknown CID profile was accepted")
 	}
 }

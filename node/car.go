@@ -228,9 +228,10 @@ func (s *CARSet) CheckFile(ctx context.Context, r io.Reader, p ImportParams, obs
 	})
 }
 
-// ReadFile rebuilds the file at c from the CARs, checking each block.
-func (s *CARSet) ReadFile(ctx context.Context, c cid.Cid, w io.Writer) (int, error) {
-	return readFile(ctx, s, c, w)
+// ReadFile rebuilds the file at c from the CARs, checking each block, and
+// stops once the blocks read exceed maxBytes (see MaxDAGBytes).
+func (s *CARSet) ReadFile(ctx context.Context, c cid.Cid, maxBytes int64, w io.Writer) (int, error) {
+	return readFile(ctx, s, c, maxBytes, w)
 }
 
 // Reports finishes the check of every file: each root must be a CID the
@@ -249,6 +250,9 @@ func (s *CARSet) Reports(ctx context.Context, known func(cid.Cid) bool) []CARRep
 		}
 	}
 	for i := range s.locs {
+		if ctx.Err() != nil {
+			break // the caller sees ctx.Err(); an interrupted check is no verdict
+		}
 		l := &s.locs[i]
 		if l.state.Load() != locUnchecked {
 			continue
@@ -389,6 +393,9 @@ func (n *Node) ImportCAR(ctx context.Context, path, pinName string) (ImportResul
 		res.Roots = append(res.Roots, r.String())
 	}
 	rep := set.Reports(ctx, nil)[0]
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
 	if !rep.OK {
 		return res, fmt.Errorf("%w: %s: %s", ErrBadCAR, path, strings.Join(rep.Problems, "; "))
 	}

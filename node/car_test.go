@@ -197,7 +197,7 @@ func TestCARExportVerifyImport(t *testing.T) {
 				t.Fatal(err)
 			}
 			h := sha256.New()
-			_, rerr := set.ReadFile(context.Background(), file, h)
+			_, rerr := set.ReadFile(context.Background(), file, 0, h)
 			switch {
 			case tc.readErr == nil && rerr != nil:
 				t.Fatalf("ReadFile: %v", rerr)
@@ -245,7 +245,7 @@ func TestCARExportVerifyImport(t *testing.T) {
 				t.Fatalf("after import %s is %q (%v), want recursive", file, st[file], err)
 			}
 			h.Reset()
-			if _, err := n.ReadFile(context.Background(), file, h); err != nil || !bytes.Equal(h.Sum(nil), sum[:]) {
+			if _, err := n.ReadFile(context.Background(), file, 0, h); err != nil || !bytes.Equal(h.Sum(nil), sum[:]) {
 				t.Fatalf("reading the imported file back: %v", err)
 			}
 		})
@@ -276,7 +276,7 @@ func TestCheckFileFindsEveryBlock(t *testing.T) {
 	if err != nil || !fc.Root.Equals(file) || !errors.Is(fc.BlockErr, ErrBlockMissing) || !strings.Contains(fc.BlockErr.Error(), dag[3].String()) {
 		t.Fatalf("after deleting %s: %+v %v", dag[3], fc, err)
 	}
-	if _, err := n.ReadFile(context.Background(), file, io.Discard); !errors.Is(err, ErrBlockMissing) {
+	if _, err := n.ReadFile(context.Background(), file, 0, io.Discard); !errors.Is(err, ErrBlockMissing) {
 		t.Fatalf("ReadFile after deleting a chunk: %v", err)
 	}
 	n.Close()

@@ -57,11 +57,12 @@ func (g *Gateway) Name() string { return "gateway " + g.base }
 var errNotTrustless = errors.New("gateway did not answer with a CAR")
 
 // ReadFile fetches the file at c, checks every block and streams the bytes
-// to w.
-func (g *Gateway) ReadFile(ctx context.Context, c cid.Cid, w io.Writer) (int, error) {
-	path, err := g.fetchCAR(ctx, c)
+// to w. It stops once the blocks read exceed maxBytes (see MaxDAGBytes), and
+// a CAR larger than those blocks plus their framing is not even spooled.
+func (g *Gateway) ReadFile(ctx context.Context, c cid.Cid, maxBytes int64, w io.Writer) (int, error) {
+	path, err := g.fetchCAR(ctx, c, maxBytes)
 	if errors.Is(err, errNotTrustless) {
-		return readFile(ctx, rawGateway{g}, c, w)
+		return readFile(ctx, rawGateway{g}, c, maxBytes, w)
 	}
 	if err != nil {
 		return 0, err
@@ -73,7 +74,7 @@ func (g *Gateway) ReadFile(ctx context.Context, c cid.Cid, w io.Writer) (int, er
 	}
 	defer set.Close()
 	set.files[0].label = g.Name()
-	n, err := readFile(ctx, set, c, w)
+	n, err := readFile(ctx, set, c, maxBytes, w)
 	if err != nil {
 		if probs := set.problems[0]; len(probs) > 0 {
 			err = fmt.Errorf("%w (the CAR it sent: %s)", err, strings.Join(probs, "; "))
@@ -83,8 +84,9 @@ func (g *Gateway) ReadFile(ctx context.Context, c cid.Cid, w io.Writer) (int, er
 	return n, nil
 }
 
-// fetchCAR spools GET /ipfs/<c>?format=car to a temp file.
-func (g *Gateway) fetchCAR(ctx context.Context, c cid.Cid) (string, error) {
+// fetchCAR spools GET /ipfs/<c>?format=car to a temp file, at most
+// maxBytes of blocks plus their framing when maxBytes > 0.
+func (g *Gateway) fetchCAR(ctx context.Context, c cid.Cid, maxBytes int64) (string, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.base+"/ipfs/"+c.String()+"?format=car", nil)
@@ -116,7 +118,18 @@ func (g *Gateway) fetchCAR(ctx context.Context, c cid.Cid) (string, error) {
 	var stalled atomic.Bool
 	idle := time.AfterFunc(g.timeout, func() { stalled.Store(true); cancel() })
 	defer idle.Stop()
-	_, err = io.Copy(f, idleReader{resp.Body, idle, g.timeout})
+	var body io.Reader = idleReader{resp.Body, idle, g.timeout}
+	spoolMax := int64(-1)
+	if maxBytes > 0 {
+		// CAR framing is a varint and a CID per block: under 1/16 of the
+		// smallest block either profile writes, plus the header.
+		spoolMax = maxBytes + maxBytes/16 + 1<<20
+		body = io.LimitReader(body, spoolMax+1)
+	}
+	n, err := io.Copy(f, body)
+	if err == nil && spoolMax >= 0 && n > spoolMax {
+		err = &DAGLimitError{CID: c, Limit: maxBytes}
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

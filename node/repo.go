@@ -162,16 +162,17 @@ func applyProfile(c *config.Config, profile string, swarm []string) error {
 	c.AutoTLS.Enabled = config.False
 	switch profile {
 	case ProfileAirGapped:
+		// kubo's own "test" profile (loopback only, no bootstrap peers, no
+		// AutoConf, MDNS, AutoTLS, NAT mapping, DNS resolvers or delegated
+		// routing), so a kubo upgrade that tightens it carries over; then
+		// what it leaves open.
+		if err := config.Profiles["test"].Transform(c); err != nil {
+			return fmt.Errorf("applying kubo's test profile: %w", err)
+		}
 		c.Addresses.Swarm = []string{"/ip4/127.0.0.1/tcp/0", "/ip6/::1/tcp/0"}
 		c.Addresses.API = config.Strings{}
 		c.Addresses.Gateway = config.Strings{}
-		c.Bootstrap = []string{}
-		c.AutoConf.Enabled = config.False
-		c.DNS.Resolvers = map[string]string{}
-		c.Routing.DelegatedRouters = []string{}
-		c.Ipns.DelegatedPublishers = []string{}
 		c.Routing.Type = config.NewOptionalString("none")
-		c.Routing.LoopbackAddressesOnLanDHT = config.True
 		c.AutoNAT.ServiceMode = config.AutoNATServiceDisabled
 		c.Swarm.RelayClient.Enabled = config.False
 		c.Swarm.RelayService.Enabled = config.False

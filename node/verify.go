@@ -73,26 +73,96 @@ func checkHash(c cid.Cid, data []byte) bool {
 // rebuilt: a few MiB per tree level, never the whole DAG.
 const fileWindow = 16
 
+// MaxDAGBytes is how many block bytes rebuilding a file of fileSize bytes may
+// read, counting a block again each time the DAG links it again. The UnixFS
+// DAGs both CID profiles build carry a few dozen bytes of links and framing
+// per chunk of 256 KiB or more; 1/64 of the size plus 64 KiB is far above
+// that. A DAG that reads more is not the file its record describes (for
+// example a small DAG linking one block a billion times), so the walk stops
+// there instead of running for days.
+func MaxDAGBytes(fileSize int64) int64 {
+	if fileSize < 0 {
+		fileSize = 0
+	}
+	return fileSize + fileSize/64 + 64<<10
+}
+
+// ErrDAGTooLarge marks a walk stopped by its byte limit; a *DAGLimitError
+// wraps it.
+var ErrDAGTooLarge = errors.New("DAG reads more bytes than allowed")
+
+// DAGLimitError says which DAG went over which limit.
+type DAGLimitError struct {
+	CID   cid.Cid
+	Limit int64
+	// Declared tells where the limit came from when no size was given.
+	Declared bool
+}
+
+func (e *DAGLimitError) Error() string {
+	src := "its record's file_size allows"
+	if e.Declared {
+		src = "the size its root block declares allows"
+	}
+	return fmt.Sprintf("the DAG under %s reads more than %d bytes, which is all %s: refusing to walk further (its blocks link the same content over and over, or the record is wrong)", e.CID, e.Limit, src)
+}
+
+func (e *DAGLimitError) Unwrap() error { return ErrDAGTooLarge }
+
 // readFile rebuilds the UnixFS file at root from g, writing its bytes to w in
-// order, and returns the number of blocks read.
-func readFile(ctx context.Context, g blockGetter, root cid.Cid, w io.Writer) (int, error) {
+// order, and returns the number of blocks read. It stops with a
+// *DAGLimitError once the blocks read (each repeat counted again) exceed
+// maxBytes; maxBytes <= 0 takes MaxDAGBytes of the file size the root block
+// declares (records written before file_size existed). The context is
+// checked between blocks.
+func readFile(ctx context.Context, g blockGetter, root cid.Cid, maxBytes int64, w io.Writer) (int, error) {
 	data, err := g.getBlock(ctx, root)
 	if err != nil {
 		return 0, err
 	}
-	fw := &fileWalker{g: g, w: w}
+	fw := &fileWalker{g: g, w: w, root: root, limit: maxBytes}
+	if maxBytes <= 0 {
+		fw.limit, fw.declared = MaxDAGBytes(declaredSize(root, data)), true
+	}
 	err = fw.node(ctx, root, data)
 	return fw.blocks, err
 }
 
+// declaredSize is the file size a root block claims (0 when it claims none).
+func declaredSize(c cid.Cid, data []byte) int64 {
+	if c.Prefix().Codec == cid.Raw {
+		return int64(len(data))
+	}
+	pn, err := merkledag.DecodeProtobuf(data)
+	if err != nil {
+		return 0
+	}
+	fsn, err := ft.FSNodeFromBytes(pn.Data())
+	if err != nil {
+		return 0
+	}
+	return int64(min(fsn.FileSize(), uint64(1)<<62))
+}
+
 type fileWalker struct {
-	g      blockGetter
-	w      io.Writer
-	blocks int
+	g        blockGetter
+	w        io.Writer
+	blocks   int
+	root     cid.Cid
+	limit    int64
+	read     int64
+	declared bool
 }
 
 func (fw *fileWalker) node(ctx context.Context, c cid.Cid, data []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	fw.blocks++
+	fw.read += int64(len(data))
+	if fw.read > fw.limit {
+		return &DAGLimitError{CID: fw.root, Limit: fw.limit, Declared: fw.declared}
+	}
 	switch c.Prefix().Codec {
 	case cid.Raw:
 		_, err := fw.w.Write(data)
@@ -166,6 +236,10 @@ func parallelGet(ctx context.Context, g blockGetter, cs []cid.Cid) ([][]byte, er
 			for {
 				i := int(next.Add(1)) - 1
 				if i >= len(cs) {
+					return
+				}
+				if err := ctx.Err(); err != nil {
+					errs[i] = err
 					return
 				}
 				out[i], errs[i] = g.getBlock(ctx, cs[i])
@@ -410,9 +484,10 @@ func (n *Node) CheckFile(ctx context.Context, r io.Reader, p ImportParams, obser
 }
 
 // ReadFile rebuilds the file at c from the repo, checking every block against
-// its CID, and streams its bytes to w. It returns how many blocks it read.
-func (n *Node) ReadFile(ctx context.Context, c cid.Cid, w io.Writer) (int, error) {
-	return readFile(ctx, repoBlocks{n}, c, w)
+// its CID, and streams its bytes to w. It returns how many blocks it read and
+// stops once the blocks read exceed maxBytes (see MaxDAGBytes).
+func (n *Node) ReadFile(ctx context.Context, c cid.Cid, maxBytes int64, w io.Writer) (int, error) {
+	return readFile(ctx, repoBlocks{n}, c, maxBytes, w)
 }
 
 // Has reports whether the repo holds block c.
@@ -461,6 +536,9 @@ func (n *Node) PinStates(ctx context.Context, targets []cid.Cid) (map[cid.Cid]st
 	bs := repoBlocks{n}
 	seen := map[string]struct{}{}
 	for len(roots) > 0 && len(out) < len(want) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		c := roots[len(roots)-1]
 		roots = roots[:len(roots)-1]
 		if _, ok := seen[c.KeyString()]; ok || c.Prefix().Codec != cid.DagProtobuf {
@@ -566,8 +644,8 @@ func (f *Fetcher) Name() string { return "network" }
 
 // ReadFile fetches the file at c from peers, checks every block against its
 // CID and streams the bytes to w.
-func (f *Fetcher) ReadFile(ctx context.Context, c cid.Cid, w io.Writer) (int, error) {
-	return readFile(ctx, f, c, w)
+func (f *Fetcher) ReadFile(ctx context.Context, c cid.Cid, maxBytes int64, w io.Writer) (int, error) {
+	return readFile(ctx, f, c, maxBytes, w)
 }
 
 func (f *Fetcher) getBlock(ctx context.Context, c cid.Cid) ([]byte, error) {

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -161,6 +163,15 @@ func ParseConfig(b []byte) (Config, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return c, errors.New("empty file, expected a JSON object")
 	}
+	if t := bytes.TrimSpace(b); t[0] != '{' {
+		var v any
+		if json.Unmarshal(t, &v) == nil {
+			return c, fmt.Errorf("the file must hold a JSON object, got %s", bytes.TrimSpace(t[:min(len(t), 20)]))
+		}
+	}
+	if key := firstNull(b); key != "" {
+		return c, fmt.Errorf("%s: null is not a value here (remove the key to use its default)", key)
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&c); err != nil {
 		var se *json.SyntaxError
@@ -168,6 +179,8 @@ func ParseConfig(b []byte) (Config, error) {
 		switch {
 		case errors.As(err, &se):
 			return c, fmt.Errorf("line %d: %v", lineOf(b, se.Offset), se)
+		case errors.As(err, &te) && te.Field != "" && strings.HasPrefix(te.Value, "number") && jsonKind(te.Type.Kind().String()) == "a number":
+			return c, fmt.Errorf("%s: %s (line %d)", te.Field, numberProblem(te.Value, te.Type.Kind().String()), lineOf(b, te.Offset))
 		case errors.As(err, &te) && te.Field != "":
 			return c, fmt.Errorf("%s: must be %s, got %s (line %d)", te.Field, jsonKind(te.Type.Kind().String()), te.Value, lineOf(b, te.Offset))
 		case errors.As(err, &te):
@@ -183,6 +196,58 @@ func ParseConfig(b []byte) (Config, error) {
 	c.Unknown = unknownKeys(b, configSchema, "")
 	c.Sources = map[string]string{}
 	return c, nil
+}
+
+// firstNull names the first key (dotted, sorted) whose value is null:
+// encoding/json would skip it silently and keep the default, while the
+// file seems to say otherwise. Syntax errors are left to the decoder.
+func firstNull(b []byte) string {
+	var doc any
+	if json.Unmarshal(b, &doc) != nil {
+		return ""
+	}
+	var walk func(prefix string, v any) string
+	walk = func(prefix string, v any) string {
+		switch v := v.(type) {
+		case nil:
+			return prefix
+		case map[string]any:
+			keys := make([]string, 0, len(v))
+			for k := range v {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				p := k
+				if prefix != "" {
+					p = prefix + "." + k
+				}
+				if bad := walk(p, v[k]); bad != "" {
+					return bad
+				}
+			}
+		case []any:
+			for i, e := range v {
+				if bad := walk(fmt.Sprintf("%s[%d]", prefix, i), e); bad != "" {
+					return bad
+				}
+			}
+		}
+		return ""
+	}
+	return walk("", doc)
+}
+
+// numberProblem says why a JSON number did not fit a Go number of kind k:
+// too large (out of range) or, for a whole-number key, a fraction.
+func numberProblem(value, k string) string {
+	v := strings.TrimPrefix(value, "number ")
+	if strings.Contains(k, "int") && strings.ContainsAny(v, ".eE") {
+		if f, err := strconv.ParseFloat(v, 64); err == nil && f != math.Trunc(f) {
+			return "must be a whole number, got " + v
+		}
+	}
+	return v + " is out of range"
 }
 
 func jsonKind(k string) string {
@@ -342,7 +407,7 @@ func (c Config) Channels() []ChannelSummary {
 	n := c.Notifications
 	webhookHeaders := make([]string, 0, len(n.Webhook.Headers))
 	for k, v := range n.Webhook.Headers {
-		webhookHeaders = append(webhookHeaders, k+": "+v)
+		webhookHeaders = append(webhookHeaders, k+": "+notify.RedactHeader(k, v))
 	}
 	sort.Strings(webhookHeaders)
 	email := "(no smtp_server)"
@@ -365,7 +430,7 @@ func (c Config) Channels() []ChannelSummary {
 		{Name: "email", Enabled: n.Email.Enabled, Target: email,
 			Settings: map[string]string{
 				"from_address": n.Email.FromAddress, "to_addresses": strings.Join(n.Email.ToAddresses, ", "),
-				"use_tls": fmt.Sprint(n.Email.UseTLS), "username": orNone(n.Email.Username) + c.source("notifications.email.username"),
+				"use_tls": fmt.Sprint(n.Email.UseTLS), "username": secretShown(n.Email.Username) + c.source("notifications.email.username"),
 				"password": secretShown(n.Email.Password) + c.source("notifications.email.password"),
 			}},
 	}

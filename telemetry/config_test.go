@@ -140,8 +140,10 @@ func TestValidateNamesKeyRuleAndValue(t *testing.T) {
 
 func TestParseErrorsNameTheKey(t *testing.T) {
 	cases := map[string]string{
-		`{"check_interval_seconds": "300"}`:                     "check_interval_seconds: must be a number, got string",
-		`{"thresholds": {"max_violations": 0.5}}`:               "thresholds.max_violations: must be a number, got number 0.5",
+		`{"check_interval_seconds": "300"}`:                 "check_interval_seconds: must be a number, got string",
+		`{"thresholds": {"max_violations": 0.5}}`:           "thresholds.max_violations: must be a whole number, got 0.5",
+		`{"notifications": {"email": {"smtp_port": 1e30}}}`: "notifications.email.smtp_port: 1e30 is out of range",
+		`null`: "must hold a JSON object, got null",
 		`{"notifications": {"email": {"to_addresses": "a@b"}}}`: "notifications.email.to_addresses: must be a list, got string",
 		"{\n  \"enabled\": true,\n  \"thresholds\": {\n}":       "line 4:",
 		`[]`:                                   "must hold a JSON object",
@@ -186,12 +188,12 @@ func TestEnvWinsAndSecretsAreHidden(t *testing.T) {
 		t.Errorf("file value lost without env: %q", n.Webhook.URL)
 	}
 	shown, _ := json.Marshal(c.Channels())
-	for _, secret := range []string{"filesecret", "envsecret", "discordenvsecret", "filewebhooksecret", "hmac-file-secret", "envpassword"} {
+	for _, secret := range []string{"filesecret", "envsecret", "discordenvsecret", "filewebhooksecret", "hmac-file-secret", "envpassword", "envuser"} {
 		if strings.Contains(string(shown), secret) {
 			t.Errorf("--check-config view shows %q: %s", secret, shown)
 		}
 	}
-	for _, want := range []string{"https://hooks.slack.com/services/*** (from SLACK_WEBHOOK_URL)", "*** (from SMTP_PASSWORD)", "envuser (from SMTP_USERNAME)"} {
+	for _, want := range []string{"https://hooks.slack.com/services/*** (from SLACK_WEBHOOK_URL)", "*** (from SMTP_PASSWORD)", "*** (from SMTP_USERNAME)"} {
 		if !strings.Contains(string(shown), want) {
 			t.Errorf("view lacks %q: %s", want, shown)
 		}

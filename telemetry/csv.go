@@ -43,6 +43,9 @@ type CSVError struct {
 	File         string
 	Line, Column int
 	Msg          string
+	// Header marks a problem with the header line (a missing or doubled
+	// column): the file's layout is wrong, as with a config error.
+	Header bool
 }
 
 func (e *CSVError) Error() string {
@@ -71,6 +74,9 @@ func parseScore(s string) (float64, bool) {
 	s = strings.TrimSpace(s)
 	s = strings.TrimSuffix(s, "/100")
 	f, err := strconv.ParseFloat(s, 64)
+	if errors.Is(err, strconv.ErrRange) {
+		return f, true // ±Inf or 0: the 0..100 check names it out of range
+	}
 	if err != nil || f != f {
 		return 0, false
 	}
@@ -110,7 +116,11 @@ func ReadCSV(r io.Reader, name string, now time.Time) (Dashboard, error) {
 	}
 	col := map[string]int{}
 	for i, h := range header {
-		col[strings.ToLower(strings.TrimSpace(h))] = i
+		k := strings.ToLower(strings.TrimSpace(h))
+		if j, dup := col[k]; dup && k != "" {
+			return d, &CSVError{File: name, Line: 1, Column: i + 1, Msg: fmt.Sprintf("column %q appears twice (columns %d and %d); keep one", k, j+1, i+1), Header: true}
+		}
+		col[k] = i
 	}
 	dateCol, dateName := -1, ""
 	for _, k := range []string{"timestamp", "date"} {
@@ -133,7 +143,7 @@ func ReadCSV(r io.Reader, name string, now time.Time) (Dashboard, error) {
 		}
 	}
 	if len(missing) > 0 {
-		return d, &CSVError{File: name, Line: 1, Msg: fmt.Sprintf("missing required column %s (header has: %s)", strings.Join(missing, ", "), strings.Join(header, ", "))}
+		return d, &CSVError{File: name, Line: 1, Msg: fmt.Sprintf("missing required column %s (header has: %s)", strings.Join(missing, ", "), strings.Join(header, ", ")), Header: true}
 	}
 	opt := func(rec []string, keys ...string) string {
 		for _, k := range keys {
@@ -167,9 +177,12 @@ func ReadCSV(r io.Reader, name string, now time.Time) (Dashboard, error) {
 			return d, &CSVError{File: name, Line: line, Column: scoreCol + 1, Msg: fmt.Sprintf("column \"compliance_score\": %q is not a number", rec[scoreCol])}
 		}
 		if score < 0 || score > 100 {
-			return d, &CSVError{File: name, Line: line, Column: scoreCol + 1, Msg: fmt.Sprintf("column \"compliance_score\": %s is outside 0..100", rec[scoreCol])}
+			return d, &CSVError{File: name, Line: line, Column: scoreCol + 1, Msg: fmt.Sprintf("column \"compliance_score\": %s is out of range (0..100)", strings.TrimSpace(rec[scoreCol]))}
 		}
 		viol, err := strconv.Atoi(strings.TrimSpace(rec[violCol]))
+		if errors.Is(err, strconv.ErrRange) {
+			return d, &CSVError{File: name, Line: line, Column: violCol + 1, Msg: fmt.Sprintf("column \"violations\": %s is out of range", strings.TrimSpace(rec[violCol]))}
+		}
 		if err != nil || viol < 0 {
 			return d, &CSVError{File: name, Line: line, Column: violCol + 1, Msg: fmt.Sprintf("column \"violations\": %q is not a whole number of 0 or more", rec[violCol])}
 		}

@@ -84,7 +84,9 @@ func TestReadCSVErrors(t *testing.T) {
 	inline := []struct{ name, body, want string }{
 		{"bad date", "date,compliance_score,violations\nyesterday,100,0\n", "x.csv:2:1: column \"date\": \"yesterday\" is not a date"},
 		{"negative violations", "date,compliance_score,violations\n2026-01-01,100,-1\n", "x.csv:2:3: column \"violations\""},
-		{"score above 100", "date,compliance_score,violations\n2026-01-01,101,0\n", "x.csv:2:2: column \"compliance_score\": 101 is outside 0..100"},
+		{"score above 100", "date,compliance_score,violations\n2026-01-01,101,0\n", "x.csv:2:2: column \"compliance_score\": 101 is out of range (0..100)"},
+		{"doubled score column", "date,compliance_score,violations,compliance_score\n2026-01-01,90,0,80\n", "x.csv:1:4: column \"compliance_score\" appears twice (columns 2 and 4)"},
+		{"score overflows", "date,compliance_score,violations\n2026-01-01,1e999,0\n", "compliance_score\": 1e999 is out of range"},
 		{"short row", "date,compliance_score,violations\n2026-01-01,100\n", "x.csv:2:1: wrong number of fields"},
 		{"header only", "date,compliance_score,violations\n", "x.csv:2: no data rows"},
 		{"all future", "date,compliance_score,violations\n2099-01-01,100,0\n", "x.csv:2: no row is dated on or before"},

@@ -173,7 +173,7 @@ func ScanEvents(r io.Reader, fn func(Event) error) (bad []BadBlock, err error) {
 		switch {
 		case inBlock && startsObject:
 			// A new object at column 0 while one is open: the open one never closed.
-			report(BadBlock{Line: start, EndLine: lineNo - 1, Reason: "object not closed before the next one starts"})
+			report(BadBlock{Line: start, EndLine: lineNo - 1, Reason: unclosed(overflow, "object not closed before the next one starts")})
 			buf, depth, inStr, esc, overflow = buf[:0], 0, false, false, false
 			fallthrough
 		case !inBlock && startsObject:
@@ -182,7 +182,9 @@ func ScanEvents(r io.Reader, fn func(Event) error) (bad []BadBlock, err error) {
 				return bad, err
 			}
 			if at := scan(body); at >= 0 {
-				buf = buf[:at+1]
+				if !overflow { // past the limit buf holds nothing to cut
+					buf = buf[:at+1]
+				}
 				if rest := bytes.TrimSpace(body[at+1:]); len(rest) > 0 {
 					report(BadBlock{Line: lineNo, Reason: fmt.Sprintf("text after the object: %.40q", rest)})
 				}
@@ -224,9 +226,19 @@ func ScanEvents(r io.Reader, fn func(Event) error) (bad []BadBlock, err error) {
 		}
 	}
 	if len(buf) > 0 || overflow {
-		report(BadBlock{Line: start, EndLine: lineNo, Reason: "object not closed at end of file"})
+		report(BadBlock{Line: start, EndLine: lineNo, Reason: unclosed(overflow, "object not closed at end of file")})
 	}
 	return bad, nil
+}
+
+// unclosed names why a block never closed: past the size limit its braces
+// are no longer followed (a line longer than the limit is cut), so the size
+// is the problem to report, not the missing brace.
+func unclosed(overflow bool, reason string) string {
+	if overflow {
+		return fmt.Sprintf("event larger than %d bytes", maxEventBytes)
+	}
+	return reason
 }
 
 func feed(buf *[]byte, b []byte, overflow *bool) error {

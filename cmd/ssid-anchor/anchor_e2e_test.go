@@ -4,9 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	mrand "math/rand/v2"
 	"os"
 	"os/exec"
@@ -38,10 +39,17 @@ func randomFile(t testing.TB, path string, size int64) {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	// Content is reproducible from the test's logged seed and the path.
+	var key [32]byte
+	binary.LittleEndian.PutUint64(key[:], testSeed(t))
+	h := fnv.New64a()
+	h.Write([]byte(filepath.Base(path)))
+	binary.LittleEndian.PutUint64(key[8:], h.Sum64())
+	rng := mrand.NewChaCha8(key)
 	buf := make([]byte, 1<<20)
 	for left := size; left > 0; {
 		n := min(left, int64(len(buf)))
-		rand.Read(buf[:n])
+		rng.Read(buf[:n])
 		if _, err := f.Write(buf[:n]); err != nil {
 			t.Fatal(err)
 		}
@@ -305,7 +313,7 @@ func TestAnchorSurvivesSIGKILL(t *testing.T) {
 	}
 	runCLI(t, "--root", root, "event", "--event", "quarterly_release", "--version", "v1", "--hash", "h")
 	cfg := writeConfig(t, `{"anchor":{"checkpoint_interval":"30ms"}}`)
-	rng := mrand.New(mrand.NewPCG(1, uint64(time.Now().UnixNano())))
+	rng := mrand.New(mrand.NewPCG(1, testSeed(t)))
 	kills := 0
 	var progress []int
 	for i := 0; i < 25 && kills < 12; i++ {

@@ -21,6 +21,7 @@ type globalOptions struct {
 	ConfigFile string
 	JSON       bool
 	LogLevel   string
+	LogFormat  string
 
 	stdout, stderr io.Writer
 	log            *slog.Logger
@@ -42,9 +43,11 @@ func defaultRepo() string {
 // exit codes, so urfave's os.Exit handler never skips a deferred Close.
 func newApp(g *globalOptions) *cli.App {
 	app := &cli.App{
-		Name:      "ssid-anchor",
-		Usage:     "anchor, verify and watch a governance repository on an embedded IPFS node",
-		Writer:    g.stdout,
+		Name:  "ssid-anchor",
+		Usage: "anchor, verify and watch a governance repository on an embedded IPFS node",
+		// Help and usage errors go to stderr: stdout is for results (and
+		// holds JSON only with --json).
+		Writer:    g.stderr,
 		ErrWriter: g.stderr,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "root", Value: ".", EnvVars: []string{"SSID_ROOT"}, Usage: "governance tree `DIR`", Destination: &g.Root},
@@ -52,13 +55,21 @@ func newApp(g *globalOptions) *cli.App {
 			&cli.StringFlag{Name: "config", Usage: "appliance config `FILE` (default <repo>/appliance.json)", Destination: &g.ConfigFile},
 			&cli.BoolFlag{Name: "json", Usage: "machine-readable output on stdout", Destination: &g.JSON},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", Destination: &g.LogLevel},
+			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log lines on stderr as text or json", Destination: &g.LogFormat},
 		},
 		Before: func(c *cli.Context) error {
 			lvl, err := parseLevel(g.LogLevel)
 			if err != nil {
 				return err
 			}
-			g.log = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl}))
+			switch g.LogFormat {
+			case "text", "":
+				g.log = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl}))
+			case "json":
+				g.log = slog.New(slog.NewJSONHandler(g.stderr, &slog.HandlerOptions{Level: lvl}))
+			default:
+				return usagef("--log-format: %q is not text or json", g.LogFormat)
+			}
 			cfg, err := loadApplianceConfig(g.configPath(), g.ConfigFile != "")
 			if err != nil {
 				return err
@@ -83,7 +94,26 @@ func newApp(g *globalOptions) *cli.App {
 			return usageError{err}
 		},
 	}
+	quietUsageErrors(app.Commands)
 	return app
+}
+
+// globalFlagsNote tells each command's help where the global flags are.
+const globalFlagsNote = "The global flags (--root, --repo, --config, --json, --log-level, --log-format;\nsee ssid-anchor --help) may come before or after the command."
+
+// quietUsageErrors makes a bad flag of any command (including those added
+// later) an exit-2 usage error with a one-line message and a hint, instead
+// of urfave/cli's full help dump, and notes the global flags in its help.
+func quietUsageErrors(cmds []*cli.Command) {
+	for _, c := range cmds {
+		if c.Description != "" && !strings.Contains(c.Description, globalFlagsNote) {
+			c.Description += "\n\n" + globalFlagsNote
+		}
+		if c.OnUsageError == nil {
+			c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
+		}
+		quietUsageErrors(c.Subcommands)
+	}
 }
 
 func (g *globalOptions) configPath() string {
@@ -101,11 +131,81 @@ func parseLevel(s string) (slog.Level, error) {
 	return l, nil
 }
 
+// globalFlags are accepted anywhere on the command line (SPEC 3); the value
+// flags take the next argument unless written --flag=value.
+var globalFlags = map[string]bool{"root": true, "repo": true, "config": true, "log-level": true, "log-format": true, "json": false}
+
+// hoistGlobalFlags moves every global flag, wherever it appears, in front of
+// the command, where urfave/cli parses the app's flags: `ssid-anchor anchor
+// --json` is `ssid-anchor --json anchor`, as kubo, restic and git users
+// expect. urfave/cli v2 parses a command's flags only up to its first
+// positional argument and knows the app's flags only before the command, so
+// this one pass is what makes `verify --car a.car b.car --root T` work too.
+// Nothing after a "--" is touched.
+func hoistGlobalFlags(args []string) []string {
+	if len(args) < 2 {
+		return args
+	}
+	front := []string{args[0]}
+	var rest []string
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			rest = append(rest, args[i:]...)
+			break
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		takesValue, global := globalFlags[name]
+		if !global || !strings.HasPrefix(a, "-") || strings.HasPrefix(a, "---") {
+			rest = append(rest, a)
+			continue
+		}
+		front = append(front, a)
+		if takesValue && !hasValue && i+1 < len(args) {
+			i++
+			front = append(front, args[i])
+		}
+	}
+	return append(front, rest...)
+}
+
+// jsonRequested says whether --json was given, so that even a usage error
+// that stops parsing is printed as JSON.
+func jsonRequested(args []string) bool {
+	on := false
+	for _, a := range args[min(1, len(args)):] {
+		if a == "--" {
+			break
+		}
+		switch strings.TrimLeft(a, "-") {
+		case "json", "json=true", "json=1":
+			on = strings.HasPrefix(a, "-")
+		case "json=false", "json=0":
+			on = false
+		}
+	}
+	return on
+}
+
+// countingWriter remembers whether anything was written.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
 // run executes the command line and returns the process exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	g := &globalOptions{stdout: stdout, stderr: stderr, now: func() time.Time { return time.Now().UTC() }}
+	out := &countingWriter{w: stdout}
+	g := &globalOptions{stdout: out, stderr: stderr, now: func() time.Time { return time.Now().UTC() }}
 	g.log = slog.New(slog.NewTextHandler(stderr, nil))
 	app := newApp(g)
+	args = hoistGlobalFlags(args)
 	err := app.RunContext(ctx, args)
 	if err != nil && ctx.Err() != nil {
 		err = fmt.Errorf("%w", context.Canceled)
@@ -117,6 +217,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		printError(stderr, err)
 	}
 	code, _ := exitCode(err)
+	// In --json mode stdout holds JSON only: a command that failed before
+	// printing its document prints the error as one.
+	if err != nil && (g.JSON || jsonRequested(args)) && out.n == 0 {
+		writeJSON(stdout, map[string]any{"error": errorText(err), "exit_code": code})
+	}
 	return code
 }
 

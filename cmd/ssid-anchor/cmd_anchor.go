@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -45,17 +44,20 @@ still skipped.
 
 Exit codes: 0 done (also when there was nothing new), 1 a file or the run
 failed, 2 bad flag or config, 3 repo missing or locked, 130 interrupted.`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "dry-run", Destination: &o.DryRun, Usage: "compute hashes and CIDs, write nothing"},
 			&cli.StringFlag{Name: "cid-profile", Destination: &o.CIDProfile, Usage: "kubo-default or unixfs-v1-2025 (default: anchor.cid_profile)"},
 			&cli.StringFlag{Name: "github-output", Destination: &o.GitHubOutput, Usage: "append ipfs_cid=, manifest_cid=, anchored= lines to `FILE` ($GITHUB_OUTPUT)"},
 			&cli.StringFlag{Name: "reprocess", Destination: &o.Reprocess, Usage: "select files again for the events since proof anchor `SINCE` (or all), after a rules change"},
 			&cli.BoolFlag{Name: "markdown", Destination: &o.Markdown, Usage: "print a Proof-Anchor markdown block for a PR body on stdout"},
-			&cli.BoolFlag{Name: "verify", Usage: "verify instead of anchoring (same as `ssid-anchor verify`; the seed's flag)"},
-		},
+			&cli.BoolFlag{Name: "verify", Usage: "verify instead of anchoring: the same as ssid-anchor verify, whose flags it takes (the seed's flag)"},
+		}, verifyFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.Bool("verify") {
 				return runVerify(c.Context, verifyOptionsFrom(c), g)
+			}
+			if err := onlyWithVerify(c); err != nil {
+				return err
 			}
 			return runAnchor(c.Context, o, g)
 		},
@@ -125,11 +127,10 @@ func execAnchor(ctx context.Context, o anchorOptions, g *globalOptions) (*anchor
 		defer release()
 		ro.Provider = "embedded-ipfs:" + n.PeerID()
 		ro.OpenBatch = func(ctx context.Context) (anchor.Batch, error) { return n.NewBatch(ctx) }
+		ro.OnCommit = n.SetChainHead
 	}
 	res, err := anchor.Run(ctx, ro)
 	switch {
-	case errors.Is(err, anchor.ErrManifestLocked):
-		err = fmt.Errorf("%w: %w", node.ErrLocked, err)
 	case errors.Is(err, anchor.ErrConfig), errors.Is(err, anchor.ErrReprocessNotFound):
 		err = usageError{err}
 	}

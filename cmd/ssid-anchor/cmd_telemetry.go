@@ -143,16 +143,27 @@ func runTelemetry(ctx context.Context, o telemetryOptions, g *globalOptions) err
 		}
 		rep, err := m.Test(ctx, o.DryRun)
 		if err != nil {
-			return err
+			return telemetryError(err)
 		}
 		return reportTelemetry(rep, g)
 	default:
 		rep, err := g.monitor(s).Check(ctx, o.DryRun)
 		if err != nil {
-			return err
+			return telemetryError(err)
 		}
 		return reportTelemetry(rep, g)
 	}
+}
+
+// telemetryError makes a dashboard CSV whose header is wrong (a missing or
+// doubled column) a usage error, exit 2, like a config error: the operator
+// must fix the file's layout.
+func telemetryError(err error) error {
+	var ce *telemetry.CSVError
+	if errors.As(err, &ce) && ce.Header {
+		return usageError{err}
+	}
+	return err
 }
 
 // runWatch checks every check_interval_seconds until ctx ends (SIGINT or

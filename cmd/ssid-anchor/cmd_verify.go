@@ -41,6 +41,16 @@ func verifyFlags() []cli.Flag {
 	}
 }
 
+// onlyWithVerify refuses verify's flags on `anchor` without --verify.
+func onlyWithVerify(c *cli.Context) error {
+	for _, f := range verifyFlags() {
+		if name := f.Names()[0]; c.IsSet(name) {
+			return usagef("--%s is a verify flag; use it with `anchor --verify` or `ssid-anchor verify`", name)
+		}
+	}
+	return nil
+}
+
 func verifyOptionsFrom(c *cli.Context) verifyOptions {
 	o := verifyOptions{
 		Network:      c.Bool("network"),
@@ -145,6 +155,9 @@ func runVerify(ctx context.Context, o verifyOptions, g *globalOptions) error {
 		}
 		defer release()
 		vo.Store, vo.StoreName, vo.Pins = n, "the repo", n
+		if vo.ExpectHead, err = n.ChainHead(); err != nil {
+			return err
+		}
 		if o.Network {
 			if err := n.Connect(ctx, o.Peers); err != nil {
 				return fmt.Errorf("--peer: %w", err)
@@ -241,6 +254,9 @@ func printVerifyHuman(w io.Writer, out verifyResult) {
 		for _, p := range rep.Chain.Problems {
 			fmt.Fprintf(w, "chain   FAILED: %s\n", p)
 		}
+	}
+	if rep.ChainHead != "" && rep.Chain.OK {
+		fmt.Fprintf(w, "head    ok: the manifest is the chain head this repo committed (%s) or a descendant of it\n", rep.ChainHead)
 	}
 	if !rep.ManifestStored {
 		fmt.Fprintf(w, "note    the manifest file itself (cid %s) is not in %s: it changed after the last anchoring run\n", rep.ManifestCID, rep.Source)

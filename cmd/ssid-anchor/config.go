@@ -5,11 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"math"
 	"net"
 	"os"
+	"sort"
+	"strconv"
 	"strings"
 
+	"github.com/robfig/cron/v3"
 	"github.com/ssid/ssid-anchor/anchor"
 	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/ssid/ssid-anchor/node"
@@ -72,13 +77,20 @@ func loadApplianceConfig(path string, explicit bool) (applianceConfig, error) {
 	return c, nil
 }
 
-// decodeStrict decodes JSON refusing unknown keys, and turns the decoder's
-// error into one that names the line.
+// decodeStrict decodes one JSON object refusing unknown keys, nulls (which
+// encoding/json would silently ignore, keeping the defaults) and text after
+// the object, and turns the decoder's error into one that names the line.
 func decodeStrict(b []byte, v any) error {
+	if err := refuseNulls(b); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil {
+		if _, terr := dec.Token(); terr != io.EOF {
+			return fmt.Errorf("line %d: text after the JSON object (one object per file)", lineOf(b, dec.InputOffset()))
+		}
 		return nil
 	}
 	var se *json.SyntaxError
@@ -86,12 +98,82 @@ func decodeStrict(b []byte, v any) error {
 	switch {
 	case errors.As(err, &se):
 		return fmt.Errorf("line %d: %v", lineOf(b, se.Offset), se)
+	case errors.As(err, &te) && strings.HasPrefix(te.Value, "number") && (strings.Contains(te.Type.Kind().String(), "int") || strings.Contains(te.Type.Kind().String(), "float")):
+		v := strings.TrimPrefix(te.Value, "number ")
+		if f, perr := strconv.ParseFloat(v, 64); strings.Contains(te.Type.Kind().String(), "int") && perr == nil && f != math.Trunc(f) {
+			return fmt.Errorf("line %d: key %q: must be a whole number, got %s", lineOf(b, te.Offset), te.Field, v)
+		}
+		return fmt.Errorf("line %d: key %q: %s is out of range for %s", lineOf(b, te.Offset), te.Field, v, te.Type)
 	case errors.As(err, &te):
 		return fmt.Errorf("line %d: key %q: expected %s, got %s", lineOf(b, te.Offset), te.Field, te.Type, te.Value)
 	case strings.HasPrefix(err.Error(), "json: unknown field"):
 		return fmt.Errorf("%s (remove it or fix its spelling)", strings.TrimPrefix(err.Error(), "json: "))
 	}
 	return err
+}
+
+// refuseNulls requires a JSON object at the top and no null anywhere in it:
+// a null section or key would leave the defaults in place while the file
+// seems to say otherwise. It names the first null key.
+func refuseNulls(b []byte) error {
+	var doc any
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&doc); err != nil {
+		return nil // the strict decode reports syntax errors with their line
+	}
+	if _, ok := doc.(map[string]any); !ok {
+		return fmt.Errorf("the file must hold a JSON object, got %s", jsonType(doc))
+	}
+	var walk func(prefix string, v any) string
+	walk = func(prefix string, v any) string {
+		switch v := v.(type) {
+		case nil:
+			return prefix
+		case map[string]any:
+			keys := make([]string, 0, len(v))
+			for k := range v {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				p := k
+				if prefix != "" {
+					p = prefix + "." + k
+				}
+				if bad := walk(p, v[k]); bad != "" {
+					return bad
+				}
+			}
+		case []any:
+			for i, e := range v {
+				if bad := walk(fmt.Sprintf("%s[%d]", prefix, i), e); bad != "" {
+					return bad
+				}
+			}
+		}
+		return ""
+	}
+	if bad := walk("", doc); bad != "" {
+		return fmt.Errorf("key %s: null is not a value here (remove the key to use its default)", bad)
+	}
+	return nil
+}
+
+func jsonType(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case []any:
+		return "a list"
+	case string:
+		return "a string"
+	case json.Number:
+		return "a number"
+	case bool:
+		return "true or false"
+	}
+	return "something else"
 }
 
 func lineOf(b []byte, off int64) int {
@@ -110,6 +192,15 @@ func (c applianceConfig) validate() error {
 	}
 	if err := c.Node.Validate(); err != nil {
 		return err
+	}
+	cronSpec := cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow)
+	for _, sc := range []struct{ key, spec string }{{"schedule.quarterly", c.Schedule.Quarterly}, {"schedule.telemetry", c.Schedule.Telemetry}} {
+		if sc.spec == "" {
+			continue
+		}
+		if _, err := cronSpec.Parse(sc.spec); err != nil {
+			return fmt.Errorf("%s: %q is not a cron spec (5 fields: minute hour day-of-month month day-of-week, e.g. \"0 9 1 1,4,7,10 *\"): %v", sc.key, sc.spec, err)
+		}
 	}
 	for i, s := range c.RemotePinning.Services {
 		if s.Name == "" || s.Endpoint == "" {

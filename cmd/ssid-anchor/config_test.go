@@ -35,6 +35,16 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"{\n\"paths\": {\"manifest\": 5}}", `line 2`},
 		{`{"paths":{"manifest":"../m.json"}}`, "paths.manifest"},
 		{`{"remote_pinning":{"services":[{"name":"x"}]}}`, "remote_pinning.services[0]"},
+		// Nonsense that decoded to the defaults before (issue 10, item 12).
+		{`null`, "must hold a JSON object, got null"},
+		{`[]`, "must hold a JSON object, got a list"},
+		{`{"anchor": null}`, "key anchor: null"},
+		{`{"node": {"swarm": null}}`, "key node.swarm: null"},
+		{"{\"http\": {}}\n{\"oops\": 1}", "line 2: text after the JSON object"},
+		{`{"http": {}} trailing`, "text after the JSON object"},
+		{`{"schedule": {"quarterly": "every quarter"}}`, "schedule.quarterly: \"every quarter\" is not a cron spec"},
+		{`{"schedule": {"telemetry": "61 * * * *"}}`, "schedule.telemetry"},
+		{`{"schedule": {"quarterly": "0 0 9 1 1,4,7,10 *"}}`, "schedule.quarterly"},
 	} {
 		p := t.TempDir() + "/c.json"
 		os.WriteFile(p, []byte(tc.body), 0o644)
@@ -51,5 +61,30 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 	}
 	if _, err := loadApplianceConfig(t.TempDir()+"/missing.json", true); err == nil {
 		t.Error("a missing --config file must be an error")
+	}
+}
+
+// TestTelemetryNonsenseIsExit2: a telemetry config of null and a dashboard
+// CSV with two compliance_score columns are clear errors with exit 2 that
+// name the file and the key.
+func TestTelemetryNonsenseIsExit2(t *testing.T) {
+	root := telemetryTree(t, "100", nil)
+	writeFile(t, root+"/"+tTelemetryConfig, []byte("null\n"))
+	for _, args := range [][]string{{"--check-config"}, {}} {
+		code, out, errb := tel(t, root, args...)
+		if code != exitUsage || !strings.Contains(errb, tTelemetryConfig) || !strings.Contains(errb, "must hold a JSON object, got null") {
+			t.Errorf("telemetry %v with a null config: exit %d\n%s%s", args, code, out, errb)
+		}
+	}
+	writeFile(t, root+"/"+tTelemetryConfig, []byte(`{"thresholds": null}`))
+	if code, out, errb := tel(t, root, "--check-config"); code != exitUsage || !strings.Contains(errb, "thresholds: null") {
+		t.Errorf("a null section: exit %d\n%s%s", code, out, errb)
+	}
+
+	root = telemetryTree(t, "100", nil)
+	writeFile(t, root+"/"+tDashboardCSV, []byte("quarter,date,compliance_score,violations,compliance_score\n2026-Q1,2026-01-31,100,0,12\n"))
+	code, out, errb := tel(t, root)
+	if code != exitUsage || !strings.Contains(errb, tDashboardCSV+":1:5") || !strings.Contains(errb, `column "compliance_score" appears twice (columns 3 and 5)`) {
+		t.Errorf("two compliance_score columns: exit %d\n%s%s", code, out, errb)
 	}
 }

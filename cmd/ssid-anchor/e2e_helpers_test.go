@@ -6,9 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Paths of the default layout used by the end-to-end tests.
@@ -64,6 +66,30 @@ func runCLI(t testing.TB, args ...string) (int, string, string) {
 	var out, errb bytes.Buffer
 	code := run(context.Background(), append([]string{"ssid-anchor"}, args...), &out, &errb)
 	return code, out.String(), errb.String()
+}
+
+var seeds sync.Map // test name -> uint64
+
+// testSeed is the seed of a test's random content: SSID_TEST_SEED when set
+// (to replay a failure), else the clock. It is logged once per test.
+func testSeed(t testing.TB) uint64 {
+	t.Helper()
+	if v, ok := seeds.Load(t.Name()); ok {
+		return v.(uint64)
+	}
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("SSID_TEST_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("SSID_TEST_SEED=%q: %v", s, err)
+		}
+		seed = v
+	}
+	if v, loaded := seeds.LoadOrStore(t.Name(), seed); loaded {
+		return v.(uint64)
+	}
+	t.Logf("random seed %d (replay with SSID_TEST_SEED=%d)", seed, seed)
+	return seed
 }
 
 var builds sync.Map // env var -> *buildResult

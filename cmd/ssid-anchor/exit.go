@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/ssid/ssid-anchor/anchor"
 	"github.com/ssid/ssid-anchor/node"
 )
 
@@ -44,6 +45,8 @@ func exitCode(err error) (int, string) {
 		return exitInterrupted, ""
 	case errors.Is(err, node.ErrNotInitialized):
 		return exitRepo, "run `ssid-anchor init` first (or point --repo / SSID_ANCHOR_REPO at an existing repo)"
+	case errors.Is(err, anchor.ErrManifestLocked):
+		return exitRepo, "another anchoring run holds this governance tree's manifest (perhaps with another --repo: CI and a daemon on one checkout); wait for it to finish, then run again"
 	case errors.Is(err, node.ErrLocked):
 		return exitRepo, "another ssid-anchor process (a running daemon or another command) holds the repo; wait for it to finish or stop it"
 	case errors.As(err, &ue):
@@ -51,6 +54,14 @@ func exitCode(err error) (int, string) {
 	default:
 		return exitFailure, ""
 	}
+}
+
+// errorText is the one-line message printError shows for err.
+func errorText(err error) string {
+	if code, _ := exitCode(err); code == exitInterrupted {
+		return "interrupted"
+	}
+	return strings.TrimSpace(err.Error())
 }
 
 func printError(w io.Writer, err error) {

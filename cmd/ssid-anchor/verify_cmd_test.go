@@ -421,19 +421,23 @@ func TestVerifyGateway(t *testing.T) {
 
 // TestAirGapRoundTrip runs the built binary: anchor and export on one repo;
 // verify from the CARs and the manifest in a fresh process with no repo and
-// no network (its own empty network namespace when unshare works); import
+// no network (its own empty network namespace, required); import
 // into a new repo whose verify then passes.
 func TestAirGapRoundTrip(t *testing.T) {
 	bin := anchorBinary(t)
+	// The audit side must really have no network: an empty network
+	// namespace (needs root or unprivileged user namespaces). Without it
+	// the test would prove nothing about "no network", so it fails.
+	if out, err := exec.Command("unshare", "-n", "true").CombinedOutput(); err != nil {
+		t.Fatalf("unshare -n (an empty network namespace for the audit side) does not work here: %v: %s; run the tests as root or enable unprivileged user namespaces", err, out)
+	}
 	tr := vcAnchoredTree(t)
 	home := t.TempDir()
 	exe := func(wantCode int, netns bool, args ...string) string {
 		t.Helper()
 		name, argv := bin, args
 		if netns {
-			if err := exec.Command("unshare", "-n", "true").Run(); err == nil {
-				name, argv = "unshare", append([]string{"-n", bin}, args...)
-			}
+			name, argv = "unshare", append([]string{"-n", bin}, args...)
 		}
 		cmd := exec.Command(name, argv...)
 		cmd.Env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH")}

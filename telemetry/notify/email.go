@@ -173,7 +173,7 @@ func (n *Email) server() string {
 	}
 	auth := "no auth"
 	if n.cfg.Username != "" {
-		auth = "auth as " + n.cfg.Username
+		auth = "with SMTP AUTH (username and password hidden)"
 	}
 	return fmt.Sprintf("%s (%s, %s)", net.JoinHostPort(n.cfg.SMTPServer, strconv.Itoa(n.cfg.SMTPPort)), mode, auth)
 }

@@ -429,6 +429,37 @@ func (s scrubber) scrub(text string) string {
 	return text
 }
 
+// credentialHeaderWords mark header names whose values are credentials.
+var credentialHeaderWords = []string{"authorization", "token", "key", "secret", "cookie", "auth", "passw", "credential", "session"}
+
+// SensitiveHeader says whether a header's name suggests its value is a
+// credential (Authorization, X-Api-Key, X-Auth-Token, Cookie, ...), so it
+// must never be printed. Case does not matter.
+func SensitiveHeader(name string) bool {
+	n := strings.ToLower(name)
+	for _, w := range credentialHeaderWords {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// RedactHeader is a header value fit to print: a credential is replaced by
+// *** (keeping an auth scheme such as "Bearer", which says what kind of
+// credential is configured without revealing it).
+func RedactHeader(name, value string) string {
+	if !SensitiveHeader(name) || value == "" {
+		return value
+	}
+	if strings.HasSuffix(strings.ToLower(name), "authorization") {
+		if scheme, _, ok := strings.Cut(value, " "); ok && scheme != "" {
+			return scheme + " ***"
+		}
+	}
+	return "***"
+}
+
 // RedactURL shows where a webhook points without its secret part: scheme,
 // host, and for Slack and Discord the fixed path prefix, then ***
 // (https://hooks.slack.com/services/***). An empty URL stays empty.

@@ -462,3 +462,23 @@ func TestValidateNeverQuotesSecrets(t *testing.T) {
 		}
 	}
 }
+
+func TestRedactHeader(t *testing.T) {
+	for _, tc := range []struct{ name, value, want string }{
+		{"Authorization", "Bearer abc.def", "Bearer ***"},
+		{"authorization", "abc", "***"},
+		{"Proxy-Authorization", "Basic dXNlcjpwdw==", "Basic ***"},
+		{"X-API-Key", "k1", "***"},
+		{"X-Auth-Token", "t1", "***"},
+		{"x-access-token", "t2", "***"},
+		{"Cookie", "sid=1", "***"},
+		{"X-Client-Secret", "s", "***"},
+		{"User-Agent", "SSID/1", "SSID/1"},
+		{"Content-Type", "application/json", "application/json"},
+		{"X-SSID-Signature", "sha256=00", "sha256=00"},
+	} {
+		if got := RedactHeader(tc.name, tc.value); got != tc.want {
+			t.Errorf("RedactHeader(%q, %q) = %q, want %q", tc.name, tc.value, got, tc.want)
+		}
+	}
+}

@@ -172,7 +172,7 @@ func (n *Webhook) Preview(m Message) (Preview, error) {
 	}
 	hm := map[string]string{}
 	for k := range h {
-		hm[k] = h.Get(k)
+		hm[k] = RedactHeader(k, h.Get(k))
 	}
 	return Preview{Channel: n.Name(), Method: n.method(), URL: RedactURL(n.cfg.URL), Headers: hm, Body: body}, nil
 }
