@@ -78,6 +78,7 @@ func runAnchor(ctx context.Context, o anchorOptions, g *globalOptions) error {
 		defer release()
 		ro.Provider = "embedded-ipfs:" + n.PeerID()
 		ro.OpenBatch = func(ctx context.Context) (anchor.Batch, error) { return n.NewBatch(ctx) }
+		ro.Signer = n
 	}
 	res, err := anchor.Run(ctx, ro)
 	if errors.Is(err, anchor.ErrManifestLocked) {
