@@ -263,7 +263,7 @@ func verifySignatures(ctx context.Context, o VerifyOptions, raw []byte, chain Ch
 			ms.Detail = "unsigned (written before manifests were signed)"
 		case len(o.Trust) > 0 && !trusted(c.PeerID):
 			ms.OK = false
-			ms.Detail = fmt.Sprintf("signed by %s, which is not trusted (--trust %s): signed by another key", c.PeerID, trustList(o.Trust))
+			ms.Detail = fmt.Sprintf("signed by another key: %s is not trusted (--trust %s)", c.PeerID, trustList(o.Trust))
 		case olderSigner != "" && olderSigner != c.PeerID:
 			ms.Detail = fmt.Sprintf("signed by %s, but the older manifest %s by %s: the signing key changed", c.PeerID, olderCID, olderSigner)
 			if len(o.Trust) == 0 {
