@@ -79,6 +79,9 @@ type Result struct {
 	RunRoot      string          `json:"run_root_cid,omitempty"`
 	DryRun       bool            `json:"dry_run"`
 	Rewritten    bool            `json:"manifest_rewritten"`
+
+	// SignedBy is the peer ID whose key signed the manifest written.
+	SignedBy string `json:"signed_by,omitempty"`
 }
 
 // Run anchors what the new registry events call for: it selects files,
@@ -308,6 +311,7 @@ func (r *runState) marshal() ([]byte, error) {
 	if r.res.DryRun {
 		return r.man.MarshalUnsigned()
 	}
+	r.res.SignedBy = r.o.Signer.PeerID()
 	return r.man.Marshal(r.o.Signer)
 }
 

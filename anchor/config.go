@@ -91,7 +91,7 @@ func (c Config) Validate() error {
 	}
 	for i, p := range c.Trust {
 		if err := ValidatePeerID(p); err != nil {
-			return fmt.Errorf("anchor.trust[%d]: %v; give the peer ID that `ssid-anchor status` prints on the anchoring box (12D3KooW...)", i, err)
+			return fmt.Errorf("anchor.trust[%d]: %v; give the peer ID that `ssid-anchor init` prints on the anchoring box (12D3KooW...)", i, err)
 		}
 	}
 	switch c.CIDProfile {

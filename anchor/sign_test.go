@@ -180,6 +180,10 @@ func TestSignedManifest(t *testing.T) {
 	pid, _ := peer.Decode(sig.PeerID)
 	pub, _ := pid.ExtractPublicKey()
 	raw, _ := pub.Raw()
+	// The README's byte layout of an ed25519 peer ID.
+	if idb := []byte(pid); len(idb) != 38 || !bytes.Equal(idb[:6], []byte{0x00, 0x24, 0x08, 0x01, 0x12, 0x20}) || !bytes.Equal(idb[6:], raw) {
+		t.Fatalf("peer ID bytes %x do not hold the key %x as documented", idb, raw)
+	}
 	if !ed25519.Verify(ed25519.PublicKey(raw), canon, sigBytes) {
 		t.Fatal("the documented recipe does not verify the signature")
 	}

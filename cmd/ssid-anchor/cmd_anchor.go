@@ -138,7 +138,7 @@ func printAnchorHuman(w io.Writer, res *anchor.Result) {
 		if res.PreviousCID != "" {
 			fmt.Fprintf(w, ", previous %s", res.PreviousCID)
 		}
-		fmt.Fprintf(w, "), pinned under run root %s\n", res.RunRoot)
+		fmt.Fprintf(w, "), pinned under run root %s, signed by %s\n", res.RunRoot, res.SignedBy)
 	} else if !res.DryRun {
 		fmt.Fprintln(w, "manifest unchanged")
 	}

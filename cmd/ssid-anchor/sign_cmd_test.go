@@ -48,7 +48,8 @@ func scSignedTree(t *testing.T, withSeed bool) (tr vcTree, peerID string) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	g, _, errb = vcGlobals(tr.root, tr.repo)
+	g, out, errb := vcGlobals(tr.root, tr.repo)
+	g.JSON = true
 	if err := runAnchor(ctx, anchorOptions{CIDProfile: "unixfs-v1-2025"}, g); err != nil {
 		t.Fatalf("anchor: %v\n%s", err, errb)
 	}
@@ -59,6 +60,10 @@ func scSignedTree(t *testing.T, withSeed bool) (tr vcTree, peerID string) {
 	}
 	if err := json.Unmarshal(b, &conf); err != nil {
 		t.Fatal(err)
+	}
+	var res anchor.Result
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil || res.SignedBy != conf.Identity.PeerID || !res.Rewritten {
+		t.Fatalf("anchor --json: signed_by %q (err %v), want the repo's peer %s\n%s", res.SignedBy, err, conf.Identity.PeerID, out)
 	}
 	return tr, conf.Identity.PeerID
 }

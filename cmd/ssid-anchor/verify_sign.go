@@ -15,7 +15,7 @@ func trustedPeers(o verifyOptions, g *globalOptions) ([]string, error) {
 	}
 	for _, p := range o.Trust {
 		if err := anchor.ValidatePeerID(p); err != nil {
-			return nil, usagef("--trust: %v; give the peer ID that `ssid-anchor status` prints on the anchoring box (12D3KooW...)", err)
+			return nil, usagef("--trust: %v; give the peer ID that `ssid-anchor init` prints on the anchoring box (12D3KooW...)", err)
 		}
 	}
 	return o.Trust, nil
