@@ -554,3 +554,72 @@ func TestValidatePeerID(t *testing.T) {
 		}
 	}
 }
+
+// TestRewriteChainsAndSigns: a manifest change outside an anchoring run (a
+// remote pin status) goes through Rewrite, which chains, pins and signs it:
+// verify passes with --trust and the chain grows by one.
+func TestRewriteChainsAndSigns(t *testing.T) {
+	f := stBuild(t, t.TempDir())
+	owner := stPeerID(t, f)
+	before, _, err := LoadManifest(f.manifestPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	vtWithNode(t, f, func(n *node.Node) {
+		res, err := Rewrite(context.Background(), RunOptions{
+			Root: f.root, Paths: f.paths, Signer: n,
+			OpenBatch: func(ctx context.Context) (Batch, error) { return n.NewBatch(ctx) },
+			Now:       func() time.Time { return time.Date(2026, 2, 2, 9, 0, 0, 0, time.UTC) },
+		}, func(m *Manifest) error {
+			m.Records[0].RemotePins = append(m.Records[0].RemotePins, RemotePin{Service: "pinata", RequestID: "r1", Status: "pinned", UpdatedAt: "2026-02-02T09:00:00Z"})
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.Rewritten || res.SignedBy != owner || res.PreviousCID == "" {
+			t.Fatalf("rewrite result %+v", res)
+		}
+	})
+	rep := vtVerify(t, f, func(o *VerifyOptions) { o.Trust = []string{owner} })
+	if !rep.OK || len(rep.Chain.Manifests) != 3 || !rep.ManifestStored {
+		t.Fatalf("after Rewrite: ok %v chain %+v stored %v signatures %+v", rep.OK, rep.Chain, rep.ManifestStored, rep.Signatures)
+	}
+	after, _, _ := LoadManifest(f.manifestPath())
+	if after.Processed != before.Processed || len(after.Records) != len(before.Records) || after.Records[0].RemotePins[0].RequestID != "r1" {
+		t.Fatalf("Rewrite changed more than the edit: %+v", after.Processed)
+	}
+	if _, err := Rewrite(context.Background(), RunOptions{Root: f.root, Paths: f.paths,
+		OpenBatch: func(ctx context.Context) (Batch, error) { return nil, nil }}, func(*Manifest) error { return nil }); err == nil || !strings.Contains(err.Error(), "signed") {
+		t.Fatalf("Rewrite without a signer: %v", err)
+	}
+}
+
+// FuzzCheckSignature: whatever the bytes, checking never panics, and a
+// valid verdict names the one key that signed the seed: no edit yields a
+// valid signature by anyone else.
+func FuzzCheckSignature(f *testing.F) {
+	sk, err := crypto.UnmarshalEd25519PrivateKey(bytes.Repeat([]byte{7}, 64))
+	if err != nil {
+		f.Fatal(err)
+	}
+	pid, _ := peer.IDFromPrivateKey(sk)
+	k := keySigner{sk, pid}
+	m := NewManifest("v4.3", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	m.Records = []Record{{FilePath: "a/b.txt", FileHash: strings.Repeat("0", 64), IPFSCID: "QmWATWQ7fVPP2EFGu71UkfnqhYXDYH566qy47CnJDgvs8u", FileSize: 3}}
+	signed, err := m.Marshal(k)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(signed)
+	f.Add([]byte(`{"signature":{"peer_id":"","alg":"ed25519","sig":""}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c := CheckSignature(data)
+		if c.Status == SigValid && c.PeerID != k.PeerID() {
+			t.Fatalf("valid signature by %s, which never signed anything", c.PeerID)
+		}
+		if c.Status == SigInvalid && c.Err == nil {
+			t.Fatal("invalid without a reason")
+		}
+	})
+}
