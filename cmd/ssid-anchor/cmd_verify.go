@@ -94,8 +94,9 @@ check each block against its CID, rebuild the file and compare its SHA-256.
 --root is not given the files are not looked at and content is checked from
 the CARs alone.
 
-Exit codes: 0 every record and the chain passed, 1 something failed (each
-failure is printed), 2 bad flag, 3 repo missing or locked, 130 interrupted.`,
+Exit codes: 0 every record, the chain and its signatures passed, 1 something
+failed (each failure is printed), 2 bad flag, 3 repo missing or locked, 130
+interrupted.`,
 		Flags:  verifyFlags(),
 		Action: func(c *cli.Context) error { return runVerify(c.Context, verifyOptionsFrom(c), g) },
 	}
