@@ -42,6 +42,9 @@ type RunOptions struct {
 	// OpenBatch starts the node batch; nil means a dry run that computes
 	// hashes and CIDs and writes nothing.
 	OpenBatch func(context.Context) (Batch, error)
+	// Signer signs every manifest the run writes (the node's key); it is
+	// required unless the run is dry.
+	Signer Signer
 	// Provider names this node in statistics.storage_providers.
 	Provider string
 	Now      func() time.Time
@@ -92,6 +95,9 @@ type Result struct {
 	RunRoot      string `json:"run_root_cid,omitempty"`
 	DryRun       bool   `json:"dry_run"`
 	Rewritten    bool   `json:"manifest_rewritten"`
+
+	// SignedBy is the peer ID whose key signed the manifest written.
+	SignedBy string `json:"signed_by,omitempty"`
 }
 
 // Run anchors what the new registry events call for: it selects files,
@@ -120,6 +126,9 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{ManifestPath: o.Paths.Manifest, DryRun: o.OpenBatch == nil, Unmatched: []Unmatched{}}
+	if !res.DryRun && o.Signer == nil {
+		return nil, fmt.Errorf("anchoring run: %w", errNoSigner)
+	}
 
 	// A dry run writes nothing, not even the lock's directory; it reads a
 	// manifest that is only ever replaced whole.
@@ -284,7 +293,7 @@ func (r *runState) commit(ctx context.Context, mark *Watermark) error {
 	if err := man.Touch(r.o.Now(), r.o.Provider); err != nil {
 		return err
 	}
-	newBytes, err := man.Marshal()
+	newBytes, err := r.marshal()
 	if err != nil {
 		return err
 	}
@@ -319,6 +328,16 @@ func (r *runState) commit(ctx context.Context, mark *Watermark) error {
 		return r.open(ctx)
 	}
 	return nil
+}
+
+// marshal renders the manifest, signed unless the run is dry (a dry run
+// writes nothing and has no key to sign with).
+func (r *runState) marshal() ([]byte, error) {
+	if r.res.DryRun {
+		return r.man.MarshalUnsigned()
+	}
+	r.res.SignedBy = r.o.Signer.PeerID()
+	return r.man.Marshal(r.o.Signer)
 }
 
 func mustCID(s string) cid.Cid {

@@ -31,6 +31,10 @@ type Config struct {
 	// Checkpoint is how often a long run saves its progress (pin + manifest),
 	// as a Go duration; "0s" saves only at the end.
 	Checkpoint string `json:"checkpoint_interval"`
+
+	// Trust lists the peer IDs whose signature verify requires on every
+	// manifest of the chain (as --trust does); empty means any signer.
+	Trust []string `json:"trust"`
 }
 
 // CheckpointEvery parses Checkpoint; Validate has checked it.
@@ -59,6 +63,7 @@ func DefaultConfig() Config {
 		CIDProfile:       "kubo-default",
 		BlueprintVersion: "v4.3",
 		Checkpoint:       "5s",
+		Trust:            []string{},
 	}
 }
 
@@ -86,6 +91,11 @@ func (c Config) Validate() error {
 	}
 	if d, err := time.ParseDuration(c.Checkpoint); c.Checkpoint != "" && (err != nil || d < 0) {
 		return fmt.Errorf("anchor.checkpoint_interval: must be a duration like \"5s\" or \"0s\", got %q", c.Checkpoint)
+	}
+	for i, p := range c.Trust {
+		if err := ValidatePeerID(p); err != nil {
+			return fmt.Errorf("anchor.trust[%d]: %v; give the peer ID that `ssid-anchor init` prints on the anchoring box (12D3KooW...)", i, err)
+		}
 	}
 	switch c.CIDProfile {
 	case "", "kubo-default", "unixfs-v1-2025":

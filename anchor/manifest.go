@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"time"
 
@@ -319,24 +320,55 @@ func setKV(kvs []KV, key string, v json.RawMessage) []KV {
 	return append(kvs, KV{key, v})
 }
 
-// Marshal renders the manifest with 2-space indentation, the seed's style.
-func (m *Manifest) Marshal() ([]byte, error) {
-	if err := m.set(keyAnchors, m.Records); err != nil {
+// Marshal renders the manifest with 2-space indentation, the seed's style,
+// signed by s (SPEC 2.2): every manifest the tool writes goes through here,
+// so none can be written unsigned by mistake; s must not be nil.
+func (m *Manifest) Marshal(s Signer) ([]byte, error) {
+	if s == nil {
+		return nil, errNoSigner
+	}
+	if err := m.prepare(); err != nil {
 		return nil, err
+	}
+	if err := m.sign(s); err != nil {
+		return nil, err
+	}
+	return m.render()
+}
+
+// MarshalUnsigned renders the manifest without a signature; a signature it
+// was read with is dropped, since it would no longer match. Only dry runs
+// (which write nothing) and tests that forge manifests use it.
+func (m *Manifest) MarshalUnsigned() ([]byte, error) {
+	if err := m.prepare(); err != nil {
+		return nil, err
+	}
+	m.keys = slices.DeleteFunc(m.keys, func(kv KV) bool { return kv.Key == keySignature })
+	return m.render()
+}
+
+// prepare writes the decoded fields back into the key list.
+func (m *Manifest) prepare() error {
+	if err := m.set(keyAnchors, m.Records); err != nil {
+		return err
 	}
 	if m.Records == nil {
 		_ = m.set(keyAnchors, json.RawMessage(`[]`))
 	}
 	if m.PreviousCID != "" {
 		if err := m.set(keyPrevious, m.PreviousCID); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if m.Processed.Count > 0 {
 		if err := m.set(keyProcessed, m.Processed); err != nil {
-			return nil, err
+			return err
 		}
 	}
+	return nil
+}
+
+func (m *Manifest) render() ([]byte, error) {
 	obj, err := marshalObject(m.keys)
 	if err != nil {
 		return nil, err

@@ -25,7 +25,7 @@ func sampleManifest(t *testing.T) (*Manifest, []byte) {
 
 func TestManifestSampleRoundTrip(t *testing.T) {
 	m, raw := sampleManifest(t)
-	out, err := m.Marshal()
+	out, err := m.MarshalUnsigned()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestManifestKeepsUnknownKeysAndUpdatesStatistics(t *testing.T) {
 	if err := m.Touch(time.Date(2026, 1, 4, 0, 0, 0, 0, time.UTC), "embedded-ipfs:peer"); err != nil {
 		t.Fatal(err)
 	}
-	out, err := m.Marshal()
+	out, err := m.MarshalUnsigned()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func FuzzParseManifest(f *testing.F) {
 		if err != nil {
 			return
 		}
-		out, err := m.Marshal()
+		out, err := m.MarshalUnsigned()
 		if err != nil {
 			t.Fatalf("parsed but cannot marshal: %v", err)
 		}
@@ -104,7 +104,7 @@ func FuzzParseManifest(f *testing.F) {
 		if err != nil {
 			t.Fatalf("own output does not parse: %v\n%s", err, out)
 		}
-		out2, _ := m2.Marshal()
+		out2, _ := m2.MarshalUnsigned()
 		if !bytes.Equal(out, out2) {
 			t.Fatalf("not stable:\n%s\n%s", out, out2)
 		}

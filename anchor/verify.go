@@ -64,6 +64,10 @@ type VerifyOptions struct {
 	// Workers is how many records are checked at once (default: CPUs).
 	Workers int
 	Log     *slog.Logger
+
+	// Trust, when set, requires every manifest of the chain to be signed by
+	// one of these peer IDs (--trust, anchor.trust).
+	Trust []string
 }
 
 // Check statuses.
@@ -131,6 +135,11 @@ type VerifyReport struct {
 	Passed    int            `json:"passed"`
 	Failed    int            `json:"failed"`
 	OK        bool           `json:"ok"`
+
+	// Signer signed the manifest (null when it is unsigned or invalid);
+	// Signatures is the verdict on every manifest of the chain.
+	Signer     *SignerInfo     `json:"signer"`
+	Signatures SignatureResult `json:"signatures"`
 }
 
 // CIDs lists every CID the manifest vouches for: the records', the
@@ -242,7 +251,8 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
 			rep.Failed++
 		}
 	}
-	rep.OK = rep.Failed == 0 && rep.Chain.OK
+	rep.Signatures, rep.Signer = verifySignatures(ctx, o, raw, rep.Chain)
+	rep.OK = rep.Failed == 0 && rep.Chain.OK && rep.Signatures.OK
 	return rep, nil
 }
 

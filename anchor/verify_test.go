@@ -84,6 +84,7 @@ func vtRun(t *testing.T, f vtFixture, profile string, at time.Time) *Result {
 	res, err := Run(context.Background(), RunOptions{
 		Root: f.root, Paths: f.paths, Config: vtConfig(), Params: params,
 		OpenBatch: func(ctx context.Context) (Batch, error) { return n.NewBatch(ctx) },
+		Signer:    n,
 		Now:       func() time.Time { return at },
 	})
 	if err != nil {
@@ -195,7 +196,7 @@ func vtEditManifest(t *testing.T, f vtFixture, edit func(*Manifest)) {
 		t.Fatal(err)
 	}
 	edit(m)
-	b, err := m.Marshal()
+	b, err := m.MarshalUnsigned()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -498,7 +499,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 					t.Fatal(err)
 				}
 				prev.Records[1].FileHash = strings.Repeat("00", 32)
-				forged, _ := prev.Marshal()
+				forged, _ := prev.MarshalUnsigned()
 				var forgedCID cid.Cid
 				vtWithNode(t, f, func(n *node.Node) {
 					b, err := n.NewBatch(context.Background())

@@ -129,6 +129,7 @@ func execAnchor(ctx context.Context, o anchorOptions, g *globalOptions) (*anchor
 		ro.Provider = "embedded-ipfs:" + n.PeerID()
 		ro.OpenBatch = func(ctx context.Context) (anchor.Batch, error) { return n.NewBatch(ctx) }
 		ro.OnCommit = n.SetChainHead
+		ro.Signer = n
 	}
 	res, err := anchor.Run(ctx, ro)
 	switch {
@@ -192,7 +193,7 @@ func printAnchorHuman(w io.Writer, res *anchor.Result) {
 		if res.PreviousCID != "" {
 			fmt.Fprintf(w, ", previous %s", res.PreviousCID)
 		}
-		fmt.Fprintf(w, "), pinned under run root %s\n", res.RunRoot)
+		fmt.Fprintf(w, "), pinned under run root %s, signed by %s\n", res.RunRoot, res.SignedBy)
 	} else if !res.DryRun {
 		fmt.Fprintln(w, "manifest unchanged")
 	}

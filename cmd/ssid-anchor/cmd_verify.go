@@ -27,6 +27,8 @@ type verifyOptions struct {
 	// (set when --car is given without --root).
 	NoTree bool
 	stray  []string
+	// Trust are the peer IDs every manifest must be signed by (--trust).
+	Trust []string
 }
 
 func verifyFlags() []cli.Flag {
@@ -37,6 +39,7 @@ func verifyFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "car", Usage: "verify from CAR `FILE`s instead of the repo (no repo needed); repeatable"},
 		&cli.BoolFlag{Name: "allow-missing", Usage: "a record whose file was removed passes on the IPFS side alone"},
 		&cli.StringSliceFlag{Name: "peer", Usage: "with --network, connect to `MULTIADDR` (with /p2p/<id>) first; repeatable"},
+		&cli.StringSliceFlag{Name: "trust", Usage: "require every manifest of the chain to be signed by `PEERID` (repeatable; default: anchor.trust)"},
 		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "give up on a peer or gateway request after this long without data"},
 	}
 }
@@ -60,6 +63,7 @@ func verifyOptionsFrom(c *cli.Context) verifyOptions {
 		AllowMissing: c.Bool("allow-missing"),
 		Peers:        c.StringSlice("peer"),
 		Timeout:      c.Duration("timeout"),
+		Trust:        c.StringSlice("trust"),
 	}
 	if len(o.CARs) > 0 {
 		// `--car out/*.car`: the shell expands the glob into one --car
@@ -85,14 +89,24 @@ must hash to its file_hash. The manifest chain (previous_manifest_cid) is
 followed back to the first manifest; each one must be stored, re-hash to its
 CID and keep its predecessor's records.
 
+Every manifest carries a signature by the node key of the repo that wrote it
+(the "signature" key: peer ID, ed25519, over the RFC 8785 form of the rest).
+verify checks each one and names the signer and since which manifest it has
+signed. An invalid signature, or an unsigned manifest newer than a signed
+one, fails; a change of signer is reported. --trust PEERID (repeatable, or
+anchor.trust in the config) requires every manifest to be signed by that
+peer: an unsigned one (also from before signing existed) or another signer
+then fails.
+
 --network and --gateway fetch every anchor again from peers or gateways,
 check each block against its CID, rebuild the file and compare its SHA-256.
 --car verifies from CAR files (see export) with no repo and no network; when
 --root is not given the files are not looked at and content is checked from
 the CARs alone.
 
-Exit codes: 0 every record and the chain passed, 1 something failed (each
-failure is printed), 2 bad flag, 3 repo missing or locked, 130 interrupted.`,
+Exit codes: 0 every record, the chain and its signatures passed, 1 something
+failed (each failure is printed), 2 bad flag, 3 repo missing or locked, 130
+interrupted.`,
 		Flags:  verifyFlags(),
 		Action: func(c *cli.Context) error { return runVerify(c.Context, verifyOptionsFrom(c), g) },
 	}
@@ -120,6 +134,11 @@ func runVerify(ctx context.Context, o verifyOptions, g *globalOptions) error {
 		remotes = append(remotes, gw)
 	}
 	vo := anchor.VerifyOptions{AllowMissing: o.AllowMissing, NoTree: o.NoTree, Log: g.log}
+	trust, err := trustedPeers(o, g)
+	if err != nil {
+		return err
+	}
+	vo.Trust = trust
 	if !o.NoTree {
 		root, err := tree.OpenRoot(g.Root)
 		if err != nil {
@@ -218,6 +237,9 @@ func runVerify(ctx context.Context, o verifyOptions, g *globalOptions) error {
 		if !rep.Chain.OK {
 			what = append(what, "the manifest chain is broken")
 		}
+		if !rep.Signatures.OK {
+			what = append(what, "a manifest signature failed")
+		}
 		if !carsOK {
 			what = append(what, "a CAR file is damaged or carries unvouched content")
 		}
@@ -258,6 +280,7 @@ func printVerifyHuman(w io.Writer, out verifyResult) {
 	if rep.ChainHead != "" && rep.Chain.OK {
 		fmt.Fprintf(w, "head    ok: the manifest is the chain head this repo committed (%s) or a descendant of it\n", rep.ChainHead)
 	}
+	printSignaturesHuman(w, rep)
 	if !rep.ManifestStored {
 		fmt.Fprintf(w, "note    the manifest file itself (cid %s) is not in %s: it changed after the last anchoring run\n", rep.ManifestCID, rep.Source)
 	}
