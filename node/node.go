@@ -3,7 +3,9 @@ package node
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"path/filepath"
+	"sync"
 
 	"github.com/ipfs/kubo/core"
 	"github.com/ipfs/kubo/core/coreapi"
@@ -19,7 +21,14 @@ type Node struct {
 	api      coreiface.CoreAPI
 	repoPath string
 	online   bool
+	profile  string
+	routing  string
 	cancel   context.CancelFunc
+
+	gwOnce  sync.Once
+	gw      http.Handler
+	gwErr   error
+	provide provideState
 }
 
 // OpenOptions choose how the node runs.
@@ -30,6 +39,9 @@ type OpenOptions struct {
 	Swarm []string
 	// Peering adds peers to stay connected to (full multiaddrs with /p2p/).
 	Peering []string
+	// Routing overrides the router the profile picks (RoutingAuto): one of
+	// RoutingNone, RoutingDHTClient, RoutingDHTServer. Only for Online.
+	Routing string
 }
 
 // Open opens the repo at repoPath. It fails with ErrNotInitialized when there
@@ -68,12 +80,26 @@ func Open(ctx context.Context, repoPath string, o OpenOptions) (*Node, error) {
 		cfg.Peering.Peers = append(cfg.Peering.Peers, *ai)
 	}
 	bc := &core.BuildCfg{Online: o.Online, Permanent: true, Repo: r}
+	routing := RoutingNone
 	if o.Online {
 		// Routing.Type is read only by kubo's daemon, so the router is chosen here.
-		if profile == ProfilePublic {
-			bc.Routing = libp2p.DHTClientOption
-		} else {
+		routing = o.Routing
+		if routing == RoutingAuto {
+			routing = RoutingNone
+			if profile == ProfilePublic {
+				routing = RoutingDHTClient
+			}
+		}
+		switch routing {
+		case RoutingNone:
 			bc.Routing = libp2p.NilRouterOption
+		case RoutingDHTClient:
+			bc.Routing = libp2p.DHTClientOption
+		case RoutingDHTServer:
+			bc.Routing = libp2p.DHTServerOption
+		default:
+			r.Close()
+			return nil, fmt.Errorf("routing %q: must be %q, %q or %q", routing, RoutingNone, RoutingDHTClient, RoutingDHTServer)
 		}
 	}
 	// The node lives as long as this context, not the caller's request.
@@ -90,7 +116,7 @@ func Open(ctx context.Context, repoPath string, o OpenOptions) (*Node, error) {
 		cancel()
 		return nil, fmt.Errorf("core api: %w", err)
 	}
-	return &Node{ipfs: n, api: api, repoPath: abs, online: o.Online, cancel: cancel}, nil
+	return &Node{ipfs: n, api: api, repoPath: abs, online: o.Online, profile: profile, routing: routing, cancel: cancel}, nil
 }
 
 // Close stops the node and releases the repo lock.

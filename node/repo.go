@@ -38,6 +38,11 @@ type Config struct {
 	Swarm []string `json:"swarm"`
 	// Peering lists full multiaddrs (with /p2p/<id>) of peers to stay connected to.
 	Peering []string `json:"peering"`
+	// Routing overrides the router the profile implies when the node runs
+	// online: "" (the profile's: DHT client when public, none when
+	// air-gapped), "none", "dhtclient" or "dhtserver" (a private DHT among
+	// peered boxes).
+	Routing string `json:"routing"`
 }
 
 // Validate checks the profile and every multiaddr.
@@ -46,6 +51,11 @@ func (c Config) Validate() error {
 	case "", ProfileAirGapped, ProfilePublic:
 	default:
 		return fmt.Errorf("node.profile: must be %q or %q, got %q", ProfileAirGapped, ProfilePublic, c.Profile)
+	}
+	switch c.Routing {
+	case RoutingAuto, RoutingNone, RoutingDHTClient, RoutingDHTServer:
+	default:
+		return fmt.Errorf("node.routing: must be \"\" (the profile's), %q, %q or %q, got %q", RoutingNone, RoutingDHTClient, RoutingDHTServer, c.Routing)
 	}
 	for i, a := range c.Peering {
 		if _, err := peer.AddrInfoFromString(a); err != nil {
