@@ -41,7 +41,9 @@ type consoleSource struct {
 	// RemotePins, when set, replaces the remote pin list read from the
 	// manifest's records (which has no last error).
 	RemotePins func() []console.RemotePin
-	// IPNSName is the published name of the head manifest, "" if none.
+	// IPNSName is the name the daemon last published the head manifest
+	// under (n.IPNSName() after a successful PublishIPNS); nil or "" shows
+	// "not published".
 	IPNSName func() string
 
 	verifying sync.Mutex // held while VerifyNow runs
@@ -75,7 +77,7 @@ func (s *consoleSource) Snapshot(ctx context.Context) (*console.Snapshot, error)
 	}
 	snap := &console.Snapshot{ManifestPath: s.g.cfg.Paths.Manifest}
 	snap.Node = console.Node{
-		PeerID: s.n.PeerID(), Profile: s.g.cfg.Node.Profile, ConnectedPeers: s.n.ConnectedPeers(), Started: s.started,
+		PeerID: s.n.PeerID(), Profile: s.n.Profile(), ConnectedPeers: s.n.ConnectedPeers(), Started: s.started,
 	}
 	if s.IPNSName != nil {
 		snap.Node.IPNSName = s.IPNSName()
