@@ -303,7 +303,7 @@ func serveConsole(t *testing.T, src console.Source, n *node.Node) *httptest.Serv
 	t.Helper()
 	mux := http.NewServeMux()
 	mux.Handle("/ipfs/", n.GatewayHandler())
-	mux.Handle("/", console.New(src, console.Options{}))
+	mux.Handle("/", console.New(src, console.Options{Now: func() time.Time { return consoleNow }}))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv

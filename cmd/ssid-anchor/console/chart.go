@@ -13,7 +13,7 @@ import (
 // Chart geometry, in SVG user units; CSS scales the whole drawing to the
 // page width.
 const (
-	chartW, chartH = 720.0, 260.0
+	chartW, chartH = 960.0, 280.0
 	padL, padR     = 46.0, 18.0
 	padT, padB     = 16.0, 40.0
 )
