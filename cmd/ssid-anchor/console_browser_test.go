@@ -83,11 +83,18 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("POST /verify = %d %q", resp.StatusCode, body)
 	}
 
+	// Then a bad dashboard row and one telemetry check: the page must
+	// show the alert it raised.
+	appendFile(t, filepath.Join(f.root, f.paths.DashboardCSV[0]), "2026-Q4,2026-12-01,88,2,3,pending,false,FAIL\n")
+	if err := runTelemetry(context.Background(), telemetryOptions{}, f.g); err != nil {
+		t.Fatalf("telemetry check: %v", err)
+	}
+
 	ctx := browser(t)
 	man := readManifest(t, f.root)
 	want := latestCIDs(man)
 
-	var headerDisplay, title string
+	var headerDisplay, title, alert string
 	var rows []anchorRow
 	err = chromedp.Do(ctx,
 		chromedp.Navigate(srv.URL+"/"),
@@ -103,6 +110,9 @@ func TestConsoleInBrowser(t *testing.T) {
 			if err != nil {
 				return err
 			}
+			if alert, err = chromedp.Text(chromedp.CSS(`#alerts li.alert`))(ctx, tg); err != nil {
+				return err
+			}
 			// The stylesheet loaded under the page's CSP (default-src 'self').
 			headerDisplay, err = chromedp.Evaluate[string](`getComputedStyle(document.querySelector("header.top")).display`)(ctx, tg)
 			return err
@@ -113,6 +123,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	if title != "ssid-anchor console" || headerDisplay != "flex" {
 		t.Errorf("title %q, header display %q: the page or its CSS did not load", title, headerDisplay)
+	}
+	if !strings.Contains(alert, "critical compliance_score since 2026-12-01 12:00 UTC") {
+		t.Errorf("the firing alert reads %q", alert)
 	}
 	if len(rows) != len(want) {
 		t.Fatalf("the browser shows %d anchors rows %+v, the manifest has %d files", len(rows), rows, len(want))

@@ -105,16 +105,20 @@ func scoreChart(points []Point, min, critical float64) template.HTML {
 		}
 		y := s.y(th.value)
 		fmt.Fprintf(&b, `<line class="th th-%s" data-threshold="%s" data-value="%s" x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f"/>`, th.name, th.name, num(th.value), padL, chartW-padR, y, y)
-		fmt.Fprintf(&b, `<text class="th-label th-%s" x="%.1f" y="%.1f" text-anchor="end">%s %s</text>`, th.name, chartW-padR-4, y-5, th.name, num(th.value))
+		fmt.Fprintf(&b, `<text class="th-label th-%s" x="%.1f" y="%.1f" text-anchor="start">%s %s</text>`, th.name, padL+8, y-5, th.name, num(th.value))
 	}
 
-	// X labels: at most 8, evenly through the points.
-	every := max(1, (len(pts)+7)/8)
-	for i, p := range pts {
-		if i%every != 0 && i != len(pts)-1 {
+	// X labels: the last point's, then going back, every point that
+	// leaves room for its label (dates crowd where rows are close).
+	const labelGap = 90.0
+	lastX := math.Inf(1)
+	for i := len(pts) - 1; i >= 0; i-- {
+		x := s.x(pts[i].Date)
+		if lastX-x < labelGap {
 			continue
 		}
-		fmt.Fprintf(&b, `<text class="axis" x="%.1f" y="%.1f" text-anchor="middle">%s</text>`, s.x(p.Date), chartH-padB+20, html.EscapeString(p.Label))
+		lastX = x
+		fmt.Fprintf(&b, `<text class="axis" x="%.1f" y="%.1f" text-anchor="middle">%s</text>`, x, chartH-padB+20, html.EscapeString(pts[i].Label))
 	}
 
 	for _, p := range pts {
