@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
@@ -139,7 +140,11 @@ func TestConsoleInBrowser(t *testing.T) {
 	dir := artifactsDir(t)
 	shot := func(name string) {
 		t.Helper()
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		take := chromedp.FullScreenshot(100)
+		if strings.HasSuffix(name, "-top.png") {
+			take = chromedp.CaptureScreenshot() // what the screen shows first
+		}
+		png, err := chromedp.Run(ctx, take)
 		if err != nil {
 			t.Fatalf("screenshot: %v", err)
 		}
@@ -227,6 +232,29 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	shot("console-history.png")
 
+	// Dark mode follows prefers-color-scheme, with no script.
+	var bg string
+	if err := chromedp.Do(ctx,
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+				Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}},
+			})
+			return err
+		}),
+		chromedp.Navigate(srv.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`table.anchors`)),
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) (err error) {
+			bg, err = chromedp.Evaluate[string](`getComputedStyle(document.body).backgroundColor`)(ctx, tg)
+			return err
+		}),
+	); err != nil {
+		t.Fatalf("dark mode: %v", err)
+	}
+	if bg != "rgb(13, 17, 23)" {
+		t.Errorf("with prefers-color-scheme: dark the background is %s", bg)
+	}
+	shot("console-dark.png")
+
 	// The same page on a phone.
 	if err := chromedp.Do(ctx,
 		chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile),
@@ -242,6 +270,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if overflow {
 		t.Error("on a 390 px phone the page scrolls sideways")
 	}
+	shot("console-phone-top.png")
 	shot("console-phone.png")
 }
 
