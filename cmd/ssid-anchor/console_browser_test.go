@@ -71,8 +71,8 @@ type anchorRow struct {
 // screenshots (desktop and phone) as test artifacts.
 func TestConsoleInBrowser(t *testing.T) {
 	f := newConsoleFixture(t)
-	src, n := f.source(t)
-	srv := serveConsole(t, src, n)
+	_, n := f.source(t)
+	srv := serveConsole(t, f.g, n)
 
 	// Verify now the documented way (a POST without browser headers), so
 	// the page has results to show.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"slices"
 	"sort"
@@ -63,6 +64,14 @@ type manifestCache struct {
 	modTime time.Time
 	man     *anchor.Manifest
 	cid     string
+}
+
+// consoleHandler is what the daemon mounts at "/" on its HTTP address, next
+// to n.GatewayHandler() at "/ipfs/"; the source is returned so the daemon
+// can set Jobs, RemotePins and IPNSName.
+func consoleHandler(g *globalOptions, n *node.Node, started time.Time) (http.Handler, *consoleSource) {
+	src := newConsoleSource(g, n, started)
+	return console.New(src, console.Options{Now: g.now, Log: g.log}), src
 }
 
 func newConsoleSource(g *globalOptions, n *node.Node, started time.Time) *consoleSource {

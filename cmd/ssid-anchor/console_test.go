@@ -299,11 +299,12 @@ func artifactsDir(t *testing.T) string {
 
 // serveConsole is the daemon's HTTP surface for the console: the node's
 // local gateway at /ipfs/ and the console at /, on loopback.
-func serveConsole(t *testing.T, src console.Source, n *node.Node) *httptest.Server {
+func serveConsole(t *testing.T, g *globalOptions, n *node.Node) *httptest.Server {
 	t.Helper()
+	h, _ := consoleHandler(g, n, consoleNow.Add(-90*time.Minute))
 	mux := http.NewServeMux()
 	mux.Handle("/ipfs/", n.GatewayHandler())
-	mux.Handle("/", console.New(src, console.Options{Now: func() time.Time { return consoleNow }}))
+	mux.Handle("/", h)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv

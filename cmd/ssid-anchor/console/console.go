@@ -115,7 +115,6 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 	page, _ := strconv.Atoi(q.Get("page"))
 	v := buildView(snap, viewRequest{
 		Filter: q.Get("q"), File: q.Get("file"), Page: page, Host: r.Host,
-		Verified: q.Get("verified"),
 	}, h.o)
 	var buf bytes.Buffer
 	if err := h.page.Execute(&buf, v); err != nil {
@@ -160,11 +159,6 @@ func (h *handler) serveVerify(w http.ResponseWriter, r *http.Request) {
 	summary := "verification finished"
 	if snap, err := h.src.Snapshot(r.Context()); err == nil && snap.Verify != nil {
 		summary = verifySummary(snap.Verify)
-	}
-	if strings.Contains(r.Header.Get("Accept"), "text/html") {
-		// A browser form post: show the page (Post/Redirect/Get).
-		http.Redirect(w, r, "/?verified=1#verify", http.StatusSeeOther)
-		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	fmt.Fprintln(w, summary)

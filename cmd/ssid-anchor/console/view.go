@@ -17,7 +17,6 @@ type viewRequest struct {
 	Filter, File string
 	Page         int
 	Host         string
-	Verified     string
 }
 
 // view is what the template renders; everything is computed here so the
@@ -47,7 +46,6 @@ type view struct {
 
 	Verify       *VerifyRun
 	VerifyFailed []anchor.RecordResult
-	JustVerified bool
 
 	Tel        Telemetry
 	Current    *Point
@@ -83,7 +81,7 @@ func buildView(s *Snapshot, rq viewRequest, o Options) *view {
 		Now: now, Host: rq.Host, Node: s.Node,
 		ManifestPath: s.ManifestPath, ManifestProblem: s.ManifestProblem,
 		AnyRecords: len(s.Records) > 0, Filter: rq.Filter, File: rq.File,
-		Chain: s.Chain, ChainNote: s.ChainNote, Verify: s.Verify, JustVerified: rq.Verified != "",
+		Chain: s.Chain, ChainNote: s.ChainNote, Verify: s.Verify,
 		Tel: s.Telemetry, Jobs: s.Jobs, RemoteServices: s.RemoteServices, RemotePins: s.RemotePins,
 	}
 	if !s.Node.Started.IsZero() {
@@ -207,6 +205,8 @@ func buildView(s *Snapshot, rq viewRequest, o Options) *view {
 	if s.Telemetry.Enabled && len(s.Telemetry.Points) > 0 {
 		v.Chart = scoreChart(s.Telemetry.Points, s.Telemetry.Min, s.Telemetry.Critical)
 	}
+	// A copy: the source may hand every view the same slice.
+	v.RemotePins = slices.Clone(s.RemotePins)
 	for i := range v.RemotePins {
 		v.RemotePins[i].LastError = redact(v.RemotePins[i].LastError)
 	}
