@@ -351,6 +351,36 @@ func TestScoreChartMatchesCSV(t *testing.T) {
 	}
 }
 
+func TestJobsAndRemotePins(t *testing.T) {
+	snap := &Snapshot{
+		Jobs: []Job{
+			{Name: "quarterly", Schedule: "0 9 1 1,4,7,10 *", LastRun: testNow.Add(-48 * time.Hour), Duration: 2500 * time.Millisecond, Outcome: "ok", NextRun: testNow.Add(24 * time.Hour)},
+			{Name: "telemetry", LastRun: testNow.Add(-5 * time.Minute), Duration: 40 * time.Millisecond, Outcome: "webhook: 503 Service Unavailable", NextRun: testNow.Add(time.Minute)},
+			{Name: "anchor", Running: true},
+		},
+		RemoteServices: []string{"cluster"},
+		RemotePins: []RemotePin{
+			{Service: "cluster", CID: cidFor(7), FilePath: "a.zip", Status: "pinned", Updated: testNow.Add(-time.Hour)},
+			{Service: "cluster", CID: cidFor(8), FilePath: "b.zip", Status: "queued", Updated: testNow.Add(-2 * time.Minute), LastError: "connection refused"},
+		},
+	}
+	_, body, _ := get(t, New(&snapSource{snap: snap}, opts()), "/")
+	for _, want := range []string{
+		`<th scope="row">quarterly<br><code class="muted">0 9 1 1,4,7,10 *</code></th>`,
+		`title="2026-11-30 06:00 UTC">2d 0h ago</time></td>`,
+		`<td>2.5s</td>`, `<span class="badge ok">ok</span>`, `in 24h 0m`,
+		`<span class="badge bad" title="webhook: 503 Service Unavailable">failed</span>`,
+		`<span class="badge warn">running</span>`,
+		`<a class="cid" href="/ipfs/` + cidFor(7) + `" title="a.zip">`, `<span class="badge ok">pinned</span>`,
+		`<span class="badge warn">queued</span>`, `<span class="error">connection refused</span>`,
+		`<span class="value">1/2</span>`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+}
+
 func TestFiringAlertShown(t *testing.T) {
 	since := testNow.Add(-3 * time.Hour)
 	snap := &Snapshot{Telemetry: Telemetry{Enabled: true, Alerts: []Alert{
