@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -71,7 +72,13 @@ type manifestCache struct {
 // can set Jobs, RemotePins and IPNSName.
 func consoleHandler(g *globalOptions, n *node.Node, started time.Time) (http.Handler, *consoleSource) {
 	src := newConsoleSource(g, n, started)
-	return console.New(src, console.Options{Now: g.now, Log: g.log}), src
+	o := console.Options{Now: g.now, Log: g.log}
+	// IP addresses and localhost always work; a listen address given as a
+	// name is the name the box is opened by.
+	if host, _, err := net.SplitHostPort(g.cfg.HTTP.Listen); err == nil && host != "" {
+		o.Hosts = append(o.Hosts, host)
+	}
+	return console.New(src, o), src
 }
 
 func newConsoleSource(g *globalOptions, n *node.Node, started time.Time) *consoleSource {

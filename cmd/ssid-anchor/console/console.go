@@ -9,6 +9,7 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -27,8 +28,13 @@ type Options struct {
 	PageSize int
 	// VerifyTimeout bounds a POST /verify (default 30 minutes).
 	VerifyTimeout time.Duration
-	Now           func() time.Time
-	Log           *slog.Logger
+	// Hosts are the host names (without port) the console answers to
+	// besides IP addresses and "localhost". A request naming any other host
+	// is refused: that is how a DNS-rebinding page would reach a console on
+	// loopback. A box served under a DNS name (http.allow_remote) lists it.
+	Hosts []string
+	Now   func() time.Time
+	Log   *slog.Logger
 }
 
 type handler struct {
@@ -83,6 +89,10 @@ func securityHeaders(w http.ResponseWriter) {
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	securityHeaders(w)
+	if !h.hostAllowed(r.Host) {
+		http.Error(w, "the console does not answer to host "+strconv.Quote(r.Host)+"; open it by IP address or localhost (or list the name in the console's hosts)", http.StatusMisdirectedRequest)
+		return
+	}
 	switch {
 	case r.URL.Path == "/verify":
 		h.serveVerify(w, r)
@@ -102,6 +112,23 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.servePage(w, r)
+}
+
+func (h *handler) hostAllowed(hostport string) bool {
+	host := hostport
+	if hh, _, err := net.SplitHostPort(hostport); err == nil {
+		host = hh
+	}
+	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
+	if host == "" || strings.EqualFold(host, "localhost") || net.ParseIP(host) != nil {
+		return true
+	}
+	for _, ok := range h.o.Hosts {
+		if strings.EqualFold(host, ok) {
+			return true
+		}
+	}
+	return false
 }
 
 func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {

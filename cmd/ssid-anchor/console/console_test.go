@@ -474,6 +474,37 @@ func TestVerifyEndpointSameOriginOnly(t *testing.T) {
 	}
 }
 
+func TestHostCheckStopsDNSRebinding(t *testing.T) {
+	src := &snapSource{snap: &Snapshot{}}
+	h := New(src, Options{Now: opts().Now, Hosts: []string{"box.example.org"}})
+	for _, tc := range []struct {
+		host string
+		want int
+	}{
+		{"127.0.0.1:8089", 200}, {"[::1]:8089", 200}, {"localhost:8089", 200}, {"LOCALHOST", 200},
+		{"192.0.2.7:8089", 200}, {"box.example.org:8089", 200},
+		{"attacker.example:8089", http.StatusMisdirectedRequest}, {"127.0.0.1.nip.io:8089", http.StatusMisdirectedRequest},
+	} {
+		for _, method := range []string{http.MethodGet, http.MethodPost} {
+			target := "/"
+			if method == http.MethodPost {
+				target = "/verify"
+			}
+			req := httptest.NewRequest(method, target, nil)
+			req.Host = tc.host
+			req.Header.Set("Origin", "http://"+tc.host) // what a rebinding page sends: same origin by name
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tc.want {
+				t.Errorf("%s %s with Host %s = %d, want %d", method, target, tc.host, rec.Code, tc.want)
+			}
+		}
+	}
+	if n := src.verifys.Load(); n != 6 {
+		t.Errorf("VerifyNow ran %d times, want 6 (the allowed hosts only)", n)
+	}
+}
+
 func TestSecurityHeadersAndAssets(t *testing.T) {
 	h := New(&snapSource{snap: &Snapshot{}}, opts())
 	for _, p := range []string{"/", "/assets/console.css", "/assets/icon.svg", "/nope"} {
