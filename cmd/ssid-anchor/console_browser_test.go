@@ -20,7 +20,7 @@ import (
 
 // chromium finds the browser; the test fails without one, because a
 // console nobody has looked at in a browser is not tested.
-func chromium(t *testing.T) string {
+func csChromium(t *testing.T) string {
 	t.Helper()
 	if p := os.Getenv("SSID_CHROMIUM"); p != "" {
 		return p
@@ -36,10 +36,10 @@ func chromium(t *testing.T) string {
 
 // browser starts headless Chromium on a throwaway profile, with every
 // background service that would reach the internet turned off.
-func browser(t *testing.T) context.Context {
+func csBrowser(t *testing.T) context.Context {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium(t)),
+		chromedp.ExecPath(csChromium(t)),
 		chromedp.Headless,
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
@@ -72,7 +72,7 @@ type anchorRow struct {
 func TestConsoleInBrowser(t *testing.T) {
 	f := newConsoleFixture(t)
 	_, n := f.source(t)
-	srv := serveConsole(t, f.g, n)
+	srv := csServe(t, f.g, n)
 
 	// Verify now the documented way (a POST without browser headers), so
 	// the page has results to show.
@@ -80,20 +80,20 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if body := readAll(t, resp); resp.StatusCode != http.StatusOK || !strings.HasPrefix(body, "verified: all") {
+	if body := csReadAll(t, resp); resp.StatusCode != http.StatusOK || !strings.HasPrefix(body, "verified: all") {
 		t.Fatalf("POST /verify = %d %q", resp.StatusCode, body)
 	}
 
 	// Then a bad dashboard row and one telemetry check: the page must
 	// show the alert it raised.
-	appendFile(t, filepath.Join(f.root, f.paths.DashboardCSV[0]), "2026-Q4,2026-12-01,88,2,3,pending,false,FAIL\n")
+	csAppend(t, filepath.Join(f.root, f.paths.DashboardCSV[0]), "2026-Q4,2026-12-01,88,2,3,pending,false,FAIL\n")
 	if err := runTelemetry(context.Background(), telemetryOptions{}, f.g); err != nil {
 		t.Fatalf("telemetry check: %v", err)
 	}
 
-	ctx := browser(t)
+	ctx := csBrowser(t)
 	man := readManifest(t, f.root)
-	want := latestCIDs(man)
+	want := csLatestCIDs(man)
 
 	var headerDisplay, title, alert string
 	var rows []anchorRow
@@ -137,7 +137,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	}
 
-	dir := artifactsDir(t)
+	dir := csArtifactsDir(t)
 	shot := func(name string) {
 		t.Helper()
 		take := chromedp.FullScreenshot(100)
@@ -199,7 +199,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("the link led to %s", loc)
 	}
 	if string(body) != string(logBytes) {
-		t.Fatalf("the browser received %d bytes (%q…), the registry log has %d", len(body), head(body), len(logBytes))
+		t.Fatalf("the browser received %d bytes (%q…), the registry log has %d", len(body), csHead(body), len(logBytes))
 	}
 	t.Logf("followed %s: %d bytes, identical to %s (base64 head %s)", loc, len(body), f.paths.EventsLog, base64.StdEncoding.EncodeToString(body[:min(12, len(body))]))
 
@@ -274,4 +274,4 @@ func TestConsoleInBrowser(t *testing.T) {
 	shot("console-phone.png")
 }
 
-func head(b []byte) []byte { return b[:min(40, len(b))] }
+func csHead(b []byte) []byte { return b[:min(40, len(b))] }

@@ -199,7 +199,7 @@ func (s *consoleSource) link(ctx context.Context, c string) (console.ManifestLin
 	if err != nil {
 		return console.ManifestLink{}, "", fmt.Errorf("not a CID: %w", err)
 	}
-	var buf bytes.Buffer
+	buf := cappedBuffer{max: maxLinkedManifest}
 	if _, err := s.n.ReadFile(ctx, id, &buf); err != nil {
 		return console.ManifestLink{}, "", err
 	}
@@ -210,6 +210,22 @@ func (s *consoleSource) link(ctx context.Context, c string) (console.ManifestLin
 	l := manifestLink(c, m)
 	s.links[c] = chainLink{l, m.PreviousCID}
 	return l, m.PreviousCID, nil
+}
+
+// maxLinkedManifest bounds what one linked manifest may take in memory,
+// whatever a previous_manifest_cid points at.
+const maxLinkedManifest = 256 << 20
+
+type cappedBuffer struct {
+	bytes.Buffer
+	max int
+}
+
+func (b *cappedBuffer) Write(p []byte) (int, error) {
+	if b.Len()+len(p) > b.max {
+		return 0, fmt.Errorf("larger than %d MiB: not a manifest", b.max>>20)
+	}
+	return b.Buffer.Write(p)
 }
 
 func manifestLink(c string, m *anchor.Manifest) console.ManifestLink {
@@ -322,7 +338,7 @@ func (s *consoleSource) readTelemetry(root tree.Root) console.Telemetry {
 		}
 		for _, en := range st.EventNotices {
 			if !slices.Contains(en.DeliveredTo, ch) {
-				c.Pending = append(c.Pending, plural(len(en.Events)+en.More, "registry event"))
+				c.Pending = append(c.Pending, consolePlural(len(en.Events)+en.More, "registry event"))
 			}
 		}
 		t.Channels = append(t.Channels, c)
@@ -330,7 +346,7 @@ func (s *consoleSource) readTelemetry(root tree.Root) console.Telemetry {
 	return t
 }
 
-func plural(n int, what string) string {
+func consolePlural(n int, what string) string {
 	if n == 1 {
 		return "1 " + what
 	}

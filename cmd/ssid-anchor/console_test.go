@@ -93,7 +93,7 @@ func newConsoleFixture(t *testing.T) *consoleFixture {
 	anchorRun(&f.first)
 	// A new dashboard row and a dashboard event: the CSV and the log get
 	// second versions, and the manifest chain grows.
-	appendFile(t, filepath.Join(f.root, f.paths.DashboardCSV[0]), "2026-Q4,2026-11-30,100,0,12,pending,true,PASS\n")
+	csAppend(t, filepath.Join(f.root, f.paths.DashboardCSV[0]), "2026-Q4,2026-11-30,100,0,12,pending,true,PASS\n")
 	if code, _, e := runCLI(t, "--root", f.root, "event", "--event", "governance_dashboard_update", "--version", "v4.3", "--hash", "h2"); code != 0 {
 		t.Fatalf("event: %s", e)
 	}
@@ -105,7 +105,7 @@ func newConsoleFixture(t *testing.T) *consoleFixture {
 	return f
 }
 
-func appendFile(t *testing.T, path, s string) {
+func csAppend(t *testing.T, path, s string) {
 	t.Helper()
 	fh, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
@@ -146,7 +146,7 @@ func (f *consoleFixture) csvRows(t *testing.T) [][]string {
 	return rows[1:]
 }
 
-func render(t *testing.T, src console.Source, target string) string {
+func csRender(t *testing.T, src console.Source, target string) string {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	console.New(src, console.Options{Now: func() time.Time { return consoleNow }}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://127.0.0.1:8089"+target, nil))
@@ -224,7 +224,7 @@ func TestConsoleSourceReadsTheBox(t *testing.T) {
 	if v := snap.Verify; v == nil || v.Report == nil || !v.Report.OK || v.Report.Passed != len(man.Records) || !v.At.Equal(consoleNow) {
 		t.Fatalf("verify after anchoring: %+v", snap.Verify)
 	}
-	page := render(t, src, "/")
+	page := csRender(t, src, "/")
 	if !strings.Contains(page, fmt.Sprintf("%d passed, 0 failed", len(man.Records))) {
 		t.Error("page does not show the passed verification")
 	}
@@ -240,7 +240,7 @@ func TestConsoleSourceReadsTheBox(t *testing.T) {
 	if snap.Verify.Report.OK || snap.Verify.Report.Failed != 1 {
 		t.Fatalf("verify after tampering: %d failed, ok=%v", snap.Verify.Report.Failed, snap.Verify.Report.OK)
 	}
-	page = render(t, src, "/?q="+md)
+	page = csRender(t, src, "/?q="+md)
 	if !strings.Contains(page, `<span class="badge bad" title="`) || !strings.Contains(page, md) {
 		t.Errorf("the tampered file's row does not show a failed verification")
 	}
@@ -256,18 +256,18 @@ func TestConsoleSourceReadsTheBox(t *testing.T) {
 func TestConsoleAlertAfterBadRow(t *testing.T) {
 	f := newConsoleFixture(t)
 	src, _ := f.source(t)
-	page := render(t, src, "/")
+	page := csRender(t, src, "/")
 	if !strings.Contains(page, "No alert is firing.") {
 		t.Fatal("an alert fires before the bad row")
 	}
-	appendFile(t, filepath.Join(f.root, f.paths.DashboardCSV[0]), "2026-Q4,2026-12-01,80,2,3,pending,false,FAIL\n")
+	csAppend(t, filepath.Join(f.root, f.paths.DashboardCSV[0]), "2026-Q4,2026-12-01,80,2,3,pending,false,FAIL\n")
 	if err := runTelemetry(context.Background(), telemetryOptions{}, f.g); err != nil {
 		t.Fatalf("telemetry check: %v", err)
 	}
 	if len(f.hook.received()) == 0 {
 		t.Fatal("the webhook received nothing")
 	}
-	page = render(t, src, "/")
+	page = csRender(t, src, "/")
 	for _, want := range []string{
 		`<li class="alert bad" role="alert"><span class="badge bad">critical</span> <strong>compliance_score</strong> since <time datetime="2026-12-01T12:00:00Z">`,
 		`<th scope="row">webhook</th><td><time datetime="2026-12-01T12:00:00Z">`,
@@ -285,7 +285,7 @@ func TestConsoleAlertAfterBadRow(t *testing.T) {
 	}
 }
 
-func artifactsDir(t *testing.T) string {
+func csArtifactsDir(t *testing.T) string {
 	t.Helper()
 	dir := os.Getenv("SSID_TEST_ARTIFACTS")
 	if dir == "" {
@@ -299,7 +299,7 @@ func artifactsDir(t *testing.T) string {
 
 // serveConsole is the daemon's HTTP surface for the console: the node's
 // local gateway at /ipfs/ and the console at /, on loopback.
-func serveConsole(t *testing.T, g *globalOptions, n *node.Node) *httptest.Server {
+func csServe(t *testing.T, g *globalOptions, n *node.Node) *httptest.Server {
 	t.Helper()
 	h, _ := consoleHandler(g, n, consoleNow.Add(-90*time.Minute))
 	mux := http.NewServeMux()
@@ -311,7 +311,7 @@ func serveConsole(t *testing.T, g *globalOptions, n *node.Node) *httptest.Server
 }
 
 // latestCIDs is the latest CID of each file in the manifest.
-func latestCIDs(man *anchor.Manifest) map[string]string {
+func csLatestCIDs(man *anchor.Manifest) map[string]string {
 	out := map[string]string{}
 	for _, r := range man.Records {
 		out[r.FilePath] = r.IPFSCID
@@ -319,7 +319,7 @@ func latestCIDs(man *anchor.Manifest) map[string]string {
 	return out
 }
 
-func readAll(t *testing.T, resp *http.Response) string {
+func csReadAll(t *testing.T, resp *http.Response) string {
 	t.Helper()
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
