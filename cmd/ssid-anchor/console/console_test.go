@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -568,8 +570,18 @@ func BenchmarkRender20k(b *testing.B) {
 			snap.Records[i].FilePath = snap.Records[i-1].FilePath
 		}
 	}
-	h := New(&snapSource{snap: snap}, opts())
-	for name, target := range map[string]string{"page1": "/", "filtered": "/?q=file_1&page=3"} {
+	// An edited manifest whose records are out of time order: the page
+	// has to sort them (seeded, so every run sorts the same input).
+	shuffled := &Snapshot{Records: slices.Clone(snap.Records)}
+	rand.New(rand.NewPCG(1, 2)).Shuffle(len(shuffled.Records), func(i, j int) {
+		shuffled.Records[i].AnchoredAt, shuffled.Records[j].AnchoredAt = shuffled.Records[j].AnchoredAt, shuffled.Records[i].AnchoredAt
+	})
+	for name, tc := range map[string]struct {
+		snap   *Snapshot
+		target string
+	}{"page1": {snap, "/"}, "filtered": {snap, "/?q=file_1&page=3"}, "unordered": {shuffled, "/"}} {
+		h := New(&snapSource{snap: tc.snap}, opts())
+		target := tc.target
 		b.Run(name, func(b *testing.B) {
 			req := httptest.NewRequest(http.MethodGet, "http://127.0.0.1:8089"+target, nil)
 			for b.Loop() {

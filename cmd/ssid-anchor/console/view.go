@@ -88,41 +88,41 @@ func buildView(s *Snapshot, rq viewRequest, o Options) *view {
 		v.Uptime = humanDuration(now.Sub(s.Node.Started))
 	}
 
-	// Latest record per file, and how many versions each file has, in one
-	// pass; anchoring only appends, so the later record is the newer one.
-	latest := make(map[string]int, len(s.Records))
+	// Latest record per file and each file's number of versions, in one
+	// pass from the end: anchoring only appends, so the first record of a
+	// path met going backwards is its newest.
 	versions := make(map[string]int, len(s.Records))
-	for i := range s.Records {
-		p := s.Records[i].FilePath
-		latest[p] = i
-		versions[p]++
-	}
-
 	var idx []int
-	if rq.File != "" {
-		for i := len(s.Records) - 1; i >= 0; i-- {
-			if s.Records[i].FilePath == rq.File {
+	f := strings.ToLower(strings.TrimSpace(rq.Filter))
+	for i := len(s.Records) - 1; i >= 0; i-- {
+		p := s.Records[i].FilePath
+		n := versions[p]
+		versions[p] = n + 1
+		switch {
+		case rq.File != "":
+			if p == rq.File {
 				idx = append(idx, i)
 			}
+		case n == 0 && (f == "" || strings.Contains(strings.ToLower(p), f)):
+			idx = append(idx, i)
 		}
+	}
+	files := len(versions)
+	if rq.File != "" {
 		v.NotFound = len(idx) == 0
 	} else {
-		f := strings.ToLower(strings.TrimSpace(rq.Filter))
-		idx = make([]int, 0, len(latest))
-		for p, i := range latest {
-			if f == "" || strings.Contains(strings.ToLower(p), f) {
-				idx = append(idx, i)
-			}
-		}
-		// Newest first; a run anchors many files at one instant, so the
-		// path orders those.
-		slices.SortFunc(idx, func(a, b int) int {
-			ra, rb := &s.Records[a], &s.Records[b]
-			if c := strings.Compare(rb.AnchoredAt, ra.AnchoredAt); c != 0 {
+		// Newest first: by anchored_at, then by record order. A manifest
+		// written by anchoring is already in that order (checked in one
+		// pass); only an edited one pays for the sort.
+		newer := func(a, b int) int {
+			if c := strings.Compare(s.Records[b].AnchoredAt, s.Records[a].AnchoredAt); c != 0 {
 				return c
 			}
-			return strings.Compare(ra.FilePath, rb.FilePath)
-		})
+			return b - a
+		}
+		if !slices.IsSortedFunc(idx, newer) {
+			slices.SortFunc(idx, newer)
+		}
 	}
 	v.Total = len(idx)
 	v.Pages = max(1, (v.Total+o.PageSize-1)/o.PageSize)
@@ -141,7 +141,7 @@ func buildView(s *Snapshot, rq viewRequest, o Options) *view {
 		rw := row{
 			Path: r.FilePath, Hash: r.FileHash, CID: r.IPFSCID, Event: r.EventType, EventVersion: r.EventVersion,
 			AnchoredAt: r.AnchoredAt, Pinned: r.Pinned, Remote: r.RemotePins, Versions: versions[r.FilePath],
-			HistoryURL: "/?" + url.Values{"file": {r.FilePath}}.Encode(), Latest: latest[r.FilePath] == i,
+			HistoryURL: "/?" + url.Values{"file": {r.FilePath}}.Encode(), Latest: rq.File == "" || i == idx[0],
 		}
 		if r.IPFSCID != "" {
 			rw.CIDURL = o.GatewayPrefix + url.PathEscape(r.IPFSCID)
@@ -210,7 +210,7 @@ func buildView(s *Snapshot, rq viewRequest, o Options) *view {
 	for i := range v.RemotePins {
 		v.RemotePins[i].LastError = redact(v.RemotePins[i].LastError)
 	}
-	v.Tiles = tiles(s, v, len(latest), now)
+	v.Tiles = tiles(s, v, files, now)
 	return v
 }
 
