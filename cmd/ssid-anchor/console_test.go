@@ -328,3 +328,52 @@ func csReadAll(t *testing.T, resp *http.Response) string {
 	}
 	return string(b)
 }
+
+// TestConsoleSourceFreshBox: a box that has anchored nothing, with
+// telemetry switched off and no remote service, shows those empty states
+// from its real files, and a broken CSV is named, not hidden.
+func TestConsoleSourceFreshBox(t *testing.T) {
+	root := newTree(t)
+	p := tree.DefaultPaths()
+	if err := os.Remove(filepath.Join(root, p.Manifest)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("../../telemetry/testdata/telemetry_config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := bytes.Replace(b, []byte(`"enabled": true`), []byte(`"enabled": false`), 1)
+	if bytes.Equal(off, b) {
+		t.Fatal("the sample config has no top-level \"enabled\": true to switch off")
+	}
+	mustWrite(t, filepath.Join(root, p.TelemetryConfig), off)
+	repo := initRepo(t)
+	g := &globalOptions{Root: root, Repo: repo, stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.DiscardHandler),
+		cfg: defaultApplianceConfig(), now: func() time.Time { return consoleNow }}
+	n, release, err := g.openNode(context.Background(), node.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	h, _ := consoleHandler(g, n, consoleNow)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://127.0.0.1:8089/", nil))
+	page := rec.Body.String()
+	for _, want := range []string{"No anchors yet.", "No manifest written yet.", "Telemetry is disabled.", "No remote pinning service is configured.", n.PeerID()[:20]} {
+		if !strings.Contains(page, want) {
+			t.Errorf("fresh box page lacks %q", want)
+		}
+	}
+
+	// Telemetry on, and a CSV row whose score is not a number.
+	mustWrite(t, filepath.Join(root, p.TelemetryConfig), b)
+	mustWrite(t, filepath.Join(root, p.DashboardCSV[1]), []byte("quarter,date,compliance_score,violations\n2026-Q1,2026-03-31,high,0\n"))
+	src := newConsoleSource(g, n, consoleNow)
+	snap, err := src.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := p.DashboardCSV[1] + ":2:3:"; !strings.HasPrefix(snap.Telemetry.Problem, want) || snap.Telemetry.CSVFile != p.DashboardCSV[1] {
+		t.Errorf("CSV problem %q from %s, want it to start with %s", snap.Telemetry.Problem, snap.Telemetry.CSVFile, want)
+	}
+}
