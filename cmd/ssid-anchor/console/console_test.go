@@ -546,18 +546,24 @@ func TestSecurityHeadersAndAssets(t *testing.T) {
 }
 
 func TestNoSecretShown(t *testing.T) {
-	snap := &Snapshot{RemoteServices: []string{"pinata"}, RemotePins: []RemotePin{{
-		Service: "pinata", CID: cidFor(1), Status: "failed", Updated: testNow.Add(-time.Minute),
-		LastError: `Post "https://user:s3cr3t-pass@api.pinata.cloud/psa/pins?token=SECRETTOKEN": 401 Unauthorized`, // as *url.Error prints
-	}}}
+	snap := &Snapshot{
+		Telemetry:      Telemetry{Enabled: true, Problem: `posting to https://hooks.slack.com/services/T000/B000/slacksecret: 500`},
+		Jobs:           []Job{{Name: "telemetry", LastRun: testNow, Outcome: `discord: Post "https://discord.com/api/webhooks/1/discordsecret": EOF`}},
+		RemoteServices: []string{"pinata"}, RemotePins: []RemotePin{{
+			Service: "pinata", CID: cidFor(1), Status: "failed", Updated: testNow.Add(-time.Minute),
+			LastError: `Post "https://user:s3cr3t-pass@api.pinata.cloud/psa/pins?token=SECRETTOKEN": 401 Unauthorized`, // as *url.Error prints
+		}}}
 	_, body, _ := get(t, New(&snapSource{snap: snap}, opts()), "/")
-	for _, secret := range []string{"s3cr3t-pass", "SECRETTOKEN", "user:"} {
+	for _, secret := range []string{"s3cr3t-pass", "SECRETTOKEN", "user:", "slacksecret", "discordsecret", "T000"} {
 		if strings.Contains(body, secret) {
 			t.Errorf("page shows %q", secret)
 		}
 	}
-	if !strings.Contains(body, "Post &#34;https://***@api.pinata.cloud/psa/pins?***&#34;: 401 Unauthorized") {
+	if !strings.Contains(body, "Post &#34;https://api.pinata.cloud/***&#34;: 401 Unauthorized") {
 		t.Errorf("the redacted error is not shown: %s", regexp.MustCompile(`class="error">[^<]*`).FindString(body))
+	}
+	if !strings.Contains(body, "posting to https://hooks.slack.com/***: 500") {
+		t.Error("the redacted telemetry problem is not shown")
 	}
 }
 

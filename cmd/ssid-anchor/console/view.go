@@ -205,10 +205,20 @@ func buildView(s *Snapshot, rq viewRequest, o Options) *view {
 	if s.Telemetry.Enabled && len(s.Telemetry.Points) > 0 {
 		v.Chart = scoreChart(s.Telemetry.Points, s.Telemetry.Min, s.Telemetry.Critical)
 	}
-	// A copy: the source may hand every view the same slice.
+	// Copies: the source may hand every view the same slices.
 	v.RemotePins = slices.Clone(s.RemotePins)
 	for i := range v.RemotePins {
 		v.RemotePins[i].LastError = redact(v.RemotePins[i].LastError)
+	}
+	v.Jobs = slices.Clone(s.Jobs)
+	for i := range v.Jobs {
+		v.Jobs[i].Outcome = redact(v.Jobs[i].Outcome)
+	}
+	v.ManifestProblem, v.ChainNote, v.Tel.Problem = redact(v.ManifestProblem), redact(v.ChainNote), redact(v.Tel.Problem)
+	if s.Verify != nil {
+		vr := *s.Verify
+		vr.Err = redact(vr.Err)
+		v.Verify = &vr
 	}
 	v.Tiles = tiles(s, v, files, now)
 	return v
@@ -316,18 +326,15 @@ func plural(n int, what string) string {
 
 func num(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
 
-// urlSecrets finds URL parts that may carry credentials: user info and
-// query strings. Errors from remote services should already be redacted;
-// the console does not rely on it.
-var urlSecrets = regexp.MustCompile(`(https?://)[^/\s@]*@|\?[^\s"']*`)
+// urls finds URLs in free text. A webhook URL is a secret in its path
+// (Slack, Discord), a token may sit in user info or the query: the console
+// keeps only scheme and host of any URL in an error it shows. The errors
+// should already be redacted where they are made; the page does not rely
+// on it.
+var urls = regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.-]*://)(?:[^/\s"'@]*@)?([^/\s"'?#]*)(?:[^\s"']*[^\s"':.,;)\]])?`)
 
 func redact(s string) string {
-	return urlSecrets.ReplaceAllStringFunc(s, func(m string) string {
-		if strings.HasPrefix(m, "?") {
-			return "?***"
-		}
-		return m[:strings.Index(m, "//")+2] + "***@"
-	})
+	return urls.ReplaceAllString(s, "${1}${2}/***")
 }
 
 func humanDuration(d time.Duration) string {
