@@ -27,6 +27,7 @@ bench: build ipfs
 fuzz:
 	$(GO) test ./anchor/tree -run '^$$' -fuzz FuzzScanEvents -fuzztime 30s
 	$(GO) test ./anchor/tree -run '^$$' -fuzz FuzzValidJSON -fuzztime 30s
+	$(GO) test ./anchor/tree -run '^$$' -fuzz FuzzParseExceptions -fuzztime 30s
 	$(GO) test ./anchor -run '^$$' -fuzz FuzzParseManifest -fuzztime 30s
 	$(GO) test ./telemetry -run '^$$' -fuzz FuzzReadCSV -fuzztime 30s
 	$(GO) test ./telemetry -run '^$$' -fuzz FuzzParseConfig -fuzztime 30s

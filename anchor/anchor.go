@@ -11,8 +11,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"path"
-	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -49,7 +49,14 @@ type RunOptions struct {
 	// OnFile, when set, is called before each file is read and returns a
 	// callback that sees the bytes as they are processed (progress bars).
 	OnFile func(path string, size int64) func(n int)
+	// Reprocess re-selects files for past events after a rules change:
+	// "all", or the proof anchor of the first event to take again. Files
+	// already anchored with the same content are still skipped.
+	Reprocess string
 }
+
+// ErrReprocessNotFound means --reprocess names no event of the log.
+var ErrReprocessNotFound = errors.New("no event in the registry log has this proof anchor")
 
 // Skip is a selected file that needed no new record.
 type Skip struct {
@@ -65,17 +72,23 @@ type FileError struct {
 
 // Result is what a run did.
 type Result struct {
-	NewEvents    int             `json:"new_events"`
-	Records      []Record        `json:"anchored"`
-	Skipped      []Skip          `json:"unchanged"`
-	Failed       []FileError     `json:"failed"`
-	BadBlocks    []tree.BadBlock `json:"bad_log_blocks"`
-	ManifestPath string          `json:"manifest"`
-	ManifestCID  string          `json:"manifest_cid,omitempty"`
-	PreviousCID  string          `json:"previous_manifest_cid,omitempty"`
-	RunRoot      string          `json:"run_root_cid,omitempty"`
-	DryRun       bool            `json:"dry_run"`
-	Rewritten    bool            `json:"manifest_rewritten"`
+	NewEvents int             `json:"new_events"`
+	Records   []Record        `json:"anchored"`
+	Skipped   []Skip          `json:"unchanged"`
+	Failed    []FileError     `json:"failed"`
+	BadBlocks []tree.BadBlock `json:"bad_log_blocks"`
+	// Unmatched lists, per event taken, the rule globs that selected nothing
+	// (the first maxUnmatched; UnmatchedOmitted counts the rest).
+	Unmatched        []Unmatched `json:"unmatched_globs"`
+	UnmatchedOmitted int         `json:"unmatched_globs_omitted,omitempty"`
+	// Reprocessed counts past events taken again because of Reprocess.
+	Reprocessed  int    `json:"reprocessed_events,omitempty"`
+	ManifestPath string `json:"manifest"`
+	ManifestCID  string `json:"manifest_cid,omitempty"`
+	PreviousCID  string `json:"previous_manifest_cid,omitempty"`
+	RunRoot      string `json:"run_root_cid,omitempty"`
+	DryRun       bool   `json:"dry_run"`
+	Rewritten    bool   `json:"manifest_rewritten"`
 }
 
 // Run anchors what the new registry events call for: it selects files,
@@ -91,20 +104,24 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	logPath, err := o.Root.Resolve(o.Paths.EventsLog)
-	if err != nil {
-		return nil, fmt.Errorf("paths.events_log: %w", err)
+	if err := tree.CheckRelative(o.Paths.EventsLog); err != nil {
+		return nil, fmt.Errorf("%w: paths.events_log: %w", ErrConfig, err)
 	}
-	manPath, err := o.Root.Resolve(o.Paths.Manifest)
-	if err != nil {
-		return nil, fmt.Errorf("paths.manifest: %w", err)
+	if err := tree.CheckRelative(o.Paths.Manifest); err != nil {
+		return nil, fmt.Errorf("%w: paths.manifest: %w", ErrConfig, err)
 	}
-	res := &Result{ManifestPath: o.Paths.Manifest, DryRun: o.OpenBatch == nil}
+	// Rules are checked before anything moves: a bad glob must not use up
+	// events with nothing anchored.
+	sel, err := NewSelector(o.Root, o.Paths, o.Config.Rules)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{ManifestPath: o.Paths.Manifest, DryRun: o.OpenBatch == nil, Unmatched: []Unmatched{}}
 
 	// A dry run writes nothing, not even the lock's directory; it reads a
 	// manifest that is only ever replaced whole.
 	if !res.DryRun {
-		unlock, err := tree.LockDir(filepath.Dir(manPath))
+		unlock, err := o.Root.LockDir(path.Dir(o.Paths.Manifest))
 		if errors.Is(err, tree.ErrLocked) {
 			return nil, fmt.Errorf("%w (%v)", ErrManifestLocked, err)
 		}
@@ -114,7 +131,7 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 		defer unlock()
 	}
 
-	man, oldBytes, err := LoadManifest(manPath)
+	man, oldBytes, err := LoadManifestIn(o.Root, o.Paths.Manifest)
 	if errors.Is(err, fs.ErrNotExist) {
 		man = NewManifest(o.Config.BlueprintVersion, o.Now())
 	} else if err != nil {
@@ -122,12 +139,12 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 	}
 
 	t0 := time.Now()
-	work, mark, err := collect(o, logPath, man.Processed, res)
+	work, mark, err := collect(o, sel, man.Processed, res)
 	if err != nil {
 		return nil, err
 	}
 	o.Log.Debug("events scanned", "new_events", res.NewEvents, "files", len(work), "took", time.Since(t0))
-	if res.NewEvents == 0 && mark == man.Processed {
+	if res.NewEvents == 0 && res.Reprocessed == 0 && mark == man.Processed {
 		return res, nil
 	}
 
@@ -140,7 +157,7 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 		recorded[r.FilePath+"\x00"+r.FileHash] = true
 	}
 	sort.SliceStable(work, func(i, j int) bool { return !known[work[i].path] && known[work[j].path] })
-	run := &runState{o: o, man: man, manPath: manPath, oldBytes: oldBytes, res: res, now: o.Now().UTC().Format(time.RFC3339)}
+	run := &runState{o: o, man: man, manPath: o.Paths.Manifest, oldBytes: oldBytes, res: res, now: o.Now().UTC().Format(time.RFC3339)}
 	if err := run.open(ctx); err != nil {
 		return nil, err
 	}
@@ -210,7 +227,7 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 type runState struct {
 	o        RunOptions
 	man      *Manifest
-	manPath  string
+	manPath  string // root-relative
 	oldBytes []byte
 	res      *Result
 	now      string
@@ -285,7 +302,7 @@ func (r *runState) commit(ctx context.Context, mark *Watermark) error {
 	r.o.Log.Debug("blocks and pin durable", "root", root, "took", time.Since(t0))
 	r.batch = nil
 	r.res.RunRoot = root.String()
-	if err := tree.WriteFileAtomic(r.manPath, newBytes, 0o644); err != nil {
+	if err := r.o.Root.WriteFileAtomic(r.manPath, newBytes, 0o644); err != nil {
 		return fmt.Errorf("writing manifest %s: %w", r.manPath, err)
 	}
 	r.oldBytes = newBytes
@@ -321,9 +338,10 @@ type workItem struct {
 	ev   tree.Event
 }
 
-// collect scans the log for events past the watermark and returns the files
-// they select, each with the newest event that selected it.
-func collect(o RunOptions, logPath string, mark Watermark, res *Result) ([]workItem, Watermark, error) {
+// collect scans the log for events past the watermark (and, with
+// Reprocess, the past ones asked for) and returns the files they select,
+// each with the newest event that selected it.
+func collect(o RunOptions, sel *Selector, mark Watermark, res *Result) ([]workItem, Watermark, error) {
 	type pick struct {
 		ev    tree.Event
 		order int
@@ -336,22 +354,35 @@ func collect(o RunOptions, logPath string, mark Watermark, res *Result) ([]workI
 		last      string
 		order     int
 		lateEvs   int
+		again     = strings.ToLower(strings.TrimSpace(o.Reprocess))
+		retake    = again == "all"
+		found     = again == "" || retake
+		early0    Result // unmatched globs of events before the watermark
 	)
-	bad, err := tree.ReadEventsFile(logPath, func(e tree.Event) error {
+	bad, err := o.Root.ReadEvents(o.Paths.EventsLog, func(e tree.Event) error {
 		count++
 		last = e.ProofAnchor
 		if count == mark.Count && e.ProofAnchor == mark.Last {
 			markValid = true
 		}
-		files, err := Select(o.Root, o.Paths, o.Config.Rules, e)
+		if !retake && again != "" && e.ProofAnchor == again {
+			retake, found = true, true
+		}
+		files, none, err := sel.Select(e)
 		if err != nil {
 			return err
 		}
 		dst := late
-		if count <= mark.Count {
-			dst = early
-		} else {
+		switch {
+		case count > mark.Count:
 			lateEvs++
+			res.addUnmatched(none)
+		case retake:
+			res.Reprocessed++
+			res.addUnmatched(none)
+		default:
+			dst = early
+			early0.addUnmatched(none)
 		}
 		for _, f := range files {
 			order++
@@ -366,9 +397,17 @@ func collect(o RunOptions, logPath string, mark Watermark, res *Result) ([]workI
 	if err != nil {
 		return nil, mark, err
 	}
+	if !found {
+		return nil, mark, fmt.Errorf("--reprocess %s: %w %s (give a proof anchor that `ssid-anchor event` printed, or all)", o.Reprocess, ErrReprocessNotFound, o.Paths.EventsLog)
+	}
 	picks := late
 	res.NewEvents = lateEvs
 	if !markValid {
+		late0 := *res
+		res.Unmatched, res.UnmatchedOmitted = []Unmatched{}, early0.UnmatchedOmitted
+		res.addUnmatched(early0.Unmatched)
+		res.addUnmatched(late0.Unmatched)
+		res.UnmatchedOmitted += late0.UnmatchedOmitted
 		// The log no longer matches the watermark: look at everything again.
 		res.NewEvents = count
 		for f, p := range early {
@@ -384,6 +423,20 @@ func collect(o RunOptions, logPath string, mark Watermark, res *Result) ([]workI
 	}
 	sort.Slice(items, func(i, j int) bool { return items[i].path < items[j].path })
 	return items, Watermark{Count: count, Last: last}, nil
+}
+
+// maxUnmatched bounds the unmatched globs a result lists: a first run over
+// a million-event log with a rule that matches nothing must not hold a
+// million entries.
+const maxUnmatched = 1000
+
+func (r *Result) addUnmatched(u []Unmatched) {
+	room := max(0, maxUnmatched-len(r.Unmatched))
+	if len(u) > room {
+		r.UnmatchedOmitted += len(u) - room
+		u = u[:room]
+	}
+	r.Unmatched = append(r.Unmatched, u...)
 }
 
 // anchorFile hashes and adds one file in a single read. Large files are
@@ -404,6 +457,7 @@ func anchorFile(ctx context.Context, o RunOptions, b Batch, rel string) (Record,
 	if st.Size() >= parallelHashMin {
 		_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
 	}
+	o.Log.Debug("adding file", "file", rel, "size", st.Size())
 	var progress func(int)
 	if o.OnFile != nil {
 		progress = o.OnFile(rel, st.Size())

@@ -5,14 +5,14 @@ import (
 	"net/url"
 	"strings"
 	"time"
-
-	"github.com/ssid/ssid-anchor/anchor/tree"
 )
 
 // Rule selects files for events whose name contains any of Match ("*"
-// matches every event). Globs are root-relative; the placeholders
-// {events_log}, {release_bundles}, {release_manifests}, {compliance_reports},
-// {dashboard_markdown} and {dashboard_csv} stand for the configured paths.
+// matches every event). Globs are root-relative doublestar patterns (`**`
+// matches any depth, {a,b} alternatives); a glob that is exactly one of the
+// placeholders {events_log}, {release_bundles}, {release_manifests},
+// {compliance_reports}, {dashboard_markdown} or {dashboard_csv} stands for
+// the configured paths. Any other {name} is a config error.
 // With Versioned, only matches whose name contains the event's quarter or
 // version are taken when the event names one and some file matches it.
 type Rule struct {
@@ -64,6 +64,9 @@ func DefaultConfig() Config {
 
 // Validate names the key and the rule broken.
 func (c Config) Validate() error {
+	if len(c.Rules) == 0 {
+		return fmt.Errorf("anchor.rules: must list at least one rule (an empty list would use up every event with nothing anchored; remove the key to get the defaults)")
+	}
 	for i, r := range c.Rules {
 		if len(r.Match) == 0 {
 			return fmt.Errorf("anchor.rules[%d].match: must list at least one substring or \"*\"", i)
@@ -72,7 +75,7 @@ func (c Config) Validate() error {
 			return fmt.Errorf("anchor.rules[%d].globs: must list at least one path or glob", i)
 		}
 		for j, g := range r.Globs {
-			if err := tree.CheckRelative(g); err != nil {
+			if err := checkGlob(g); err != nil {
 				return fmt.Errorf("anchor.rules[%d].globs[%d]: %w", i, j, err)
 			}
 		}

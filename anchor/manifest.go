@@ -6,9 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"time"
+
+	"github.com/ssid/ssid-anchor/anchor/tree"
 )
 
 // RemotePin is one Pinning Service API request for a record.
@@ -182,10 +183,27 @@ func ParseManifest(b []byte) (*Manifest, error) {
 	return m, nil
 }
 
-// LoadManifest reads the manifest at path. A missing file returns
-// fs.ErrNotExist so the caller can start a new one.
+// LoadManifestIn reads the manifest at rel inside the governance root,
+// confined by the kernel. A missing file returns fs.ErrNotExist so the
+// caller can start a new one.
+func LoadManifestIn(r tree.Root, rel string) (*Manifest, []byte, error) {
+	b, err := r.ReadFile(rel)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := ParseManifest(b)
+	if err != nil {
+		return nil, nil, fmt.Errorf("manifest %s: %w (fix the JSON or restore it from git)", rel, err)
+	}
+	return m, b, nil
+}
+
+// LoadManifest reads the manifest at path (one carried in, --manifest);
+// inside the tree use LoadManifestIn. A missing file returns fs.ErrNotExist
+// so the caller can start a new one; a FIFO or device is refused without
+// blocking.
 func LoadManifest(path string) (*Manifest, []byte, error) {
-	b, err := os.ReadFile(path)
+	b, err := tree.ReadRegularFile(path)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -81,8 +81,14 @@ type logScan struct {
 // re-announced. The log is read under a shared lock, so an event being
 // appended by `ssid-anchor event` is never seen half-written.
 func scanLog(path string, mark *LogMark, now time.Time, window time.Duration, filters EventFilters, seen map[string]bool) (logScan, error) {
-	res := logScan{mark: mark}
 	f, err := os.Open(path)
+	return scanOpenedLog(f, err, path, mark, now, window, filters, seen)
+}
+
+// scanOpenedLog is scanLog on a log the caller opened (through the
+// governance root, which confines it); err is the open's error.
+func scanOpenedLog(f *os.File, err error, path string, mark *LogMark, now time.Time, window time.Duration, filters EventFilters, seen map[string]bool) (logScan, error) {
+	res := logScan{mark: mark}
 	if errors.Is(err, fs.ErrNotExist) {
 		res.mode = "missing"
 		return res, nil

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
+	"path"
 	"slices"
 	"sort"
 	"strings"
@@ -175,25 +175,19 @@ func (m *Monitor) root24() string {
 	return st.Status()
 }
 
-func (m *Monitor) resolve(key, rel string) (string, error) {
-	p, err := m.Root.Resolve(rel)
-	if err != nil {
-		return "", fmt.Errorf("paths.%s: %w", key, err)
-	}
-	return p, nil
-}
-
-// readDashboard reads the first dashboard CSV that exists.
+// readDashboard reads the first dashboard CSV that exists, through the
+// governance root (kernel-confined, regular files only).
 func (m *Monitor) readDashboard(now time.Time) (*Dashboard, error) {
 	for _, rel := range m.Paths.DashboardCSV {
-		p, err := m.resolve("dashboard_csv", rel)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+		f, err := m.Root.Open(rel)
+		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		d, err := ReadCSVFile(p, now)
+		if err != nil {
+			return nil, fmt.Errorf("paths.dashboard_csv: %w", err)
+		}
+		d, err := ReadCSV(f, path.Base(rel), now)
+		f.Close()
 		if err != nil {
 			var ce *CSVError
 			if errors.As(err, &ce) {
@@ -257,21 +251,20 @@ func step(st *AlertState, now time.Time, level notify.Level, reasons []string, r
 func (m *Monitor) Check(ctx context.Context, dryRun bool) (*Report, error) {
 	now := m.Now().UTC().Truncate(time.Second)
 	rep := &Report{Time: At(now), DryRun: dryRun, Channels: m.channelNames(), Deliveries: []Delivery{}}
-	statePath, err := m.resolve("telemetry_state", m.Paths.State)
-	if err != nil {
-		return nil, err
+	if err := tree.CheckRelative(m.Paths.State); err != nil {
+		return nil, fmt.Errorf("paths.telemetry_state: %w", err)
 	}
 	rep.StateFile = m.Paths.State
 	if !dryRun {
-		unlock, err := lockState(statePath)
+		unlock, err := lockStateIn(m.Root, m.Paths.State)
 		if err != nil {
 			return nil, err
 		}
 		defer unlock()
 	}
-	st, err := LoadState(statePath)
+	st, err := loadStateIn(m.Root, m.Paths.State)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("paths.telemetry_state: %w", err)
 	}
 	dash, err := m.readDashboard(now)
 	if err != nil {
@@ -333,15 +326,15 @@ func (m *Monitor) Check(ctx context.Context, dryRun bool) (*Report, error) {
 
 	// Registry events since the last check.
 	if m.Paths.EventsLog != "" {
-		logPath, err := m.resolve("events_log", m.Paths.EventsLog)
-		if err != nil {
-			return nil, err
-		}
 		seen := make(map[string]bool, len(st.ProcessedEvents))
 		for _, p := range st.ProcessedEvents {
 			seen[p] = true
 		}
-		scan, err := scanLog(logPath, st.RegistryLog, now, m.Config.CheckInterval(), m.Config.EventFilters, seen)
+		lf, err := m.Root.Open(m.Paths.EventsLog)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("paths.events_log: %w", err)
+		}
+		scan, err := scanOpenedLog(lf, err, m.Paths.EventsLog, st.RegistryLog, now, m.Config.CheckInterval(), m.Config.EventFilters, seen)
 		if err != nil {
 			return nil, err
 		}
@@ -436,7 +429,7 @@ func (m *Monitor) Check(ctx context.Context, dryRun bool) (*Report, error) {
 	st.EventNotices = kept
 	// Save even when ctx was cancelled mid-delivery (SIGTERM): what was
 	// delivered must not be sent again.
-	if err := st.Save(statePath); err != nil {
+	if err := st.saveIn(m.Root, m.Paths.State); err != nil {
 		return rep, fmt.Errorf("saving state %s: %w", m.Paths.State, err)
 	}
 	return rep, nil

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
+	"path"
 	"slices"
 	"time"
 
@@ -121,6 +121,25 @@ func LoadState(path string) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseState(b, path)
+}
+
+// loadStateIn is LoadState through the governance root, which confines it.
+func loadStateIn(r tree.Root, rel string) (*State, error) {
+	b, err := r.ReadFile(rel)
+	if errors.Is(err, fs.ErrNotExist) {
+		st := &State{}
+		st.normalize()
+		return st, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return parseState(b, rel)
+}
+
+func parseState(b []byte, path string) (*State, error) {
+	st := &State{}
 	if len(bytes.TrimSpace(b)) > 0 {
 		if err := json.Unmarshal(b, st); err != nil {
 			return nil, fmt.Errorf("%s: %w (move it away to start from an empty state)", path, err)
@@ -201,13 +220,23 @@ func (s *State) Save(path string) error {
 	return tree.WriteFileAtomic(path, append(b, '\n'), 0o644)
 }
 
+// saveIn is Save through the governance root, which confines it.
+func (s *State) saveIn(r tree.Root, rel string) error {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	return r.WriteFileAtomic(rel, append(b, '\n'), 0o644)
+}
+
 // ErrBusy means another check holds the state file.
 var ErrBusy = errors.New("another telemetry check is running")
 
-// lockState takes the state directory's lock, so a --watch loop and a
-// one-shot check never interleave their updates.
-func lockState(path string) (func(), error) {
-	unlock, err := tree.LockDir(filepath.Dir(path))
+// lockStateIn takes the state directory's lock (through the governance
+// root), so a --watch loop and a one-shot check never interleave their
+// updates.
+func lockStateIn(r tree.Root, rel string) (func(), error) {
+	unlock, err := r.LockDir(path.Dir(rel))
 	if errors.Is(err, tree.ErrLocked) {
 		return nil, fmt.Errorf("%w (%v); wait for it to finish", ErrBusy, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -37,4 +38,15 @@ func TestLockDirExcludes(t *testing.T) {
 		t.Fatalf("lock after unlock: %v", err)
 	}
 	unlock2()
+}
+
+func TestPathsValidateRefusesBadPatterns(t *testing.T) {
+	p := DefaultPaths()
+	p.ReleaseBundles = "05_documentation/releases/[.zip"
+	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "paths.release_bundles") || !strings.Contains(err.Error(), "invalid pattern") {
+		t.Fatalf("Validate = %v, want an invalid pattern error naming paths.release_bundles", err)
+	}
+	if err := DefaultPaths().Validate(); err != nil {
+		t.Fatalf("defaults refused: %v", err)
+	}
 }

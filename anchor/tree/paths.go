@@ -3,6 +3,8 @@ package tree
 import (
 	"fmt"
 	"strings"
+
+	"github.com/bmatcuk/doublestar/v4"
 )
 
 // Paths are the governance files, relative to the root (SPEC section 1).
@@ -39,7 +41,7 @@ func DefaultPaths() Paths {
 // tool reads because of config must stay inside the root.
 func CheckRelative(p string) error {
 	if strings.HasPrefix(p, "/") || strings.HasPrefix(p, "\\") || (len(p) > 1 && p[1] == ':') {
-		return fmt.Errorf("%q must be relative to the root", p)
+		return fmt.Errorf("%q must be relative to the root (%w)", p, ErrOutsideRoot)
 	}
 	for _, part := range strings.FieldsFunc(p, func(r rune) bool { return r == '/' || r == '\\' }) {
 		if part == ".." {
@@ -62,6 +64,13 @@ func (p Paths) Validate() error {
 		}
 		if err := CheckRelative(kv.v); err != nil {
 			return fmt.Errorf("paths.%s: %w", kv.key, err)
+		}
+	}
+	for _, kv := range []struct{ key, v string }{
+		{"release_bundles", p.ReleaseBundles}, {"release_manifests", p.ReleaseManifests}, {"compliance_reports", p.ComplianceReports},
+	} {
+		if !doublestar.ValidatePattern(kv.v) {
+			return fmt.Errorf("paths.%s: invalid pattern %q (check [ ], { } and \\ escapes)", kv.key, kv.v)
 		}
 	}
 	for i, v := range p.DashboardCSV {

@@ -3,165 +3,186 @@ package tree
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
+	"syscall"
+
+	"gopkg.in/yaml.v3"
 )
 
 // ErrOutsideRoot marks a path that resolves outside the governance root.
 var ErrOutsideRoot = errors.New("path is outside the governance root")
 
-// Root is the governance tree (--root). Every path read because of config or
-// an event goes through Resolve or Glob, which refuse anything that leaves it.
+// ErrNotRegular marks a path that is not a regular file (a FIFO, device,
+// socket or directory): the tool reads only regular files.
+var ErrNotRegular = errors.New("not a regular file")
+
+// Root is the governance tree (--root). Every read and write inside it goes
+// through an os.Root, so the kernel confines each lookup to the tree: a
+// symlink or a directory swapped for one while the tool runs cannot lead
+// outside, because no path is ever checked first and opened later. Symlinks
+// are followed only when they stay inside the root; absolute symlinks are
+// refused (os.Root's rule).
 type Root struct {
-	dir  string // absolute, as given
-	real string // symlinks resolved
+	dir string // absolute, as given
+	r   *os.Root
 }
 
-// OpenRoot checks that dir is an existing directory.
+// OpenRoot opens dir, which must be an existing directory. The Root holds a
+// descriptor of it for the life of the process (Close releases it).
 func OpenRoot(dir string) (Root, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return Root{}, fmt.Errorf("root %q: %w", dir, err)
 	}
-	real, err := filepath.EvalSymlinks(abs)
-	if err != nil {
-		return Root{}, fmt.Errorf("root %s: %w", abs, err)
-	}
-	st, err := os.Stat(real)
+	st, err := os.Stat(abs)
 	if err != nil {
 		return Root{}, fmt.Errorf("root %s: %w", abs, err)
 	}
 	if !st.IsDir() {
 		return Root{}, fmt.Errorf("root %s: not a directory", abs)
 	}
-	return Root{dir: abs, real: real}, nil
+	r, err := os.OpenRoot(abs)
+	if err != nil {
+		return Root{}, fmt.Errorf("root %s: %w", abs, err)
+	}
+	return Root{dir: abs, r: r}, nil
 }
 
-// Dir is the root's absolute path.
+// Close releases the root's directory descriptor.
+func (r Root) Close() error {
+	if r.r == nil {
+		return nil
+	}
+	return r.r.Close()
+}
+
+// Dir is the root's absolute path, for messages.
 func (r Root) Dir() string { return r.dir }
 
-// Resolve turns a root-relative path (with / separators) into an absolute
-// one, refusing absolute paths, .. escapes and symlinks that lead out of the
-// root. A path that does not exist yet is checked up to its deepest existing
-// parent.
-func (r Root) Resolve(rel string) (string, error) {
+// Path is rel joined to the root's directory, for messages and for handing
+// to a program outside this process. It is not a path to open: reads and
+// writes go through Open, ReadFile, Stat, WriteFileAtomic, LockDir and
+// AppendEvent, which the kernel confines.
+func (r Root) Path(rel string) string {
+	return filepath.Join(r.dir, filepath.FromSlash(rel))
+}
+
+// check refuses what os.Root would refuse anyway, with a message that says
+// which rule was broken.
+func (r Root) check(rel string) (string, error) {
+	if r.r == nil {
+		return "", fmt.Errorf("%q: no governance root is open", rel)
+	}
 	if rel == "" {
 		return "", fmt.Errorf("empty path")
 	}
-	if filepath.IsAbs(rel) || strings.HasPrefix(rel, "/") || filepath.VolumeName(rel) != "" {
-		return "", fmt.Errorf("%w: %q is absolute; paths must be relative to %s", ErrOutsideRoot, rel, r.dir)
+	if err := CheckRelative(rel); err != nil {
+		return "", err
 	}
-	clean := filepath.Clean(filepath.FromSlash(rel))
-	if clean == ".." || strings.HasPrefix(clean, ".."+string(filepath.Separator)) {
-		return "", fmt.Errorf("%w: %q climbs out of %s", ErrOutsideRoot, rel, r.dir)
-	}
-	full := filepath.Join(r.real, clean)
-	// Resolve the deepest part that exists, then re-attach the rest.
-	existing, rest := full, ""
-	for {
-		if _, err := os.Lstat(existing); err == nil {
-			break
-		}
-		parent := filepath.Dir(existing)
-		if parent == existing {
-			break
-		}
-		rest = filepath.Join(filepath.Base(existing), rest)
-		existing = parent
-	}
-	real, err := filepath.EvalSymlinks(existing)
-	if err != nil {
-		return "", fmt.Errorf("resolving %q: %w", rel, err)
-	}
-	if !within(r.real, real) {
-		return "", fmt.Errorf("%w: %q resolves to %s (through a symlink), outside %s", ErrOutsideRoot, rel, real, r.dir)
-	}
-	return filepath.Join(real, rest), nil
+	return filepath.FromSlash(rel), nil
 }
 
-// Rel returns the root-relative, /-separated form of an absolute path that
-// Resolve produced.
-func (r Root) Rel(abs string) (string, error) {
-	rel, err := filepath.Rel(r.real, abs)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return "", fmt.Errorf("%w: %s", ErrOutsideRoot, abs)
+// confined turns os.Root's escape error into ErrOutsideRoot, naming the path.
+func (r Root) confined(op, rel string, err error) error {
+	if err == nil {
+		return nil
 	}
-	return filepath.ToSlash(rel), nil
+	var pe *os.PathError
+	if errors.As(err, &pe) && pe.Err != nil && strings.Contains(pe.Err.Error(), "escapes from parent") {
+		return fmt.Errorf("%w: %s %q leads outside %s (through a symlink that is absolute or climbs out)", ErrOutsideRoot, op, rel, r.dir)
+	}
+	return err
 }
 
-// Glob expands a root-relative pattern. Every match is checked; a match
-// that escapes the root is an error, not a silent skip. Matches are returned
-// as sorted root-relative paths of regular files.
-func (r Root) Glob(pattern string) ([]string, error) {
-	if filepath.IsAbs(pattern) || strings.HasPrefix(pattern, "/") {
-		return nil, fmt.Errorf("%w: pattern %q is absolute", ErrOutsideRoot, pattern)
-	}
-	clean := filepath.Clean(filepath.FromSlash(pattern))
-	if clean == ".." || strings.HasPrefix(clean, ".."+string(filepath.Separator)) {
-		return nil, fmt.Errorf("%w: pattern %q climbs out of %s", ErrOutsideRoot, pattern, r.dir)
-	}
-	matches, err := filepath.Glob(filepath.Join(r.real, clean))
-	if err != nil {
-		return nil, fmt.Errorf("pattern %q: %w", pattern, err)
-	}
-	dirOK := map[string]bool{} // parent directories already resolved inside the root
-	var out []string
-	for _, m := range matches {
-		rel, err := filepath.Rel(r.real, m)
-		if err != nil {
-			return nil, err
-		}
-		st, err := os.Lstat(m)
-		if err != nil {
-			continue
-		}
-		parent := filepath.Dir(rel)
-		if st.Mode()&fs.ModeSymlink != 0 || !dirOK[parent] {
-			// Follow links the slow, careful way; a plain file in a
-			// directory already checked needs nothing more.
-			abs, err := r.Resolve(filepath.ToSlash(rel))
-			if err != nil {
-				return nil, err
-			}
-			if st, err = os.Stat(abs); err != nil {
-				continue
-			}
-			if _, err := r.Resolve(filepath.ToSlash(parent)); err == nil {
-				dirOK[parent] = true
-			}
-		}
-		if st.Mode().IsRegular() {
-			out = append(out, filepath.ToSlash(rel))
-		}
-	}
-	sort.Strings(out)
-	return out, nil
-}
-
-// Open opens a root-relative file for reading. The kernel confines the
-// lookup to the root (openat2 RESOLVE_BENEATH), so a symlink swapped in
-// after selection cannot lead outside. Symlinks the kernel will not follow
-// beneath the root (absolute ones) are resolved and checked by Resolve.
+// Open opens a root-relative regular file for reading. It opens with
+// O_NONBLOCK and checks the open descriptor, so a FIFO, device or socket
+// put in a file's place is refused at once instead of blocking the run
+// (and its locks) forever.
 func (r Root) Open(rel string) (*os.File, error) {
-	if f, err := openBeneath(r.real, rel); err == nil || !errors.Is(err, errUseResolve) {
-		return f, err
-	}
-	abs, err := r.Resolve(rel)
+	name, err := r.check(rel)
 	if err != nil {
 		return nil, err
 	}
-	return os.Open(abs)
+	f, err := r.r.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, r.confined("opening", rel, err)
+	}
+	if err := regularOnly(f, rel); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
-func within(root, p string) bool {
-	if p == root {
-		return true
+// regularOnly refuses an open descriptor that is not a regular file.
+func regularOnly(f *os.File, name string) error {
+	st, err := f.Stat()
+	if err != nil {
+		return err
 	}
-	return strings.HasPrefix(p, strings.TrimSuffix(root, string(filepath.Separator))+string(filepath.Separator))
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%w: %s is a %s; only regular files are read (replace it with a file or change the config)", ErrNotRegular, name, kindOf(st.Mode()))
+	}
+	return nil
+}
+
+func kindOf(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe (FIFO)"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeCharDevice != 0:
+		return "character device"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	case m.IsDir():
+		return "directory"
+	case m&fs.ModeSymlink != 0:
+		return "symlink"
+	default:
+		return "special file (" + m.Type().String() + ")"
+	}
+}
+
+// ReadFile reads a whole root-relative regular file.
+func (r Root) ReadFile(rel string) ([]byte, error) {
+	f, err := r.Open(rel)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// Stat follows symlinks, inside the root only.
+func (r Root) Stat(rel string) (fs.FileInfo, error) {
+	name, err := r.check(rel)
+	if err != nil {
+		return nil, err
+	}
+	st, err := r.r.Stat(name)
+	return st, r.confined("stat", rel, err)
+}
+
+// FS is the tree as an fs.FS confined to the root (os.Root.FS).
+func (r Root) FS() fs.FS { return r.r.FS() }
+
+// ReadEvents scans the root-relative events log; see ScanEvents.
+func (r Root) ReadEvents(rel string, fn func(Event) error) ([]BadBlock, error) {
+	f, err := r.Open(rel)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ScanEvents(f, fn)
 }
 
 // Root24 is the measured Root-24-LOCK state of a tree.
@@ -202,17 +223,31 @@ var moduleRe = regexp.MustCompile(`^([0-9]{2})_[A-Za-z0-9_.-]+$`)
 // in the exceptions file are matched exactly (the old guard used substring
 // matching, which let "README" excuse "READ").
 func CheckRoot24(r Root) (Root24, error) {
-	entries, err := os.ReadDir(r.real)
+	if r.r == nil {
+		return Root24{}, fmt.Errorf("no governance root is open")
+	}
+	d, err := r.r.Open(".")
 	if err != nil {
 		return Root24{}, fmt.Errorf("reading root %s: %w", r.dir, err)
 	}
+	entries, err := d.ReadDir(-1)
+	d.Close()
+	if err != nil {
+		return Root24{}, fmt.Errorf("reading root %s: %w", r.dir, err)
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
 	var s Root24
-	exc, excErr := readExceptions(filepath.Join(r.real, filepath.FromSlash(RootExceptionsPath)))
-	if excErr == nil {
+	var exc map[string]bool
+	b, excErr := r.ReadFile(RootExceptionsPath)
+	switch {
+	case excErr == nil:
+		if exc, err = ParseExceptions(b); err != nil {
+			return Root24{}, fmt.Errorf("%s: %w", RootExceptionsPath, err)
+		}
 		s.ExceptionsFile = RootExceptionsPath
-	} else if errors.Is(excErr, fs.ErrNotExist) {
+	case errors.Is(excErr, fs.ErrNotExist):
 		s.Problems = append(s.Problems, "exceptions file "+RootExceptionsPath+" is missing")
-	} else {
+	default:
 		return Root24{}, excErr
 	}
 	seen := map[string]int{}
@@ -254,33 +289,114 @@ func CheckRoot24(r Root) (Root24, error) {
 	return s, nil
 }
 
-// readExceptions reads the list of allowed root entries. The file is a YAML
-// list or mapping; every "- name" item and every "name:" key counts, so the
-// shapes the SSID repo has used all work without a YAML dependency.
-func readExceptions(path string) (map[string]bool, error) {
-	b, err := os.ReadFile(path)
+// exceptionKeys hold the allowed root names in the current SSID shape.
+var exceptionKeys = []string{"allowed_directories", "allowed_files"}
+
+// ParseExceptions reads root_level_exceptions.yaml. The allowed names are
+// the string leaves under allowed_directories and allowed_files, whatever
+// their nesting (the SSID repository groups them: `git_infrastructure:
+// [".git", ".github"]`); group keys are not names. The older shape, a plain
+// top-level list of names, is accepted too. Anything else is an error, so a
+// file in a shape nobody anticipated cannot excuse everything or nothing
+// silently.
+func ParseExceptions(b []byte) (map[string]bool, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("parsing YAML: %w", err)
+	}
+	out := map[string]bool{}
+	if len(doc.Content) == 0 {
+		// Empty or only comments: no exceptions, the 24 modules alone.
+		return out, nil
+	}
+	top := doc.Content[0]
+	switch top.Kind {
+	case yaml.SequenceNode:
+		if err := stringLeaves(top, out); err != nil {
+			return nil, err
+		}
+		return out, nil
+	case yaml.MappingNode:
+		found := false
+		for i := 0; i+1 < len(top.Content); i += 2 {
+			k, v := top.Content[i], top.Content[i+1]
+			if !slices.Contains(exceptionKeys, k.Value) {
+				continue
+			}
+			found = true
+			if err := stringLeaves(v, out); err != nil {
+				return nil, fmt.Errorf("%s: %w", k.Value, err)
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("line %d: neither allowed_directories nor allowed_files is present (nor is the file a plain list of names)", top.Line)
+		}
+		return out, nil
+	default:
+		return nil, fmt.Errorf("line %d: expected a mapping with allowed_directories / allowed_files or a list of names, got %s", top.Line, nodeKind(top))
+	}
+}
+
+// stringLeaves collects the scalar values under n: sequence items and
+// mapping values, never mapping keys (those are group names).
+func stringLeaves(n *yaml.Node, out map[string]bool) error {
+	return stringLeavesDepth(n, out, 0)
+}
+
+func stringLeavesDepth(n *yaml.Node, out map[string]bool, depth int) error {
+	if depth > 32 {
+		return fmt.Errorf("line %d: nested too deeply", n.Line)
+	}
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return nil
+		}
+		if v := strings.TrimSpace(n.Value); v != "" {
+			out[v] = true
+		}
+	case yaml.SequenceNode:
+		for _, c := range n.Content {
+			if err := stringLeavesDepth(c, out, depth+1); err != nil {
+				return err
+			}
+		}
+	case yaml.MappingNode:
+		for i := 1; i < len(n.Content); i += 2 {
+			if err := stringLeavesDepth(n.Content[i], out, depth+1); err != nil {
+				return err
+			}
+		}
+	case yaml.AliasNode:
+		if n.Alias != nil {
+			return stringLeavesDepth(n.Alias, out, depth+1)
+		}
+	}
+	return nil
+}
+
+func nodeKind(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		return "a single value"
+	case yaml.AliasNode:
+		return "an alias"
+	default:
+		return "something else"
+	}
+}
+
+// ReadRegularFile reads a file given by path (outside any governance
+// root: a manifest carried in). Like Root.Open it opens with O_NONBLOCK and
+// refuses anything but a regular file, so a FIFO cannot hang the reader.
+func ReadRegularFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]bool{}
-	for _, line := range strings.Split(string(b), "\n") {
-		line = strings.TrimSpace(line)
-		if i := strings.Index(line, " #"); i >= 0 {
-			line = strings.TrimSpace(line[:i])
-		}
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		var item string
-		if strings.HasPrefix(line, "- ") {
-			item = strings.TrimSpace(line[2:])
-		} else if i := strings.Index(line, ":"); i > 0 {
-			item = strings.TrimSpace(line[:i])
-		}
-		item = strings.Trim(item, `"'`)
-		if item != "" {
-			out[item] = true
-		}
+	defer f.Close()
+	if err := regularOnly(f, path); err != nil {
+		return nil, err
 	}
-	return out, nil
+	return io.ReadAll(f)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -359,42 +361,112 @@ func TestAnchorSurvivesSIGKILL(t *testing.T) {
 	t.Logf("%d kills; records after each: %v", kills, progress)
 }
 
-// TestAnchorConcurrentRuns starts two runs at once: one waits or is refused
-// with a "locked" message; nothing is corrupted or recorded twice.
-func TestAnchorConcurrentRuns(t *testing.T) {
-	bin := anchorBinary(t)
-	root, repo := releaseTree(t, 64<<20)
-	var cmds [2]*exec.Cmd
-	var errs [2]bytes.Buffer
-	for i := range cmds {
-		cmds[i] = exec.Command(bin, "--root", root, "--repo", repo, "anchor")
-		cmds[i].Stderr = &errs[i]
+// heldRun is an anchoring run of the real binary that is busy adding a
+// 1 TiB sparse release bundle (it cannot finish during a test) and holds
+// the repo and manifest locks while it does.
+type heldRun struct {
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	stderr bytes.Buffer
+}
+
+func (h *heldRun) String() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.stderr.String()
+}
+
+// startHeldRun starts `anchor` on root and returns once the run has logged
+// that it is adding big.zip.
+func startHeldRun(t *testing.T, root, repo string) *heldRun {
+	t.Helper()
+	h := &heldRun{cmd: exec.Command(anchorBinary(t), "--root", root, "--repo", repo, "--log-level", "debug", "anchor")}
+	pipe, err := h.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, c := range cmds {
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
+	if err := h.cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
-	ok := 0
-	for i, c := range cmds {
-		c.Wait()
-		switch code := c.ProcessState.ExitCode(); code {
-		case 0:
-			ok++
-		case exitRepo:
-			if !strings.Contains(errs[i].String(), "locked") {
-				t.Errorf("run %d: exit 3 without a clear locked message: %s", i, errs[i].String())
+	t.Cleanup(func() { h.cmd.Process.Kill() })
+	adding := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pipe)
+		once := sync.Once{}
+		for sc.Scan() {
+			h.mu.Lock()
+			h.stderr.WriteString(sc.Text() + "\n")
+			h.mu.Unlock()
+			if strings.Contains(sc.Text(), "adding file") && strings.Contains(sc.Text(), "big.zip") {
+				once.Do(func() { close(adding) })
 			}
-		default:
-			t.Errorf("run %d: exit %d: %s", i, code, errs[i].String())
+		}
+	}()
+	select {
+	case <-adding:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("the run never started adding big.zip: %s", h)
+	}
+	return h
+}
+
+// sparseBundle puts a 1 TiB sparse big.zip in the releases and logs the
+// quarterly event that selects it.
+func sparseBundle(t *testing.T, root string) {
+	t.Helper()
+	p := filepath.Join(root, tReleases, "big.zip")
+	mustMkdir(t, filepath.Dir(p))
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(1 << 40); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if code, _, stderr := runCLI(t, "--root", root, "event", "--event", "quarterly_release", "--version", "v1", "--hash", "h"); code != 0 {
+		t.Fatalf("event: %s", stderr)
+	}
+}
+
+// TestAnchorConcurrentRuns: while one run holds the repo and the manifest
+// (deterministically: it is adding a 1 TiB file), a second run on the same
+// repo and a run from another repo on the same tree are both refused with
+// exit 3 and a "locked" message; afterwards one run records everything
+// once.
+func TestAnchorConcurrentRuns(t *testing.T) {
+	root := newTree(t)
+	repo := initRepo(t)
+	sparseBundle(t, root)
+	before, _ := os.ReadFile(filepath.Join(root, tManifest))
+	held := startHeldRun(t, root, repo)
+
+	code, _, stderr := runCLI(t, "--root", root, "--repo", repo, "anchor")
+	if code != exitRepo || !strings.Contains(stderr, "lock") {
+		t.Errorf("second run on the same repo: exit %d (want 3 with a locked message): %s", code, stderr)
+	}
+	other := initRepo(t)
+	code, _, stderr = runCLI(t, "--root", root, "--repo", other, "anchor")
+	if code != exitRepo || !strings.Contains(stderr, "manifest") || !strings.Contains(stderr, "locked") {
+		t.Errorf("run from another repo on the same tree: exit %d (want 3 saying the manifest is locked): %s", code, stderr)
+	}
+	held.cmd.Process.Signal(os.Interrupt)
+	held.cmd.Wait()
+	if code := held.cmd.ProcessState.ExitCode(); code != exitInterrupted {
+		t.Fatalf("held run: exit %d after SIGINT, want 130: %s", code, held)
+	}
+	if after, _ := os.ReadFile(filepath.Join(root, tManifest)); !bytes.Equal(before, after) {
+		t.Fatal("the manifest changed while every run was refused or interrupted")
+	}
+
+	randomFile(t, filepath.Join(root, tReleases, "big.zip"), 1<<20)
+	for i := range 2 {
+		if code, _, stderr := runCLI(t, "--root", root, "--repo", repo, "anchor"); code != 0 {
+			t.Fatalf("run %d after the lock was released: exit %d: %s", i, code, stderr)
 		}
 	}
-	if ok == 0 {
-		t.Fatal("neither run succeeded")
-	}
-	m := readManifest(t, root)
 	seen := map[string]bool{}
-	for _, r := range m.Records {
+	for _, r := range readManifest(t, root).Records {
 		if seen[r.FilePath] {
 			t.Errorf("recorded twice: %s", r.FilePath)
 		}
@@ -456,26 +528,25 @@ func TestAnchorDryRunWritesNothing(t *testing.T) {
 	}
 }
 
-// TestAnchorInterrupted: SIGINT during a large add exits 130 and leaves the
-// manifest as it was.
+// TestAnchorInterrupted: SIGINT while a 1 TiB file is being added (the
+// run is known to be inside the add: it logged so) exits 130 promptly,
+// leaves the manifest as it was and releases the repo.
 func TestAnchorInterrupted(t *testing.T) {
-	bin := anchorBinary(t)
-	root, repo := releaseTree(t, 256<<20)
+	root := newTree(t)
+	repo := initRepo(t)
+	sparseBundle(t, root)
 	before, _ := os.ReadFile(filepath.Join(root, tManifest))
-	cmd := exec.Command(bin, "--root", root, "--repo", repo, "--log-level", "debug", "anchor")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	held := startHeldRun(t, root, repo)
+	start := time.Now()
+	held.cmd.Process.Signal(os.Interrupt)
+	held.cmd.Wait()
+	took := time.Since(start)
+	t.Logf("stopped %v after SIGINT", took)
+	if code := held.cmd.ProcessState.ExitCode(); code != exitInterrupted {
+		t.Fatalf("exit %d, want 130: %s", code, held)
 	}
-	time.Sleep(300 * time.Millisecond)
-	cmd.Process.Signal(os.Interrupt)
-	cmd.Wait()
-	if code := cmd.ProcessState.ExitCode(); code != exitInterrupted {
-		if code == 0 && strings.Contains(stderr.String(), "run committed") {
-			t.Skip("the run finished before the signal arrived")
-		}
-		t.Fatalf("exit %d, want 130: %s", code, stderr.String())
+	if took > 10*time.Second {
+		t.Errorf("took %v to stop after SIGINT", took)
 	}
 	after, _ := os.ReadFile(filepath.Join(root, tManifest))
 	if !bytes.Equal(before, after) {

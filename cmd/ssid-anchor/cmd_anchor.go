@@ -21,6 +21,7 @@ type anchorOptions struct {
 	CIDProfile   string
 	GitHubOutput string
 	Markdown     bool
+	Reprocess    string
 }
 
 func newAnchorCommand(g *globalOptions) *cli.Command {
@@ -35,12 +36,20 @@ are pinned under one root; blocks and pins reach the disk before the manifest
 is rewritten (atomically). The previous manifest is added too and linked as
 previous_manifest_cid, so manifests form a hash chain.
 
+Rule globs are doublestar patterns (** matches any depth); one walk of the
+tree serves them all. A glob that selects nothing for an event is reported.
+After fixing the rules, --reprocess SINCE selects files again for the events
+from SINCE (a proof anchor printed by ` + "`ssid-anchor event`" + `) to the end of
+the log, or for every event with --reprocess all; content already anchored is
+still skipped.
+
 Exit codes: 0 done (also when there was nothing new), 1 a file or the run
 failed, 2 bad flag or config, 3 repo missing or locked, 130 interrupted.`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "dry-run", Destination: &o.DryRun, Usage: "compute hashes and CIDs, write nothing"},
 			&cli.StringFlag{Name: "cid-profile", Destination: &o.CIDProfile, Usage: "kubo-default or unixfs-v1-2025 (default: anchor.cid_profile)"},
 			&cli.StringFlag{Name: "github-output", Destination: &o.GitHubOutput, Usage: "append ipfs_cid=, manifest_cid=, anchored= lines to `FILE` ($GITHUB_OUTPUT)"},
+			&cli.StringFlag{Name: "reprocess", Destination: &o.Reprocess, Usage: "select files again for the events since proof anchor `SINCE` (or all), after a rules change"},
 			&cli.BoolFlag{Name: "markdown", Destination: &o.Markdown, Usage: "print a Proof-Anchor markdown block for a PR body on stdout"},
 			&cli.BoolFlag{Name: "verify", Usage: "verify instead of anchoring (same as `ssid-anchor verify`; the seed's flag)"},
 		},
@@ -62,13 +71,22 @@ func runAnchor(ctx context.Context, o anchorOptions, g *globalOptions) error {
 	if err != nil {
 		return usagef("--cid-profile: %v", err)
 	}
+	if err := checkReprocess(o.Reprocess); err != nil {
+		return err
+	}
 	root, err := tree.OpenRoot(g.Root)
 	if err != nil {
 		return usagef("--root: %v", err)
 	}
+	defer root.Close()
 	ro := anchor.RunOptions{
 		Root: root, Paths: g.cfg.Paths, Config: g.cfg.Anchor, Params: params,
-		Now: g.now, Log: g.log, OnFile: progressBars(g.stderr),
+		Now: g.now, Log: g.log, OnFile: progressBars(g.stderr), Reprocess: o.Reprocess,
+	}
+	// Rules are checked before the node is opened: a config error costs
+	// nothing and moves nothing.
+	if _, err := anchor.NewSelector(root, g.cfg.Paths, g.cfg.Anchor.Rules); err != nil {
+		return usageError{err}
 	}
 	if !o.DryRun {
 		n, release, err := g.openNode(ctx, node.OpenOptions{})
@@ -80,8 +98,11 @@ func runAnchor(ctx context.Context, o anchorOptions, g *globalOptions) error {
 		ro.OpenBatch = func(ctx context.Context) (anchor.Batch, error) { return n.NewBatch(ctx) }
 	}
 	res, err := anchor.Run(ctx, ro)
-	if errors.Is(err, anchor.ErrManifestLocked) {
+	switch {
+	case errors.Is(err, anchor.ErrManifestLocked):
 		return fmt.Errorf("%w: %w", node.ErrLocked, err)
+	case errors.Is(err, anchor.ErrConfig), errors.Is(err, anchor.ErrReprocessNotFound):
+		return usageError{err}
 	}
 	if res != nil {
 		if perr := reportAnchor(g, o, res); perr != nil && err == nil {
@@ -93,6 +114,17 @@ func runAnchor(ctx context.Context, o anchorOptions, g *globalOptions) error {
 	}
 	if len(res.Failed) > 0 {
 		return failure{fmt.Sprintf("%d of %d selected files could not be anchored", len(res.Failed), len(res.Failed)+len(res.Records)+len(res.Skipped))}
+	}
+	return nil
+}
+
+// checkReprocess accepts "all" or a proof anchor (64 hex digits).
+func checkReprocess(v string) error {
+	if v == "" || strings.EqualFold(v, "all") {
+		return nil
+	}
+	if len(v) != 64 || strings.Trim(strings.ToLower(v), "0123456789abcdef") != "" {
+		return usagef("--reprocess: want all or an event's proof anchor (64 hex digits, as `ssid-anchor event` prints it), got %q", v)
 	}
 	return nil
 }
@@ -124,8 +156,22 @@ func printAnchorHuman(w io.Writer, res *anchor.Result) {
 	if res.DryRun {
 		verb = "would anchor"
 	}
+	if res.Reprocessed > 0 {
+		fmt.Fprintf(w, "%d past registry events taken again (--reprocess)\n", res.Reprocessed)
+	}
 	fmt.Fprintf(w, "%d new registry events; %s %d files, %d unchanged, %d failed\n",
 		res.NewEvents, verb, len(res.Records), len(res.Skipped), len(res.Failed))
+	const maxUnmatched = 20
+	for i, u := range res.Unmatched {
+		if i == maxUnmatched {
+			fmt.Fprintf(w, "warning: ... and %d more globs that matched nothing (--json lists them)\n", len(res.Unmatched)+res.UnmatchedOmitted-maxUnmatched)
+			break
+		}
+		fmt.Fprintf(w, "warning: event %s (line %d): anchor.rules[%d] glob %q matched no file\n", u.Event, u.Line, u.Rule, u.Glob)
+	}
+	if len(res.Unmatched) <= maxUnmatched && res.UnmatchedOmitted > 0 {
+		fmt.Fprintf(w, "warning: ... and %d more globs that matched nothing\n", res.UnmatchedOmitted)
+	}
 	for _, r := range res.Records {
 		fmt.Fprintf(w, "  %s\n    sha256 %s\n    cid    %s\n    url    %s\n", r.FilePath, r.FileHash, r.IPFSCID, r.IPFSGatewayURL)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -44,8 +45,8 @@ func runEvent(_ context.Context, o eventOptions, g *globalOptions) error {
 	if err != nil {
 		return usageError{err}
 	}
-	logPath, err := root.Resolve(g.cfg.Paths.EventsLog)
-	if err != nil {
+	defer root.Close()
+	if err := tree.CheckRelative(g.cfg.Paths.EventsLog); err != nil {
 		return usagef("paths.events_log: %v", err)
 	}
 	lock := "violated"
@@ -66,9 +67,12 @@ func runEvent(_ context.Context, o eventOptions, g *globalOptions) error {
 		CommitHash: o.Hash, Blueprint: bp, Root24Lock: lock, ComplianceScore: o.ComplianceScore,
 		EmittedBy: "ssid-anchor",
 	}
-	pa, err := tree.AppendEvent(logPath, ev)
+	pa, err := root.AppendEvent(g.cfg.Paths.EventsLog, ev)
+	if errors.Is(err, tree.ErrOutsideRoot) {
+		return usagef("paths.events_log: %v", err)
+	}
 	if err != nil {
-		return fmt.Errorf("appending event to %s: %w", logPath, err)
+		return fmt.Errorf("appending event to %s: %w", root.Path(g.cfg.Paths.EventsLog), err)
 	}
 	if g.JSON {
 		return writeJSON(g.stdout, map[string]any{"event": o.Event, "timestamp": ev.Timestamp, "proof_anchor": pa, "log": g.cfg.Paths.EventsLog, "root_24_lock": lock})

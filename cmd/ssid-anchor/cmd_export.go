@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -56,8 +58,26 @@ func runExport(ctx context.Context, o exportOptions, g *globalOptions) error {
 		if err != nil {
 			return usagef("--root: %v", err)
 		}
-		if manPath, err = root.Resolve(g.cfg.Paths.Manifest); err != nil {
+		defer root.Close()
+		if err := tree.CheckRelative(g.cfg.Paths.Manifest); err != nil {
 			return usagef("paths.manifest: %v", err)
+		}
+		// The tree's manifest is read once, through the root (kernel-
+		// confined), and copied into the export directory; the plan is made
+		// from that copy, so the CARs and the copy always agree.
+		b, err := root.ReadFile(g.cfg.Paths.Manifest)
+		if errors.Is(err, tree.ErrOutsideRoot) {
+			return usagef("paths.manifest: %v", err)
+		}
+		if err != nil {
+			return fmt.Errorf("reading the manifest %s: %w", g.cfg.Paths.Manifest, err)
+		}
+		if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+			return fmt.Errorf("--car: %w", err)
+		}
+		manPath = filepath.Join(o.Dir, path.Base(g.cfg.Paths.Manifest))
+		if err := tree.WriteFileAtomic(manPath, b, 0o644); err != nil {
+			return fmt.Errorf("copying the manifest into %s: %w", o.Dir, err)
 		}
 	}
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {

@@ -27,6 +27,7 @@ func runGuard(_ context.Context, g *globalOptions) error {
 	if err != nil {
 		return usageError{err}
 	}
+	defer root.Close()
 	st, err := tree.CheckRoot24(root)
 	if err != nil {
 		return err

@@ -70,11 +70,10 @@ func loadTelemetryConfig(g *globalOptions) (telemetrySetup, error) {
 		return s, usageError{err}
 	}
 	s.root, s.cfgRel = root, g.cfg.Paths.TelemetryConfig
-	p, err := root.Resolve(s.cfgRel)
-	if err != nil {
+	b, err := root.ReadFile(s.cfgRel)
+	if errors.Is(err, tree.ErrOutsideRoot) {
 		return s, usagef("paths.telemetry_config: %v", err)
 	}
-	b, err := os.ReadFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return s, usagef("telemetry config %s not found under %s (set paths.telemetry_config in the appliance config, or create it from the SSID sample)", s.cfgRel, root.Dir())
 	}

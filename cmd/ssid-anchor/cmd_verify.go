@@ -122,11 +122,12 @@ func runVerify(ctx context.Context, o verifyOptions, g *globalOptions) error {
 		if o.NoTree {
 			return usagef("--car without --root needs --manifest FILE (the manifest carried with the CARs)")
 		}
-		p, err := vo.Root.Resolve(g.cfg.Paths.Manifest)
-		if err != nil {
+		if err := tree.CheckRelative(g.cfg.Paths.Manifest); err != nil {
 			return usagef("paths.manifest: %v", err)
 		}
-		vo.ManifestPath = p
+		// TODO(h10b): Verify reads ManifestPath by path; load it with
+		// anchor.LoadManifestIn(vo.Root, g.cfg.Paths.Manifest) to confine it.
+		vo.ManifestPath = vo.Root.Path(g.cfg.Paths.Manifest)
 	}
 
 	var cars *node.CARSet

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"sort"
 	"sync"
@@ -91,6 +90,7 @@ func (s *consoleSource) Snapshot(ctx context.Context) (*console.Snapshot, error)
 	if err != nil {
 		return nil, fmt.Errorf("opening the governance tree: %w", err)
 	}
+	defer root.Close()
 	snap := &console.Snapshot{ManifestPath: s.g.cfg.Paths.Manifest}
 	snap.Node = console.Node{
 		PeerID: s.n.PeerID(), Profile: s.n.Profile(), ConnectedPeers: s.n.ConnectedPeers(), Started: s.started,
@@ -139,22 +139,19 @@ func (s *consoleSource) Snapshot(ctx context.Context) (*console.Snapshot, error)
 // readManifest fills records and the chain. A manifest that does not exist
 // yet is the "no anchors yet" state, not a problem.
 func (s *consoleSource) readManifest(ctx context.Context, root tree.Root, snap *console.Snapshot) error {
-	path, err := root.Resolve(s.g.cfg.Paths.Manifest)
-	if err != nil {
-		return fmt.Errorf("paths.manifest: %w", err)
-	}
-	fi, err := os.Stat(path)
+	rel := s.g.cfg.Paths.Manifest
+	fi, err := root.Stat(rel)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
-		return err
+		return fmt.Errorf("paths.manifest: %w", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := &s.head
 	if c.man == nil || c.size != fi.Size() || !c.modTime.Equal(fi.ModTime()) {
-		man, raw, err := anchor.LoadManifest(path)
+		man, raw, err := anchor.LoadManifestIn(root, rel)
 		if err != nil {
 			return err
 		}
@@ -250,6 +247,7 @@ func manifestLink(c string, m *anchor.Manifest) console.ManifestLink {
 func (s *consoleSource) readTelemetry(root tree.Root) console.Telemetry {
 	t := console.Telemetry{ConfigFile: s.g.cfg.Paths.TelemetryConfig}
 	setup, err := loadTelemetryConfig(s.g)
+	defer setup.root.Close() // it opens the root too
 	if err != nil {
 		t.Problem = err.Error()
 		return t
@@ -264,11 +262,7 @@ func (s *consoleSource) readTelemetry(root tree.Root) console.Telemetry {
 	}
 	now := s.g.now()
 	for _, rel := range s.g.cfg.Paths.DashboardCSV {
-		p, err := root.Resolve(rel)
-		if err != nil {
-			continue
-		}
-		f, err := os.Open(p)
+		f, err := root.Open(rel)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -293,15 +287,18 @@ func (s *consoleSource) readTelemetry(root tree.Root) console.Telemetry {
 		t.Problem = fmt.Sprintf("no dashboard CSV: none of %v exists under the root", s.g.cfg.Paths.DashboardCSV)
 	}
 
-	statePath, err := root.Resolve(s.g.cfg.Paths.TelemetryState)
-	if err != nil {
+	st := &telemetry.State{}
+	b, err := root.ReadFile(s.g.cfg.Paths.TelemetryState)
+	switch {
+	case errors.Is(err, fs.ErrNotExist): // no check ran yet
+	case err != nil:
 		t.Problem = fmt.Sprintf("paths.telemetry_state: %v", err)
 		return t
-	}
-	st, err := telemetry.LoadState(statePath)
-	if err != nil {
-		t.Problem = err.Error()
-		return t
+	case len(bytes.TrimSpace(b)) > 0:
+		if err := json.Unmarshal(b, st); err != nil {
+			t.Problem = fmt.Sprintf("telemetry state %s: %v", s.g.cfg.Paths.TelemetryState, err)
+			return t
+		}
 	}
 	if st.LastCheck != nil {
 		t.LastCheck = st.LastCheck.Time
@@ -379,11 +376,9 @@ func (s *consoleSource) verify(ctx context.Context) (*anchor.VerifyReport, error
 	if err != nil {
 		return nil, fmt.Errorf("opening the governance tree: %w", err)
 	}
-	mp, err := root.Resolve(s.g.cfg.Paths.Manifest)
-	if err != nil {
-		return nil, fmt.Errorf("paths.manifest: %w", err)
-	}
+	defer root.Close()
+	// As cmd_verify does: Verify reads the manifest by path.
 	return anchor.Verify(ctx, anchor.VerifyOptions{
-		Root: root, ManifestPath: mp, Store: s.n, StoreName: "the repo", Pins: s.n, Log: s.g.log,
+		Root: root, ManifestPath: root.Path(s.g.cfg.Paths.Manifest), Store: s.n, StoreName: "the repo", Pins: s.n, Log: s.g.log,
 	})
 }
