@@ -99,6 +99,13 @@ func ReadCSVFile(path string, now time.Time) (Dashboard, error) {
 // now are pre-filled placeholders and are skipped unread. name is used in
 // errors ("name:line:column: ...").
 func ReadCSV(r io.Reader, name string, now time.Time) (Dashboard, error) {
+	return ScanCSV(r, name, now, nil)
+}
+
+// ScanCSV is ReadCSV that also hands visit every row that counts (valid,
+// not dated after now) in file order, so a caller that wants the whole
+// series (the console's chart) reads it with the same rules.
+func ScanCSV(r io.Reader, name string, now time.Time, visit func(Reading)) (Dashboard, error) {
 	d := Dashboard{File: name}
 	br := bufio.NewReaderSize(r, 64<<10)
 	if bom, err := br.Peek(3); err == nil && string(bom) == "\xef\xbb\xbf" {
@@ -189,6 +196,9 @@ func ReadCSV(r io.Reader, name string, now time.Time) (Dashboard, error) {
 		rd := Reading{
 			Score: score, Violations: viol, Quarter: opt(rec, "quarter"), Date: dt, DateText: strings.TrimSpace(rec[dateCol]),
 			BlueprintVersion: opt(rec, "blueprint_version"), Root24Lock: opt(rec, "root_24_lock", "root24_status"), Line: line,
+		}
+		if visit != nil {
+			visit(rd)
 		}
 		switch {
 		case cur == nil || !dt.Before(cur.Date):

@@ -1,0 +1,384 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/ssid/ssid-anchor/anchor"
+	"github.com/ssid/ssid-anchor/anchor/tree"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/console"
+	"github.com/ssid/ssid-anchor/node"
+	"github.com/ssid/ssid-anchor/telemetry"
+)
+
+// consoleSource builds the console's snapshots from the real state of the
+// box: the tree (Root-24-LOCK, manifest, dashboard CSV, telemetry config
+// and state), the appliance config and the open node. Nothing is invented:
+// what it cannot read it reports as a problem on the page.
+//
+// The daemon creates one with newConsoleSource(g, n, started) and serves
+// console.New(src, console.Options{...}) at "/". It owns the scheduler, so
+// it sets Jobs; it sets RemotePins when the remote-pinning queue knows more
+// than the manifest (last errors); and IPNSName once it publishes.
+type consoleSource struct {
+	g       *globalOptions
+	n       *node.Node
+	started time.Time
+
+	// Jobs lists the scheduler's jobs (set by the daemon; nil shows the
+	// "no scheduled jobs" state).
+	Jobs func() []console.Job
+	// RemotePins, when set, replaces the remote pin list read from the
+	// manifest's records (which has no last error).
+	RemotePins func() []console.RemotePin
+	// IPNSName is the name the daemon last published the head manifest
+	// under (n.IPNSName() after a successful PublishIPNS); nil or "" shows
+	// "not published".
+	IPNSName func() string
+
+	verifying sync.Mutex // held while VerifyNow runs
+
+	mu       sync.Mutex
+	lastRun  *console.VerifyRun
+	head     manifestCache
+	links    map[string]chainLink // by CID; content-addressed, so never stale
+	maxChain int
+}
+
+// manifestCache keeps the parsed head manifest while the file is
+// unchanged: 20,000 records are megabytes of JSON, and the page is viewed
+// far more often than anchoring rewrites it.
+type manifestCache struct {
+	size    int64
+	modTime time.Time
+	man     *anchor.Manifest
+	cid     string
+}
+
+// consoleHandler is what the daemon mounts at "/" on its HTTP address, next
+// to n.GatewayHandler() at "/ipfs/"; the source is returned so the daemon
+// can set Jobs, RemotePins and IPNSName.
+func consoleHandler(g *globalOptions, n *node.Node, started time.Time) (http.Handler, *consoleSource) {
+	src := newConsoleSource(g, n, started)
+	o := console.Options{Now: g.now, Log: g.log}
+	// IP addresses and localhost always work; a listen address given as a
+	// name is the name the box is opened by.
+	if host, _, err := net.SplitHostPort(g.cfg.HTTP.Listen); err == nil && host != "" {
+		o.Hosts = append(o.Hosts, host)
+	}
+	return console.New(src, o), src
+}
+
+func newConsoleSource(g *globalOptions, n *node.Node, started time.Time) *consoleSource {
+	return &consoleSource{g: g, n: n, started: started, links: map[string]chainLink{}, maxChain: 25}
+}
+
+// Snapshot implements console.Source.
+func (s *consoleSource) Snapshot(ctx context.Context) (*console.Snapshot, error) {
+	root, err := tree.OpenRoot(s.g.Root)
+	if err != nil {
+		return nil, fmt.Errorf("opening the governance tree: %w", err)
+	}
+	defer root.Close()
+	snap := &console.Snapshot{ManifestPath: s.g.cfg.Paths.Manifest}
+	snap.Node = console.Node{
+		PeerID: s.n.PeerID(), Profile: s.n.Profile(), ConnectedPeers: s.n.ConnectedPeers(), Started: s.started,
+	}
+	if s.IPNSName != nil {
+		snap.Node.IPNSName = s.IPNSName()
+	}
+	if st, err := tree.CheckRoot24(root); err != nil {
+		snap.Node.Root24Lock, snap.Node.Root24Problems = "unknown", []string{err.Error()}
+	} else {
+		snap.Node.Root24Lock, snap.Node.Root24Problems = st.Status(), st.Problems
+	}
+
+	if err := s.readManifest(ctx, root, snap); err != nil {
+		snap.ManifestProblem = err.Error()
+	}
+	s.mu.Lock()
+	if s.lastRun != nil {
+		v := *s.lastRun
+		snap.Verify = &v
+	}
+	s.mu.Unlock()
+
+	snap.Telemetry = s.readTelemetry(root)
+
+	if s.Jobs != nil {
+		snap.Jobs = s.Jobs()
+	}
+	for _, svc := range s.g.cfg.RemotePinning.Services {
+		snap.RemoteServices = append(snap.RemoteServices, svc.Name)
+	}
+	if s.RemotePins != nil {
+		snap.RemotePins = s.RemotePins()
+	} else {
+		for _, r := range snap.Records {
+			for _, p := range r.RemotePins {
+				rp := console.RemotePin{Service: p.Service, CID: r.IPFSCID, FilePath: r.FilePath, Status: p.Status}
+				rp.Updated, _ = time.Parse(time.RFC3339, p.UpdatedAt)
+				snap.RemotePins = append(snap.RemotePins, rp)
+			}
+		}
+	}
+	return snap, nil
+}
+
+// readManifest fills records and the chain. A manifest that does not exist
+// yet is the "no anchors yet" state, not a problem.
+func (s *consoleSource) readManifest(ctx context.Context, root tree.Root, snap *console.Snapshot) error {
+	rel := s.g.cfg.Paths.Manifest
+	fi, err := root.Stat(rel)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("paths.manifest: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := &s.head
+	if c.man == nil || c.size != fi.Size() || !c.modTime.Equal(fi.ModTime()) {
+		man, raw, err := anchor.LoadManifestIn(root, rel)
+		if err != nil {
+			return err
+		}
+		params, _ := node.ParamsFor(node.CIDProfileDefault)
+		mc, err := node.ComputeCID(bytes.NewReader(raw), params, nil)
+		if err != nil {
+			return fmt.Errorf("computing the manifest's CID: %w", err)
+		}
+		*c = manifestCache{size: fi.Size(), modTime: fi.ModTime(), man: man, cid: mc.String()}
+	}
+	snap.Records = c.man.Records
+	snap.Chain = []console.ManifestLink{manifestLink(c.cid, c.man)}
+	prev := c.man.PreviousCID
+	for prev != "" {
+		if len(snap.Chain) == s.maxChain {
+			snap.ChainNote = fmt.Sprintf("The %d newest manifests are shown; `ssid-anchor verify` checks the whole chain.", s.maxChain)
+			break
+		}
+		l, next, err := s.link(ctx, prev)
+		if err != nil {
+			snap.ChainNote = fmt.Sprintf("Manifest %s cannot be read from the repo: %v", prev, err)
+			break
+		}
+		snap.Chain = append(snap.Chain, l)
+		prev = next
+	}
+	return nil
+}
+
+// chainLink is a cached link plus where it points.
+type chainLink struct {
+	console.ManifestLink
+	previous string
+}
+
+// link reads an earlier manifest from the node (cached by CID).
+func (s *consoleSource) link(ctx context.Context, c string) (console.ManifestLink, string, error) {
+	if l, ok := s.links[c]; ok {
+		return l.ManifestLink, l.previous, nil
+	}
+	id, err := cid.Decode(c)
+	if err != nil {
+		return console.ManifestLink{}, "", fmt.Errorf("not a CID: %w", err)
+	}
+	buf := cappedBuffer{max: maxLinkedManifest}
+	if _, err := s.n.ReadFile(ctx, id, maxLinkedManifest, &buf); err != nil {
+		return console.ManifestLink{}, "", err
+	}
+	m, err := anchor.ParseManifest(buf.Bytes())
+	if err != nil {
+		return console.ManifestLink{}, "", fmt.Errorf("not a manifest: %w", err)
+	}
+	l := manifestLink(c, m)
+	s.links[c] = chainLink{l, m.PreviousCID}
+	return l, m.PreviousCID, nil
+}
+
+// maxLinkedManifest bounds what one linked manifest may take in memory,
+// whatever a previous_manifest_cid points at.
+const maxLinkedManifest = 256 << 20
+
+type cappedBuffer struct {
+	bytes.Buffer
+	max int
+}
+
+func (b *cappedBuffer) Write(p []byte) (int, error) {
+	if b.Len()+len(p) > b.max {
+		return 0, fmt.Errorf("larger than %d MiB: not a manifest", b.max>>20)
+	}
+	return b.Buffer.Write(p)
+}
+
+func manifestLink(c string, m *anchor.Manifest) console.ManifestLink {
+	l := console.ManifestLink{CID: c, Records: len(m.Records)}
+	if raw, ok := m.Get("last_updated"); ok {
+		_ = json.Unmarshal(raw, &l.LastUpdated)
+	}
+	// The signature (SPEC 2.2) names its signer; verify checks it.
+	if raw, ok := m.Get("signature"); ok {
+		var sig struct {
+			PeerID string `json:"peer_id"`
+		}
+		if json.Unmarshal(raw, &sig) == nil {
+			l.Signer = sig.PeerID
+		}
+	}
+	return l
+}
+
+// readTelemetry reads the telemetry config, the dashboard CSV (every row,
+// with the same rules as a check) and the telemetry state.
+func (s *consoleSource) readTelemetry(root tree.Root) console.Telemetry {
+	t := console.Telemetry{ConfigFile: s.g.cfg.Paths.TelemetryConfig}
+	setup, err := loadTelemetryConfig(s.g)
+	defer setup.root.Close() // it opens the root too
+	if err != nil {
+		t.Problem = err.Error()
+		return t
+	}
+	cfg := setup.cfg
+	t.Enabled, t.Min, t.Critical = cfg.Enabled, cfg.Thresholds.ComplianceScoreMin, cfg.Thresholds.ComplianceScoreCritical
+	if !t.Enabled {
+		return t
+	}
+	if setup.invalid != nil {
+		t.Problem = fmt.Sprintf("telemetry config %s: %v", t.ConfigFile, setup.invalid)
+	}
+	now := s.g.now()
+	for _, rel := range s.g.cfg.Paths.DashboardCSV {
+		f, err := root.Open(rel)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		t.CSVFile = rel
+		if err != nil {
+			t.Problem = err.Error()
+			break
+		}
+		var pts []console.Point
+		_, err = telemetry.ScanCSV(f, rel, now, func(r telemetry.Reading) {
+			label := r.DateText
+			pts = append(pts, console.Point{Date: r.Date, Label: label, Score: r.Score, Violations: r.Violations, Line: r.Line})
+		})
+		f.Close()
+		if err != nil {
+			t.Problem = err.Error()
+		}
+		t.Points = pts
+		break
+	}
+	if t.CSVFile == "" && t.Problem == "" {
+		t.Problem = fmt.Sprintf("no dashboard CSV: none of %v exists under the root", s.g.cfg.Paths.DashboardCSV)
+	}
+
+	st := &telemetry.State{}
+	b, err := root.ReadFile(s.g.cfg.Paths.TelemetryState)
+	switch {
+	case errors.Is(err, fs.ErrNotExist): // no check ran yet
+	case err != nil:
+		t.Problem = fmt.Sprintf("paths.telemetry_state: %v", err)
+		return t
+	case len(bytes.TrimSpace(b)) > 0:
+		if err := json.Unmarshal(b, st); err != nil {
+			t.Problem = fmt.Sprintf("telemetry state %s: %v", s.g.cfg.Paths.TelemetryState, err)
+			return t
+		}
+	}
+	if st.LastCheck != nil {
+		t.LastCheck = st.LastCheck.Time
+	}
+	names := make([]string, 0, len(st.Alerts))
+	for name := range st.Alerts {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		a := st.Alerts[name]
+		if !a.Active {
+			continue
+		}
+		al := console.Alert{Name: name, Level: a.Level, Reasons: a.Reasons}
+		if a.FirstSeen != nil {
+			al.Since = a.FirstSeen.Time
+		}
+		t.Alerts = append(t.Alerts, al)
+	}
+	// Last delivery per channel: when an alert notice this channel accepted
+	// was last sent; owed: notices it has not accepted yet.
+	for _, ch := range cfg.EnabledChannels() {
+		c := console.Channel{Name: ch}
+		for _, name := range names {
+			a := st.Alerts[name]
+			if slices.Contains(a.DeliveredTo, ch) {
+				if a.LastSent != nil && a.LastSent.After(c.LastDelivery) {
+					c.LastDelivery = a.LastSent.Time
+				}
+			} else if a.Notice != "" {
+				c.Pending = append(c.Pending, name+" ("+a.Notice+")")
+			}
+		}
+		for _, en := range st.EventNotices {
+			if !slices.Contains(en.DeliveredTo, ch) {
+				c.Pending = append(c.Pending, consolePlural(len(en.Events)+en.More, "registry event"))
+			}
+		}
+		t.Channels = append(t.Channels, c)
+	}
+	return t
+}
+
+func consolePlural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// VerifyNow implements console.Source: it verifies every record against
+// the tree and the node's repo, as `ssid-anchor verify` does, and keeps the
+// report for the page.
+func (s *consoleSource) VerifyNow(ctx context.Context) error {
+	if !s.verifying.TryLock() {
+		return console.ErrBusy
+	}
+	defer s.verifying.Unlock()
+	run := &console.VerifyRun{At: s.g.now()}
+	t0 := time.Now()
+	rep, err := s.verify(ctx)
+	run.Took, run.Report = time.Since(t0), rep
+	if err != nil {
+		run.Err = err.Error()
+	}
+	s.mu.Lock()
+	s.lastRun = run
+	s.mu.Unlock()
+	return err
+}
+
+func (s *consoleSource) verify(ctx context.Context) (*anchor.VerifyReport, error) {
+	root, err := tree.OpenRoot(s.g.Root)
+	if err != nil {
+		return nil, fmt.Errorf("opening the governance tree: %w", err)
+	}
+	defer root.Close()
+	// As cmd_verify does: Verify reads the manifest by path.
+	return anchor.Verify(ctx, anchor.VerifyOptions{
+		Root: root, ManifestPath: root.Path(s.g.cfg.Paths.Manifest), Store: s.n, StoreName: "the repo", Pins: s.n, Log: s.g.log,
+	})
+}
