@@ -83,9 +83,11 @@ func newHarness(t *testing.T, srv *psatest.Server, endpoint string) *harness {
 	}
 	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	psa, err := NewPSA(h.svc, PSAOptions{
-		Getenv:  func(k string) string { return map[string]string{testEnv: srv.Token}[k] },
-		Origins: func() []string { return []string{"/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"} },
-		Policy:  retry.Default(), PollInterval: 5 * time.Second, Now: h.clock.Now, Log: log,
+		Getenv: func(k string) string { return map[string]string{testEnv: srv.Token}[k] },
+		Origins: func() []string {
+			return []string{"/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"}
+		},
+		Policy: retry.Default(), PollInterval: 5 * time.Second, Now: h.clock.Now, Log: log,
 	})
 	if err != nil {
 		t.Fatal(err)
