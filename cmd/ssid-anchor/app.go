@@ -75,6 +75,7 @@ func newApp(g *globalOptions) *cli.App {
 			newImportCommand(g),
 			newTelemetryCommand(g),
 			newGuardCommand(g),
+			newPinsCommand(g),
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {

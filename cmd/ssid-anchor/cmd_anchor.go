@@ -21,6 +21,10 @@ type anchorOptions struct {
 	CIDProfile   string
 	GitHubOutput string
 	Markdown     bool
+	// Remote names services that receive the run's new anchors;
+	// Web3Storage adds the service named web3-storage.
+	Remote      []string
+	Web3Storage bool
 }
 
 func newAnchorCommand(g *globalOptions) *cli.Command {
@@ -42,12 +46,15 @@ failed, 2 bad flag or config, 3 repo missing or locked, 130 interrupted.`,
 			&cli.StringFlag{Name: "cid-profile", Destination: &o.CIDProfile, Usage: "kubo-default or unixfs-v1-2025 (default: anchor.cid_profile)"},
 			&cli.StringFlag{Name: "github-output", Destination: &o.GitHubOutput, Usage: "append ipfs_cid=, manifest_cid=, anchored= lines to `FILE` ($GITHUB_OUTPUT)"},
 			&cli.BoolFlag{Name: "markdown", Destination: &o.Markdown, Usage: "print a Proof-Anchor markdown block for a PR body on stdout"},
+			&cli.StringSliceFlag{Name: "remote", Usage: "queue the new anchors for the remote pinning service `NAME` (repeatable; see `ssid-anchor pins`)"},
+			&cli.BoolFlag{Name: "web3-storage", Destination: &o.Web3Storage, Usage: "queue the new anchors for the service named web3-storage (Storacha)"},
 			&cli.BoolFlag{Name: "verify", Usage: "verify instead of anchoring (same as `ssid-anchor verify`; the seed's flag)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.Bool("verify") {
 				return runVerify(c.Context, verifyOptionsFrom(c), g)
 			}
+			o.Remote = c.StringSlice("remote")
 			return runAnchor(c.Context, o, g)
 		},
 	}
@@ -66,6 +73,10 @@ func runAnchor(ctx context.Context, o anchorOptions, g *globalOptions) error {
 	if err != nil {
 		return usagef("--root: %v", err)
 	}
+	remotes, err := remoteTargets(g, o.Remote, o.Web3Storage)
+	if err != nil {
+		return err
+	}
 	ro := anchor.RunOptions{
 		Root: root, Paths: g.cfg.Paths, Config: g.cfg.Anchor, Params: params,
 		Now: g.now, Log: g.log, OnFile: progressBars(g.stderr),
@@ -83,13 +94,25 @@ func runAnchor(ctx context.Context, o anchorOptions, g *globalOptions) error {
 	if errors.Is(err, anchor.ErrManifestLocked) {
 		return fmt.Errorf("%w: %w", node.ErrLocked, err)
 	}
+	var queued *queuedRemotePins
+	var qerr error
+	if res != nil && res.Rewritten && !res.DryRun {
+		// Local anchoring is done and durable; queueing only writes the
+		// queue file, it never waits on a service.
+		if queued, qerr = queueRemotePins(g, remotes, res.Records); qerr != nil {
+			qerr = fmt.Errorf("anchored locally, but the remote pin requests could not be queued: %w", qerr)
+		}
+	}
 	if res != nil {
-		if perr := reportAnchor(g, o, res); perr != nil && err == nil {
+		if perr := reportAnchor(g, o, res, queued); perr != nil && err == nil {
 			err = perr
 		}
 	}
 	if err != nil {
 		return err
+	}
+	if qerr != nil {
+		return qerr
 	}
 	if len(res.Failed) > 0 {
 		return failure{fmt.Sprintf("%d of %d selected files could not be anchored", len(res.Failed), len(res.Failed)+len(res.Records)+len(res.Skipped))}
@@ -97,18 +120,25 @@ func runAnchor(ctx context.Context, o anchorOptions, g *globalOptions) error {
 	return nil
 }
 
-func reportAnchor(g *globalOptions, o anchorOptions, res *anchor.Result) error {
+func reportAnchor(g *globalOptions, o anchorOptions, res *anchor.Result, queued *queuedRemotePins) error {
 	if o.GitHubOutput != "" {
 		if err := writeGitHubOutput(o.GitHubOutput, res); err != nil {
 			return fmt.Errorf("--github-output: %w", err)
 		}
 	}
 	if g.JSON {
-		if err := writeJSON(g.stdout, res); err != nil {
+		if err := writeJSON(g.stdout, struct {
+			*anchor.Result
+			RemotePins *queuedRemotePins `json:"remote_pins_queued,omitempty"`
+		}{res, queued}); err != nil {
 			return err
 		}
 	} else {
 		printAnchorHuman(g.stderr, res)
+		if queued != nil {
+			fmt.Fprintf(g.stderr, "queued %d remote pin requests for %s (`ssid-anchor pins` shows them; the daemon or `ssid-anchor pins --retry` pushes them)\n",
+				queued.Queued, strings.Join(queued.Services, ", "))
+		}
 	}
 	if o.Markdown {
 		fmt.Fprint(g.stdout, proofAnchorMarkdown(res))

@@ -75,6 +75,10 @@ type Server struct {
 	// Fetch pulls a pin's content (origins are the client's multiaddrs).
 	// nil pins on the second status poll without fetching.
 	Fetch func(ctx context.Context, c cid.Cid, origins []string) error
+	// OnCreate runs after a pin was created and before the 202 is sent:
+	// a test can kill the client there, the window in which a client
+	// that does not look before it creates would make a duplicate.
+	OnCreate func(PinStatus)
 
 	srv    *httptest.Server
 	mu     sync.Mutex
@@ -318,7 +322,7 @@ func (s *Server) create(w http.ResponseWriter, body []byte) {
 	s.mu.Lock()
 	ps := s.newPin(p)
 	st := ps.st
-	fetch := s.Fetch
+	fetch, onCreate := s.Fetch, s.OnCreate
 	s.mu.Unlock()
 	if fetch == nil {
 		close(ps.done)
@@ -332,6 +336,9 @@ func (s *Server) create(w http.ResponseWriter, body []byte) {
 			s.mu.Unlock()
 			close(ps.done)
 		}()
+	}
+	if onCreate != nil {
+		onCreate(st)
 	}
 	writeJSON(w, 202, st)
 }
