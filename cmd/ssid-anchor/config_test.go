@@ -35,6 +35,9 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"{\n\"paths\": {\"manifest\": 5}}", `line 2`},
 		{`{"paths":{"manifest":"../m.json"}}`, "paths.manifest"},
 		{`{"remote_pinning":{"services":[{"name":"x"}]}}`, "remote_pinning.services[0]"},
+		{`{"remote_pinning":{"services":[{"name":"x","kind":"s3","endpoint":"https://x/","token_env":"T"}]}}`, "remote_pinning.services[0] (x).kind"},
+		{`{"remote_pinning":{"services":[{"name":"web3-storage"}]}}`, "remote_pinning.services[0] (web3-storage).space: required"},
+		{`{"remote_pinning":{"services":[{"name":"x","endpoint":"https://x/","token":"secret"}]}}`, `unknown field "token"`},
 	} {
 		p := t.TempDir() + "/c.json"
 		os.WriteFile(p, []byte(tc.body), 0o644)
