@@ -52,7 +52,7 @@ func (m *memRecorder) RecordRemotePins(_ context.Context, ch []Change) error {
 func (m *memRecorder) n() int { m.mu.Lock(); defer m.mu.Unlock(); return len(m.calls) }
 
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *psatest.Server
 	clock *fakeClock
 	q     *Queue
@@ -65,7 +65,7 @@ type harness struct {
 const testEnv = "SSID_TEST_PSA_TOKEN"
 
 // testCID returns a distinct, valid CIDv0 for i.
-func testCID(t *testing.T, i int) string {
+func testCID(t testing.TB, i int) string {
 	t.Helper()
 	c, err := cid.V0Builder{}.Sum([]byte{byte(i), byte(i >> 8), 'x'})
 	if err != nil {
@@ -74,7 +74,7 @@ func testCID(t *testing.T, i int) string {
 	return c.String()
 }
 
-func newHarness(t *testing.T, srv *psatest.Server, endpoint string) *harness {
+func newHarness(t testing.TB, srv *psatest.Server, endpoint string) *harness {
 	t.Helper()
 	h := &harness{t: t, srv: srv, clock: newClock(), rec: &memRecorder{}, logs: &bytes.Buffer{}}
 	h.svc = Service{Name: "cluster", Endpoint: endpoint, TokenEnv: testEnv}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/cheggaaa/pb/v3"
 	"github.com/mattn/go-isatty"
@@ -99,7 +100,10 @@ func runAnchor(ctx context.Context, o anchorOptions, g *globalOptions) error {
 	if res != nil && res.Rewritten && !res.DryRun {
 		// Local anchoring is done and durable; queueing only writes the
 		// queue file, it never waits on a service.
-		if queued, qerr = queueRemotePins(g, remotes, res.Records); qerr != nil {
+		t0 := time.Now()
+		queued, qerr = queueRemotePins(g, remotes, res.Records)
+		g.log.Debug("remote pin requests queued", "took", time.Since(t0))
+		if qerr != nil {
 			qerr = fmt.Errorf("anchored locally, but the remote pin requests could not be queued: %w", qerr)
 		}
 	}

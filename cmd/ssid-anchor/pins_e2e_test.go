@@ -59,7 +59,9 @@ func runBin(t *testing.T, token string, args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
-func queueOf(t *testing.T, repo string) []*pinning.Request {
+func queueOf(t *testing.T, repo string) []*pinning.Request { return queueOfTB(t, repo) }
+
+func queueOfTB(t testing.TB, repo string) []*pinning.Request {
 	t.Helper()
 	reqs, err := pinning.OpenQueue(pinning.QueueDir(repo), nil).List()
 	if err != nil {
