@@ -141,6 +141,7 @@ func (d *Drainer) Drain(ctx context.Context, o DrainOptions) (Report, error) {
 		if r.Done() {
 			continue
 		}
+		before := *r
 		if o.Force {
 			r.NextAttempt = now
 			if r.Permanent {
@@ -154,8 +155,7 @@ func (d *Drainer) Drain(ctx context.Context, o DrainOptions) (Report, error) {
 		if !r.Due(now) {
 			continue
 		}
-		c := *r
-		orig[r.Key()] = c
+		orig[r.Key()] = before
 		if _, ok := byService[r.Service]; !ok {
 			order = append(order, r.Service)
 		}

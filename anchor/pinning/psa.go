@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ipfs/boxo/pinning/remote/client/openapi"
+	"github.com/ipfs/go-cid"
 	"github.com/ssid/ssid-anchor/anchor/retry"
 )
 
@@ -263,7 +264,7 @@ func (p *PSA) find(ctx context.Context, c string) (*openapi.PinStatus, error) {
 		}
 		for i := range res.Results {
 			st := &res.Results[i]
-			if st.Pin.Cid != c {
+			if !sameContent(st.Pin.Cid, c) {
 				continue
 			}
 			if best == nil || rank[st.Status] > rank[best.Status] ||
@@ -380,4 +381,15 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n]
+}
+
+// sameContent compares CIDs as services may echo them: a service can answer
+// a CIDv0 query with the same DAG as CIDv1 in base32.
+func sameContent(a, b string) bool {
+	if a == b {
+		return true
+	}
+	ca, err1 := cid.Decode(a)
+	cb, err2 := cid.Decode(b)
+	return err1 == nil && err2 == nil && ca.Type() == cb.Type() && ca.Hash().HexString() == cb.Hash().HexString()
 }

@@ -532,3 +532,24 @@ func TestEnqueueIsIdempotent(t *testing.T) {
 		t.Fatalf("queue file mode: %v %v", fi, err)
 	}
 }
+
+// A service that stores CIDs as CIDv1 still answers our CIDv0 lookup; the
+// existing pin is reused.
+func TestPSAAdoptsPinUnderCIDv1(t *testing.T) {
+	srv := psatest.New()
+	defer srv.Close()
+	h := newHarness(t, srv, srv.URL)
+	c := h.enqueue(1)[0]
+	v0, _ := cid.Decode(c)
+	v1 := cid.NewCidV1(v0.Type(), v0.Hash()).String()
+	old := srv.Preload(psatest.Pin{CID: v1}, "pinning")
+	h.drain(false)
+	if r := h.req(c); r.RequestID != old.RequestID || r.Status != StatusPinning {
+		t.Fatalf("%+v, want request %s adopted", r, old.RequestID)
+	}
+	for _, call := range srv.Calls() {
+		if call.Method == "POST" {
+			t.Fatal("created a duplicate of a pin stored under CIDv1")
+		}
+	}
+}

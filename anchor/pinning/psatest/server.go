@@ -434,7 +434,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	for _, ps := range s.pins {
 		st := ps.st
 		switch {
-		case len(cids) > 0 && !slices.Contains(cids, st.Pin.CID),
+		case len(cids) > 0 && !slices.ContainsFunc(cids, func(q string) bool { return sameContent(q, st.Pin.CID) }),
 			!slices.Contains(statuses, st.Status),
 			!before.IsZero() && !st.Created.Before(before),
 			!after.IsZero() && !st.Created.After(after),
@@ -474,4 +474,15 @@ func nameMatches(have, want, match string) bool {
 	default:
 		return have == want
 	}
+}
+
+// sameContent matches a queried CID against a stored one the way services
+// that normalise CIDs do (CIDv0 and CIDv1 of one DAG are the same pin).
+func sameContent(a, b string) bool {
+	ca, err1 := cid.Decode(a)
+	cb, err2 := cid.Decode(b)
+	if err1 != nil || err2 != nil {
+		return a == b
+	}
+	return ca.Type() == cb.Type() && string(ca.Hash()) == string(cb.Hash())
 }
