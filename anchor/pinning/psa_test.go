@@ -553,3 +553,34 @@ func TestPSAAdoptsPinUnderCIDv1(t *testing.T) {
 		}
 	}
 }
+
+type failingRecorder struct{ calls int }
+
+func (f *failingRecorder) RecordRemotePins(context.Context, []Change) error {
+	f.calls++
+	return errors.New("the anchor manifest is locked by another ssid-anchor run")
+}
+
+// A manifest that cannot be written (an anchoring run holds it) loses
+// nothing: the pushes are saved, and the next drain records the state.
+func TestManifestCatchesUpAfterAFailedWrite(t *testing.T) {
+	srv := psatest.New()
+	defer srv.Close()
+	h := newHarness(t, srv, srv.URL)
+	c := h.enqueue(1)[0]
+	fr := &failingRecorder{}
+	h.d.Recorder = fr
+	if _, err := h.d.Drain(context.Background(), DrainOptions{}); err == nil || !strings.Contains(err.Error(), "the next drain tries again") {
+		t.Fatalf("drain with a locked manifest: %v", err)
+	}
+	if r := h.req(c); r.RequestID == "" || r.Recorded != nil {
+		t.Fatalf("push not saved or wrongly marked recorded: %+v", r)
+	}
+	h.d.Recorder = h.rec
+	if rep := h.drain(false); rep.Pushed != 0 || rep.Recorded != 1 {
+		t.Fatalf("catch-up drain: %+v", rep)
+	}
+	if got := h.rec.calls[0][0]; got.Status != StatusQueued || got.RequestID != h.req(c).RequestID {
+		t.Fatalf("recorded %+v", got)
+	}
+}
