@@ -312,6 +312,19 @@ func TestAnchorRemoteFlags(t *testing.T) {
 	if !strings.Contains(stdout, "no backend for kind storacha-bridge in this build") {
 		t.Fatalf("pins does not say why:\n%s", stdout)
 	}
+	// One line per request: service, CID, status, age, file, last error.
+	for _, r := range reqs {
+		found := false
+		for _, line := range strings.Split(stdout, "\n") {
+			f := strings.Fields(line)
+			if len(f) >= 6 && f[0] == "web3-storage" && f[1] == r.CID && f[2] == "queued" && strings.HasSuffix(f[4], "ago") && f[5] == r.Meta.FilePath {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no line for %s (%s) in:\n%s", r.CID, r.Meta.FilePath, stdout)
+		}
+	}
 	for _, r := range readManifest(t, root).Records {
 		if len(r.RemotePins) != 1 || r.RemotePins[0].Status != "queued" || r.RemotePins[0].Service != "web3-storage" {
 			t.Errorf("%s: remote_pins %+v", r.FilePath, r.RemotePins)
