@@ -11,6 +11,10 @@ import (
 	"github.com/ssid/ssid-anchor/anchor/tree"
 )
 
+// ErrUnchanged, returned by a Rewrite edit, means the manifest already
+// says everything: nothing is written and Rewritten stays false.
+var ErrUnchanged = errors.New("manifest unchanged")
+
 // Rewrite changes the manifest outside an anchoring run (a remote pin's
 // status, for example). It takes the path every anchoring run takes: under
 // the manifest lock it applies edit, adds the previous manifest and the new
@@ -44,10 +48,12 @@ func Rewrite(ctx context.Context, o RunOptions, edit func(*Manifest) error) (*Re
 	if err != nil {
 		return nil, err
 	}
-	if err := edit(man); err != nil {
+	res := &Result{ManifestPath: o.Paths.Manifest}
+	if err := edit(man); errors.Is(err, ErrUnchanged) {
+		return res, nil
+	} else if err != nil {
 		return nil, err
 	}
-	res := &Result{ManifestPath: o.Paths.Manifest}
 	run := &runState{o: o, man: man, manPath: o.Paths.Manifest, oldBytes: oldBytes, res: res, now: o.Now().UTC().Format(time.RFC3339)}
 	if err := run.open(ctx); err != nil {
 		return nil, err

@@ -88,6 +88,7 @@ func newApp(g *globalOptions) *cli.App {
 			newGuardCommand(g),
 			newBundleCommand(g),
 			newReleaseCommand(g),
+			newPinsCommand(g),
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/cheggaaa/pb/v3"
 	"github.com/mattn/go-isatty"
@@ -22,6 +23,10 @@ type anchorOptions struct {
 	GitHubOutput string
 	Markdown     bool
 	Reprocess    string
+	// Remote names services that receive the run's new anchors;
+	// Web3Storage adds the service named web3-storage.
+	Remote      []string
+	Web3Storage bool
 }
 
 func newAnchorCommand(g *globalOptions) *cli.Command {
@@ -51,6 +56,8 @@ failed, 2 bad flag or config, 3 repo missing or locked, 130 interrupted.`,
 			&cli.StringFlag{Name: "github-output", Destination: &o.GitHubOutput, Usage: "append ipfs_cid=, manifest_cid=, anchored= lines to `FILE` ($GITHUB_OUTPUT)"},
 			&cli.StringFlag{Name: "reprocess", Destination: &o.Reprocess, Usage: "select files again for the events since proof anchor `SINCE` (or all), after a rules change"},
 			&cli.BoolFlag{Name: "markdown", Destination: &o.Markdown, Usage: "print a Proof-Anchor markdown block for a PR body on stdout"},
+			&cli.StringSliceFlag{Name: "remote", Usage: "queue the new anchors for the remote pinning service `NAME` (repeatable; see `ssid-anchor pins`)"},
+			&cli.BoolFlag{Name: "web3-storage", Destination: &o.Web3Storage, Usage: "queue the new anchors for the service named web3-storage (Storacha)"},
 			&cli.BoolFlag{Name: "verify", Usage: "verify instead of anchoring: the same as ssid-anchor verify, whose flags it takes (the seed's flag)"},
 		}, verifyFlags()...),
 		Action: func(c *cli.Context) error {
@@ -60,20 +67,40 @@ failed, 2 bad flag or config, 3 repo missing or locked, 130 interrupted.`,
 			if err := onlyWithVerify(c); err != nil {
 				return err
 			}
+			o.Remote = c.StringSlice("remote")
 			return runAnchor(c.Context, o, g)
 		},
 	}
 }
 
 func runAnchor(ctx context.Context, o anchorOptions, g *globalOptions) error {
+	remotes, err := remoteTargets(g, o.Remote, o.Web3Storage)
+	if err != nil {
+		return err
+	}
 	res, err := execAnchor(ctx, o, g)
+	var queued *queuedRemotePins
+	var qerr error
+	if res != nil && res.Rewritten && !res.DryRun {
+		// Local anchoring is done and durable; queueing only writes the
+		// queue file, it never waits on a service.
+		t0 := time.Now()
+		queued, qerr = queueRemotePins(g, remotes, res.Records)
+		g.log.Debug("remote pin requests queued", "took", time.Since(t0))
+		if qerr != nil {
+			qerr = fmt.Errorf("anchored locally, but the remote pin requests could not be queued: %w", qerr)
+		}
+	}
 	if res != nil {
-		if perr := reportAnchor(g, o, res); perr != nil && err == nil {
+		if perr := reportAnchor(g, o, res, queued); perr != nil && err == nil {
 			err = perr
 		}
 	}
 	if err != nil {
 		return err
+	}
+	if qerr != nil {
+		return qerr
 	}
 	if len(res.Failed) > 0 {
 		return failure{fmt.Sprintf("%d of %d selected files could not be anchored", len(res.Failed), len(res.Failed)+len(res.Records)+len(res.Skipped))}
@@ -139,18 +166,25 @@ func execAnchor(ctx context.Context, o anchorOptions, g *globalOptions) (*anchor
 	return res, err
 }
 
-func reportAnchor(g *globalOptions, o anchorOptions, res *anchor.Result) error {
+func reportAnchor(g *globalOptions, o anchorOptions, res *anchor.Result, queued *queuedRemotePins) error {
 	if o.GitHubOutput != "" {
 		if err := writeGitHubOutput(o.GitHubOutput, res); err != nil {
 			return fmt.Errorf("--github-output: %w", err)
 		}
 	}
 	if g.JSON {
-		if err := writeJSON(g.stdout, res); err != nil {
+		if err := writeJSON(g.stdout, struct {
+			*anchor.Result
+			RemotePins *queuedRemotePins `json:"remote_pins_queued,omitempty"`
+		}{res, queued}); err != nil {
 			return err
 		}
 	} else {
 		printAnchorHuman(g.stderr, res)
+		if queued != nil {
+			fmt.Fprintf(g.stderr, "queued %d remote pin requests for %s (`ssid-anchor pins` shows them; the daemon or `ssid-anchor pins --retry` pushes them)\n",
+				queued.Queued, strings.Join(queued.Services, ", "))
+		}
 	}
 	if o.Markdown {
 		fmt.Fprint(g.stdout, proofAnchorMarkdown(res))

@@ -16,16 +16,14 @@ import (
 
 	"github.com/robfig/cron/v3"
 	"github.com/ssid/ssid-anchor/anchor"
+	"github.com/ssid/ssid-anchor/anchor/pinning"
 	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/ssid/ssid-anchor/node"
 )
 
-// remoteService is one IPFS Pinning Service API endpoint.
-type remoteService struct {
-	Name     string `json:"name"`
-	Endpoint string `json:"endpoint"`
-	TokenEnv string `json:"token_env"`
-}
+// remoteService is one entry of remote_pinning.services; anchor/pinning
+// owns its definition and rules.
+type remoteService = pinning.Service
 
 // applianceConfig is the --config file (SPEC 4.6). Every key has a default;
 // unknown keys are errors.
@@ -202,10 +200,8 @@ func (c applianceConfig) validate() error {
 			return fmt.Errorf("%s: %q is not a cron spec (5 fields: minute hour day-of-month month day-of-week, e.g. \"0 9 1 1,4,7,10 *\"): %v", sc.key, sc.spec, err)
 		}
 	}
-	for i, s := range c.RemotePinning.Services {
-		if s.Name == "" || s.Endpoint == "" {
-			return fmt.Errorf("remote_pinning.services[%d]: name and endpoint are required", i)
-		}
+	if err := pinning.ValidateServices(c.RemotePinning.Services); err != nil {
+		return err
 	}
 	if c.HTTP.Listen != "" && !c.HTTP.AllowRemote {
 		host, _, err := net.SplitHostPort(c.HTTP.Listen)

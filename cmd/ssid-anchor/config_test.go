@@ -45,6 +45,9 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{`{"schedule": {"quarterly": "every quarter"}}`, "schedule.quarterly: \"every quarter\" is not a cron spec"},
 		{`{"schedule": {"telemetry": "61 * * * *"}}`, "schedule.telemetry"},
 		{`{"schedule": {"quarterly": "0 0 9 1 1,4,7,10 *"}}`, "schedule.quarterly"},
+		{`{"remote_pinning":{"services":[{"name":"x","kind":"s3","endpoint":"https://x/","token_env":"T"}]}}`, "remote_pinning.services[0] (x).kind"},
+		{`{"remote_pinning":{"services":[{"name":"web3-storage"}]}}`, "remote_pinning.services[0] (web3-storage).space: required"},
+		{`{"remote_pinning":{"services":[{"name":"x","endpoint":"https://x/","token":"secret"}]}}`, `unknown field "token"`},
 	} {
 		p := t.TempDir() + "/c.json"
 		os.WriteFile(p, []byte(tc.body), 0o644)

@@ -1,0 +1,343 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/ssid/ssid-anchor/anchor"
+	"github.com/ssid/ssid-anchor/anchor/pinning"
+	"github.com/ssid/ssid-anchor/anchor/retry"
+	"github.com/ssid/ssid-anchor/anchor/tree"
+	"github.com/ssid/ssid-anchor/node"
+	"github.com/urfave/cli/v2"
+)
+
+type pinsOptions struct {
+	Retry bool
+	Wait  time.Duration
+}
+
+func newPinsCommand(g *globalOptions) *cli.Command {
+	var o pinsOptions
+	return &cli.Command{
+		Name:  "pins",
+		Usage: "list remote pin requests; --retry pushes queued and failed ones now",
+		Description: `Lists every remote pin request in the repo's queue (<repo>/remote-pins/queue.json):
+service, CID, file, status (queued, pinning, pinned, failed), age and the last
+error. Requests are queued by ` + "`anchor --remote NAME`" + `, ` + "`anchor --web3-storage`" + ` and
+services marked "auto": true; the daemon drains the queue on its schedule.
+
+With --retry, the node goes online, every request that is not pinned is pushed
+now (permanent failures too, after you fixed their cause), and the command
+stays up to --wait so the services' delegates can fetch the content from this
+node; the manifest's remote_pins record the outcome.
+
+Exit codes: 0 listed / nothing failed, 1 a request failed or could not reach its
+service, 2 bad flag or config, 3 repo missing or locked.`,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "retry", Destination: &o.Retry, Usage: "push queued and failed requests now, with the node online"},
+			&cli.DurationFlag{Name: "wait", Value: 2 * time.Minute, Destination: &o.Wait, Usage: "with --retry, how long to stay online for requests still pinning"},
+		},
+		Action: func(c *cli.Context) error { return runPins(c.Context, o, g) },
+	}
+}
+
+func runPins(ctx context.Context, o pinsOptions, g *globalOptions) error {
+	q := pinning.OpenQueue(pinning.QueueDir(g.Repo), g.now)
+	var rep *pinning.Report
+	var drainErr error
+	if o.Retry {
+		n, release, err := g.openNode(ctx, node.OpenOptions{Online: true, Swarm: g.cfg.Node.Swarm, Peering: g.cfg.Node.Peering})
+		if err != nil {
+			return err
+		}
+		defer release()
+		d, err := newDrainer(g, n)
+		if err != nil {
+			return err
+		}
+		r, err := d.Settle(ctx, o.Wait)
+		if errors.Is(err, pinning.ErrBusy) {
+			return fmt.Errorf("%w: %w", node.ErrLocked, err)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// The pushes are saved even when the manifest could not be
+		// rewritten; list them first, then report that.
+		drainErr = err
+		rep = &r
+	}
+	reqs, err := q.List()
+	if err != nil {
+		return err
+	}
+	if g.JSON {
+		if reqs == nil {
+			reqs = []*pinning.Request{}
+		}
+		doc := map[string]any{"queue": q.Path(), "requests": reqs}
+		if rep != nil {
+			doc["drain"] = rep
+		}
+		if err := writeJSON(g.stdout, doc); err != nil {
+			return err
+		}
+	} else {
+		printPins(g.stdout, reqs, g.now(), g.cfg.RemotePinning.Services)
+	}
+	if !o.Retry {
+		return nil
+	}
+	if drainErr != nil {
+		return drainErr
+	}
+	var failed, erring, pending int
+	for _, r := range reqs {
+		switch {
+		case r.Status == pinning.StatusFailed:
+			failed++
+		case r.Done():
+		case r.LastError != "":
+			erring++
+		default:
+			pending++
+		}
+	}
+	if failed+erring > 0 {
+		return failure{fmt.Sprintf("%d of %d remote pin requests failed or could not reach their service (see last error above)", failed+erring, len(reqs))}
+	}
+	if pending > 0 {
+		fmt.Fprintf(g.stderr, "%d requests still in progress; the daemon or the next `ssid-anchor pins --retry` follows them up\n", pending)
+	}
+	return nil
+}
+
+func printPins(w io.Writer, reqs []*pinning.Request, now time.Time, services []pinning.Service) {
+	if len(reqs) == 0 {
+		fmt.Fprintln(w, "no remote pin requests")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tCID\tSTATUS\tAGE\tFILE\tLAST ERROR")
+	for _, r := range reqs {
+		status := string(r.Status)
+		if r.Permanent && r.Status != pinning.StatusFailed {
+			status += " (stopped)"
+		}
+		errText := r.LastError
+		if r.Attempts > 0 && !r.Permanent {
+			errText = fmt.Sprintf("%s (attempt %d, next %s)", errText, r.Attempts, age(now, r.NextAttempt, true))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Service, r.CID, status, age(now, r.Created, false), r.Meta.FilePath, oneLine(errText))
+	}
+	tw.Flush()
+}
+
+// age prints a duration the way an operator reads it: 40s, 5m, 3h, 2d.
+func age(now, t time.Time, future bool) string {
+	d := now.Sub(t)
+	if future {
+		d = -d
+		if d <= 0 {
+			return "now"
+		}
+	}
+	if d < 0 {
+		d = 0
+	}
+	var s string
+	switch {
+	case d < time.Minute:
+		s = fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		s = fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		s = fmt.Sprintf("%dh", int(d.Hours()))
+	default:
+		s = fmt.Sprintf("%dd", int(d.Hours()/24))
+	}
+	if future {
+		return "in " + s
+	}
+	return s + " ago"
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// newDrainer builds the queue's drainer on node n: a backend for every
+// configured service this build can speak, the manifest as recorder.
+func newDrainer(g *globalOptions, n *node.Node) (*pinning.Drainer, error) {
+	services := make([]pinning.Service, 0, len(g.cfg.RemotePinning.Services))
+	backends := map[string]pinning.Backend{}
+	for _, s := range g.cfg.RemotePinning.Services {
+		s = s.WithDefaults()
+		services = append(services, s)
+		switch s.Kind {
+		case pinning.KindPinningService:
+			b, err := pinning.NewPSA(s, pinning.PSAOptions{
+				Origins: n.Addrs, Connect: connectDelegates(n), Policy: retry.Default(),
+				Now: g.now, Log: g.log,
+			})
+			if err != nil {
+				return nil, err
+			}
+			backends[s.Name] = b
+		}
+		// storacha-bridge: no backend in this build; its requests stay
+		// queued and `pins` says so.
+	}
+	return &pinning.Drainer{
+		Queue:    pinning.OpenQueue(pinning.QueueDir(g.Repo), g.now),
+		Services: services,
+		Backends: backends,
+		Recorder: manifestRecorder{g: g, n: n},
+		Policy:   retry.Default(),
+		Now:      g.now,
+		Log:      g.log,
+	}, nil
+}
+
+// drainRemotePins advances the remote pin queue once on the open node n:
+// the daemon's scheduler calls it (its node is online, so delegates can
+// fetch). Another drain running elsewhere is not an error.
+func drainRemotePins(ctx context.Context, g *globalOptions, n *node.Node) error {
+	d, err := newDrainer(g, n)
+	if err != nil {
+		return err
+	}
+	rep, err := d.Drain(ctx, pinning.DrainOptions{})
+	if errors.Is(err, pinning.ErrBusy) {
+		return nil
+	}
+	if rep.Pushed > 0 || rep.Changed > 0 {
+		g.log.Info("remote pins drained", "pushed", rep.Pushed, "changed", rep.Changed, "recorded", rep.Recorded)
+	}
+	return err
+}
+
+// connectDelegates dials a service's delegates so it can fetch from us.
+func connectDelegates(n *node.Node) func(ctx context.Context, addrs []string) error {
+	return func(ctx context.Context, addrs []string) error {
+		var mas []ma.Multiaddr
+		for _, a := range addrs {
+			m, err := ma.NewMultiaddr(a)
+			if err != nil {
+				return fmt.Errorf("delegate %q: %w", a, err)
+			}
+			mas = append(mas, m)
+		}
+		infos, err := peer.AddrInfosFromP2pAddrs(mas...)
+		if err != nil {
+			return fmt.Errorf("delegates: %w", err)
+		}
+		var errs []error
+		for _, ai := range infos {
+			cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			if err := n.API().Swarm().Connect(cctx, ai); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", ai.ID, err))
+			}
+			cancel()
+		}
+		return errors.Join(errs...)
+	}
+}
+
+// manifestRecorder writes a drain's changes into the anchor manifest.
+type manifestRecorder struct {
+	g *globalOptions
+	n *node.Node
+}
+
+func (m manifestRecorder) RecordRemotePins(ctx context.Context, changes []pinning.Change) error {
+	root, err := tree.OpenRoot(m.g.Root)
+	if err != nil {
+		return fmt.Errorf("--root: %w", err)
+	}
+	defer root.Close()
+	ups := make([]anchor.RemotePinUpdate, len(changes))
+	for i, c := range changes {
+		ups[i] = anchor.RemotePinUpdate{CID: c.CID, Service: c.Service, RequestID: c.RequestID, Status: string(c.Status), UpdatedAt: c.UpdatedAt, Provider: c.Provider}
+	}
+	res, err := anchor.RecordRemotePins(ctx, anchor.RewriteOptions{
+		Root: root, Paths: m.g.cfg.Paths, Provider: "embedded-ipfs:" + m.n.PeerID(), Now: m.g.now, Log: m.g.log,
+		OpenBatch: func(ctx context.Context) (anchor.Batch, error) { return m.n.NewBatch(ctx) },
+		Signer:    m.n, OnCommit: m.n.SetChainHead,
+	}, ups)
+	if err != nil {
+		return err
+	}
+	if res.Rewritten {
+		m.g.log.Info("manifest records remote pin status", "changes", len(changes), "manifest_cid", res.ManifestCID)
+	}
+	return nil
+}
+
+// remoteTargets resolves --remote and --web3-storage plus the services
+// marked auto, before anything is anchored (a typo is a usage error that
+// changes nothing).
+func remoteTargets(g *globalOptions, names []string, web3 bool) ([]pinning.Service, error) {
+	if web3 {
+		names = append(names, pinning.Web3Storage)
+	}
+	var out []pinning.Service
+	seen := map[string]bool{}
+	for _, name := range names {
+		s, err := pinning.Lookup(g.cfg.RemotePinning.Services, name)
+		if err != nil {
+			return nil, usagef("--remote: %v", err)
+		}
+		if !seen[s.Name] {
+			seen[s.Name] = true
+			out = append(out, s)
+		}
+	}
+	for _, s := range g.cfg.RemotePinning.Services {
+		if s.Auto && !seen[s.Name] {
+			seen[s.Name] = true
+			out = append(out, s.WithDefaults())
+		}
+	}
+	return out, nil
+}
+
+// queuedRemotePins is what `anchor` reports about the requests it queued.
+type queuedRemotePins struct {
+	Services []string `json:"services"`
+	Queued   int      `json:"queued"`
+	Queue    string   `json:"queue"`
+}
+
+// queueRemotePins queues one request per new record and service. It only
+// writes the queue file: no service is contacted, so local anchoring never
+// waits on one.
+func queueRemotePins(g *globalOptions, services []pinning.Service, recs []anchor.Record) (*queuedRemotePins, error) {
+	if len(services) == 0 || len(recs) == 0 {
+		return nil, nil
+	}
+	q := pinning.OpenQueue(pinning.QueueDir(g.Repo), g.now)
+	var reqs []pinning.Request
+	info := &queuedRemotePins{Queue: q.Path()}
+	for _, s := range services {
+		info.Services = append(info.Services, s.Name)
+		for _, r := range recs {
+			reqs = append(reqs, pinning.Request{
+				Service: s.Name, CID: r.IPFSCID, Name: "ssid-anchor " + r.FilePath,
+				Meta: pinning.Meta{FilePath: r.FilePath, SHA256: r.FileHash, EventProofAnchor: r.EventProofAnchor},
+			})
+		}
+	}
+	n, err := q.Enqueue(reqs)
+	if err != nil {
+		return nil, err
+	}
+	info.Queued = n
+	return info, nil
+}
