@@ -44,7 +44,7 @@ func (e *Error) Error() string {
 		}
 	}
 	b.WriteString(e.Msg)
-	if e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden {
+	if (e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden) && !strings.HasPrefix(e.Op, "PUT") {
 		b.WriteString(" (the bridge refused the tokens: make new ones with `storacha bridge generate-tokens SPACE --can store/add --can upload/add`)")
 	}
 	return b.String()
