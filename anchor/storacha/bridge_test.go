@@ -403,4 +403,3 @@ func (b *testBridge) noProblems(t *testing.T) {
 		t.Fatalf("the client broke the protocol:\n%s", strings.Join(b.problems, "\n"))
 	}
 }
-
