@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -547,4 +548,45 @@ func fmtV(c Config) string {
 	var b strings.Builder
 	slog.New(slog.NewTextHandler(&b, nil)).Info("cfg", "config", c)
 	return b.String() + c.GoString()
+}
+
+func filepathGlob(dir string) ([]string, error) { return filepath.Glob(filepath.Join(dir, "*")) }
+
+// TestThousandAnchorsFewRequests: 1000 small anchors cost at most 4 bridge
+// requests and one PUT per shard, whether they fit one shard or several.
+func TestThousandAnchorsFewRequests(t *testing.T) {
+	ctx := context.Background()
+	n := testNode(t)
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewPCG(seed, 1000))
+	files := make([]anchored, 1000)
+	for i := range files {
+		files[i] = anchored{name: fmt.Sprintf("record-%04d.json", i), data: randomBytes(r, 100+r.IntN(400))}
+	}
+	files = anchorFiles(t, n, files)
+	for _, size := range []int64{0, 100_000} {
+		t.Run(fmt.Sprintf("shard_size=%d", size), func(t *testing.T) {
+			b := newTestBridge(t)
+			cfg := b.config()
+			cfg.ShardSize = size
+			cfg.TempDir = t.TempDir()
+			c, _ := New(cfg)
+			st := NewState(rootsOf(files))
+			if err := c.Upload(ctx, n, st, (&persister{t: t}).save); err != nil {
+				t.Fatal(err)
+			}
+			b.noProblems(t)
+			posts, putTries, _, by := b.snapshot()
+			t.Logf("%d anchors: %d shards, %d bridge requests, %d PUTs", len(files), len(st.Shards), posts, putTries)
+			if posts > 4 || putTries != len(st.Shards) || by["upload/add"] != len(files) || !st.Done() {
+				t.Fatalf("%d requests, %d PUTs for %d shards, %d upload/add tasks; want <= 4 requests, one PUT per shard, %d tasks",
+					posts, putTries, len(st.Shards), by["upload/add"], len(files))
+			}
+			if size != 0 && len(st.Shards) < 2 {
+				t.Fatalf("shard_size %d gave %d shard(s); the case wants several", size, len(st.Shards))
+			}
+			checkReceived(t, b, files[:3], cfg.shardSize())
+		})
+	}
 }
