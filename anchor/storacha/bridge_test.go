@@ -34,7 +34,7 @@ import (
 // bytes against the CAR CID and size, refuses upload/add for shards it never
 // received, and signs every receipt (varsig ed25519 over DAG-CBOR of p).
 type testBridge struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	space  string
 	secret string
@@ -64,7 +64,7 @@ type alloc struct {
 	checksum string
 }
 
-func newTestBridge(t *testing.T) *testBridge {
+func newTestBridge(t testing.TB) *testBridge {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -93,7 +93,7 @@ func newTestBridge(t *testing.T) *testBridge {
 	return b
 }
 
-func randToken(t *testing.T, n int) string {
+func randToken(t testing.TB, n int) string {
 	buf := make([]byte, n)
 	if _, err := rand.Read(buf); err != nil {
 		t.Fatal(err)
