@@ -74,10 +74,16 @@ func New(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	c := &Client{cfg: cfg, http: cfg.HTTPClient, log: cfg.Logger}
-	if c.http == nil {
-		c.http = &http.Client{Timeout: defaultHTTPTimeout}
+	c := &Client{cfg: cfg, log: cfg.Logger}
+	hc := http.Client{Timeout: defaultHTTPTimeout}
+	if cfg.HTTPClient != nil {
+		hc = *cfg.HTTPClient
 	}
+	// net/http forwards custom headers such as X-Auth-Secret on redirects,
+	// even to another host: follow none, so the tokens only ever reach the
+	// configured endpoint. A redirect shows up as its 3xx status.
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c.http = &hc
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -588,5 +589,67 @@ func TestThousandAnchorsFewRequests(t *testing.T) {
 			}
 			checkReceived(t, b, files[:3], cfg.shardSize())
 		})
+	}
+}
+
+// TestServiceAlreadyHoldsShards: uploading the same anchors again from a
+// fresh state (another box, a lost queue) gets store/add "done" for every
+// shard, so no byte is PUT twice, and the roots are registered again.
+func TestServiceAlreadyHoldsShards(t *testing.T) {
+	ctx := context.Background()
+	n := testNode(t)
+	files := anchorFiles(t, n, sampleFiles(t))
+	b := newTestBridge(t)
+	cfg := b.config()
+	cfg.ShardSize = 300_000
+	cfg.TempDir = t.TempDir()
+	c, _ := New(cfg)
+	if err := c.Upload(ctx, n, NewState(rootsOf(files)), (&persister{t: t}).save); err != nil {
+		t.Fatal(err)
+	}
+	_, puts1, _, _ := b.snapshot()
+	st := NewState(rootsOf(files))
+	if err := c.Upload(ctx, n, st, (&persister{t: t}).save); err != nil {
+		t.Fatal(err)
+	}
+	b.noProblems(t)
+	_, puts2, _, by := b.snapshot()
+	if puts2 != puts1 || !st.Done() || by["upload/add"] != 2*len(files) {
+		t.Fatalf("second upload: %d more PUTs (want 0), done=%v, %d upload/add tasks", puts2-puts1, st.Done(), by["upload/add"])
+	}
+	for _, s := range st.Shards {
+		if !s.Stored {
+			t.Errorf("shard %s not marked stored after status done", s.Link)
+		}
+	}
+}
+
+// TestRedirectKeepsTokens: a bridge answering with a redirect to another
+// host gets an error; the other host never sees a token.
+func TestRedirectKeepsTokens(t *testing.T) {
+	ctx := context.Background()
+	n := testNode(t)
+	files := anchorFiles(t, n, sampleFiles(t)[2:3])
+	b := newTestBridge(t)
+	var leaked bool
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		leaked = leaked || r.Header.Get("X-Auth-Secret") != "" || r.Header.Get("Authorization") != ""
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer other.Close()
+	redirect := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+"/bridge", http.StatusTemporaryRedirect)
+	}))
+	defer redirect.Close()
+	cfg := b.config()
+	cfg.Endpoint = redirect.URL + "/bridge"
+	cfg.TempDir = t.TempDir()
+	c, _ := New(cfg)
+	err := c.Upload(ctx, n, NewState(rootsOf(files)), (&persister{t: t}).save)
+	if err == nil || !strings.Contains(err.Error(), "HTTP 307") {
+		t.Fatalf("want the redirect refused, got %v", err)
+	}
+	if leaked {
+		t.Fatal("the tokens were sent to the redirect target")
 	}
 }
