@@ -215,3 +215,27 @@ func okHeaders(ok datamodel.Node) (map[string]string, error) {
 	}
 	return h, nil
 }
+
+// VerifyEvidence checks a kept receipt again, later and elsewhere (an
+// auditor with the service's DID): its signature over p must verify against
+// serviceDID and p.iss must be issuer ("" means serviceDID).
+func VerifyEvidence(e Evidence, serviceDID, issuer string) error {
+	key, err := parseDIDKey(serviceDID)
+	if err != nil {
+		return fmt.Errorf("service_did: %w", err)
+	}
+	if issuer == "" {
+		issuer = serviceDID
+	}
+	rs, err := decodeReceipts(e.Receipt)
+	if err != nil {
+		return fmt.Errorf("evidence for %s %s: %w", e.Ability, e.About, err)
+	}
+	if len(rs) != 1 {
+		return fmt.Errorf("evidence for %s %s holds %d receipts, want 1", e.Ability, e.About, len(rs))
+	}
+	if err := rs[0].verify(key, issuer); err != nil {
+		return fmt.Errorf("evidence for %s %s: %w", e.Ability, e.About, err)
+	}
+	return nil
+}

@@ -205,3 +205,27 @@ func TestBlockLargerThanShard(t *testing.T) {
 		t.Errorf("files left behind: %v", left)
 	}
 }
+
+// FuzzDecodeReceipts: whatever a bridge answers, decoding and verifying
+// return an error or a receipt, never a panic.
+func FuzzDecodeReceipts(f *testing.F) {
+	f.Add([]byte(`[{"p":{"iss":"did:web:x","out":{"ok":{"status":"done"}}},"s":{"/":{"bytes":"7aEDQAAA"}}}]`))
+	f.Add([]byte(`{"p":{"out":{"error":{"name":"Unauthorized"}}},"s":{"/":{"bytes":""}}}`))
+	f.Add([]byte(`[{"p":{"out":{"ok":{"headers":{"a":1}}}},"s":{"/":{"bytes":"7aED"}}}]`))
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	did := DIDKey(key.Public().(ed25519.PublicKey))
+	pub, _ := parseDIDKey(did)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		rs, err := decodeReceipts(body)
+		if err != nil {
+			return
+		}
+		for _, r := range rs {
+			_ = r.verify(pub, did)
+			okString(r.ok, "status")
+			if r.ok != nil {
+				okHeaders(r.ok)
+			}
+		}
+	})
+}

@@ -281,6 +281,19 @@ func TestUploadThroughFaults(t *testing.T) {
 			t.Errorf("receipt kept without its verified signature: %+v", e)
 		}
 	}
+	// The evidence survives the JSON round trip of the queue and still
+	// verifies; altered, it does not.
+	saved := p.load(t)
+	for _, e := range saved.Receipts {
+		if err := VerifyEvidence(e, b.did, ""); err != nil {
+			t.Errorf("kept receipt does not verify after persisting: %v", err)
+		}
+	}
+	forged := saved.Receipts[len(saved.Receipts)-1]
+	forged.Receipt = bytes.Replace(forged.Receipt, []byte(`"ok":{`), []byte(`"ok":{"forged":true,`), 1)
+	if err := VerifyEvidence(forged, b.did, ""); !errors.Is(err, ErrBadReceipt) {
+		t.Errorf("altered receipt: %v, want ErrBadReceipt", err)
+	}
 	// The root sharing chunks with the big file must list the big file's
 	// shards that hold them, which it did not write itself.
 	if !sharesShard(st.Roots[0].Shards, st.Roots[1].Shards) {
