@@ -318,6 +318,17 @@ func (c *Client) register(ctx context.Context, st *State, save func(*State) erro
 		st.Receipts = append(st.Receipts, c.evidence("upload/add", st.Roots[i].Root, r))
 		if r.ok == nil {
 			failed = append(failed, fmt.Sprintf("%s: %s", st.Roots[i].Root, c.redact(r.errMsg)))
+			// The service may have lost a shard (ShardsNotFound): ask
+			// store/add about this root's shards again next time; for
+			// those it still holds it answers done, so nothing is sent
+			// twice.
+			for _, l := range st.Roots[i].Shards {
+				for k := range st.Shards {
+					if st.Shards[k].Link == l {
+						st.Shards[k].Stored = false
+					}
+				}
+			}
 			continue
 		}
 		if got := okString(r.ok, "root"); got != "" && got != st.Roots[i].Root {

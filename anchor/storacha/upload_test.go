@@ -666,3 +666,56 @@ func TestRedirectKeepsTokens(t *testing.T) {
 		t.Fatal("the tokens were sent to the redirect target")
 	}
 }
+
+// TestLostShardIsStoredAgain: the service loses a CAR between its PUT and
+// upload/add (upload/add answers ShardsNotFound); the next call asks
+// store/add again, PUTs only the lost CAR, and registers every root.
+func TestLostShardIsStoredAgain(t *testing.T) {
+	ctx := context.Background()
+	n := testNode(t)
+	files := anchorFiles(t, n, sampleFiles(t))
+	b := newTestBridge(t)
+	cfg := b.config()
+	cfg.ShardSize = 300_000
+	cfg.TempDir = t.TempDir()
+	var lost string
+	p := &persister{t: t}
+	p.crash = func(st *State) bool {
+		all := len(st.Shards) > 0
+		for _, s := range st.Shards {
+			all = all && s.Stored
+		}
+		if all && lost == "" {
+			lost = st.Shards[0].Link
+			b.mu.Lock()
+			delete(b.cars, lost)
+			b.mu.Unlock()
+		}
+		return false
+	}
+	c, _ := New(cfg)
+	st := NewState(rootsOf(files))
+	err := c.Upload(ctx, n, st, p.save)
+	if err == nil || !strings.Contains(err.Error(), "ShardsNotFound") {
+		t.Fatalf("want upload/add refused for the lost shard, got %v", err)
+	}
+	if ok, _ := IsTransient(err); ok {
+		t.Errorf("a refusal in a receipt is not transient")
+	}
+	b.mu.Lock()
+	b.problems = nil // the refusal above was provoked
+	b.mu.Unlock()
+	_, puts1, _, _ := b.snapshot()
+	if err := c.Upload(ctx, n, st, p.save); err != nil {
+		t.Fatalf("second call: %v", err)
+	}
+	b.noProblems(t)
+	_, puts2, puts, _ := b.snapshot()
+	if puts2 != puts1+1 || puts[lost] != 2 {
+		t.Fatalf("second call made %d PUTs (lost shard PUT %d times); want only the lost one again", puts2-puts1, puts[lost])
+	}
+	if !st.Done() {
+		t.Fatal("not done")
+	}
+	checkReceived(t, b, files, cfg.ShardSize)
+}
