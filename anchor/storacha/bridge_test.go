@@ -350,7 +350,9 @@ func (b *testBridge) put(w http.ResponseWriter, r *http.Request) {
 	if len(b.failPUT) > 0 {
 		status := b.failPUT[0]
 		b.failPUT = b.failPUT[1:]
-		http.Error(w, "storage node busy", status)
+		// Quote the request as S3 does, presigned query and all: the client
+		// must not carry it into its error.
+		http.Error(w, "storage node busy: "+r.URL.RawQuery, status)
 		return
 	}
 	a, ok := b.allocs[r.PathValue("token")]

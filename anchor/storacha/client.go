@@ -259,5 +259,9 @@ func (c *Client) put(ctx context.Context, op, url string, headers map[string]str
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	// A storage node's error may quote the presigned query (a credential).
+	if q := req.URL.RawQuery; q != "" {
+		body = bytes.ReplaceAll(body, []byte(q), []byte("…"))
+	}
 	return c.statusError(op, resp, body)
 }
