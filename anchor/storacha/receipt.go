@@ -80,11 +80,18 @@ func decodeReceipts(body []byte) ([]*receipt, error) {
 }
 
 func decodeReceipt(n datamodel.Node) (*receipt, error) {
-	p, err := n.LookupByString("p")
+	// The bridge spec's first revision named the fields data and sig.
+	pKey, sKey := "p", "s"
+	if _, err := n.LookupByString("p"); err != nil {
+		if _, err := n.LookupByString("data"); err == nil {
+			pKey, sKey = "data", "sig"
+		}
+	}
+	p, err := n.LookupByString(pKey)
 	if err != nil || p.Kind() != datamodel.Kind_Map {
 		return nil, errors.New("no payload map p")
 	}
-	sn, err := n.LookupByString("s")
+	sn, err := n.LookupByString(sKey)
 	if err != nil {
 		return nil, errors.New("no signature s")
 	}

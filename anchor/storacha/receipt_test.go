@@ -129,6 +129,10 @@ func TestDecodeReceipts(t *testing.T) {
 	if rs[1].ok != nil || rs[1].errMsg != `Unauthorized: Claim {"can":"store/add"} is not authorized` {
 		t.Fatalf("error receipt: %+v", rs[1])
 	}
+	old, err := decodeReceipts([]byte(`[{"data":{"iss":"did:web:example","out":{"ok":{"root":{"/":"bafyreienff66mf7nse3rm2njikxlshja6d5dkr4fpnyzeik5l6vils6fvq"}}}},"sig":{"/":{"bytes":"7aEDQAAA"}}}]`))
+	if err != nil || len(old) != 1 || okString(old[0].ok, "root") != "bafyreienff66mf7nse3rm2njikxlshja6d5dkr4fpnyzeik5l6vils6fvq" {
+		t.Fatalf("first-revision receipt {data, sig}: %v %+v", err, old)
+	}
 	for _, bad := range []string{`{"tasks":1}`, `"x"`, `[{"p":{"out":{}},"s":{"/":{"bytes":""}}}]`, `[{"s":{"/":{"bytes":""}}}]`, `not json`} {
 		if _, err := decodeReceipts([]byte(bad)); err == nil {
 			t.Errorf("%s decoded without error", bad)
