@@ -1,0 +1,407 @@
+package storacha
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+	"github.com/ipld/go-ipld-prime/codec"
+	"github.com/ipld/go-ipld-prime/codec/dagcbor"
+	"github.com/ipld/go-ipld-prime/codec/dagjson"
+	"github.com/ipld/go-ipld-prime/datamodel"
+	"github.com/ipld/go-ipld-prime/fluent/qp"
+	cidlink "github.com/ipld/go-ipld-prime/linking/cid"
+	"github.com/ipld/go-ipld-prime/node/basicnode"
+	"github.com/multiformats/go-multicodec"
+	"github.com/multiformats/go-multihash"
+	"github.com/multiformats/go-varint"
+)
+
+// testBridge is a stand-in for Storacha's UCAN-HTTP bridge built from
+// w3-ucan-bridge.md and w3-store.md: it checks both tokens and the space,
+// answers store/add with upload URLs and headers of its own, checks PUT
+// bytes against the CAR CID and size, refuses upload/add for shards it never
+// received, and signs every receipt (varsig ed25519 over DAG-CBOR of p).
+type testBridge struct {
+	t      testing.TB
+	srv    *httptest.Server
+	space  string
+	secret string
+	authz  string
+	did    string             // iss of every receipt
+	key    ed25519.PrivateKey // signs receipts
+	// badKeyFor: abilities whose receipts are signed with another key.
+	badKeyFor map[string]bool
+
+	mu        sync.Mutex
+	failPOST  []int // statuses to answer the next POSTs with
+	failPUT   []int
+	retryAft  string
+	posts     int
+	byAbility map[string]int
+	putTries  int
+	puts      map[string]int    // CAR CID -> accepted PUTs
+	cars      map[string][]byte // CAR CID -> bytes received
+	allocs    map[string]alloc  // upload token -> what it may carry
+	uploads   map[string][]string
+	problems  []string // protocol violations by the client
+}
+
+type alloc struct {
+	link     cid.Cid
+	size     int64
+	checksum string
+}
+
+func newTestBridge(t testing.TB) *testBridge {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spacePub, _, _ := ed25519.GenerateKey(rand.Reader)
+	b := &testBridge{
+		t:         t,
+		space:     DIDKey(spacePub),
+		secret:    "u" + randToken(t, 24),
+		authz:     "u" + randToken(t, 200),
+		key:       priv,
+		did:       DIDKey(priv.Public().(ed25519.PublicKey)),
+		badKeyFor: map[string]bool{},
+		byAbility: map[string]int{},
+		puts:      map[string]int{},
+		cars:      map[string][]byte{},
+		allocs:    map[string]alloc{},
+		uploads:   map[string][]string{},
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /bridge", b.bridge)
+	mux.HandleFunc("PUT /put/{token}", b.put)
+	b.srv = httptest.NewServer(mux)
+	t.Cleanup(b.srv.Close)
+	return b
+}
+
+func randToken(t testing.TB, n int) string {
+	buf := make([]byte, n)
+	if _, err := rand.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(buf)
+}
+
+func (b *testBridge) config() Config {
+	return Config{
+		Endpoint:      b.srv.URL + "/bridge",
+		Space:         b.space,
+		AuthSecret:    b.secret,
+		Authorization: b.authz,
+		ServiceDID:    b.did,
+	}
+}
+
+func (b *testBridge) problem(format string, args ...any) {
+	b.problems = append(b.problems, fmt.Sprintf(format, args...))
+}
+
+func (b *testBridge) bridge(w http.ResponseWriter, r *http.Request) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.posts++
+	if len(b.failPOST) > 0 {
+		status := b.failPOST[0]
+		b.failPOST = b.failPOST[1:]
+		if b.retryAft != "" {
+			w.Header().Set("Retry-After", b.retryAft)
+		}
+		http.Error(w, "bridge is having a moment", status)
+		return
+	}
+	if r.Header.Get("X-Auth-Secret") != b.secret || r.Header.Get("Authorization") != b.authz {
+		http.Error(w, `{"name":"Unauthorized","message":"X-Auth-Secret or Authorization is not valid"}`, http.StatusUnauthorized)
+		return
+	}
+	nb := basicnode.Prototype.Any.NewBuilder()
+	if err := dagjson.Decode(nb, r.Body); err != nil {
+		b.problem("body is not DAG-JSON: %v", err)
+		http.Error(w, "body is not DAG-JSON", http.StatusBadRequest)
+		return
+	}
+	tasks, err := nb.Build().LookupByString("tasks")
+	if err != nil || tasks.Kind() != datamodel.Kind_List {
+		b.problem("no tasks list")
+		http.Error(w, "no tasks", http.StatusBadRequest)
+		return
+	}
+	var receipts []datamodel.Node
+	it := tasks.ListIterator()
+	for !it.Done() {
+		_, tk, _ := it.Next()
+		ability := mustString(tk, 0)
+		subject := mustString(tk, 1)
+		args, _ := tk.LookupByIndex(2)
+		b.byAbility[ability]++
+		var out qp.Assemble
+		switch {
+		case subject != b.space:
+			out = errOut("Unauthorized", fmt.Sprintf("the delegation does not cover %s", subject))
+		case ability == "store/add":
+			out = b.storeAdd(args)
+		case ability == "upload/add":
+			out = b.uploadAdd(args)
+		default:
+			out = errOut("UnknownAbility", ability)
+		}
+		receipts = append(receipts, b.sign(ability, tk, out))
+	}
+	list, err := qp.BuildList(basicnode.Prototype.Any, int64(len(receipts)), func(la datamodel.ListAssembler) {
+		for _, rc := range receipts {
+			qp.ListEntry(la, qp.Node(rc))
+		}
+	})
+	if err != nil {
+		b.t.Error(err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	// Keys unsorted on purpose: the client must re-encode p canonically.
+	if err := (dagjson.EncodeOptions{EncodeLinks: true, EncodeBytes: true, MapSortMode: codec.MapSortMode_None}).Encode(list, w); err != nil {
+		b.t.Error(err)
+	}
+}
+
+func mustString(n datamodel.Node, i int64) string {
+	v, err := n.LookupByIndex(i)
+	if err != nil {
+		return ""
+	}
+	s, _ := v.AsString()
+	return s
+}
+
+func errOut(name, msg string) qp.Assemble {
+	return qp.Map(1, func(ma datamodel.MapAssembler) {
+		qp.MapEntry(ma, "error", qp.Map(2, func(ma datamodel.MapAssembler) {
+			qp.MapEntry(ma, "name", qp.String(name))
+			qp.MapEntry(ma, "message", qp.String(msg))
+		}))
+	})
+}
+
+func okOut(fn func(datamodel.MapAssembler)) qp.Assemble {
+	return qp.Map(1, func(ma datamodel.MapAssembler) { qp.MapEntry(ma, "ok", qp.Map(-1, fn)) })
+}
+
+func linkArg(args datamodel.Node, key string) (cid.Cid, bool) {
+	v, err := args.LookupByString(key)
+	if err != nil {
+		return cid.Undef, false
+	}
+	l, err := v.AsLink() // the spec sends links as {"/": cid}, not strings
+	if err != nil {
+		return cid.Undef, false
+	}
+	return l.(cidlink.Link).Cid, true
+}
+
+func (b *testBridge) storeAdd(args datamodel.Node) qp.Assemble {
+	link, ok := linkArg(args, "link")
+	if !ok {
+		b.problem("store/add without a link")
+		return errOut("InvalidArgs", "link must be a CID link")
+	}
+	sn, err := args.LookupByString("size")
+	size, err2 := int64(0), err
+	if err == nil {
+		size, err2 = sn.AsInt()
+	}
+	if err2 != nil || size <= 0 {
+		b.problem("store/add %s without a size", link)
+		return errOut("InvalidArgs", "size must be a positive integer")
+	}
+	if link.Version() != 1 || link.Prefix().Codec != uint64(multicodec.Car) || link.Prefix().MhType != multihash.SHA2_256 {
+		b.problem("store/add link %s is not a CIDv1 car sha2-256", link)
+		return errOut("InvalidArgs", "link must be a CAR CID")
+	}
+	if _, have := b.cars[link.String()]; have {
+		return okOut(func(ma datamodel.MapAssembler) {
+			qp.MapEntry(ma, "status", qp.String("done"))
+			qp.MapEntry(ma, "with", qp.String(b.space))
+			qp.MapEntry(ma, "link", qp.Link(cidlink.Link{Cid: link}))
+			qp.MapEntry(ma, "allocated", qp.Int(0))
+		})
+	}
+	token := randToken(b.t, 12)
+	dec, _ := multihash.Decode(link.Hash())
+	sum := base64.StdEncoding.EncodeToString(dec.Digest)
+	b.allocs[token] = alloc{link: link, size: size, checksum: sum}
+	return okOut(func(ma datamodel.MapAssembler) {
+		qp.MapEntry(ma, "status", qp.String("upload"))
+		qp.MapEntry(ma, "with", qp.String(b.space))
+		qp.MapEntry(ma, "link", qp.Link(cidlink.Link{Cid: link}))
+		qp.MapEntry(ma, "url", qp.String(b.srv.URL+"/put/"+token+"?X-Amz-Signature="+randToken(b.t, 16)))
+		qp.MapEntry(ma, "headers", qp.Map(2, func(ma datamodel.MapAssembler) {
+			qp.MapEntry(ma, "content-length", qp.String(strconv.FormatInt(size, 10)))
+			qp.MapEntry(ma, "x-amz-checksum-sha256", qp.String(sum))
+		}))
+		qp.MapEntry(ma, "allocated", qp.Int(size))
+	})
+}
+
+func (b *testBridge) uploadAdd(args datamodel.Node) qp.Assemble {
+	root, ok := linkArg(args, "root")
+	if !ok {
+		b.problem("upload/add without a root link")
+		return errOut("InvalidArgs", "root must be a CID link")
+	}
+	sh, err := args.LookupByString("shards")
+	if err != nil || sh.Kind() != datamodel.Kind_List || sh.Length() == 0 {
+		b.problem("upload/add %s without shards", root)
+		return errOut("InvalidArgs", "shards must be a non-empty list")
+	}
+	var shards []string
+	it := sh.ListIterator()
+	for !it.Done() {
+		_, v, _ := it.Next()
+		l, err := v.AsLink()
+		if err != nil {
+			b.problem("upload/add %s: shard is not a link", root)
+			return errOut("InvalidArgs", "shards must be CID links")
+		}
+		s := l.String()
+		if _, have := b.cars[s]; !have {
+			b.problem("upload/add %s names shard %s never received", root, s)
+			return errOut("ShardsNotFound", "shard "+s+" is not stored in the space")
+		}
+		shards = append(shards, s)
+	}
+	b.uploads[root.String()] = shards
+	return okOut(func(ma datamodel.MapAssembler) {
+		qp.MapEntry(ma, "root", qp.Link(cidlink.Link{Cid: root}))
+		qp.MapEntry(ma, "shards", qp.List(int64(len(shards)), func(la datamodel.ListAssembler) {
+			for _, s := range shards {
+				qp.ListEntry(la, qp.Link(cidlink.Link{Cid: cid.MustParse(s)}))
+			}
+		}))
+	})
+}
+
+// sign makes the receipt {p, s}: p in a non-canonical key order, s the
+// varsig of the ed25519 signature over p's DAG-CBOR encoding.
+func (b *testBridge) sign(ability string, tk datamodel.Node, out qp.Assemble) datamodel.Node {
+	var inv bytes.Buffer
+	if err := dagcbor.Encode(tk, &inv); err != nil {
+		b.t.Fatal(err)
+	}
+	ran, _ := cid.V1Builder{Codec: cid.DagCBOR, MhType: multihash.SHA2_256}.Sum(inv.Bytes())
+	p, err := qp.BuildMap(basicnode.Prototype.Any, 6, func(ma datamodel.MapAssembler) {
+		qp.MapEntry(ma, "out", out)
+		qp.MapEntry(ma, "iss", qp.String(b.did))
+		qp.MapEntry(ma, "ran", qp.Link(cidlink.Link{Cid: ran}))
+		qp.MapEntry(ma, "meta", qp.Map(0, func(datamodel.MapAssembler) {}))
+		qp.MapEntry(ma, "fx", qp.Map(1, func(ma datamodel.MapAssembler) {
+			qp.MapEntry(ma, "fork", qp.List(0, func(datamodel.ListAssembler) {}))
+		}))
+		qp.MapEntry(ma, "prf", qp.List(0, func(datamodel.ListAssembler) {}))
+	})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	var payload bytes.Buffer
+	if err := dagcbor.Encode(p, &payload); err != nil {
+		b.t.Fatal(err)
+	}
+	key := b.key
+	if b.badKeyFor[ability] {
+		_, key, _ = ed25519.GenerateKey(rand.Reader)
+	}
+	sig := append(varint.ToUvarint(uint64(multicodec.Eddsa)), varint.ToUvarint(64)...)
+	sig = append(sig, ed25519.Sign(key, payload.Bytes())...)
+	n, err := qp.BuildMap(basicnode.Prototype.Any, 2, func(ma datamodel.MapAssembler) {
+		qp.MapEntry(ma, "s", qp.Bytes(sig))
+		qp.MapEntry(ma, "p", qp.Node(p))
+	})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return n
+}
+
+func (b *testBridge) put(w http.ResponseWriter, r *http.Request) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.putTries++
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, "reading body", http.StatusBadRequest)
+		return
+	}
+	if len(b.failPUT) > 0 {
+		status := b.failPUT[0]
+		b.failPUT = b.failPUT[1:]
+		// Quote the request as S3 does, presigned query and all: the client
+		// must not carry it into its error.
+		http.Error(w, "storage node busy: "+r.URL.RawQuery, status)
+		return
+	}
+	a, ok := b.allocs[r.PathValue("token")]
+	if !ok || r.URL.Query().Get("X-Amz-Signature") == "" {
+		b.problem("PUT to a URL never allocated")
+		http.Error(w, "no such upload", http.StatusForbidden)
+		return
+	}
+	if r.Header.Get("x-amz-checksum-sha256") != a.checksum {
+		b.problem("PUT %s without the allocated checksum header", a.link)
+		http.Error(w, "checksum header missing", http.StatusBadRequest)
+		return
+	}
+	if r.Header.Get("X-Auth-Secret") != "" || r.Header.Get("Authorization") != "" {
+		b.problem("PUT %s carries the bridge tokens", a.link)
+	}
+	sum := sha256.Sum256(body)
+	mh, _ := multihash.Encode(sum[:], multihash.SHA2_256)
+	got := cid.NewCidV1(uint64(multicodec.Car), mh)
+	if int64(len(body)) != a.size || r.ContentLength != a.size || !got.Equals(a.link) {
+		b.problem("PUT %s: %d bytes hashing to %s (want %d bytes)", a.link, len(body), got, a.size)
+		http.Error(w, "bytes do not match the link and size", http.StatusBadRequest)
+		return
+	}
+	delete(b.allocs, r.PathValue("token"))
+	b.cars[a.link.String()] = body
+	b.puts[a.link.String()]++
+	w.WriteHeader(http.StatusOK)
+}
+
+func (b *testBridge) snapshot() (posts, putTries int, puts map[string]int, byAbility map[string]int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	puts = map[string]int{}
+	for k, v := range b.puts {
+		puts[k] = v
+	}
+	byAbility = map[string]int{}
+	for k, v := range b.byAbility {
+		byAbility[k] = v
+	}
+	return b.posts, b.putTries, puts, byAbility
+}
+
+func (b *testBridge) noProblems(t *testing.T) {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.problems) > 0 {
+		t.Fatalf("the client broke the protocol:\n%s", strings.Join(b.problems, "\n"))
+	}
+}
