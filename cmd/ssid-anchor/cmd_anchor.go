@@ -40,7 +40,7 @@ failed, 2 bad flag or config, 3 repo missing or locked, 130 interrupted.`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "dry-run", Destination: &o.DryRun, Usage: "compute hashes and CIDs, write nothing"},
 			&cli.StringFlag{Name: "cid-profile", Destination: &o.CIDProfile, Usage: "kubo-default or unixfs-v1-2025 (default: anchor.cid_profile)"},
-			&cli.StringFlag{Name: "github-output", Destination: &o.GitHubOutput, Usage: "append ipfs_cid=, manifest_cid=, anchored= lines to `FILE` ($GITHUB_OUTPUT)"},
+			&cli.StringFlag{Name: "github-output", TakesFile: true, Destination: &o.GitHubOutput, Usage: "append ipfs_cid=, manifest_cid=, anchored= lines to `FILE` ($GITHUB_OUTPUT)"},
 			&cli.BoolFlag{Name: "markdown", Destination: &o.Markdown, Usage: "print a Proof-Anchor markdown block for a PR body on stdout"},
 			&cli.BoolFlag{Name: "verify", Usage: "verify instead of anchoring (same as `ssid-anchor verify`; the seed's flag)"},
 		},
@@ -71,6 +71,11 @@ func runAnchor(ctx context.Context, o anchorOptions, g *globalOptions) error {
 		Now: g.now, Log: g.log, OnFile: progressBars(g.stderr),
 	}
 	if !o.DryRun {
+		leave, err := g.enterAnchoring(ctx)
+		if err != nil {
+			return err
+		}
+		defer leave()
 		n, release, err := g.openNode(ctx, node.OpenOptions{})
 		if err != nil {
 			return err
@@ -86,6 +91,9 @@ func runAnchor(ctx context.Context, o anchorOptions, g *globalOptions) error {
 	if res != nil {
 		if perr := reportAnchor(g, o, res); perr != nil && err == nil {
 			err = perr
+		}
+		if g.daemon != nil && !res.DryRun {
+			g.daemon.afterAnchor(ctx, anchorResultOf(res), g.stderr)
 		}
 	}
 	if err != nil {

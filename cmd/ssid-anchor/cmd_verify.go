@@ -33,8 +33,8 @@ func verifyFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.BoolFlag{Name: "network", Usage: "also fetch every anchor from connected peers over bitswap and re-hash it"},
 		&cli.StringSliceFlag{Name: "gateway", Usage: "also fetch every anchor from gateway `URL` (trustless CAR, checked block by block); repeatable"},
-		&cli.StringFlag{Name: "manifest", Usage: "manifest `FILE` to verify (default: paths.manifest under --root)"},
-		&cli.StringSliceFlag{Name: "car", Usage: "verify from CAR `FILE`s instead of the repo (no repo needed); repeatable"},
+		&cli.StringFlag{Name: "manifest", TakesFile: true, Usage: "manifest `FILE` to verify (default: paths.manifest under --root)"},
+		&cli.StringSliceFlag{Name: "car", TakesFile: true, Usage: "verify from CAR `FILE`s instead of the repo (no repo needed); repeatable"},
 		&cli.BoolFlag{Name: "allow-missing", Usage: "a record whose file was removed passes on the IPFS side alone"},
 		&cli.StringSliceFlag{Name: "peer", Usage: "with --network, connect to `MULTIADDR` (with /p2p/<id>) first; repeatable"},
 		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "give up on a peer or gateway request after this long without data"},
