@@ -35,11 +35,11 @@ type globalOptions struct {
 
 	// Per-request settings of a command the daemon runs (control.go);
 	// zero in a one-shot process.
-	served    bool          // runs inside the daemon: never forward again
-	daemon    *daemon       // the daemon serving this command
-	daemonErr error         // a daemon is there but its socket was unreachable
+	served    bool    // runs inside the daemon: never forward again
+	daemon    *daemon // the daemon serving this command
+	daemonErr error   // a daemon is there but its socket was unreachable
 	getenv    func(string) string
-	jobName   string          // set when a scheduled job runs the command code
+	jobName   string // set when a scheduled job runs the command code
 	// clock drives scheduler loops (telemetry --watch); nil is the wall
 	// clock.
 	clock scheduler.Clock
