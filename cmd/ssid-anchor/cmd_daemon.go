@@ -29,6 +29,9 @@ import (
 type daemonOptions struct {
 	HTTP  string
 	Swarm []string
+	// Debounce is how long the registry log must stay quiet before the
+	// anchor job runs.
+	Debounce time.Duration
 	// Console, when set, is served at "/" (the web console, SPEC 4.8).
 	Console http.Handler
 	// Clock drives the scheduler; nil is the wall clock (tests pass a fake).
@@ -57,6 +60,8 @@ Exit codes: 0 stopped by a signal, 1 failure, 2 bad flag or config,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "http", Destination: &o.HTTP, Usage: "serve HTTP on `ADDR` (overrides http.listen; \"\" keeps it)"},
 			&cli.StringSliceFlag{Name: "swarm", Usage: "listen on `MULTIADDR` (repeatable; overrides node.swarm)"},
+			&cli.DurationFlag{Name: "anchor-debounce", Value: 2 * time.Second, Destination: &o.Debounce, Hidden: true,
+				Usage: "anchor once the registry log has been quiet this long"},
 		},
 		Action: func(c *cli.Context) error {
 			o.Swarm = c.StringSlice("swarm")
@@ -112,7 +117,10 @@ func runDaemon(ctx context.Context, o daemonOptions, g *globalOptions) error {
 	defer release()
 	g.shared = n
 
-	d := &daemon{g: g, o: o, node: n, cfg: cfg, clock: o.Clock, anchorGate: newJobGate(), started: time.Now().UTC(), debounce: 2 * time.Second}
+	d := &daemon{g: g, o: o, node: n, cfg: cfg, clock: o.Clock, anchorGate: newJobGate(), started: time.Now().UTC(), debounce: o.Debounce}
+	if d.debounce <= 0 {
+		d.debounce = 2 * time.Second
+	}
 	if d.clock == nil {
 		d.clock = scheduler.RealClock{}
 	}

@@ -12,7 +12,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -380,14 +382,14 @@ func maybeForward(c *cli.Context, g *globalOptions) (ok bool, err error) {
 		g.daemonErr = err
 		return false, nil
 	}
-	argv, err := canonicalArgv(c, g)
+	argv, spelled, err := canonicalArgv(c, g)
 	if err != nil {
 		conn.Close()
 		return true, err
 	}
 	cwd, _ := os.Getwd()
 	req := controlRequest{Version: controlVersion, Argv: argv, Cwd: cwd, Env: requestEnv(name, g)}
-	code, err := forward(c.Context, conn, req, g.stdout, g.stderr)
+	code, err := forward(c.Context, conn, req, respell(g.stdout, spelled), respell(g.stderr, spelled))
 	if err != nil {
 		return true, err
 	}
@@ -398,20 +400,30 @@ func maybeForward(c *cli.Context, g *globalOptions) (ok bool, err error) {
 // every path absolute: the daemon has its own working directory and
 // environment, so --root from SSID_ROOT or a relative --car must be
 // resolved here. Path-valued flags are the ones marked TakesFile (or of
-// type cli.PathFlag); a new path flag must set TakesFile.
-func canonicalArgv(c *cli.Context, g *globalOptions) ([]string, error) {
+// type cli.PathFlag); a new path flag must set TakesFile. spelled maps each
+// command path made absolute back to the user's spelling, so the output
+// names "cars/x.car" as it would without the daemon.
+func canonicalArgv(c *cli.Context, g *globalOptions) (argv []string, spelled map[string]string, err error) {
+	spelled = map[string]string{}
 	abs := func(p string) string {
 		if p == "" || filepath.IsAbs(p) {
 			return p
 		}
 		if a, err := filepath.Abs(p); err == nil {
+			spelled[a] = p
 			return a
 		}
 		return p
 	}
-	argv := []string{"ssid-anchor", "--root", abs(g.Root), "--repo", abs(g.Repo), "--log-level", g.LogLevel}
+	absGlobal := func(p string) string {
+		if a, err := filepath.Abs(p); err == nil {
+			return a
+		}
+		return p
+	}
+	argv = []string{"ssid-anchor", "--root", absGlobal(g.Root), "--repo", absGlobal(g.Repo), "--log-level", g.LogLevel}
 	if g.ConfigFile != "" {
-		argv = append(argv, "--config", abs(g.ConfigFile))
+		argv = append(argv, "--config", absGlobal(g.ConfigFile))
 	}
 	if g.LogFormat != "" {
 		argv = append(argv, "--log-format", g.LogFormat)
@@ -459,7 +471,7 @@ func canonicalArgv(c *cli.Context, g *globalOptions) ([]string, error) {
 		case *cli.Float64Flag:
 			argv = append(argv, "--"+name+"="+strconv.FormatFloat(c.Float64(name), 'g', -1, 64))
 		default:
-			return nil, fmt.Errorf("internal: flag --%s of %s (%T) cannot be sent to the daemon; add its type to canonicalArgv", name, c.Command.Name, f)
+			return nil, nil, fmt.Errorf("internal: flag --%s of %s (%T) cannot be sent to the daemon; add its type to canonicalArgv", name, c.Command.Name, f)
 		}
 	}
 	argv = append(argv, "--")
@@ -469,7 +481,39 @@ func canonicalArgv(c *cli.Context, g *globalOptions) ([]string, error) {
 		}
 		argv = append(argv, a)
 	}
-	return argv, nil
+	return argv, spelled, nil
+}
+
+// respell writes through w with the absolute paths in spelled turned back
+// into the user's spelling (longest first, so a path is never replaced
+// inside a longer one). Commands print each line with one write, so a path
+// is not split across writes.
+func respell(w io.Writer, spelled map[string]string) io.Writer {
+	if len(spelled) == 0 {
+		return w
+	}
+	var pairs []string
+	keys := make([]string, 0, len(spelled))
+	for k := range spelled {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(a, b int) bool { return len(keys[a]) > len(keys[b]) })
+	for _, k := range keys {
+		pairs = append(pairs, k, spelled[k])
+	}
+	return replaceWriter{w, strings.NewReplacer(pairs...)}
+}
+
+type replaceWriter struct {
+	w io.Writer
+	r *strings.Replacer
+}
+
+func (rw replaceWriter) Write(p []byte) (int, error) {
+	if _, err := rw.r.WriteString(rw.w, string(p)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // secretEnvKeys are the variables that may hold secrets a forwarded command
