@@ -285,7 +285,7 @@ func TestDaemonConcurrentAnchorsWait(t *testing.T) {
 // anchored: exit 0, a valid manifest, the lock released (a one-shot command
 // opens the repo), and the next start completes the run.
 func TestDaemonSIGTERMDuringAnchoring(t *testing.T) {
-	root, repo := releaseTree(t, 512<<20)
+	root, repo := releaseTree(t, 256<<20)
 	before, _ := os.ReadFile(filepath.Join(root, tManifest))
 	d := startDaemon(t, root, repo, nil)
 	d.waitLog(t, `msg="job started" job=anchor`)
