@@ -172,7 +172,12 @@ func runVerify(ctx context.Context, o verifyOptions, g *globalOptions) error {
 	// Verification streams: its live heap is a few MiB of blocks in flight,
 	// but it turns over the whole anchor size in garbage. At the default
 	// GOGC the collector takes a noticeable share of a core for nothing.
-	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	// GOGC is process-wide: inside the daemon, concurrent commands would
+	// undo each other's setting and leave the daemon at 400, so only a
+	// one-shot process changes it.
+	if !g.served {
+		defer debug.SetGCPercent(debug.SetGCPercent(400))
+	}
 	rep, err := anchor.Verify(ctx, vo)
 	if err != nil {
 		return err
