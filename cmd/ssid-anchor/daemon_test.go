@@ -46,8 +46,14 @@ type daemonProc struct {
 // repo, random ports) and waits until it says it is ready.
 func startDaemon(t *testing.T, root, repo string, env []string, extra ...string) *daemonProc {
 	t.Helper()
-	args := append([]string{"--root", root, "--repo", repo, "daemon", "--http", "127.0.0.1:0",
-		"--swarm", "/ip4/127.0.0.1/tcp/0"}, extra...)
+	return startDaemonWith(t, root, repo, env, nil, extra...)
+}
+
+// startDaemonWith also passes global flags (--config).
+func startDaemonWith(t *testing.T, root, repo string, env, globals []string, extra ...string) *daemonProc {
+	t.Helper()
+	args := append(append([]string{"--root", root, "--repo", repo}, globals...), "daemon", "--http", "127.0.0.1:0", "--swarm", "/ip4/127.0.0.1/tcp/0")
+	args = append(args, extra...)
 	cmd := exec.Command(anchorBinary(t), args...)
 	cmd.Env = append(os.Environ(), env...)
 	d := &daemonProc{cmd: cmd, log: &lockedBuffer{}, done: make(chan struct{})}
