@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -323,7 +324,11 @@ func (d *daemon) reload() {
 	if err := d.addJobs(next); err != nil {
 		log.Error("SIGHUP: rescheduling", "err", err)
 	}
-	log.Info("SIGHUP: configs reloaded", "changed_sections", changed, "jobs", d.sched.Entries())
+	var jobs []string
+	for _, e := range d.sched.Entries() {
+		jobs = append(jobs, e.Name+"="+e.Spec)
+	}
+	log.Info("SIGHUP: configs reloaded", "changed_sections", changed, "jobs", strings.Join(jobs, ", "))
 }
 
 // diffSections names the top-level config sections that differ.

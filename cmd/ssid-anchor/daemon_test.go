@@ -451,3 +451,43 @@ func TestSecondDaemonIsRefused(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 }
+
+// TestDaemonSIGHUPReloads: SIGHUP applies a new schedule at once and logs
+// what changed; a bad config is logged and the one in force kept.
+func TestDaemonSIGHUPReloads(t *testing.T) {
+	root := newTree(t)
+	repo := initRepo(t)
+	cfg := writeConfig(t, `{"schedule": {"quarterly": "0 9 1 1,4,7,10 *"}}`)
+	d := startDaemonWith(t, root, repo, nil, []string{"--config", cfg})
+	quarterly := func() string {
+		st := daemonStatus(t, root, repo)
+		for _, j := range st["jobs"].([]any) {
+			if m := j.(map[string]any); m["name"] == "quarterly" {
+				return m["spec"].(string)
+			}
+		}
+		return ""
+	}
+	if s := quarterly(); s != "0 9 1 1,4,7,10 *" {
+		t.Fatalf("quarterly spec %q", s)
+	}
+	mustWrite(t, cfg, []byte(`{"schedule": {"quarterly": "30 6 * * 1"}, "node": {"routing": "none"}}`))
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	d.waitLog(t, `msg="SIGHUP: configs reloaded" changed_sections="\[node schedule\]"`)
+	d.waitLog(t, `takes effect only at restart" section=node`)
+	if s := quarterly(); s != "30 6 * * 1" {
+		t.Fatalf("after SIGHUP quarterly spec %q", s)
+	}
+	mustWrite(t, cfg, []byte(`{"schedule": {"quarterly": "not a spec"}}`))
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	d.waitLog(t, `msg="SIGHUP: config not reloaded; keeping the one in force".*schedule.quarterly`)
+	mustWrite(t, cfg, []byte(`{"schedule": {"quarterlyy": "1 1 * * *"}}`))
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	d.waitLog(t, `config not reloaded.*quarterlyy`)
+	if s := quarterly(); s != "30 6 * * 1" {
+		t.Fatalf("a bad config replaced the schedule: %q", s)
+	}
+	if code := d.stop(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
