@@ -33,8 +33,11 @@ type daemonOptions struct {
 	// Debounce is how long the registry log must stay quiet before the
 	// anchor job runs.
 	Debounce time.Duration
-	// Console, when set, is served at "/" (the web console, SPEC 4.8).
-	Console http.Handler
+	// Console, when set, builds the web console served at "/" (SPEC 4.8)
+	// from the running daemon: buildStatus(ctx, d.statusGlobals(), d.node,
+	// d) is its data, d.sched.Entries() the jobs, d.sched.Trigger(jobAnchor)
+	// what its same-origin POST may start.
+	Console func(d *daemon) http.Handler
 	// Clock drives the scheduler; nil is the wall clock (tests pass a fake).
 	Clock scheduler.Clock
 	// Ready, when set, is called once the daemon serves (tests).
@@ -320,7 +323,6 @@ func (d *daemon) reload() {
 	d.mu.Lock()
 	d.cfg = next
 	d.mu.Unlock()
-	d.g.cfg = next
 	if err := d.addJobs(next); err != nil {
 		log.Error("SIGHUP: rescheduling", "err", err)
 	}

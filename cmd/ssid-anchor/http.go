@@ -67,6 +67,10 @@ func newHTTPHandler(d httpDeps) http.Handler {
 
 // httpHandler wires the daemon's pieces.
 func (d *daemon) httpHandler() http.Handler {
+	var console http.Handler
+	if d.o.Console != nil {
+		console = d.o.Console(d)
+	}
 	return newHTTPHandler(httpDeps{
 		Gateway: d.node.GatewayHandler(),
 		Ready:   d.ready.Load,
@@ -74,6 +78,6 @@ func (d *daemon) httpHandler() http.Handler {
 		Status: func(ctx context.Context) (any, error) {
 			return buildStatus(ctx, d.statusGlobals(), d.node, d)
 		},
-		Console: d.o.Console,
+		Console: console,
 	})
 }
