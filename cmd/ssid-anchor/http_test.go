@@ -38,9 +38,9 @@ func TestHTTPHandlerRoutes(t *testing.T) {
 	if code, body := get(h, "/anchors"); code != 200 || body != "console /anchors" {
 		t.Errorf("console: %d %q", code, body)
 	}
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/healthz", nil))
-	if rec.Code != http.StatusMethodNotAllowed {
-		t.Errorf("POST /healthz: %d", rec.Code)
+	// Without a console "/" lists what is served, with a 404.
+	bare := newHTTPHandler(httpDeps{Ready: ready.Load})
+	if code, body := get(bare, "/"); code != 404 || !strings.Contains(body, "/ipfs/<cid>") {
+		t.Errorf("/ without console: %d %q", code, body)
 	}
 }
