@@ -1,8 +1,12 @@
-// Package scheduler runs the daemon's jobs on one robfig/cron scheduler in
-// UTC. A job never runs twice at once, a panic in a job is logged and the
-// scheduler survives, and a run missed while the box was down (the
-// quarterly release on 1 January, say) runs once at start. It imports no
-// other package of this project: cmd hands it closures.
+// Package scheduler runs the daemon's jobs on one scheduler in UTC, with
+// robfig/cron's spec parser and schedules. A job never runs twice at once,
+// a panic in a job is logged and the scheduler survives, a run missed while
+// the box was down (the quarterly release on 1 January, say) runs once at
+// start, and last run times are persisted atomically. Jobs may also be
+// triggered on demand (anchoring when the registry log changes), debounced
+// and coalesced so a burst of triggers gives one run and a trigger during a
+// run gives one more run after it. It imports no other package of this
+// project: cmd hands it closures.
 package scheduler
 
 import (
@@ -16,6 +20,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -27,52 +32,82 @@ type Job func(ctx context.Context) error
 // Options configure a Scheduler.
 type Options struct {
 	// StatePath is a JSON file remembering each job's last run, for
-	// catch-up after downtime; "" disables catch-up.
+	// catch-up after downtime; "" keeps it in memory only.
 	StatePath string
 	Log       *slog.Logger
-	// Now is the clock (UTC); nil means time.Now.
-	Now func() time.Time
+	// Clock is the time source; nil means the wall clock.
+	Clock Clock
+	// OnDone, when set, is told about every finished run (metrics).
+	OnDone func(job string, took time.Duration, err error)
 }
+
+// OnDemand is the spec shown for jobs that run only when triggered.
+const OnDemand = "on demand"
+
+// maxWait caps each sleep of the loop: timers run on the monotonic clock,
+// which stops while the machine is suspended, and wall-clock steps (NTP)
+// go unnoticed by a 90-day timer; waking every minute re-reads wall time.
+const maxWait = time.Minute
 
 // Entry describes a job for status output.
 type Entry struct {
-	Name    string    `json:"name"`
-	Spec    string    `json:"spec"`
-	LastRun time.Time `json:"last_run,omitzero"`
-	Next    time.Time `json:"next"`
+	Name         string    `json:"name"`
+	Spec         string    `json:"spec"`
+	LastRun      time.Time `json:"last_run,omitzero"`
+	Next         time.Time `json:"next,omitzero"`
+	Running      bool      `json:"running"`
+	LastError    string    `json:"last_error,omitempty"`
+	LastDuration float64   `json:"last_duration_seconds,omitempty"`
 }
 
-// Scheduler owns the cron instance and the jobs' last-run state.
+// Scheduler owns the jobs, their loop and their last-run state.
 type Scheduler struct {
 	o      Options
-	cron   *cron.Cron
 	ctx    context.Context
 	cancel context.CancelFunc
+	wake   chan struct{}
+	runs   sync.WaitGroup
 
-	mu    sync.Mutex
-	jobs  map[string]*job
-	state map[string]time.Time
+	mu      sync.Mutex
+	started bool
+	stopped bool
+	jobs    map[string]*job
+	state   map[string]time.Time
 }
 
 type job struct {
 	name     string
 	spec     string
-	schedule cron.Schedule
+	schedule cron.Schedule // nil for on-demand jobs
 	run      Job
+	next     time.Time
+
 	running  sync.Mutex
+	active   atomic.Bool
+	pending  atomic.Bool
+	debounce uint64 // guarded by Scheduler.mu
+	lastErr  string
+	lastTook time.Duration
 }
 
 var parser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// ParseSpec checks a cron spec ("0 9 1 1,4,7,10 *", "@every 5m") the way
+// Add does, so config validation can reject it before anything starts.
+func ParseSpec(spec string) error {
+	_, err := parser.Parse(spec)
+	return err
+}
 
 // New makes a scheduler; nothing runs until Start.
 func New(o Options) (*Scheduler, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = RealClock{}
 	}
-	s := &Scheduler{o: o, jobs: map[string]*job{}, state: map[string]time.Time{}}
+	s := &Scheduler{o: o, jobs: map[string]*job{}, state: map[string]time.Time{}, wake: make(chan struct{}, 1)}
 	if o.StatePath != "" {
 		b, err := os.ReadFile(o.StatePath)
 		switch {
@@ -86,33 +121,125 @@ func New(o Options) (*Scheduler, error) {
 		}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.cron = cron.New(cron.WithLocation(time.UTC), cron.WithParser(parser), cron.WithLogger(cronLogger{o.Log}))
 	return s, nil
 }
 
-// Add registers a job under a cron spec ("0 9 1 1,4,7,10 *", "@every 5m").
-// A bad spec is an error naming the job.
+// Add registers a job under a cron spec ("0 9 1 1,4,7,10 *", "@every 5m"),
+// replacing a job of the same name (a config reload). A bad spec is an
+// error naming the job.
 func (s *Scheduler) Add(name, spec string, run Job) error {
 	sched, err := parser.Parse(spec)
 	if err != nil {
 		return fmt.Errorf("schedule %s: %q is not a cron spec (5 fields or @every <duration>): %w", name, spec, err)
 	}
-	j := &job{name: name, spec: spec, schedule: sched, run: run}
-	s.mu.Lock()
-	s.jobs[name] = j
-	s.mu.Unlock()
-	s.cron.Schedule(sched, cron.FuncJob(func() { s.Run(name) }))
+	s.put(&job{name: name, spec: spec, schedule: sched, run: run})
 	return nil
 }
 
+// AddTriggered registers a job that runs only through Run, Trigger or
+// TriggerAfter.
+func (s *Scheduler) AddTriggered(name string, run Job) {
+	s.put(&job{name: name, spec: OnDemand, run: run})
+}
+
+func (s *Scheduler) put(j *job) {
+	s.mu.Lock()
+	if old := s.jobs[j.name]; old != nil {
+		// Keep the old job's run lock so a reload never lets the job run
+		// twice at once.
+		old.spec, old.schedule, old.run = j.spec, j.schedule, j.run
+		j = old
+	} else {
+		s.jobs[j.name] = j
+	}
+	if j.schedule != nil {
+		j.next = j.schedule.Next(s.o.Clock.Now().UTC())
+	} else {
+		j.next = time.Time{}
+	}
+	s.mu.Unlock()
+	s.poke()
+}
+
+// Remove drops a job; a run in progress finishes.
+func (s *Scheduler) Remove(name string) {
+	s.mu.Lock()
+	delete(s.jobs, name)
+	s.mu.Unlock()
+	s.poke()
+}
+
 // Start runs, once each, the jobs whose last scheduled time passed while
-// the scheduler was down, then starts the cron loop.
+// the scheduler was down, then starts the loop.
 func (s *Scheduler) Start() {
+	s.mu.Lock()
+	if s.started {
+		s.mu.Unlock()
+		return
+	}
+	s.started = true
+	s.mu.Unlock()
 	for _, name := range s.Missed() {
 		s.o.Log.Info("running a job missed while down", "job", name)
-		go s.Run(name)
+		s.goRun(name)
 	}
-	s.cron.Start()
+	s.runs.Add(1)
+	go func() {
+		defer s.runs.Done()
+		s.loop()
+	}()
+}
+
+func (s *Scheduler) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Scheduler) loop() {
+	for {
+		now := s.o.Clock.Now().UTC()
+		var due []string
+		earliest := now.Add(maxWait)
+		s.mu.Lock()
+		for name, j := range s.jobs {
+			if j.schedule == nil {
+				continue
+			}
+			if !j.next.After(now) {
+				due = append(due, name)
+				j.next = j.schedule.Next(now)
+			}
+			if j.next.Before(earliest) {
+				earliest = j.next
+			}
+		}
+		s.mu.Unlock()
+		sort.Strings(due)
+		for _, name := range due {
+			s.goRun(name)
+		}
+		select {
+		case <-s.o.Clock.After(earliest.Sub(now)):
+		case <-s.wake:
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+func (s *Scheduler) goRun(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return
+	}
+	s.runs.Add(1)
+	go func() {
+		defer s.runs.Done()
+		s.Run(name)
+	}()
 }
 
 // Missed lists jobs with a recorded last run whose next scheduled time is
@@ -121,11 +248,11 @@ func (s *Scheduler) Start() {
 func (s *Scheduler) Missed() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.o.Now().UTC()
+	now := s.o.Clock.Now().UTC()
 	var out []string
 	for name, j := range s.jobs {
 		last, ok := s.state[name]
-		if ok && !j.schedule.Next(last).After(now) {
+		if ok && j.schedule != nil && !j.schedule.Next(last).After(now) {
 			out = append(out, name)
 		}
 	}
@@ -133,13 +260,11 @@ func (s *Scheduler) Missed() []string {
 	return out
 }
 
-// Run runs a job now unless it is already running (then it is skipped and
-// logged). A panic is recovered and logged. The last run is recorded even
-// when the job fails: failures are reported, not retried in a loop.
+// Run runs a job now and waits for it, unless it is already running: then
+// the run is skipped and logged (a cron slot that comes while the previous
+// run still works is not queued up behind it).
 func (s *Scheduler) Run(name string) {
-	s.mu.Lock()
-	j := s.jobs[name]
-	s.mu.Unlock()
+	j := s.job(name)
 	if j == nil {
 		return
 	}
@@ -147,23 +272,113 @@ func (s *Scheduler) Run(name string) {
 		s.o.Log.Warn("job still running; this run is skipped", "job", name)
 		return
 	}
-	defer j.running.Unlock()
-	start := s.o.Now().UTC()
+	s.runOnce(j)
+	j.running.Unlock()
+}
+
+// Trigger asks for a run of the job and returns at once. Triggers that
+// arrive while the job runs are coalesced into one more run after it, so a
+// change made during a run is never missed and a burst costs one run.
+func (s *Scheduler) Trigger(name string) {
+	j := s.job(name)
+	if j == nil {
+		return
+	}
+	j.pending.Store(true)
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return
+	}
+	s.runs.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.runs.Done()
+		for j.pending.Load() && s.ctx.Err() == nil {
+			if !j.running.TryLock() {
+				return // the holder sees pending when it finishes
+			}
+			for j.pending.Swap(false) && s.ctx.Err() == nil {
+				s.runOnce(j)
+			}
+			j.running.Unlock()
+		}
+	}()
+}
+
+// TriggerAfter triggers the job once d has passed without another
+// TriggerAfter for it (debouncing: a writer appending ten events in a
+// second causes one run, d after the last).
+func (s *Scheduler) TriggerAfter(name string, d time.Duration) {
+	s.mu.Lock()
+	j := s.jobs[name]
+	if j == nil || s.stopped {
+		s.mu.Unlock()
+		return
+	}
+	j.debounce++
+	gen := j.debounce
+	s.runs.Add(1)
+	s.mu.Unlock()
+	timer := s.o.Clock.After(d)
+	go func() {
+		defer s.runs.Done()
+		select {
+		case <-timer:
+		case <-s.ctx.Done():
+			return
+		}
+		s.mu.Lock()
+		cur := j.debounce
+		s.mu.Unlock()
+		if cur == gen {
+			s.Trigger(name)
+		}
+	}()
+}
+
+func (s *Scheduler) job(name string) *job {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.jobs[name]
+}
+
+// runOnce runs j (whose run lock the caller holds), recovering a panic.
+// The last run is recorded even when the job fails: failures are reported,
+// not retried in a loop.
+func (s *Scheduler) runOnce(j *job) {
+	j.active.Store(true)
+	defer j.active.Store(false)
+	s.mu.Lock()
+	run := j.run
+	s.mu.Unlock()
+	start := s.o.Clock.Now().UTC()
+	t0 := time.Now()
+	s.o.Log.Info("job started", "job", j.name)
 	err := func() (err error) {
 		defer func() {
 			if r := recover(); r != nil {
 				err = fmt.Errorf("panic: %v", r)
 			}
 		}()
-		return j.run(s.ctx)
+		return run(s.ctx)
 	}()
+	took := time.Since(t0)
 	if err != nil {
-		s.o.Log.Error("job failed", "job", name, "err", err)
+		s.o.Log.Error("job failed", "job", j.name, "took", took, "err", err)
 	} else {
-		s.o.Log.Info("job done", "job", name, "took", s.o.Now().Sub(start))
+		s.o.Log.Info("job done", "job", j.name, "took", took)
+	}
+	if s.o.OnDone != nil {
+		s.o.OnDone(j.name, took, err)
 	}
 	s.mu.Lock()
-	s.state[name] = start
+	j.lastTook = took
+	j.lastErr = ""
+	if err != nil {
+		j.lastErr = err.Error()
+	}
+	s.state[j.name] = start
 	serr := s.saveLocked()
 	s.mu.Unlock()
 	if serr != nil {
@@ -171,14 +386,33 @@ func (s *Scheduler) Run(name string) {
 	}
 }
 
+// LastRuns returns the persisted last run of every job ever run, also of
+// jobs not registered in this process (status without a daemon).
+func (s *Scheduler) LastRuns() map[string]time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]time.Time, len(s.state))
+	for k, v := range s.state {
+		out[k] = v
+	}
+	return out
+}
+
 // Entries lists the jobs with their last and next runs.
 func (s *Scheduler) Entries() []Entry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.o.Now().UTC()
-	var out []Entry
+	now := s.o.Clock.Now().UTC()
+	out := make([]Entry, 0, len(s.jobs))
 	for name, j := range s.jobs {
-		out = append(out, Entry{Name: name, Spec: j.spec, LastRun: s.state[name], Next: j.schedule.Next(now)})
+		e := Entry{Name: name, Spec: j.spec, LastRun: s.state[name], Running: j.active.Load(), LastError: j.lastErr, LastDuration: j.lastTook.Seconds()}
+		if j.schedule != nil {
+			e.Next = j.next
+			if e.Next.IsZero() || !s.started {
+				e.Next = j.schedule.Next(now)
+			}
+		}
+		out = append(out, e)
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Name < out[b].Name })
 	return out
@@ -187,32 +421,22 @@ func (s *Scheduler) Entries() []Entry {
 // Stop stops scheduling, cancels the running jobs' context and waits for
 // them to return or for ctx to end.
 func (s *Scheduler) Stop(ctx context.Context) error {
-	done := s.cron.Stop()
-	s.cancel()
 	s.mu.Lock()
-	jobs := make([]*job, 0, len(s.jobs))
-	for _, j := range s.jobs {
-		jobs = append(jobs, j)
-	}
+	s.stopped = true
 	s.mu.Unlock()
+	s.cancel()
+	done := make(chan struct{})
+	go func() { s.runs.Wait(); close(done) }()
 	select {
-	case <-done.Done():
+	case <-done:
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	// Runs started outside cron (catch-up, Run) hold their job's lock.
-	for _, j := range jobs {
-		locked := make(chan struct{})
-		go func() { j.running.Lock(); j.running.Unlock(); close(locked) }()
-		select {
-		case <-locked:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
 }
 
+// saveLocked writes the state atomically: temp file, fsync, rename, fsync
+// of the directory, so a crash leaves the old state or the new one.
 func (s *Scheduler) saveLocked() error {
 	if s.o.StatePath == "" {
 		return nil
@@ -221,14 +445,16 @@ func (s *Scheduler) saveLocked() error {
 	if err != nil {
 		return err
 	}
-	tmp := s.o.StatePath + ".tmp"
-	if err := os.MkdirAll(filepath.Dir(s.o.StatePath), 0o755); err != nil {
+	dir := filepath.Dir(s.o.StatePath)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	f, err := os.Create(tmp)
+	f, err := os.CreateTemp(dir, ".scheduler-*.tmp")
 	if err != nil {
 		return err
 	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
 	if _, err := f.Write(append(b, '\n')); err != nil {
 		f.Close()
 		return err
@@ -240,13 +466,13 @@ func (s *Scheduler) saveLocked() error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp, s.o.StatePath)
-}
-
-// cronLogger sends robfig/cron's messages to slog.
-type cronLogger struct{ l *slog.Logger }
-
-func (c cronLogger) Info(msg string, kv ...any) { c.l.Debug("cron: "+msg, kv...) }
-func (c cronLogger) Error(err error, msg string, kv ...any) {
-	c.l.Error("cron: "+msg, append(kv, "err", err)...)
+	if err := os.Rename(tmp, s.o.StatePath); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

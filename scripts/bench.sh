@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "== anchoring (issue: the main job) =="
 go run ./scripts/bench -bin bin/ssid-anchor -ipfs bin/ipfs "$@"
-for s in scripts/bench-verify.sh scripts/bench-telemetry.sh scripts/bench-pins.sh scripts/bench-storacha.sh; do
+for s in scripts/bench-verify.sh scripts/bench-telemetry.sh scripts/bench-pins.sh scripts/bench-storacha.sh scripts/bench-daemon.sh; do
   if [ -x "$s" ]; then
     echo
     echo "== $s =="

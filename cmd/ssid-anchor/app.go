@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ssid/ssid-anchor/node"
+	"github.com/ssid/ssid-anchor/scheduler"
 	"github.com/urfave/cli/v2"
 )
 
@@ -30,6 +32,27 @@ type globalOptions struct {
 	// shared is the daemon's open node when a command runs inside the
 	// daemon (see openNode); nil in a one-shot process.
 	shared *node.Node
+
+	// Per-request settings of a command the daemon runs (control.go);
+	// zero in a one-shot process.
+	served    bool    // runs inside the daemon: never forward again
+	daemon    *daemon // the daemon serving this command
+	daemonErr error   // a daemon is there but its socket was unreachable
+	getenv    func(string) string
+	jobName   string // set when a scheduled job runs the command code
+	// clock drives scheduler loops (telemetry --watch); nil is the wall
+	// clock.
+	clock scheduler.Clock
+}
+
+// env reads an environment variable the way this command should see it:
+// inside the daemon, the client's value first (requestEnv), then the
+// daemon's.
+func (g *globalOptions) env(k string) string {
+	if g.getenv != nil {
+		return g.getenv(k)
+	}
+	return os.Getenv(k)
 }
 
 func defaultRepo() string {
@@ -62,14 +85,11 @@ func newApp(g *globalOptions) *cli.App {
 			if err != nil {
 				return err
 			}
-			switch g.LogFormat {
-			case "text", "":
-				g.log = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl}))
-			case "json":
-				g.log = slog.New(slog.NewJSONHandler(g.stderr, &slog.HandlerOptions{Level: lvl}))
-			default:
-				return usagef("--log-format: %q is not text or json", g.LogFormat)
+			log, err := newLogger(g.stderr, g.LogFormat, lvl)
+			if err != nil {
+				return err
 			}
+			g.log = log
 			cfg, err := loadApplianceConfig(g.configPath(), g.ConfigFile != "")
 			if err != nil {
 				return err
@@ -89,6 +109,8 @@ func newApp(g *globalOptions) *cli.App {
 			newBundleCommand(g),
 			newReleaseCommand(g),
 			newPinsCommand(g),
+			newDaemonCommand(g),
+			newStatusCommand(g),
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
@@ -96,7 +118,34 @@ func newApp(g *globalOptions) *cli.App {
 		},
 	}
 	quietUsageErrors(app.Commands)
+	// While a daemon holds the repo, commands that need it run there
+	// (control.go): the flags are parsed here, then sent.
+	for _, cmd := range app.Commands {
+		action := cmd.Action
+		if action == nil {
+			continue
+		}
+		cmd.Action = func(c *cli.Context) error {
+			if ok, err := maybeForward(c, g); ok {
+				return err
+			}
+			return action(c)
+		}
+	}
 	return app
+}
+
+// newLogger logs as text (for people) or JSON (for journald or a log
+// shipper).
+func newLogger(w io.Writer, format string, lvl slog.Level) (*slog.Logger, error) {
+	o := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "", "text":
+		return slog.New(slog.NewTextHandler(w, o)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, o)), nil
+	}
+	return nil, usagef("--log-format: %q is not one of text, json", format)
 }
 
 // globalFlagsNote tells each command's help where the global flags are.
@@ -202,12 +251,26 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 
 // run executes the command line and returns the process exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runWith(ctx, &globalOptions{stdout: stdout, stderr: stderr}, args)
+}
+
+// runWith runs the command line with g's writers and per-request settings
+// (the daemon runs each forwarded command through it).
+func runWith(ctx context.Context, g *globalOptions, args []string) int {
+	stderr, stdout := g.stderr, g.stdout
 	out := &countingWriter{w: stdout}
-	g := &globalOptions{stdout: out, stderr: stderr, now: func() time.Time { return time.Now().UTC() }}
+	g.stdout = out
+	if g.now == nil {
+		g.now = func() time.Time { return time.Now().UTC() }
+	}
 	g.log = slog.New(slog.NewTextHandler(stderr, nil))
 	app := newApp(g)
 	args = hoistGlobalFlags(args)
 	err := app.RunContext(ctx, args)
+	var fe forwardedExit
+	if errors.As(err, &fe) {
+		return fe.code // the daemon printed what happened
+	}
 	if err != nil && ctx.Err() != nil {
 		err = fmt.Errorf("%w", context.Canceled)
 	}
@@ -215,7 +278,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if isUsage(err) {
 			err = usageError{err}
 		}
-		printError(stderr, err)
+		printErrorFor(stderr, err, g)
 	}
 	code, _ := exitCode(err)
 	// In --json mode stdout holds JSON only: a command that failed before

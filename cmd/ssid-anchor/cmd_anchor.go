@@ -53,7 +53,7 @@ failed, 2 bad flag or config, 3 repo missing or locked, 130 interrupted.`,
 		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "dry-run", Destination: &o.DryRun, Usage: "compute hashes and CIDs, write nothing"},
 			&cli.StringFlag{Name: "cid-profile", Destination: &o.CIDProfile, Usage: "kubo-default or unixfs-v1-2025 (default: anchor.cid_profile)"},
-			&cli.StringFlag{Name: "github-output", Destination: &o.GitHubOutput, Usage: "append ipfs_cid=, manifest_cid=, anchored= lines to `FILE` ($GITHUB_OUTPUT)"},
+			&cli.StringFlag{Name: "github-output", TakesFile: true, Destination: &o.GitHubOutput, Usage: "append ipfs_cid=, manifest_cid=, anchored= lines to `FILE` ($GITHUB_OUTPUT)"},
 			&cli.StringFlag{Name: "reprocess", Destination: &o.Reprocess, Usage: "select files again for the events since proof anchor `SINCE` (or all), after a rules change"},
 			&cli.BoolFlag{Name: "markdown", Destination: &o.Markdown, Usage: "print a Proof-Anchor markdown block for a PR body on stdout"},
 			&cli.StringSliceFlag{Name: "remote", Usage: "queue the new anchors for the remote pinning service `NAME` (repeatable; see `ssid-anchor pins`)"},
@@ -148,6 +148,13 @@ func execAnchor(ctx context.Context, o anchorOptions, g *globalOptions) (*anchor
 		return nil, usageError{err}
 	}
 	if !o.DryRun {
+		// Inside the daemon, anchoring runs (commands and scheduled jobs)
+		// queue behind each other instead of failing on the manifest lock.
+		leave, err := g.enterAnchoring(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer leave()
 		n, release, err := g.openNode(ctx, node.OpenOptions{})
 		if err != nil {
 			return nil, err
@@ -159,6 +166,10 @@ func execAnchor(ctx context.Context, o anchorOptions, g *globalOptions) (*anchor
 		ro.Signer = n
 	}
 	res, err := anchor.Run(ctx, ro)
+	if res != nil && !res.DryRun && g.daemon != nil {
+		// Announce the new anchors and name the new manifest under IPNS.
+		g.daemon.afterAnchor(ctx, anchorResultOf(res), g.stderr)
+	}
 	switch {
 	case errors.Is(err, anchor.ErrConfig), errors.Is(err, anchor.ErrReprocessNotFound):
 		err = usageError{err}

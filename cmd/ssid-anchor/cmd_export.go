@@ -36,8 +36,8 @@ or pin everything there with ssid-anchor import DIR/*.car.
 Exit codes: 0 everything written, 1 an anchor or a manifest could not be
 exported (its blocks are missing), 2 bad flag, 3 repo missing or locked.`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "car", Required: true, Destination: &o.Dir, Usage: "write the CARs into `DIR` (created if needed)"},
-			&cli.StringFlag{Name: "manifest", Destination: &o.Manifest, Usage: "manifest `FILE` (default: paths.manifest under --root)"},
+			&cli.StringFlag{Name: "car", Required: true, TakesFile: true, Destination: &o.Dir, Usage: "write the CARs into `DIR` (created if needed)"},
+			&cli.StringFlag{Name: "manifest", TakesFile: true, Destination: &o.Manifest, Usage: "manifest `FILE` (default: paths.manifest under --root)"},
 		},
 		Action: func(c *cli.Context) error { return runExport(c.Context, o, g) },
 	}

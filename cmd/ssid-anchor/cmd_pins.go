@@ -184,7 +184,7 @@ func newDrainer(g *globalOptions, n *node.Node) (*pinning.Drainer, error) {
 		case pinning.KindPinningService:
 			b, err := pinning.NewPSA(s, pinning.PSAOptions{
 				Origins: n.Addrs, Connect: connectDelegates(n), Policy: retry.Default(),
-				Now: g.now, Log: g.log,
+				Now: g.now, Log: g.log, Getenv: g.env,
 			})
 			if err != nil {
 				return nil, err

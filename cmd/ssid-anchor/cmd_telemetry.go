@@ -7,11 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/ssid/ssid-anchor/anchor/tree"
+	"github.com/ssid/ssid-anchor/scheduler"
 	"github.com/ssid/ssid-anchor/telemetry"
 	"github.com/ssid/ssid-anchor/telemetry/notify"
 	"github.com/urfave/cli/v2"
@@ -84,7 +84,7 @@ func loadTelemetryConfig(g *globalOptions) (telemetrySetup, error) {
 	if err != nil {
 		return s, usagef("telemetry config %s: %v", s.cfgRel, err)
 	}
-	cfg.ApplyEnv(os.Getenv)
+	cfg.ApplyEnv(g.env)
 	s.cfg = cfg
 	s.invalid = cfg.Validate()
 	return s, nil
@@ -166,30 +166,20 @@ func telemetryError(err error) error {
 	return err
 }
 
-// runWatch checks every check_interval_seconds until ctx ends (SIGINT or
-// SIGTERM), re-reading the config each time so edits apply without a
-// restart. A failed check is logged and the loop goes on; a clean stop is
-// exit 0.
+// runWatch checks at once and then every check_interval_seconds until ctx
+// ends (SIGINT or SIGTERM), on the same scheduler the daemon uses. Each
+// check re-reads the config, so edits apply without a restart (a new
+// interval reschedules); an unreadable or invalid new config is logged and
+// the previous one kept. A failed check is logged and the watch goes on; a
+// clean stop is exit 0.
 func runWatch(ctx context.Context, s telemetrySetup, g *globalOptions) error {
-	g.log.Info("telemetry watch started", "interval", s.cfg.CheckInterval().String(), "channels", strings.Join(s.cfg.EnabledChannels(), ","))
-	for {
-		rep, err := g.monitor(s).Check(ctx, false)
-		switch {
-		case err != nil:
-			g.log.Error("telemetry check", "error", err)
-		default:
-			if err := reportTelemetryAs(rep, g, true); err != nil {
-				g.log.Warn("telemetry check finished with failures; failed channels are retried at the next check")
-			}
-		}
-		t := time.NewTimer(s.cfg.CheckInterval())
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			g.log.Info("telemetry watch stopped; state saved")
-			return nil
-		case <-t.C:
-		}
+	sched, err := scheduler.New(scheduler.Options{Log: g.log, Clock: g.clock})
+	if err != nil {
+		return err
+	}
+	interval := s.cfg.CheckInterval()
+	var check scheduler.Job
+	check = func(ctx context.Context) error {
 		next, err := loadTelemetryConfig(g)
 		switch {
 		case err != nil:
@@ -199,7 +189,54 @@ func runWatch(ctx context.Context, s telemetrySetup, g *globalOptions) error {
 		default:
 			s = next
 		}
+		if iv := s.cfg.CheckInterval(); iv != interval {
+			interval = iv
+			g.log.Info("telemetry interval changed", "interval", iv.String())
+			if err := sched.Add(jobTelemetry, "@every "+iv.String(), check); err != nil {
+				return err
+			}
+		}
+		rep, err := g.monitor(s).Check(ctx, false)
+		if err != nil {
+			return err
+		}
+		if err := reportTelemetryAs(rep, g, true); err != nil {
+			g.log.Warn("telemetry check finished with failures; failed channels are retried at the next check")
+		}
+		return nil
 	}
+	if err := sched.Add(jobTelemetry, "@every "+interval.String(), check); err != nil {
+		return err
+	}
+	g.log.Info("telemetry watch started", "interval", interval.String(), "channels", strings.Join(s.cfg.EnabledChannels(), ","))
+	sched.Start()
+	sched.Trigger(jobTelemetry)
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	sched.Stop(sctx)
+	g.log.Info("telemetry watch stopped; state saved")
+	return nil
+}
+
+// telemetryCheck is one check with the current config, as the daemon's
+// telemetry job runs it; the report is printed like `telemetry` prints it.
+func telemetryCheck(ctx context.Context, g *globalOptions) (*telemetry.Report, error) {
+	s, err := loadTelemetryConfig(g)
+	if err != nil {
+		return nil, err
+	}
+	if s.invalid != nil {
+		return nil, invalidConfig(s.cfgRel, s.invalid)
+	}
+	if !s.cfg.Enabled {
+		return nil, nil
+	}
+	rep, err := g.monitor(s).Check(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	return rep, reportTelemetryAs(rep, g, true)
 }
 
 func reportTelemetry(rep *telemetry.Report, g *globalOptions) error {

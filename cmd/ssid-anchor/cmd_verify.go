@@ -35,8 +35,8 @@ func verifyFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.BoolFlag{Name: "network", Usage: "also fetch every anchor from connected peers over bitswap and re-hash it"},
 		&cli.StringSliceFlag{Name: "gateway", Usage: "also fetch every anchor from gateway `URL` (trustless CAR, checked block by block); repeatable"},
-		&cli.StringFlag{Name: "manifest", Usage: "manifest `FILE` to verify (default: paths.manifest under --root)"},
-		&cli.StringSliceFlag{Name: "car", Usage: "verify from CAR `FILE`s instead of the repo (no repo needed); repeatable"},
+		&cli.StringFlag{Name: "manifest", TakesFile: true, Usage: "manifest `FILE` to verify (default: paths.manifest under --root)"},
+		&cli.StringSliceFlag{Name: "car", TakesFile: true, Usage: "verify from CAR `FILE`s instead of the repo (no repo needed); repeatable"},
 		&cli.BoolFlag{Name: "allow-missing", Usage: "a record whose file was removed passes on the IPFS side alone"},
 		&cli.StringSliceFlag{Name: "peer", Usage: "with --network, connect to `MULTIADDR` (with /p2p/<id>) first; repeatable"},
 		&cli.StringSliceFlag{Name: "trust", Usage: "require every manifest of the chain to be signed by `PEERID` (repeatable; default: anchor.trust)"},
@@ -205,7 +205,12 @@ func runVerify(ctx context.Context, o verifyOptions, g *globalOptions) error {
 	// Verification streams: its live heap is a few MiB of blocks in flight,
 	// but it turns over the whole anchor size in garbage. At the default
 	// GOGC the collector takes a noticeable share of a core for nothing.
-	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	// GOGC is process-wide: inside the daemon, concurrent commands would
+	// undo each other's setting and leave the daemon at 400, so only a
+	// one-shot process changes it.
+	if !g.served {
+		defer debug.SetGCPercent(debug.SetGCPercent(400))
+	}
 	rep, err := anchor.Verify(ctx, vo)
 	if err != nil {
 		return err

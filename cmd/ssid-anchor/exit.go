@@ -64,8 +64,20 @@ func errorText(err error) string {
 	return strings.TrimSpace(err.Error())
 }
 
-func printError(w io.Writer, err error) {
+func printError(w io.Writer, err error) { printErrorFor(w, err, nil) }
+
+// printErrorFor prints err with the hint that fits where the command ran:
+// a command the daemon serves must never be told to stop the daemon.
+func printErrorFor(w io.Writer, err error, g *globalOptions) {
 	code, hint := exitCode(err)
+	if errors.Is(err, node.ErrLocked) && g != nil {
+		switch {
+		case g.served:
+			hint = "another ssid-anchor process outside the daemon (a one-shot command run with a different --repo on the same tree) is using it; wait for it to finish and run the command again"
+		case g.daemonErr != nil:
+			hint = fmt.Sprintf("a daemon holds the repo, but this command could not reach it (%v); run the command as the daemon's user (e.g. sudo -u ssid-anchor)", g.daemonErr)
+		}
+	}
 	if code == exitInterrupted {
 		fmt.Fprintln(w, "ssid-anchor: interrupted")
 		return

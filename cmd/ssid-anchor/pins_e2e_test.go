@@ -43,7 +43,7 @@ func writePinConfig(t *testing.T, cfg, endpoint string, extra string) {
 }
 
 // runBin runs the built binary with the token in its environment.
-func runBin(t *testing.T, token string, args ...string) (int, string, string) {
+func runPinsBin(t *testing.T, token string, args ...string) (int, string, string) {
 	t.Helper()
 	cmd := exec.Command(anchorBinary(t), args...)
 	cmd.Env = append(os.Environ(), pinTokenEnv+"="+token)
@@ -121,7 +121,7 @@ func TestRemotePinDelegatesFetchOverBitswap(t *testing.T) {
 	writePinConfig(t, cfg, srv.URL, "")
 	g := []string{"--root", root, "--repo", repo, "--config", cfg}
 
-	code, stdout, stderr := runBin(t, srv.Token, append(g, "anchor", "--remote", "cluster")...)
+	code, stdout, stderr := runPinsBin(t, srv.Token, append(g, "anchor", "--remote", "cluster")...)
 	if code != 0 {
 		t.Fatalf("anchor --remote: exit %d\n%s", code, stderr)
 	}
@@ -137,7 +137,7 @@ func TestRemotePinDelegatesFetchOverBitswap(t *testing.T) {
 		t.Errorf("anchor did not say what it queued:\n%s", stderr)
 	}
 
-	code, stdout2, stderr2 := runBin(t, srv.Token, append(g, "pins", "--retry", "--wait", "90s")...)
+	code, stdout2, stderr2 := runPinsBin(t, srv.Token, append(g, "pins", "--retry", "--wait", "90s")...)
 	if code != 0 {
 		t.Fatalf("pins --retry: exit %d\n%s\n%s", code, stdout2, stderr2)
 	}
@@ -177,7 +177,7 @@ func TestRemotePinDelegatesFetchOverBitswap(t *testing.T) {
 		t.Error("statistics.storage_providers does not list the service")
 	}
 
-	code, stdout3, stderr3 := runBin(t, srv.Token, append(g, "--json", "pins")...)
+	code, stdout3, stderr3 := runPinsBin(t, srv.Token, append(g, "--json", "pins")...)
 	if code != 0 {
 		t.Fatalf("pins --json: exit %d: %s", code, stderr3)
 	}
@@ -187,7 +187,7 @@ func TestRemotePinDelegatesFetchOverBitswap(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout3), &doc); err != nil || len(doc.Requests) != 3 {
 		t.Fatalf("pins --json: %v\n%s", err, stdout3)
 	}
-	code, _, stderr4 := runBin(t, srv.Token, append(g, "verify")...)
+	code, _, stderr4 := runPinsBin(t, srv.Token, append(g, "verify")...)
 	if code != 0 {
 		t.Fatalf("verify after remote pinning: exit %d\n%s", code, stderr4)
 	}
@@ -217,7 +217,7 @@ func TestRemotePinSurvivesSIGKILL(t *testing.T) {
 	root, repo, cfg := pinTree(t)
 	writePinConfig(t, cfg, srv.URL, "")
 	g := []string{"--root", root, "--repo", repo, "--config", cfg}
-	if code, _, stderr := runBin(t, srv.Token, append(g, "anchor", "--remote", "cluster")...); code != 0 {
+	if code, _, stderr := runPinsBin(t, srv.Token, append(g, "anchor", "--remote", "cluster")...); code != 0 {
 		t.Fatalf("anchor: %s", stderr)
 	}
 
@@ -250,7 +250,7 @@ func TestRemotePinSurvivesSIGKILL(t *testing.T) {
 		t.Fatal("the service holds no pin from the killed run")
 	}
 
-	code, stdout, stderr := runBin(t, srv.Token, append(g, "pins", "--retry", "--wait", "60s")...)
+	code, stdout, stderr := runPinsBin(t, srv.Token, append(g, "pins", "--retry", "--wait", "60s")...)
 	if code != 0 {
 		t.Fatalf("pins --retry after SIGKILL: exit %d\n%s\n%s", code, stdout, stderr)
 	}

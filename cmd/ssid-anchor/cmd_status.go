@@ -1,0 +1,263 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ssid/ssid-anchor/node"
+	"github.com/ssid/ssid-anchor/scheduler"
+	"github.com/urfave/cli/v2"
+)
+
+func newStatusCommand(g *globalOptions) *cli.Command {
+	return &cli.Command{
+		Name:  "status",
+		Usage: "node, anchors, pins, remote pins, jobs and the effective config",
+		Description: `Shows the node (peer ID, profile, addresses, IPNS name, providing), the
+anchors in the manifest (records, files, pinned, remote pins by status), the
+scheduled jobs with their last and next runs, and the effective appliance
+config (no secrets: only the names of the variables that hold them). With a
+daemon running it answers from the daemon (daemon_running: true, the live
+addresses); without, it opens the repo offline.
+
+Exit codes: 0 shown, 1 failure, 3 repo missing or locked.`,
+		Action: func(c *cli.Context) error { return runStatus(c.Context, g) },
+	}
+}
+
+// statusDoc is `status --json` and the daemon's /status.
+type statusDoc struct {
+	DaemonRunning  bool              `json:"daemon_running"`
+	DaemonPID      int               `json:"daemon_pid,omitempty"`
+	DaemonStarted  *time.Time        `json:"daemon_started,omitempty"`
+	Repo           string            `json:"repo"`
+	Root           string            `json:"root"`
+	PeerID         string            `json:"peer_id"`
+	Profile        string            `json:"profile"`
+	Routing        string            `json:"routing"`
+	Addresses      []string          `json:"addresses"`
+	ConnectedPeers int               `json:"connected_peers"`
+	IPNS           statusIPNS        `json:"ipns"`
+	Provide        node.ProvideStats `json:"provide"`
+	anchorStats
+	Manifest statusManifest    `json:"manifest"`
+	Jobs     []scheduler.Entry `json:"jobs"`
+	HTTP     *statusHTTP       `json:"http,omitempty"`
+	Config   applianceConfig   `json:"config"`
+}
+
+type statusIPNS struct {
+	Name        string     `json:"name"`
+	Value       string     `json:"value,omitempty"`
+	PublishedAt *time.Time `json:"published_at,omitempty"`
+	Error       string     `json:"error,omitempty"`
+}
+
+type statusManifest struct {
+	Path           string `json:"path"`
+	LastUpdated    string `json:"last_updated,omitempty"`
+	LastAnchorDate string `json:"last_anchor_date,omitempty"`
+	PreviousCID    string `json:"previous_manifest_cid,omitempty"`
+}
+
+type statusHTTP struct {
+	Listen string `json:"listen"`
+	URL    string `json:"url"`
+}
+
+func runStatus(ctx context.Context, g *globalOptions) error {
+	n, release, err := g.openNode(ctx, node.OpenOptions{})
+	if err != nil {
+		return err
+	}
+	defer release()
+	doc, err := buildStatus(ctx, g, n, g.daemon)
+	if err != nil {
+		return err
+	}
+	if g.JSON {
+		return writeJSON(g.stdout, doc)
+	}
+	printStatus(g, doc)
+	return nil
+}
+
+// statusGlobals are the daemon's options for building /status.
+func (d *daemon) statusGlobals() *globalOptions {
+	return &globalOptions{Root: d.g.Root, Repo: d.g.Repo, cfg: d.config(), shared: d.node, daemon: d, served: true}
+}
+
+// buildStatus assembles the document; d is nil without a daemon.
+func buildStatus(_ context.Context, g *globalOptions, n *node.Node, d *daemon) (*statusDoc, error) {
+	abs := func(p string) string {
+		if a, err := filepath.Abs(p); err == nil {
+			return a
+		}
+		return p
+	}
+	doc := &statusDoc{
+		DaemonRunning: d != nil, Repo: n.RepoPath(), Root: abs(g.Root),
+		PeerID: n.PeerID(), Profile: n.Profile(), Routing: n.Routing(),
+		Addresses: n.Addrs(), ConnectedPeers: n.ConnectedPeers(),
+		IPNS:    statusIPNS{Name: n.IPNSName()},
+		Provide: n.ProvideStats(),
+		Config:  g.cfg,
+	}
+	if doc.Addresses == nil {
+		doc.Addresses = []string{}
+	}
+	stats, man := countAnchors(g.Root, g.cfg.Paths)
+	doc.anchorStats = stats
+	doc.Manifest.Path = g.cfg.Paths.Manifest
+	if man != nil {
+		doc.Manifest.PreviousCID = man.PreviousCID
+		doc.Manifest.LastUpdated = rawString(man.Get("last_updated"))
+		if st, ok := man.Get("statistics"); ok {
+			var s struct {
+				Last string `json:"last_anchor_date"`
+			}
+			json.Unmarshal(st, &s)
+			doc.Manifest.LastAnchorDate = s.Last
+		}
+	}
+	if d != nil {
+		doc.DaemonPID = os.Getpid()
+		started := d.started
+		doc.DaemonStarted = &started
+		doc.Jobs = d.sched.Entries()
+		d.mu.Lock()
+		doc.IPNS.Value, doc.IPNS.Error = d.ipnsValue, d.ipnsErr
+		if !d.ipnsAt.IsZero() {
+			at := d.ipnsAt
+			doc.IPNS.PublishedAt = &at
+		}
+		d.mu.Unlock()
+		if d.httpAddr != "" {
+			doc.HTTP = &statusHTTP{Listen: d.httpAddr, URL: "http://" + d.httpAddr + "/"}
+		}
+		return doc, nil
+	}
+	jobs, err := offlineJobs(g, n.RepoPath())
+	if err != nil {
+		return nil, err
+	}
+	doc.Jobs = jobs
+	return doc, nil
+}
+
+// offlineJobs lists the jobs a daemon would run with this config, with the
+// last runs it recorded in the repo and the next runs it would make.
+func offlineJobs(g *globalOptions, repo string) ([]scheduler.Entry, error) {
+	s, err := scheduler.New(scheduler.Options{StatePath: filepath.Join(repo, "scheduler.json")})
+	if err != nil {
+		return nil, err
+	}
+	noop := func(context.Context) error { return nil }
+	s.AddTriggered(jobAnchor, noop)
+	if spec := g.cfg.Schedule.Quarterly; spec != "" {
+		if err := s.Add(jobQuarterly, spec, noop); err != nil {
+			return nil, usageError{err}
+		}
+	}
+	if spec, _ := telemetrySpecFor(g); spec != "" {
+		if err := s.Add(jobTelemetry, spec, noop); err != nil {
+			return nil, usageError{err}
+		}
+	}
+	return s.Entries(), nil
+}
+
+func rawString(b json.RawMessage, ok bool) string {
+	var s string
+	if ok {
+		json.Unmarshal(b, &s)
+	}
+	return s
+}
+
+// printStatus writes the human summary to stderr, like every command's
+// human output (SPEC 3: stdout is for --json).
+func printStatus(g *globalOptions, doc *statusDoc) {
+	w := g.stderr
+	state := "not running (repo opened offline)"
+	if doc.DaemonRunning {
+		state = fmt.Sprintf("running (pid %d, since %s)", doc.DaemonPID, doc.DaemonStarted.Format(time.RFC3339))
+	}
+	fmt.Fprintf(w, "daemon:     %s\n", state)
+	fmt.Fprintf(w, "repo:       %s\nroot:       %s\n", doc.Repo, doc.Root)
+	fmt.Fprintf(w, "peer id:    %s (profile %s, routing %s)\n", doc.PeerID, doc.Profile, doc.Routing)
+	for _, a := range doc.Addresses {
+		fmt.Fprintf(w, "address:    %s\n", a)
+	}
+	if doc.DaemonRunning {
+		fmt.Fprintf(w, "peers:      %d connected\n", doc.ConnectedPeers)
+	}
+	fmt.Fprintf(w, "ipns:       %s", doc.IPNS.Name)
+	if doc.IPNS.Value != "" {
+		fmt.Fprintf(w, " -> /ipfs/%s", doc.IPNS.Value)
+	}
+	if doc.IPNS.Error != "" {
+		fmt.Fprintf(w, " (last publish failed: %s)", doc.IPNS.Error)
+	}
+	fmt.Fprintln(w)
+	p := doc.Provide
+	fmt.Fprintf(w, "providing:  strategy %s, %d announced since start", p.Strategy, p.Provided)
+	if !p.LastProvide.IsZero() {
+		fmt.Fprintf(w, ", last %s", p.LastProvide.Format(time.RFC3339))
+	}
+	if p.Err != "" {
+		fmt.Fprintf(w, ", error: %s", p.Err)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "anchors:    %d records of %d files, %d pinned", doc.Records, doc.Files, doc.Pinned)
+	if len(doc.RemotePins) > 0 {
+		var parts []string
+		for _, st := range sortedKeysOfInt(doc.RemotePins) {
+			parts = append(parts, fmt.Sprintf("%d %s", doc.RemotePins[st], st))
+		}
+		fmt.Fprintf(w, "; remote pins: %s", strings.Join(parts, ", "))
+	}
+	fmt.Fprintln(w)
+	if doc.Err != "" {
+		fmt.Fprintf(w, "manifest:   %s: %s\n", doc.Manifest.Path, doc.Err)
+	} else {
+		fmt.Fprintf(w, "manifest:   %s (last updated %s)\n", doc.Manifest.Path, orDash(doc.Manifest.LastUpdated))
+	}
+	for _, j := range doc.Jobs {
+		last, next := "never", "-"
+		if !j.LastRun.IsZero() {
+			last = j.LastRun.Format(time.RFC3339)
+		}
+		if !j.Next.IsZero() {
+			next = j.Next.Format(time.RFC3339)
+		}
+		extra := ""
+		if j.Running {
+			extra = " RUNNING"
+		}
+		if j.LastError != "" {
+			extra += " last error: " + j.LastError
+		}
+		fmt.Fprintf(w, "job:        %-9s %-18s last %s, next %s%s\n", j.Name, j.Spec, last, next, extra)
+	}
+	if doc.HTTP != nil {
+		fmt.Fprintf(w, "http:       %s (gateway %sipfs/<cid>)\n", doc.HTTP.Listen, doc.HTTP.URL)
+	} else {
+		fmt.Fprintf(w, "http:       %s (when the daemon runs)\n", orDash(doc.Config.HTTP.Listen))
+	}
+}
+
+func sortedKeysOfInt(m map[string]int) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/ssid/ssid-anchor/anchor"
+	"github.com/ssid/ssid-anchor/anchor/tree"
+	"github.com/ssid/ssid-anchor/telemetry"
+)
+
+// metrics are the daemon's Prometheus metrics, on a registry of its own
+// (kubo registers its metrics on the default one; they are not ours to
+// expose). Names are prefixed ssid_anchor_.
+type metrics struct {
+	reg *prometheus.Registry
+
+	jobRuns, jobFailures *prometheus.CounterVec
+	jobDuration          *prometheus.HistogramVec
+	notifySent           *prometheus.CounterVec
+	notifyFailed         *prometheus.CounterVec
+	provideFailures      prometheus.Counter
+	ipnsFailures         prometheus.Counter
+
+	mu      sync.Mutex
+	anchors anchorStats
+}
+
+// anchorStats are counted from the manifest after each anchoring run, not
+// at every scrape.
+type anchorStats struct {
+	Records    int            `json:"anchors"`
+	Files      int            `json:"files"`
+	Pinned     int            `json:"pinned"`
+	RemotePins map[string]int `json:"remote_pins"`
+	Err        string         `json:"manifest_error,omitempty"`
+}
+
+func newMetrics(d *daemon) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	f := prometheus.WrapRegistererWithPrefix("ssid_anchor_", m.reg)
+	m.jobRuns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "job_runs_total", Help: "Finished runs of each scheduled job."}, []string{"job"})
+	m.jobFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "job_failures_total", Help: "Runs of each job that failed (including panics)."}, []string{"job"})
+	m.jobDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "job_duration_seconds", Help: "How long each job's runs took.",
+		Buckets: prometheus.ExponentialBuckets(0.01, 4, 10)}, []string{"job"})
+	m.notifySent = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "notifications_sent_total", Help: "Telemetry messages a channel accepted."}, []string{"channel"})
+	m.notifyFailed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "notifications_failed_total", Help: "Telemetry messages a channel did not accept."}, []string{"channel"})
+	m.provideFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "provide_failures_total", Help: "Announcements of new anchors that failed."})
+	m.ipnsFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "ipns_publish_failures_total", Help: "IPNS publications of the manifest that failed."})
+	f.MustRegister(m.jobRuns, m.jobFailures, m.jobDuration, m.notifySent, m.notifyFailed, m.provideFailures, m.ipnsFailures)
+
+	stat := func(pick func(anchorStats) int) func() float64 {
+		return func() float64 {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			return float64(pick(m.anchors))
+		}
+	}
+	f.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "anchors", Help: "Anchor records in the manifest."}, stat(func(s anchorStats) int { return s.Records })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "anchored_files", Help: "Distinct files with at least one anchor record."}, stat(func(s anchorStats) int { return s.Files })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pinned", Help: "Anchor records pinned in the local repo."}, stat(func(s anchorStats) int { return s.Pinned })),
+	)
+	m.reg.MustRegister(newRemotePinCollector(m))
+	if d != nil && d.node != nil {
+		n := d.node
+		f.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "provide_provided_total", Help: "CIDs queued for announcement since start."},
+				func() float64 { return float64(n.ProvideStats().Provided) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "provide_last_timestamp_seconds", Help: "When the last announcement was queued (Unix time, 0 = never)."},
+				func() float64 {
+					if t := n.ProvideStats().LastProvide; !t.IsZero() {
+						return float64(t.Unix())
+					}
+					return 0
+				}),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "provide_error", Help: "1 when the provider's last call failed."},
+				func() float64 {
+					if n.ProvideStats().Err != "" {
+						return 1
+					}
+					return 0
+				}),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "connected_peers", Help: "Peers the node is connected to."},
+				func() float64 { return float64(n.ConnectedPeers()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ready", Help: "1 while the daemon serves."},
+				func() float64 {
+					if d.ready.Load() {
+						return 1
+					}
+					return 0
+				}),
+		)
+	}
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// jobDone is the scheduler's OnDone.
+func (m *metrics) jobDone(job string, took time.Duration, err error) {
+	m.jobRuns.WithLabelValues(job).Inc()
+	m.jobDuration.WithLabelValues(job).Observe(took.Seconds())
+	if err != nil {
+		m.jobFailures.WithLabelValues(job).Inc()
+	}
+}
+
+// telemetryDone counts a check's deliveries per channel.
+func (m *metrics) telemetryDone(rep *telemetry.Report) {
+	for _, d := range rep.Deliveries {
+		for ch, r := range d.Results {
+			if r == "sent" {
+				m.notifySent.WithLabelValues(ch).Inc()
+			} else {
+				m.notifyFailed.WithLabelValues(ch).Inc()
+			}
+		}
+	}
+}
+
+// remotePinCollector exports remote pin requests by status.
+type remotePinCollector struct {
+	m    *metrics
+	desc *prometheus.Desc
+}
+
+func newRemotePinCollector(m *metrics) prometheus.Collector {
+	return remotePinCollector{m: m, desc: prometheus.NewDesc("ssid_anchor_remote_pins", "Remote pin requests recorded in the manifest, by status.", []string{"status"}, nil)}
+}
+
+func (c remotePinCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c remotePinCollector) Collect(ch chan<- prometheus.Metric) {
+	c.m.mu.Lock()
+	defer c.m.mu.Unlock()
+	for st, n := range c.m.anchors.RemotePins {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), st)
+	}
+}
+
+// countAnchors reads the manifest of the tree at root.
+func countAnchors(root string, paths tree.Paths) (anchorStats, *anchor.Manifest) {
+	s := anchorStats{RemotePins: map[string]int{}}
+	r, err := tree.OpenRoot(root)
+	if err != nil {
+		s.Err = err.Error()
+		return s, nil
+	}
+	defer r.Close()
+	man, _, err := anchor.LoadManifestIn(r, paths.Manifest)
+	if err != nil {
+		s.Err = err.Error()
+		return s, nil
+	}
+	files := map[string]bool{}
+	for _, rec := range man.Records {
+		s.Records++
+		files[filepath.ToSlash(rec.FilePath)] = true
+		if rec.Pinned {
+			s.Pinned++
+		}
+		for _, rp := range rec.RemotePins {
+			s.RemotePins[rp.Status]++
+		}
+	}
+	s.Files = len(files)
+	return s, man
+}
+
+// refreshAnchorStats recounts after a run (and at start).
+func (d *daemon) refreshAnchorStats() {
+	s, _ := countAnchors(d.g.Root, d.config().Paths)
+	d.metrics.mu.Lock()
+	d.metrics.anchors = s
+	d.metrics.mu.Unlock()
+}
