@@ -16,6 +16,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ssid/ssid-anchor/anchor/pinning/psatest"
+	"github.com/ssid/ssid-anchor/anchor/release"
 )
 
 // readmeCase is what one README command line must do.
@@ -40,6 +43,7 @@ type readmeEnv struct {
 	tree  string // the working directory: a governance tree (--root .)
 	slack *httptest.Server
 	hits  atomic.Int32
+	psa   *psatest.Server
 }
 
 // readmeExpectations: every command line in README.md's code blocks, as
@@ -93,6 +97,36 @@ var readmeExpectations = map[string]readmeCase{
 		// Slack itself is not dialled from a test: a loopback server that
 		// answers as Slack does ("ok") stands in.
 		subst: map[string]string{"https://hooks.slack.com/services/T/B/X": "{slack}/services/T/B/X"}},
+
+	// Anchoring, more.
+	"ssid-anchor --root . anchor --reprocess all": {code: 0},
+	"ssid-anchor --root . --json guard":           {code: 0},
+
+	// Signed manifests.
+	"ssid-anchor --root . verify --trust 12D3KooW…":   {skip: "12D3KooW… stands for the anchoring box's peer ID; TestVerifyTrust runs --trust with the repo's real peer ID, and with another"},
+	"ssid-anchor --root . --json verify | jq .signer": {code: 0},
+
+	// Remote pinning: "pinata" is a loopback Pinning Service API server
+	// (psatest) configured under that name, its token in PINATA_JWT.
+	"ssid-anchor --root . anchor --remote pinata": {code: 0, before: configurePinata},
+	"ssid-anchor pins":                            {code: 0},
+	"ssid-anchor pins --retry":                    {code: 0},
+
+	// The quarterly release (inputs of the last ended quarter and of 2026-Q3).
+	"ssid-anchor --root . bundle":                   {code: 0, before: releaseInputs},
+	"ssid-anchor --root . bundle --quarter 2026-Q3": {code: 0},
+	"ssid-anchor --root . release":                  {code: 0},
+	`ssid-anchor --root . release --github-output "$GITHUB_OUTPUT" --markdown > "$RUNNER_TEMP/pr_body.md"`: {code: 0},
+
+	// The daemon. The repo was created air-gapped above, so `init --profile
+	// public` leaves it as it is (init is idempotent) and the daemon never
+	// dials the public network from a test.
+	"ssid-anchor init --profile public": {code: 0},
+	"ssid-anchor --root /srv/ssid daemon": {code: 0, before: mustStayAirGapped, interrupt: 5 * time.Second,
+		subst: map[string]string{"/srv/ssid daemon": "{tree} daemon --http 127.0.0.1:0"}}, // a free port, not 8089
+	"ssid-anchor --root /srv/ssid anchor": {code: 0, subst: map[string]string{"/srv/ssid": "{tree}"}},
+	"ssid-anchor status":                  {code: 0},
+	"ssid-anchor --json status":           {code: 0},
 }
 
 // readmeCommands extracts the command lines of README.md's fenced code
@@ -168,7 +202,7 @@ func TestREADMECommands(t *testing.T) {
 		}
 		run := line
 		for from, to := range tc.subst {
-			to = strings.NewReplacer("{scratch}", e.dir, "{slack}", e.slack.URL).Replace(to)
+			to = strings.NewReplacer("{scratch}", e.dir, "{slack}", e.slack.URL, "{tree}", e.tree).Replace(to)
 			run = strings.ReplaceAll(run, from, to)
 		}
 		code, out := e.run(t, run, tc.interrupt)
@@ -218,6 +252,8 @@ func newReadmeEnv(t *testing.T) *readmeEnv {
 		fmt.Fprint(w, "ok")
 	}))
 	t.Cleanup(e.slack.Close)
+	e.psa = psatest.New()
+	t.Cleanup(e.psa.Close)
 	return e
 }
 
@@ -230,6 +266,12 @@ func (e *readmeEnv) run(t *testing.T, line string, interrupt time.Duration) (int
 		"HOME=" + e.dir,
 		"PATH=" + filepath.Join(e.dir, "bin") + ":" + os.Getenv("PATH"),
 		"GITHUB_OUTPUT=" + filepath.Join(e.dir, "github_output"),
+		"RUNNER_TEMP=" + e.dir,
+		"PINATA_JWT=" + e.psa.Token,
+		// Once the Slack line has enabled the channel, later lines (the
+		// release's telemetry notice) need its URL, from the environment
+		// as an operator sets it; it is the loopback Slack.
+		"SLACK_WEBHOOK_URL=" + e.slack.URL + "/services/T/B/X",
 	}
 	// SIGINT goes to bash's whole process group, as a terminal's ^C does.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -294,4 +336,31 @@ func enableSlack(t *testing.T, e *readmeEnv) {
 	channelCfg(cfg, "slack")["enabled"] = true
 	b, _ = json.MarshalIndent(cfg, "", "  ")
 	mustWrite(t, p, b)
+}
+
+// configurePinata names the loopback Pinning Service API server "pinata" in
+// the repo's appliance config, as the README's example does for Pinata.
+func configurePinata(t *testing.T, e *readmeEnv) {
+	t.Helper()
+	cfg := fmt.Sprintf(`{"remote_pinning": {"services": [{"name": "pinata", "endpoint": %q, "token_env": "PINATA_JWT"}]}}`, e.psa.URL)
+	mustWrite(t, filepath.Join(e.dir, ".ssid-anchor", "appliance.json"), []byte(cfg))
+}
+
+// releaseInputs writes the nine release inputs for the quarter that ended
+// last (what `bundle` takes by default) and for 2026-Q3.
+func releaseInputs(t *testing.T, e *readmeEnv) {
+	t.Helper()
+	for _, q := range []string{release.LastEnded(time.Now().UTC()).String(), "2026-Q3"} {
+		writeReleaseInputs(t, e.tree, q)
+	}
+}
+
+// mustStayAirGapped: the daemon line must not turn a test into a client of
+// the public IPFS network.
+func mustStayAirGapped(t *testing.T, e *readmeEnv) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(e.dir, ".ssid-anchor", "ssid-anchor-profile"))
+	if err != nil || strings.TrimSpace(string(b)) != "air-gapped" {
+		t.Fatalf("the README test's repo is not air-gapped (%q, %v): the daemon would dial public peers", b, err)
+	}
 }

@@ -41,6 +41,13 @@ const (
 func bundleTree(t testing.TB, q string) string {
 	t.Helper()
 	root := newTree(t)
+	writeReleaseInputs(t, root, q)
+	return root
+}
+
+// writeReleaseInputs writes the release inputs of quarter q into root.
+func writeReleaseInputs(t testing.TB, root, q string) {
+	t.Helper()
 	src := func(name string) []byte {
 		b, err := os.ReadFile(filepath.Join("testdata/release", name))
 		if err != nil {
@@ -65,7 +72,6 @@ func bundleTree(t testing.TB, q string) string {
 		t.Fatal(err)
 	}
 	mustWrite(t, filepath.Join(root, "05_documentation/reports/dashboard/dashboard_data.csv"), b)
-	return root
 }
 
 // testGlobals are the options run() would build, with a fixed clock.
@@ -542,7 +548,7 @@ func TestBundleRefusesFIFO(t *testing.T) {
 		<-done
 		t.Fatal("bundle blocked on a FIFO")
 	}
-	if code != 1 || !strings.Contains(errb, "README.md is not a regular file") {
+	if code != 1 || !strings.Contains(errb, "README.md is a named pipe") {
 		t.Fatalf("exit %d: %s", code, errb)
 	}
 	if _, err := os.Stat(filepath.Join(root, fmt.Sprintf(tReleaseZip, q))); err == nil {
