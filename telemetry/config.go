@@ -169,7 +169,7 @@ func ParseConfig(b []byte) (Config, error) {
 			return c, fmt.Errorf("the file must hold a JSON object, got %s", bytes.TrimSpace(t[:min(len(t), 20)]))
 		}
 	}
-	if key := firstNull(b); key != "" {
+	if key := FirstNull(b); key != "" {
 		return c, fmt.Errorf("%s: null is not a value here (remove the key to use its default)", key)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -198,14 +198,19 @@ func ParseConfig(b []byte) (Config, error) {
 	return c, nil
 }
 
-// firstNull names the first key (dotted, sorted) whose value is null:
+// FirstNull names the first key (dotted, sorted) whose value is null:
 // encoding/json would skip it silently and keep the default, while the
-// file seems to say otherwise. Syntax errors are left to the decoder.
-func firstNull(b []byte) string {
+// file seems to say otherwise. Syntax errors are left to the decoder. The
+// appliance config uses it too.
+func FirstNull(b []byte) string {
 	var doc any
 	if json.Unmarshal(b, &doc) != nil {
 		return ""
 	}
+	return firstNullIn(doc)
+}
+
+func firstNullIn(doc any) string {
 	var walk func(prefix string, v any) string
 	walk = func(prefix string, v any) string {
 		switch v := v.(type) {

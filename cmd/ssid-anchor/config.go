@@ -10,7 +10,6 @@ import (
 	"math"
 	"net"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/ssid/ssid-anchor/anchor/pinning"
 	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/ssid/ssid-anchor/node"
+	"github.com/ssid/ssid-anchor/telemetry"
 )
 
 // remoteService is one entry of remote_pinning.services; anchor/pinning
@@ -123,36 +123,7 @@ func refuseNulls(b []byte) error {
 	if _, ok := doc.(map[string]any); !ok {
 		return fmt.Errorf("the file must hold a JSON object, got %s", jsonType(doc))
 	}
-	var walk func(prefix string, v any) string
-	walk = func(prefix string, v any) string {
-		switch v := v.(type) {
-		case nil:
-			return prefix
-		case map[string]any:
-			keys := make([]string, 0, len(v))
-			for k := range v {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			for _, k := range keys {
-				p := k
-				if prefix != "" {
-					p = prefix + "." + k
-				}
-				if bad := walk(p, v[k]); bad != "" {
-					return bad
-				}
-			}
-		case []any:
-			for i, e := range v {
-				if bad := walk(fmt.Sprintf("%s[%d]", prefix, i), e); bad != "" {
-					return bad
-				}
-			}
-		}
-		return ""
-	}
-	if bad := walk("", doc); bad != "" {
+	if bad := telemetry.FirstNull(b); bad != "" {
 		return fmt.Errorf("key %s: null is not a value here (remove the key to use its default)", bad)
 	}
 	return nil
