@@ -170,7 +170,7 @@ func (b *StorachaBridge) Push(ctx context.Context, reqs []*Request) error {
 	}
 	c, err := storacha.New(storacha.Config{
 		Endpoint: b.svc.Endpoint, Space: b.svc.Space, AuthSecret: b.secret, Authorization: b.authz,
-		ServiceDID: b.svc.ServiceDID, ShardSize: b.svc.ShardSize, TempDir: b.shardDir(),
+		ServiceDID: b.svc.ServiceDID, ServiceIssuer: b.svc.ServiceIssuer, ShardSize: b.svc.ShardSize, TempDir: b.shardDir(),
 		HTTPClient: b.o.HTTPClient, Logger: b.o.Log,
 	})
 	if err != nil {

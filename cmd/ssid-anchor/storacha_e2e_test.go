@@ -270,3 +270,48 @@ func TestWeb3StorageCrashAfterPuts(t *testing.T) {
 	b.NoProblems(t)
 	noTokens(t, b, map[string]string{"state after kill": string(state), "killed run": out.String() + errb.String(), "resume": out2 + err2})
 }
+
+// TestWeb3StorageMissingTokens: without the token variables, `anchor
+// --web3-storage` still anchors and queues but warns by variable name;
+// `pins` names them and says receipts are unverified without service_did;
+// `pins --retry` leaves the requests queued, contacts nobody and exits 1.
+func TestWeb3StorageMissingTokens(t *testing.T) {
+	b := bridgetest.New(t)
+	g, _, repo := w3Setup(t, b, "")
+	run := func(args ...string) (int, string, string) {
+		cmd := exec.Command(anchorBinary(t), args...)
+		var env []string
+		for _, e := range os.Environ() {
+			if !strings.HasPrefix(e, "WEB3_STORAGE_") {
+				env = append(env, e)
+			}
+		}
+		cmd.Env = env
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return code, out.String(), errb.String()
+	}
+	code, _, errOut := run(append(g, "anchor", "--web3-storage")...)
+	if code != 0 || !strings.Contains(errOut, "WEB3_STORAGE_AUTH_SECRET and WEB3_STORAGE_AUTHORIZATION not set") {
+		t.Fatalf("anchor --web3-storage without tokens: exit %d\n%s", code, errOut)
+	}
+	code, out, errOut := run(append(g, "pins", "--retry", "--wait", "1s")...)
+	if code != 1 || !strings.Contains(out, "receipts unverified (no service_did configured)") || !strings.Contains(out, "WEB3_STORAGE_AUTH_SECRET and WEB3_STORAGE_AUTHORIZATION not set") {
+		t.Errorf("pins --retry without tokens: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if posts, _, _, _ := b.Snapshot(); posts != 0 {
+		t.Errorf("%d requests reached the bridge without tokens", posts)
+	}
+	for _, r := range queueOf(t, repo) {
+		if r.Status == pinning.StatusPinned || !strings.Contains(r.LastError, "WEB3_STORAGE_AUTH_SECRET") {
+			t.Errorf("request %+v", r)
+		}
+	}
+}
