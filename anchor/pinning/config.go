@@ -39,7 +39,10 @@ type Service struct {
 	AuthSecretEnv    string `json:"auth_secret_env,omitempty"`
 	AuthorizationEnv string `json:"authorization_env,omitempty"`
 	ServiceDID       string `json:"service_did,omitempty"`
-	ShardSize        int64  `json:"shard_size,omitempty"`
+	// ServiceIssuer is the iss receipts must carry when the service signs
+	// under another DID than its key (default: ServiceDID).
+	ServiceIssuer string `json:"service_issuer,omitempty"`
+	ShardSize     int64  `json:"shard_size,omitempty"`
 }
 
 // Web3StoragePreset is what the name web3-storage means when the config
@@ -119,7 +122,7 @@ func (s Service) Validate(key string) error {
 		if err := env("token_env", s.TokenEnv); err != nil {
 			return err
 		}
-		for k, v := range map[string]string{"space": s.Space, "auth_secret_env": s.AuthSecretEnv, "authorization_env": s.AuthorizationEnv, "service_did": s.ServiceDID} {
+		for k, v := range map[string]string{"space": s.Space, "auth_secret_env": s.AuthSecretEnv, "authorization_env": s.AuthorizationEnv, "service_did": s.ServiceDID, "service_issuer": s.ServiceIssuer} {
 			if v != "" {
 				return fmt.Errorf("%s.%s: only for kind %q; this service is %q", key, k, KindStorachaBridge, s.Kind)
 			}
@@ -139,6 +142,9 @@ func (s Service) Validate(key string) error {
 		}
 		if s.ServiceDID != "" && !didKeyRe.MatchString(s.ServiceDID) {
 			return fmt.Errorf("%s.service_did: %q is not a did:key (did:key:z6Mk...)", key, s.ServiceDID)
+		}
+		if s.ServiceIssuer != "" && (s.ServiceDID == "" || !strings.HasPrefix(s.ServiceIssuer, "did:")) {
+			return fmt.Errorf("%s.service_issuer: %q needs service_did and must be a DID such as did:web:up.storacha.network", key, s.ServiceIssuer)
 		}
 		if err := env("auth_secret_env", s.AuthSecretEnv); err != nil {
 			return err

@@ -152,7 +152,7 @@ func BenchmarkStorachaThousandAnchors(b *testing.B) {
 		anchor = append(anchor, time.Since(start))
 
 		tb := newTestBridge(b)
-		cfg := tb.config()
+		cfg := bridgeConfig(tb)
 		cfg.TempDir = b.TempDir()
 		c, err := New(cfg)
 		if err != nil {
@@ -164,8 +164,8 @@ func BenchmarkStorachaThousandAnchors(b *testing.B) {
 			b.Fatal(err)
 		}
 		drain = append(drain, time.Since(start))
-		requests, puts, _, _ = tb.snapshot()
-		tb.srv.Close()
+		requests, puts, _, _ = tb.Snapshot()
+		tb.Srv.Close()
 	}
 	ma, md := median(anchor), median(drain)
 	b.ReportMetric(ma.Seconds(), "anchor_s")

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ssid/ssid-anchor/anchor/storacha/bridgetest"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -151,9 +152,9 @@ func (p *persister) load(t testing.TB) *State {
 func checkReceived(t *testing.T, b *testBridge, files []anchored, limit int64) {
 	t.Helper()
 	ctx := context.Background()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for link, data := range b.cars {
+	b.Mu.Lock()
+	defer b.Mu.Unlock()
+	for link, data := range b.Cars {
 		if int64(len(data)) > limit {
 			t.Errorf("CAR %s is %d bytes, over shard_size %d", link, len(data), limit)
 		}
@@ -163,12 +164,12 @@ func checkReceived(t *testing.T, b *testBridge, files []anchored, limit int64) {
 	}
 	fresh := testNode(t)
 	for _, f := range files {
-		shards, ok := b.uploads[f.cid.String()]
+		shards, ok := b.Uploads[f.cid.String()]
 		if !ok {
 			t.Fatalf("%s (%s) was never registered with upload/add", f.name, f.cid)
 		}
 		path := filepath.Join(t.TempDir(), "merged.car")
-		mergeCARs(t, path, f.cid, shards, b.cars)
+		mergeCARs(t, path, f.cid, shards, b.Cars)
 		if _, err := fresh.ImportCAR(ctx, path, "received"); err != nil {
 			t.Fatalf("%s: the shards upload/add lists do not hold its DAG: %v", f.name, err)
 		}
@@ -227,9 +228,9 @@ func TestUploadThroughFaults(t *testing.T) {
 	n := testNode(t)
 	files := anchorFiles(t, n, sampleFiles(t))
 	b := newTestBridge(t)
-	b.failPOST = []int{http.StatusInternalServerError}
-	b.failPUT = []int{http.StatusServiceUnavailable}
-	cfg := b.config()
+	b.FailPOST = []int{http.StatusInternalServerError}
+	b.FailPUT = []int{http.StatusServiceUnavailable}
+	cfg := bridgeConfig(b)
 	cfg.ShardSize = 300_000 // one 256 KiB chunk per shard: several shards
 	cfg.TempDir = t.TempDir()
 	var logs bytes.Buffer
@@ -238,12 +239,12 @@ func TestUploadThroughFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &persister{t: t, secret: []string{b.secret, b.authz}}
+	p := &persister{t: t, secret: []string{b.Secret, b.Authz}}
 	st := NewState(rootsOf(files))
 	if err := c.Retry(ctx, n, st, p.save, fastRetry(), 10); err != nil {
 		t.Fatalf("upload: %v", err)
 	}
-	b.noProblems(t)
+	b.NoProblems(t)
 	if !st.Done() {
 		t.Fatalf("not every root uploaded: %+v", st.Roots)
 	}
@@ -253,7 +254,7 @@ func TestUploadThroughFaults(t *testing.T) {
 	if len(st.Shards) < 4 {
 		t.Fatalf("%d shards; the test wants several", len(st.Shards))
 	}
-	_, putTries, puts, by := b.snapshot()
+	_, putTries, puts, by := b.Snapshot()
 	for _, s := range st.Shards {
 		if puts[s.Link] != 1 {
 			t.Errorf("shard %s accepted %d times, want once", s.Link, puts[s.Link])
@@ -277,7 +278,7 @@ func TestUploadThroughFaults(t *testing.T) {
 		t.Errorf("%d receipts kept for %d answered tasks", len(st.Receipts), by["store/add"]+by["upload/add"])
 	}
 	for _, e := range st.Receipts {
-		if !e.Verified || e.Issuer != b.did || !bytes.Contains(e.Receipt, []byte(`"s":{"/":{"bytes":"7aEDQ`)) {
+		if !e.Verified || e.Issuer != b.DID || !bytes.Contains(e.Receipt, []byte(`"s":{"/":{"bytes":"7aEDQ`)) {
 			t.Errorf("receipt kept without its verified signature: %+v", e)
 		}
 	}
@@ -285,13 +286,13 @@ func TestUploadThroughFaults(t *testing.T) {
 	// verifies; altered, it does not.
 	saved := p.load(t)
 	for _, e := range saved.Receipts {
-		if err := VerifyEvidence(e, b.did, ""); err != nil {
+		if err := VerifyEvidence(e, b.DID, ""); err != nil {
 			t.Errorf("kept receipt does not verify after persisting: %v", err)
 		}
 	}
 	forged := saved.Receipts[len(saved.Receipts)-1]
 	forged.Receipt = bytes.Replace(forged.Receipt, []byte(`"ok":{`), []byte(`"ok":{"forged":true,`), 1)
-	if err := VerifyEvidence(forged, b.did, ""); !errors.Is(err, ErrBadReceipt) {
+	if err := VerifyEvidence(forged, b.DID, ""); !errors.Is(err, ErrBadReceipt) {
 		t.Errorf("altered receipt: %v, want ErrBadReceipt", err)
 	}
 	// The root sharing chunks with the big file must list the big file's
@@ -300,7 +301,7 @@ func TestUploadThroughFaults(t *testing.T) {
 		t.Errorf("roots sharing blocks list disjoint shards: %v / %v", st.Roots[0].Shards, st.Roots[1].Shards)
 	}
 	checkReceived(t, b, files, cfg.ShardSize)
-	for _, tok := range []string{b.secret, b.authz} {
+	for _, tok := range []string{b.Secret, b.Authz} {
 		if strings.Contains(logs.String(), tok) {
 			t.Error("a token is in the logs")
 		}
@@ -326,10 +327,10 @@ func TestCrashAfterPutsResumesAtUploadAdd(t *testing.T) {
 	n := testNode(t)
 	files := anchorFiles(t, n, sampleFiles(t))
 	b := newTestBridge(t)
-	cfg := b.config()
+	cfg := bridgeConfig(b)
 	cfg.ShardSize = 300_000
 	cfg.TempDir = t.TempDir()
-	p := &persister{t: t, secret: []string{b.secret, b.authz}}
+	p := &persister{t: t, secret: []string{b.Secret, b.Authz}}
 	p.crash = func(st *State) bool {
 		for _, s := range st.Shards {
 			if !s.Stored {
@@ -346,7 +347,7 @@ func TestCrashAfterPutsResumesAtUploadAdd(t *testing.T) {
 	if !errors.Is(err, errCrash) {
 		t.Fatalf("want the simulated crash, got %v", err)
 	}
-	posts1, puts1, _, by1 := b.snapshot()
+	posts1, puts1, _, by1 := b.Snapshot()
 	if by1["upload/add"] != 0 {
 		t.Fatalf("upload/add ran before the crash")
 	}
@@ -360,8 +361,8 @@ func TestCrashAfterPutsResumesAtUploadAdd(t *testing.T) {
 	if err := c2.Upload(ctx, n, st, p.save); err != nil {
 		t.Fatalf("resume: %v", err)
 	}
-	b.noProblems(t)
-	posts2, puts2, puts, by2 := b.snapshot()
+	b.NoProblems(t)
+	posts2, puts2, puts, by2 := b.Snapshot()
 	if puts2 != puts1 || by2["store/add"] != by1["store/add"] {
 		t.Errorf("resume sent %d more PUTs and %d more store/add tasks; want none", puts2-puts1, by2["store/add"]-by1["store/add"])
 	}
@@ -387,7 +388,7 @@ func TestCrashMidPutsRebuildsShards(t *testing.T) {
 	n := testNode(t)
 	files := anchorFiles(t, n, sampleFiles(t))
 	b := newTestBridge(t)
-	cfg := b.config()
+	cfg := bridgeConfig(b)
 	cfg.ShardSize = 300_000
 	cfg.TempDir = t.TempDir()
 	p := &persister{t: t}
@@ -411,8 +412,8 @@ func TestCrashMidPutsRebuildsShards(t *testing.T) {
 	if err := c.Upload(ctx, n, st, p.save); err != nil {
 		t.Fatalf("resume: %v", err)
 	}
-	b.noProblems(t)
-	_, putTries, puts, _ := b.snapshot()
+	b.NoProblems(t)
+	_, putTries, puts, _ := b.Snapshot()
 	if putTries != len(st.Shards) {
 		t.Errorf("%d PUTs for %d shards", putTries, len(st.Shards))
 	}
@@ -433,8 +434,8 @@ func TestReceiptFromAnotherKey(t *testing.T) {
 	for _, ability := range []string{"store/add", "upload/add"} {
 		t.Run(strings.ReplaceAll(ability, "/", "-"), func(t *testing.T) {
 			b := newTestBridge(t)
-			b.badKeyFor[ability] = true
-			cfg := b.config()
+			b.BadKeyFor[ability] = true
+			cfg := bridgeConfig(b)
 			cfg.TempDir = t.TempDir()
 			c, _ := New(cfg)
 			p := &persister{t: t}
@@ -451,7 +452,7 @@ func TestReceiptFromAnotherKey(t *testing.T) {
 					t.Errorf("root %s marked uploaded on a bad receipt", r.Root)
 				}
 			}
-			_, putTries, _, _ := b.snapshot()
+			_, putTries, _, _ := b.Snapshot()
 			if ability == "store/add" {
 				for _, s := range st.Shards {
 					if s.Stored {
@@ -478,7 +479,7 @@ func TestUnverifiedWithoutServiceDID(t *testing.T) {
 	n := testNode(t)
 	files := anchorFiles(t, n, sampleFiles(t)[2:3])
 	b := newTestBridge(t)
-	cfg := b.config()
+	cfg := bridgeConfig(b)
 	cfg.ServiceDID = ""
 	cfg.TempDir = t.TempDir()
 	c, _ := New(cfg)
@@ -510,22 +511,22 @@ func TestErrorsAreClassifiedAndLeakNoToken(t *testing.T) {
 		after     time.Duration
 		want      string
 	}{
-		{"wrong-secret", func(b *testBridge, cfg *Config) { cfg.AuthSecret = "uWRONG" + b.secret }, false, 0, "HTTP 401"},
+		{"wrong-secret", func(b *testBridge, cfg *Config) { cfg.AuthSecret = "uWRONG" + b.Secret }, false, 0, "HTTP 401"},
 		{"wrong-space", func(b *testBridge, cfg *Config) {
 			cfg.Space = DIDKey(make([]byte, 32))
 		}, false, 0, "Unauthorized: the delegation does not cover"},
 		{"rate-limited", func(b *testBridge, cfg *Config) {
-			b.failPOST = []int{http.StatusTooManyRequests}
-			b.retryAft = "7"
+			b.FailPOST = []int{http.StatusTooManyRequests}
+			b.RetryAfter = "7"
 		}, true, 7 * time.Second, "HTTP 429"},
-		{"server-error", func(b *testBridge, cfg *Config) { b.failPOST = []int{http.StatusBadGateway} }, true, 0, "HTTP 502"},
-		{"put-refused", func(b *testBridge, cfg *Config) { b.failPUT = []int{http.StatusForbidden} }, false, 0, "PUT shard bagb"},
-		{"unreachable", func(b *testBridge, cfg *Config) { b.srv.Close() }, true, 0, "store/add: "},
+		{"server-error", func(b *testBridge, cfg *Config) { b.FailPOST = []int{http.StatusBadGateway} }, true, 0, "HTTP 502"},
+		{"put-refused", func(b *testBridge, cfg *Config) { b.FailPUT = []int{http.StatusForbidden} }, false, 0, "PUT shard bagb"},
+		{"unreachable", func(b *testBridge, cfg *Config) { b.Srv.Close() }, true, 0, "store/add: "},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newTestBridge(t)
-			cfg := b.config()
+			cfg := bridgeConfig(b)
 			cfg.TempDir = t.TempDir()
 			var logs bytes.Buffer
 			cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
@@ -535,7 +536,7 @@ func TestErrorsAreClassifiedAndLeakNoToken(t *testing.T) {
 				t.Fatal(err)
 			}
 			st := NewState(rootsOf(files))
-			err = c.Upload(ctx, n, st, (&persister{t: t, secret: []string{b.secret, b.authz}}).save)
+			err = c.Upload(ctx, n, st, (&persister{t: t, secret: []string{b.Secret, b.Authz}}).save)
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -546,7 +547,7 @@ func TestErrorsAreClassifiedAndLeakNoToken(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %q does not say %q", err, tc.want)
 			}
-			for _, s := range []string{b.secret, b.authz, "X-Amz-Signature"} {
+			for _, s := range []string{b.Secret, b.Authz, "X-Amz-Signature"} {
 				if strings.Contains(err.Error(), s) || strings.Contains(logs.String(), s) || strings.Contains(cfg.String(), s) || strings.Contains(fmtV(cfg), s) {
 					t.Errorf("%q leaks into the error, logs or config string: %v", s[:6], err)
 				}
@@ -582,7 +583,7 @@ func TestThousandAnchorsFewRequests(t *testing.T) {
 	for _, size := range []int64{0, 100_000} {
 		t.Run(fmt.Sprintf("shard_size=%d", size), func(t *testing.T) {
 			b := newTestBridge(t)
-			cfg := b.config()
+			cfg := bridgeConfig(b)
 			cfg.ShardSize = size
 			cfg.TempDir = t.TempDir()
 			c, _ := New(cfg)
@@ -590,8 +591,8 @@ func TestThousandAnchorsFewRequests(t *testing.T) {
 			if err := c.Upload(ctx, n, st, (&persister{t: t}).save); err != nil {
 				t.Fatal(err)
 			}
-			b.noProblems(t)
-			posts, putTries, _, by := b.snapshot()
+			b.NoProblems(t)
+			posts, putTries, _, by := b.Snapshot()
 			t.Logf("%d anchors: %d shards, %d bridge requests, %d PUTs", len(files), len(st.Shards), posts, putTries)
 			if posts > 4 || putTries != len(st.Shards) || by["upload/add"] != len(files) || !st.Done() {
 				t.Fatalf("%d requests, %d PUTs for %d shards, %d upload/add tasks; want <= 4 requests, one PUT per shard, %d tasks",
@@ -613,20 +614,20 @@ func TestServiceAlreadyHoldsShards(t *testing.T) {
 	n := testNode(t)
 	files := anchorFiles(t, n, sampleFiles(t))
 	b := newTestBridge(t)
-	cfg := b.config()
+	cfg := bridgeConfig(b)
 	cfg.ShardSize = 300_000
 	cfg.TempDir = t.TempDir()
 	c, _ := New(cfg)
 	if err := c.Upload(ctx, n, NewState(rootsOf(files)), (&persister{t: t}).save); err != nil {
 		t.Fatal(err)
 	}
-	_, puts1, _, _ := b.snapshot()
+	_, puts1, _, _ := b.Snapshot()
 	st := NewState(rootsOf(files))
 	if err := c.Upload(ctx, n, st, (&persister{t: t}).save); err != nil {
 		t.Fatal(err)
 	}
-	b.noProblems(t)
-	_, puts2, _, by := b.snapshot()
+	b.NoProblems(t)
+	_, puts2, _, by := b.Snapshot()
 	if puts2 != puts1 || !st.Done() || by["upload/add"] != 2*len(files) {
 		t.Fatalf("second upload: %d more PUTs (want 0), done=%v, %d upload/add tasks", puts2-puts1, st.Done(), by["upload/add"])
 	}
@@ -654,7 +655,7 @@ func TestRedirectKeepsTokens(t *testing.T) {
 		http.Redirect(w, r, other.URL+"/bridge", http.StatusTemporaryRedirect)
 	}))
 	defer redirect.Close()
-	cfg := b.config()
+	cfg := bridgeConfig(b)
 	cfg.Endpoint = redirect.URL + "/bridge"
 	cfg.TempDir = t.TempDir()
 	c, _ := New(cfg)
@@ -675,7 +676,7 @@ func TestLostShardIsStoredAgain(t *testing.T) {
 	n := testNode(t)
 	files := anchorFiles(t, n, sampleFiles(t))
 	b := newTestBridge(t)
-	cfg := b.config()
+	cfg := bridgeConfig(b)
 	cfg.ShardSize = 300_000
 	cfg.TempDir = t.TempDir()
 	var lost string
@@ -687,9 +688,9 @@ func TestLostShardIsStoredAgain(t *testing.T) {
 		}
 		if all && lost == "" {
 			lost = st.Shards[0].Link
-			b.mu.Lock()
-			delete(b.cars, lost)
-			b.mu.Unlock()
+			b.Mu.Lock()
+			delete(b.Cars, lost)
+			b.Mu.Unlock()
 		}
 		return false
 	}
@@ -702,15 +703,15 @@ func TestLostShardIsStoredAgain(t *testing.T) {
 	if ok, _ := IsTransient(err); ok {
 		t.Errorf("a refusal in a receipt is not transient")
 	}
-	b.mu.Lock()
-	b.problems = nil // the refusal above was provoked
-	b.mu.Unlock()
-	_, puts1, _, _ := b.snapshot()
+	b.Mu.Lock()
+	b.Problems = nil // the refusal above was provoked
+	b.Mu.Unlock()
+	_, puts1, _, _ := b.Snapshot()
 	if err := c.Upload(ctx, n, st, p.save); err != nil {
 		t.Fatalf("second call: %v", err)
 	}
-	b.noProblems(t)
-	_, puts2, puts, _ := b.snapshot()
+	b.NoProblems(t)
+	_, puts2, puts, _ := b.Snapshot()
 	if puts2 != puts1+1 || puts[lost] != 2 {
 		t.Fatalf("second call made %d PUTs (lost shard PUT %d times); want only the lost one again", puts2-puts1, puts[lost])
 	}
@@ -718,4 +719,20 @@ func TestLostShardIsStoredAgain(t *testing.T) {
 		t.Fatal("not done")
 	}
 	checkReceived(t, b, files, cfg.ShardSize)
+}
+
+// testBridge is the loopback bridge of package bridgetest.
+type testBridge = bridgetest.Bridge
+
+func newTestBridge(t testing.TB) *testBridge { return bridgetest.New(t) }
+
+// bridgeConfig is a client configuration for b, receipts verified.
+func bridgeConfig(b *testBridge) Config {
+	return Config{
+		Endpoint:      b.Endpoint(),
+		Space:         b.Space,
+		AuthSecret:    b.Secret,
+		Authorization: b.Authz,
+		ServiceDID:    b.DID,
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -92,6 +93,7 @@ func runPins(ctx context.Context, o pinsOptions, g *globalOptions) error {
 		}
 	} else {
 		printPins(g.stdout, reqs, g.now(), g.cfg.RemotePinning.Services)
+		printServiceNotes(g.stdout, reqs, g.cfg.RemotePinning.Services, g.env)
 	}
 	if !o.Retry {
 		return nil
@@ -133,12 +135,65 @@ func printPins(w io.Writer, reqs []*pinning.Request, now time.Time, services []p
 			status += " (stopped)"
 		}
 		errText := r.LastError
+		if r.Done() {
+			errText = evidenceNote(r)
+		}
 		if r.Attempts > 0 && !r.Permanent {
 			errText = fmt.Sprintf("%s (attempt %d, next %s)", errText, r.Attempts, age(now, r.NextAttempt, true))
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Service, r.CID, status, age(now, r.Created, false), r.Meta.FilePath, oneLine(errText))
 	}
 	tw.Flush()
+}
+
+// evidenceNote is what a pinned request's evidence says (storacha-bridge:
+// whether its receipts were verified).
+func evidenceNote(r *pinning.Request) string {
+	if len(r.Evidence) == 0 {
+		return ""
+	}
+	var ev pinning.BridgeEvidence
+	if json.Unmarshal(r.Evidence, &ev) != nil || ev.Kind != pinning.KindStorachaBridge {
+		return ""
+	}
+	return ev.ReceiptStatus
+}
+
+// printServiceNotes says, for every service with requests, what the
+// operator must know: token variables missing (by name, never a value) and,
+// for storacha-bridge, whether receipts are verified.
+func printServiceNotes(w io.Writer, reqs []*pinning.Request, services []pinning.Service, getenv func(string) string) {
+	used := map[string]bool{}
+	for _, r := range reqs {
+		used[r.Service] = true
+	}
+	all := append([]pinning.Service(nil), services...)
+	if used[pinning.Web3Storage] {
+		if _, err := pinning.Lookup(services, pinning.Web3Storage); err != nil {
+			all = append(all, pinning.Web3StoragePreset())
+		}
+	}
+	for _, s := range all {
+		s = s.WithDefaults()
+		if !used[s.Name] {
+			continue
+		}
+		used[s.Name] = false
+		var notes []string
+		if s.Kind == pinning.KindStorachaBridge {
+			if s.ServiceDID != "" {
+				notes = append(notes, "receipts verified against "+s.ServiceDID)
+			} else {
+				notes = append(notes, "receipts unverified (no service_did configured)")
+			}
+		}
+		if miss := pinning.MissingEnv(s, getenv); len(miss) > 0 {
+			notes = append(notes, "environment variable "+strings.Join(miss, " and ")+" not set")
+		}
+		if len(notes) > 0 {
+			fmt.Fprintf(w, "%s (%s): %s\n", s.Name, s.Kind, strings.Join(notes, "; "))
+		}
+	}
 }
 
 // age prints a duration the way an operator reads it: 40s, 5m, 3h, 2d.
@@ -190,9 +245,16 @@ func newDrainer(g *globalOptions, n *node.Node) (*pinning.Drainer, error) {
 				return nil, err
 			}
 			backends[s.Name] = b
+		case pinning.KindStorachaBridge:
+			b, err := pinning.NewBridge(s, pinning.BridgeOptions{
+				Blocks: n, Dir: pinning.QueueDir(g.Repo), Getenv: g.env,
+				Policy: retry.Default(), Now: g.now, Log: g.log,
+			})
+			if err != nil {
+				return nil, err
+			}
+			backends[s.Name] = b
 		}
-		// storacha-bridge: no backend in this build; its requests stay
-		// queued and `pins` says so.
 	}
 	return &pinning.Drainer{
 		Queue:    pinning.OpenQueue(pinning.QueueDir(g.Repo), g.now),
@@ -303,6 +365,12 @@ func remoteTargets(g *globalOptions, names []string, web3 bool) ([]pinning.Servi
 		if s.Auto && !seen[s.Name] {
 			seen[s.Name] = true
 			out = append(out, s.WithDefaults())
+		}
+	}
+	for _, s := range out {
+		// Anchoring only queues; say now what the drain will miss.
+		if miss := pinning.MissingEnv(s, g.env); len(miss) > 0 {
+			fmt.Fprintf(g.stderr, "warning: remote pinning service %s: environment variable %s not set; its requests stay queued until it is\n", s.Name, strings.Join(miss, " and "))
 		}
 	}
 	return out, nil

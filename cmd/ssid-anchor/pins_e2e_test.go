@@ -277,7 +277,8 @@ func TestRemotePinSurvivesSIGKILL(t *testing.T) {
 
 // TestAnchorRemoteFlags: an unknown service is a usage error before
 // anything is anchored; --web3-storage needs its space; a storacha-bridge
-// request stays queued and `pins` says why; auto services get every anchor.
+// request without its token variables stays queued and `pins` names them;
+// auto services get every anchor.
 func TestAnchorRemoteFlags(t *testing.T) {
 	root, repo, cfg := pinTree(t)
 	writePinConfig(t, cfg, "http://127.0.0.1:9/", "")
@@ -304,12 +305,15 @@ func TestAnchorRemoteFlags(t *testing.T) {
 	if len(reqs) != 3 || reqs[0].Service != "web3-storage" {
 		t.Fatalf("auto service queue: %+v", reqs)
 	}
-	// Offline drain of a kind without a backend: honest, nothing faked.
+	if !strings.Contains(stderr, "WEB3_STORAGE_AUTH_SECRET and WEB3_STORAGE_AUTHORIZATION not set") {
+		t.Errorf("anchor does not warn about the missing token variables:\n%s", stderr)
+	}
+	// A drain without the tokens: nothing sent, the variables named.
 	code, stdout, stderr := runCLI(t, append(g, "pins", "--retry", "--wait", "0s")...)
 	if code != exitFailure {
-		t.Fatalf("pins --retry with a kind this build cannot push: exit %d, want 1\n%s\n%s", code, stdout, stderr)
+		t.Fatalf("pins --retry without the bridge tokens: exit %d, want 1\n%s\n%s", code, stdout, stderr)
 	}
-	if !strings.Contains(stdout, "no backend for kind storacha-bridge in this build") {
+	if !strings.Contains(stdout, "environment variable WEB3_STORAGE_AUTH_SECRET and WEB3_STORAGE_AUTHORIZATION not set") {
 		t.Fatalf("pins does not say why:\n%s", stdout)
 	}
 	// One line per request: service, CID, status, age, file, last error.

@@ -1,4 +1,8 @@
-package storacha
+// Package bridgetest is a stand-in for Storacha's UCAN-HTTP bridge on
+// loopback, for the tests of anchor/storacha and of the commands that use
+// it. It does not import anchor/storacha, so that package's own tests can
+// use it.
+package bridgetest
 
 import (
 	"bytes"
@@ -23,39 +27,46 @@ import (
 	"github.com/ipld/go-ipld-prime/fluent/qp"
 	cidlink "github.com/ipld/go-ipld-prime/linking/cid"
 	"github.com/ipld/go-ipld-prime/node/basicnode"
+	"github.com/multiformats/go-multibase"
 	"github.com/multiformats/go-multicodec"
 	"github.com/multiformats/go-multihash"
 	"github.com/multiformats/go-varint"
 )
 
-// testBridge is a stand-in for Storacha's UCAN-HTTP bridge built from
+// Bridge is a stand-in for Storacha's UCAN-HTTP bridge built from
 // w3-ucan-bridge.md and w3-store.md: it checks both tokens and the space,
 // answers store/add with upload URLs and headers of its own, checks PUT
 // bytes against the CAR CID and size, refuses upload/add for shards it never
 // received, and signs every receipt (varsig ed25519 over DAG-CBOR of p).
-type testBridge struct {
+type Bridge struct {
 	t      testing.TB
-	srv    *httptest.Server
-	space  string
-	secret string
-	authz  string
-	did    string             // iss of every receipt
-	key    ed25519.PrivateKey // signs receipts
-	// badKeyFor: abilities whose receipts are signed with another key.
-	badKeyFor map[string]bool
+	Srv    *httptest.Server
+	Space  string
+	Secret string             // expected X-Auth-Secret
+	Authz  string             // expected Authorization
+	DID    string             // iss of every receipt
+	Key    ed25519.PrivateKey // signs receipts
+	// BeforePost, when set before the first request, sees every POST body
+	// before the bridge handles it, outside Mu (a test may block in it to
+	// kill the client mid-request).
+	BeforePost func(r *http.Request, body []byte)
+	// BadKeyFor: abilities whose receipts are signed with another key.
+	BadKeyFor map[string]bool
 
-	mu        sync.Mutex
-	failPOST  []int // statuses to answer the next POSTs with
-	failPUT   []int
-	retryAft  string
-	posts     int
-	byAbility map[string]int
-	putTries  int
-	puts      map[string]int    // CAR CID -> accepted PUTs
-	cars      map[string][]byte // CAR CID -> bytes received
-	allocs    map[string]alloc  // upload token -> what it may carry
-	uploads   map[string][]string
-	problems  []string // protocol violations by the client
+	// Mu guards everything below; hold it when changing a field while the
+	// server runs.
+	Mu         sync.Mutex
+	FailPOST   []int // statuses to answer the next POSTs with
+	FailPUT    []int // statuses to answer the next PUTs with
+	RetryAfter string
+	Posts      int
+	ByAbility  map[string]int
+	PutTries   int
+	Puts       map[string]int    // CAR CID -> accepted PUTs
+	Cars       map[string][]byte // CAR CID -> bytes received
+	Allocs     map[string]alloc  // upload token -> what it may carry
+	Uploads    map[string][]string
+	Problems   []string // protocol violations by the client
 }
 
 type alloc struct {
@@ -64,36 +75,39 @@ type alloc struct {
 	checksum string
 }
 
-func newTestBridge(t testing.TB) *testBridge {
+// New starts a bridge with fresh tokens, space and signing key; it stops
+// with the test.
+func New(t testing.TB) *Bridge {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	spacePub, _, _ := ed25519.GenerateKey(rand.Reader)
-	b := &testBridge{
+	b := &Bridge{
 		t:         t,
-		space:     DIDKey(spacePub),
-		secret:    "u" + randToken(t, 24),
-		authz:     "u" + randToken(t, 200),
-		key:       priv,
-		did:       DIDKey(priv.Public().(ed25519.PublicKey)),
-		badKeyFor: map[string]bool{},
-		byAbility: map[string]int{},
-		puts:      map[string]int{},
-		cars:      map[string][]byte{},
-		allocs:    map[string]alloc{},
-		uploads:   map[string][]string{},
+		Space:     DIDKey(spacePub),
+		Secret:    "u" + RandToken(t, 24),
+		Authz:     "u" + RandToken(t, 200),
+		Key:       priv,
+		DID:       DIDKey(priv.Public().(ed25519.PublicKey)),
+		BadKeyFor: map[string]bool{},
+		ByAbility: map[string]int{},
+		Puts:      map[string]int{},
+		Cars:      map[string][]byte{},
+		Allocs:    map[string]alloc{},
+		Uploads:   map[string][]string{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /bridge", b.bridge)
 	mux.HandleFunc("PUT /put/{token}", b.put)
-	b.srv = httptest.NewServer(mux)
-	t.Cleanup(b.srv.Close)
+	b.Srv = httptest.NewServer(mux)
+	t.Cleanup(b.Srv.Close)
 	return b
 }
 
-func randToken(t testing.TB, n int) string {
+// RandToken is n random bytes, base64url.
+func RandToken(t testing.TB, n int) string {
 	buf := make([]byte, n)
 	if _, err := rand.Read(buf); err != nil {
 		t.Fatal(err)
@@ -101,39 +115,48 @@ func randToken(t testing.TB, n int) string {
 	return base64.RawURLEncoding.EncodeToString(buf)
 }
 
-func (b *testBridge) config() Config {
-	return Config{
-		Endpoint:      b.srv.URL + "/bridge",
-		Space:         b.space,
-		AuthSecret:    b.secret,
-		Authorization: b.authz,
-		ServiceDID:    b.did,
+// Endpoint is the URL clients POST to.
+func (b *Bridge) Endpoint() string { return b.Srv.URL + "/bridge" }
+
+// DIDKey renders an ed25519 public key as did:key (base58btc of the
+// ed25519-pub multicodec and the key).
+func DIDKey(pub ed25519.PublicKey) string {
+	buf := append(varint.ToUvarint(uint64(multicodec.Ed25519Pub)), pub...)
+	s, _ := multibase.Encode(multibase.Base58BTC, buf)
+	return "did:key:" + s
+}
+
+func (b *Bridge) problem(format string, args ...any) {
+	b.Problems = append(b.Problems, fmt.Sprintf(format, args...))
+}
+
+func (b *Bridge) bridge(w http.ResponseWriter, r *http.Request) {
+	raw, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, "reading body", http.StatusBadRequest)
+		return
 	}
-}
-
-func (b *testBridge) problem(format string, args ...any) {
-	b.problems = append(b.problems, fmt.Sprintf(format, args...))
-}
-
-func (b *testBridge) bridge(w http.ResponseWriter, r *http.Request) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.posts++
-	if len(b.failPOST) > 0 {
-		status := b.failPOST[0]
-		b.failPOST = b.failPOST[1:]
-		if b.retryAft != "" {
-			w.Header().Set("Retry-After", b.retryAft)
+	if b.BeforePost != nil {
+		b.BeforePost(r, raw)
+	}
+	b.Mu.Lock()
+	defer b.Mu.Unlock()
+	b.Posts++
+	if len(b.FailPOST) > 0 {
+		status := b.FailPOST[0]
+		b.FailPOST = b.FailPOST[1:]
+		if b.RetryAfter != "" {
+			w.Header().Set("Retry-After", b.RetryAfter)
 		}
 		http.Error(w, "bridge is having a moment", status)
 		return
 	}
-	if r.Header.Get("X-Auth-Secret") != b.secret || r.Header.Get("Authorization") != b.authz {
+	if r.Header.Get("X-Auth-Secret") != b.Secret || r.Header.Get("Authorization") != b.Authz {
 		http.Error(w, `{"name":"Unauthorized","message":"X-Auth-Secret or Authorization is not valid"}`, http.StatusUnauthorized)
 		return
 	}
 	nb := basicnode.Prototype.Any.NewBuilder()
-	if err := dagjson.Decode(nb, r.Body); err != nil {
+	if err := dagjson.Decode(nb, bytes.NewReader(raw)); err != nil {
 		b.problem("body is not DAG-JSON: %v", err)
 		http.Error(w, "body is not DAG-JSON", http.StatusBadRequest)
 		return
@@ -151,10 +174,10 @@ func (b *testBridge) bridge(w http.ResponseWriter, r *http.Request) {
 		ability := mustString(tk, 0)
 		subject := mustString(tk, 1)
 		args, _ := tk.LookupByIndex(2)
-		b.byAbility[ability]++
+		b.ByAbility[ability]++
 		var out qp.Assemble
 		switch {
-		case subject != b.space:
+		case subject != b.Space:
 			out = errOut("Unauthorized", fmt.Sprintf("the delegation does not cover %s", subject))
 		case ability == "store/add":
 			out = b.storeAdd(args)
@@ -215,7 +238,7 @@ func linkArg(args datamodel.Node, key string) (cid.Cid, bool) {
 	return l.(cidlink.Link).Cid, true
 }
 
-func (b *testBridge) storeAdd(args datamodel.Node) qp.Assemble {
+func (b *Bridge) storeAdd(args datamodel.Node) qp.Assemble {
 	link, ok := linkArg(args, "link")
 	if !ok {
 		b.problem("store/add without a link")
@@ -234,23 +257,23 @@ func (b *testBridge) storeAdd(args datamodel.Node) qp.Assemble {
 		b.problem("store/add link %s is not a CIDv1 car sha2-256", link)
 		return errOut("InvalidArgs", "link must be a CAR CID")
 	}
-	if _, have := b.cars[link.String()]; have {
+	if _, have := b.Cars[link.String()]; have {
 		return okOut(func(ma datamodel.MapAssembler) {
 			qp.MapEntry(ma, "status", qp.String("done"))
-			qp.MapEntry(ma, "with", qp.String(b.space))
+			qp.MapEntry(ma, "with", qp.String(b.Space))
 			qp.MapEntry(ma, "link", qp.Link(cidlink.Link{Cid: link}))
 			qp.MapEntry(ma, "allocated", qp.Int(0))
 		})
 	}
-	token := randToken(b.t, 12)
+	token := RandToken(b.t, 12)
 	dec, _ := multihash.Decode(link.Hash())
 	sum := base64.StdEncoding.EncodeToString(dec.Digest)
-	b.allocs[token] = alloc{link: link, size: size, checksum: sum}
+	b.Allocs[token] = alloc{link: link, size: size, checksum: sum}
 	return okOut(func(ma datamodel.MapAssembler) {
 		qp.MapEntry(ma, "status", qp.String("upload"))
-		qp.MapEntry(ma, "with", qp.String(b.space))
+		qp.MapEntry(ma, "with", qp.String(b.Space))
 		qp.MapEntry(ma, "link", qp.Link(cidlink.Link{Cid: link}))
-		qp.MapEntry(ma, "url", qp.String(b.srv.URL+"/put/"+token+"?X-Amz-Signature="+randToken(b.t, 16)))
+		qp.MapEntry(ma, "url", qp.String(b.Srv.URL+"/put/"+token+"?X-Amz-Signature="+RandToken(b.t, 16)))
 		qp.MapEntry(ma, "headers", qp.Map(2, func(ma datamodel.MapAssembler) {
 			qp.MapEntry(ma, "content-length", qp.String(strconv.FormatInt(size, 10)))
 			qp.MapEntry(ma, "x-amz-checksum-sha256", qp.String(sum))
@@ -259,7 +282,7 @@ func (b *testBridge) storeAdd(args datamodel.Node) qp.Assemble {
 	})
 }
 
-func (b *testBridge) uploadAdd(args datamodel.Node) qp.Assemble {
+func (b *Bridge) uploadAdd(args datamodel.Node) qp.Assemble {
 	root, ok := linkArg(args, "root")
 	if !ok {
 		b.problem("upload/add without a root link")
@@ -280,13 +303,13 @@ func (b *testBridge) uploadAdd(args datamodel.Node) qp.Assemble {
 			return errOut("InvalidArgs", "shards must be CID links")
 		}
 		s := l.String()
-		if _, have := b.cars[s]; !have {
+		if _, have := b.Cars[s]; !have {
 			b.problem("upload/add %s names shard %s never received", root, s)
 			return errOut("ShardsNotFound", "shard "+s+" is not stored in the space")
 		}
 		shards = append(shards, s)
 	}
-	b.uploads[root.String()] = shards
+	b.Uploads[root.String()] = shards
 	return okOut(func(ma datamodel.MapAssembler) {
 		qp.MapEntry(ma, "root", qp.Link(cidlink.Link{Cid: root}))
 		qp.MapEntry(ma, "shards", qp.List(int64(len(shards)), func(la datamodel.ListAssembler) {
@@ -299,7 +322,7 @@ func (b *testBridge) uploadAdd(args datamodel.Node) qp.Assemble {
 
 // sign makes the receipt {p, s}: p in a non-canonical key order, s the
 // varsig of the ed25519 signature over p's DAG-CBOR encoding.
-func (b *testBridge) sign(ability string, tk datamodel.Node, out qp.Assemble) datamodel.Node {
+func (b *Bridge) sign(ability string, tk datamodel.Node, out qp.Assemble) datamodel.Node {
 	var inv bytes.Buffer
 	if err := dagcbor.Encode(tk, &inv); err != nil {
 		b.t.Fatal(err)
@@ -307,7 +330,7 @@ func (b *testBridge) sign(ability string, tk datamodel.Node, out qp.Assemble) da
 	ran, _ := cid.V1Builder{Codec: cid.DagCBOR, MhType: multihash.SHA2_256}.Sum(inv.Bytes())
 	p, err := qp.BuildMap(basicnode.Prototype.Any, 6, func(ma datamodel.MapAssembler) {
 		qp.MapEntry(ma, "out", out)
-		qp.MapEntry(ma, "iss", qp.String(b.did))
+		qp.MapEntry(ma, "iss", qp.String(b.DID))
 		qp.MapEntry(ma, "ran", qp.Link(cidlink.Link{Cid: ran}))
 		qp.MapEntry(ma, "meta", qp.Map(0, func(datamodel.MapAssembler) {}))
 		qp.MapEntry(ma, "fx", qp.Map(1, func(ma datamodel.MapAssembler) {
@@ -322,8 +345,8 @@ func (b *testBridge) sign(ability string, tk datamodel.Node, out qp.Assemble) da
 	if err := dagcbor.Encode(p, &payload); err != nil {
 		b.t.Fatal(err)
 	}
-	key := b.key
-	if b.badKeyFor[ability] {
+	key := b.Key
+	if b.BadKeyFor[ability] {
 		_, key, _ = ed25519.GenerateKey(rand.Reader)
 	}
 	sig := append(varint.ToUvarint(uint64(multicodec.Eddsa)), varint.ToUvarint(64)...)
@@ -338,24 +361,24 @@ func (b *testBridge) sign(ability string, tk datamodel.Node, out qp.Assemble) da
 	return n
 }
 
-func (b *testBridge) put(w http.ResponseWriter, r *http.Request) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.putTries++
+func (b *Bridge) put(w http.ResponseWriter, r *http.Request) {
+	b.Mu.Lock()
+	defer b.Mu.Unlock()
+	b.PutTries++
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		http.Error(w, "reading body", http.StatusBadRequest)
 		return
 	}
-	if len(b.failPUT) > 0 {
-		status := b.failPUT[0]
-		b.failPUT = b.failPUT[1:]
+	if len(b.FailPUT) > 0 {
+		status := b.FailPUT[0]
+		b.FailPUT = b.FailPUT[1:]
 		// Quote the request as S3 does, presigned query and all: the client
 		// must not carry it into its error.
 		http.Error(w, "storage node busy: "+r.URL.RawQuery, status)
 		return
 	}
-	a, ok := b.allocs[r.PathValue("token")]
+	a, ok := b.Allocs[r.PathValue("token")]
 	if !ok || r.URL.Query().Get("X-Amz-Signature") == "" {
 		b.problem("PUT to a URL never allocated")
 		http.Error(w, "no such upload", http.StatusForbidden)
@@ -377,31 +400,33 @@ func (b *testBridge) put(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bytes do not match the link and size", http.StatusBadRequest)
 		return
 	}
-	delete(b.allocs, r.PathValue("token"))
-	b.cars[a.link.String()] = body
-	b.puts[a.link.String()]++
+	delete(b.Allocs, r.PathValue("token"))
+	b.Cars[a.link.String()] = body
+	b.Puts[a.link.String()]++
 	w.WriteHeader(http.StatusOK)
 }
 
-func (b *testBridge) snapshot() (posts, putTries int, puts map[string]int, byAbility map[string]int) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+// Snapshot copies the counters.
+func (b *Bridge) Snapshot() (posts, putTries int, puts map[string]int, byAbility map[string]int) {
+	b.Mu.Lock()
+	defer b.Mu.Unlock()
 	puts = map[string]int{}
-	for k, v := range b.puts {
+	for k, v := range b.Puts {
 		puts[k] = v
 	}
 	byAbility = map[string]int{}
-	for k, v := range b.byAbility {
+	for k, v := range b.ByAbility {
 		byAbility[k] = v
 	}
-	return b.posts, b.putTries, puts, byAbility
+	return b.Posts, b.PutTries, puts, byAbility
 }
 
-func (b *testBridge) noProblems(t *testing.T) {
+// NoProblems fails t when the client broke the protocol.
+func (b *Bridge) NoProblems(t testing.TB) {
 	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if len(b.problems) > 0 {
-		t.Fatalf("the client broke the protocol:\n%s", strings.Join(b.problems, "\n"))
+	b.Mu.Lock()
+	defer b.Mu.Unlock()
+	if len(b.Problems) > 0 {
+		t.Fatalf("the client broke the protocol:\n%s", strings.Join(b.Problems, "\n"))
 	}
 }
