@@ -85,11 +85,8 @@ var readmeExpectations = map[string]readmeCase{
 	"ssid-anchor --repo /audit/repo --root tree-copy verify": {code: 0,
 		subst: map[string]string{"/audit/repo": "{scratch}/audit/repo"}},
 
-	// Remote pinning and Web3.Storage (Storacha).
-	"ssid-anchor --root . anchor --remote pinata": {skip: "needs a configured Pinning Service; TestRemotePinDelegatesFetchOverBitswap runs anchor --remote against a loopback PSA server"},
-	"ssid-anchor pins":                            {code: 0},
-	"ssid-anchor pins --retry":                    {code: 0},
-	"ssid-anchor --root . anchor --web3-storage":  {skip: "needs a space and tokens; TestWeb3StorageThroughFaults runs it against a loopback UCAN-HTTP bridge"},
+	// Web3.Storage (Storacha).
+	"ssid-anchor --root . anchor --web3-storage": {skip: "needs a space and tokens; TestWeb3StorageThroughFaults runs it against a loopback UCAN-HTTP bridge"},
 
 	// Telemetry (the seed config: every channel disabled).
 	"ssid-anchor --root . telemetry --check-config": {code: 0},
