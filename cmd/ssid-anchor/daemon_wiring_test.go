@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -350,5 +351,58 @@ func TestReleaseRemotePin(t *testing.T) {
 	}
 	if strings.Contains(out+errb, srv.Token) {
 		t.Error("the token was printed")
+	}
+}
+
+// TestDaemonConsoleSources: the console the daemon builds reads its jobs
+// from the scheduler (a failed run shows its error, a successful one ok),
+// its remote pins from the queue with their last error, and its IPNS name
+// from the daemon's last publication.
+func TestDaemonConsoleSources(t *testing.T) {
+	root := newTree(t)
+	repo := initRepo(t)
+	clk := scheduler.NewFakeClock(time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC))
+	d := jobsDaemon(t, root, repo, clk, func(string, error) {})
+	d.started = time.Now().UTC()
+	d.sched.AddTriggered("boom", func(context.Context) error { return fmt.Errorf("the disk is full") })
+	d.sched.Run("boom")
+	d.sched.Run(jobAnchor)
+	q := pinning.OpenQueue(pinning.QueueDir(repo), nil)
+	if _, err := q.Enqueue([]pinning.Request{{Service: "cluster", CID: "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy", Name: "x",
+		Meta: pinning.Meta{FilePath: "05_documentation/x.md"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Update(func(cur []*pinning.Request) ([]*pinning.Request, error) {
+		cur[0].LastError = "HTTP 503: try later"
+		return cur, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	const name = "k51qzi5uqu5dlvj2baxnqndepeb86cbk3ng7n3i46uzyxzyqj2xjonzllnv0v8"
+	d.mu.Lock()
+	d.ipnsName = name
+	d.mu.Unlock()
+
+	h := d.console()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://127.0.0.1:8089/", nil))
+	page := rec.Body.String()
+	if rec.Code != 200 {
+		t.Fatalf("GET /: %d\n%s", rec.Code, page)
+	}
+	if !strings.Contains(page, `title="`+name+`"`) {
+		t.Errorf("the header does not show the IPNS name %s", name)
+	}
+	jobs := section(t, page, "jobs")
+	for _, want := range []string{`<th scope="row">boom<br>`, `title="the disk is full">failed</span>`, `<th scope="row">anchor<br>`, `badge ok`} {
+		if !strings.Contains(jobs, want) {
+			t.Errorf("the jobs section lacks %q:\n%s", want, jobs)
+		}
+	}
+	remote := section(t, page, "remote")
+	for _, want := range []string{"cluster", "queued", "HTTP 503: try later", `title="05_documentation/x.md"`} {
+		if !strings.Contains(remote, want) {
+			t.Errorf("the remote pins section lacks %q:\n%s", want, remote)
+		}
 	}
 }
