@@ -406,3 +406,49 @@ func TestDaemonConsoleSources(t *testing.T) {
 		}
 	}
 }
+
+// TestReleaseRemotePinInDaemon: `release --remote cluster` sent to a
+// running daemon pushes the bundle and the release manifest on the
+// daemon's node; the step reports each request's state, and the daemon's
+// remote-pins job follows them until they are pinned.
+func TestReleaseRemotePinInDaemon(t *testing.T) {
+	const q = "2026-Q3"
+	svcNode := serviceNode(t)
+	srv := psatest.New()
+	defer srv.Close()
+	srv.Delegates = svcNode.Addrs()
+	root := bundleTree(t, q)
+	repo := initRepo(t)
+	cfg := filepath.Join(t.TempDir(), "appliance.json")
+	writePinConfig(t, cfg, srv.URL, "")
+	d := startDaemonWith(t, root, repo, []string{pinTokenEnv + "=" + srv.Token}, []string{"--config", cfg}, "--anchor-debounce", "10m")
+	d.waitLog(t, `msg="job done" job=anchor`)
+	g := []string{"--root", root, "--repo", repo, "--config", cfg}
+	code, out, errb := runPinsBin(t, srv.Token, append(g, "--json", "release", "--quarter", q, "--remote", "cluster")...)
+	doc := parseRelease(t, out)
+	if code != 0 || doc.statuses() != "bundle=ok anchor=ok remote-pin=ok telemetry=skipped" {
+		t.Fatalf("release via the daemon: exit %d, %s\n%s\n%s\n%s", code, doc.statuses(), out, errb, d.log.String())
+	}
+	zip, man := fmt.Sprintf(tReleaseZip, q), fmt.Sprintf(tReleaseMan, q)
+	t.Logf("remote-pin step: %s", doc.Steps[2].Summary)
+	if s := doc.Steps[2].Summary; !strings.Contains(s, zip+" "+doc.IPFS.CID+" on cluster: ") || !strings.Contains(s, man+" ") {
+		t.Errorf("remote-pin summary: %s", s)
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		byFile := map[string]pinning.Status{}
+		for _, r := range queueOf(t, repo) {
+			byFile[r.Meta.FilePath] = r.Status
+		}
+		if byFile[zip] == pinning.StatusPinned && byFile[man] == pinning.StatusPinned {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not pinned after 90s: %v\n%s", byFile, d.log.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if code := d.stop(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
