@@ -228,7 +228,7 @@ func (g *globalOptions) enterAnchoring(ctx context.Context) (func(), error) {
 // (the telemetry job, the quarterly release's telemetry step); a no-op in
 // a one-shot process, where the state lock decides.
 func (g *globalOptions) enterTelemetry(ctx context.Context) (func(), error) {
-	if g.daemon == nil {
+	if g.daemon == nil || g.daemon.telemetryGate == nil {
 		return func() {}, nil
 	}
 	who := "telemetry check"
