@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"time"
 
@@ -66,18 +65,9 @@ func (d *daemon) consoleRemotePins() []console.RemotePin {
 // node (its delegates fetch from it), then follows up unfinished requests
 // when they are due rather than at the next slot.
 func (d *daemon) remotePinsStep(ctx context.Context, g *globalOptions) error {
-	dr, err := newDrainer(g, d.node)
-	if err != nil {
-		return err
-	}
-	rep, err := dr.Drain(ctx, pinning.DrainOptions{})
-	if errors.Is(err, pinning.ErrBusy) {
-		// `pins --retry` or the release step is draining; it finishes the job.
-		return nil
-	}
-	if rep.Pushed > 0 || rep.Changed > 0 {
-		g.log.Info("remote pins drained", "pushed", rep.Pushed, "changed", rep.Changed, "recorded", rep.Recorded)
-	}
+	// A drain held elsewhere (`pins --retry`, a release step) is not an
+	// error: that drain does the work.
+	rep, err := drainRemotePins(ctx, g, d.node)
 	if rep.Recorded > 0 {
 		d.refreshAnchorStats()
 	}
