@@ -87,6 +87,9 @@ func runAnchor(ctx context.Context, o anchorOptions, g *globalOptions) error {
 		t0 := time.Now()
 		queued, qerr = queueRemotePins(g, remotes, res.Records)
 		g.log.Debug("remote pin requests queued", "took", time.Since(t0))
+		if queued != nil && queued.Queued > 0 && g.daemon != nil {
+			g.daemon.remotePinsQueued()
+		}
 		if qerr != nil {
 			qerr = fmt.Errorf("anchored locally, but the remote pin requests could not be queued: %w", qerr)
 		}

@@ -45,15 +45,16 @@ type daemonOptions struct {
 }
 
 func newDaemonCommand(g *globalOptions) *cli.Command {
-	var o daemonOptions
+	o := daemonOptions{Console: (*daemon).console}
 	return &cli.Command{
 		Name:  "daemon",
 		Usage: "run the appliance: online node, scheduler, local gateway, control socket",
 		Description: `Opens the node online for its profile and keeps it: it re-provides the
 anchors, anchors when the registry log changes, runs telemetry every
 check_interval_seconds and the quarterly pipeline on schedule.quarterly, and
-serves /ipfs/<cid> (local content only), /healthz, /metrics and /status on
-http.listen. Every other command run while it is up is executed by the daemon
+serves the web console at /, /ipfs/<cid> (local content only), /healthz,
+/metrics and /status on http.listen. A remote-pins job pushes the remote pin
+queue every minute and right after a run queued requests. Every other command run while it is up is executed by the daemon
 on its open node (over <repo>/ssid-anchor.sock), with the same output and
 exit code. SIGHUP reloads the appliance and telemetry configs; SIGTERM or
 SIGINT cancels the running job at a safe point and exits 0. Under systemd
@@ -84,14 +85,19 @@ type daemon struct {
 	clock      scheduler.Clock
 	metrics    *metrics
 	anchorGate *jobGate
-	started    time.Time
-	ready      atomic.Bool
-	httpAddr   string
-	debounce   time.Duration
+	// telemetryGate queues telemetry checks (the telemetry job, the
+	// release's telemetry step) behind each other: each takes the
+	// telemetry state lock.
+	telemetryGate *jobGate
+	started       time.Time
+	ready         atomic.Bool
+	httpAddr      string
+	debounce      time.Duration
 
 	mu        sync.Mutex
 	cfg       applianceConfig
 	ipnsValue string
+	ipnsName  string
 	ipnsAt    time.Time
 	ipnsErr   string
 }
@@ -121,7 +127,7 @@ func runDaemon(ctx context.Context, o daemonOptions, g *globalOptions) error {
 	defer release()
 	g.shared = n
 
-	d := &daemon{g: g, o: o, node: n, cfg: cfg, clock: o.Clock, anchorGate: newJobGate(), started: time.Now().UTC(), debounce: o.Debounce}
+	d := &daemon{g: g, o: o, node: n, cfg: cfg, clock: o.Clock, anchorGate: newJobGate(), telemetryGate: newJobGate(), started: time.Now().UTC(), debounce: o.Debounce}
 	if d.debounce <= 0 {
 		d.debounce = 2 * time.Second
 	}
@@ -374,6 +380,6 @@ func (d *daemon) afterAnchor(ctx context.Context, res anchorResult, w io.Writer)
 		d.metrics.ipnsFailures.Inc()
 		return
 	}
-	d.ipnsValue, d.ipnsAt, d.ipnsErr = res.manifestCID, time.Now().UTC(), ""
+	d.ipnsValue, d.ipnsName, d.ipnsAt, d.ipnsErr = res.manifestCID, name, time.Now().UTC(), ""
 	fmt.Fprintf(w, "published %s -> /ipfs/%s\n", name, res.manifestCID)
 }

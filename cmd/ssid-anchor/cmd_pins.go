@@ -269,20 +269,21 @@ func newDrainer(g *globalOptions, n *node.Node) (*pinning.Drainer, error) {
 
 // drainRemotePins advances the remote pin queue once on the open node n:
 // the daemon's scheduler calls it (its node is online, so delegates can
-// fetch). Another drain running elsewhere is not an error.
-func drainRemotePins(ctx context.Context, g *globalOptions, n *node.Node) error {
+// fetch). Another drain running elsewhere is not an error. The report
+// says when the next unfinished request is due.
+func drainRemotePins(ctx context.Context, g *globalOptions, n *node.Node) (pinning.Report, error) {
 	d, err := newDrainer(g, n)
 	if err != nil {
-		return err
+		return pinning.Report{}, err
 	}
 	rep, err := d.Drain(ctx, pinning.DrainOptions{})
 	if errors.Is(err, pinning.ErrBusy) {
-		return nil
+		return pinning.Report{}, nil
 	}
 	if rep.Pushed > 0 || rep.Changed > 0 {
 		g.log.Info("remote pins drained", "pushed", rep.Pushed, "changed", rep.Changed, "recorded", rep.Recorded)
 	}
-	return err
+	return rep, err
 }
 
 // connectDelegates dials a service's delegates so it can fetch from us.

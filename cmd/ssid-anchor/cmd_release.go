@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ssid/ssid-anchor/anchor"
+	"github.com/ssid/ssid-anchor/anchor/pinning"
 	"github.com/ssid/ssid-anchor/anchor/release"
 	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/ssid/ssid-anchor/node"
@@ -25,6 +26,13 @@ type releaseOptions struct {
 	Quarter      string
 	GitHubOutput string
 	Markdown     bool
+	// Remote names services that receive the bundle and the release
+	// manifest, besides those marked auto; Web3Storage adds web3-storage.
+	Remote      []string
+	Web3Storage bool
+	// RemoteWait bounds how long a one-shot run stays online for the
+	// services' delegates to fetch (the daemon is online anyway).
+	RemoteWait time.Duration
 }
 
 func newReleaseCommand(g *globalOptions) *cli.Command {
@@ -39,7 +47,10 @@ func newReleaseCommand(g *globalOptions) *cli.Command {
   anchor      anchor the new events' files (the bundle and its manifest) on
               the embedded node, then write external_anchors.ipfs into the
               release manifest
-  remote-pin  pin the bundle on the configured remote pinning services
+  remote-pin  queue the bundle and the release manifest for the remote
+              pinning services marked "auto" and those named by --remote,
+              then push them once: the daemon drains on its online node;
+              a one-shot run goes online for up to --remote-wait
   telemetry   one telemetry check: sends the release notice (event filter
               notify_on_release) and any alert that is due
 
@@ -57,8 +68,14 @@ Exit codes: 0 every step ok or skipped, 1 a step failed, 2 bad flag or config,
 			&cli.StringFlag{Name: "quarter", Destination: &o.Quarter, Usage: "quarter `YYYY-QN` (default: the last quarter that ended, UTC)"},
 			&cli.StringFlag{Name: "github-output", Destination: &o.GitHubOutput, Usage: "append the release's outputs to `FILE` ($GITHUB_OUTPUT)"},
 			&cli.BoolFlag{Name: "markdown", Destination: &o.Markdown, Usage: "print the Proof-Anchor markdown for a PR body on stdout"},
+			&cli.StringSliceFlag{Name: "remote", Usage: "pin the bundle and release manifest on the remote pinning service `NAME` too (repeatable; see `ssid-anchor pins`)"},
+			&cli.BoolFlag{Name: "web3-storage", Destination: &o.Web3Storage, Usage: "pin the bundle and release manifest on the service named web3-storage (Storacha) too"},
+			&cli.DurationFlag{Name: "remote-wait", Value: 2 * time.Minute, Destination: &o.RemoteWait, Usage: "without a daemon, stay online up to `DURATION` while the remote services fetch"},
 		},
-		Action: func(c *cli.Context) error { return runRelease(c.Context, o, g) },
+		Action: func(c *cli.Context) error {
+			o.Remote = c.StringSlice("remote")
+			return runRelease(c.Context, o, g)
+		},
 	}
 }
 
@@ -100,10 +117,11 @@ type releaseStep struct {
 
 // releaseRun carries one pipeline run's state between steps.
 type releaseRun struct {
-	o   releaseOptions
-	g   *globalOptions
-	q   release.Quarter
-	rep *releaseReport
+	o       releaseOptions
+	g       *globalOptions
+	q       release.Quarter
+	rep     *releaseReport
+	remotes []pinning.Service
 }
 
 // releaseSteps is the quarterly pipeline (SPEC 4.5), in order.
@@ -111,9 +129,6 @@ func releaseSteps() []releaseStep {
 	return []releaseStep{
 		{name: "bundle", run: releaseBundleStep},
 		{name: "anchor", needs: []string{"bundle"}, run: releaseAnchorStep},
-		// Remote pinning (SPEC 4.3) is this step: replace releaseRemotePinStep
-		// with one that pins rr.rep.IPFS.CID on every configured service and
-		// records the status in the anchor manifest.
 		{name: "remote-pin", needs: []string{"anchor"}, run: releaseRemotePinStep},
 		{name: "telemetry", run: releaseTelemetryStep},
 	}
@@ -133,7 +148,15 @@ func runRelease(ctx context.Context, o releaseOptions, g *globalOptions) error {
 	if _, err := sourceDateEpoch(os.Getenv); err != nil {
 		return err
 	}
-	rr := &releaseRun{o: o, g: g, q: q, rep: &releaseReport{Quarter: q.String(), OK: true}}
+	// A misspelt --remote is a usage error before anything is built.
+	remotes, err := remoteTargets(g, o.Remote, o.Web3Storage)
+	if err != nil {
+		return err
+	}
+	if o.RemoteWait <= 0 {
+		o.RemoteWait = 2 * time.Minute
+	}
+	rr := &releaseRun{o: o, g: g, q: q, rep: &releaseReport{Quarter: q.String(), OK: true}, remotes: remotes}
 	status := map[string]string{}
 	var firstErr error
 	for _, st := range releaseSteps() {
@@ -316,9 +339,110 @@ func sha256Rel(root tree.Root, rel string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// releaseRemotePinStep says truthfully that no remote pinning exists yet.
-func releaseRemotePinStep(context.Context, *releaseRun) (string, string, error) {
-	return stepSkipped, "remote pinning: not configured", nil
+// releaseRemotePinStep queues the bundle and the release manifest for
+// every remote service (auto, or named by --remote) and pushes them once:
+// inside the daemon on its online node (the remote-pins job follows up
+// what is still pinning), in a one-shot run with the node online for up to
+// --remote-wait, as `pins --retry` does. It reports each request's state.
+func releaseRemotePinStep(ctx context.Context, rr *releaseRun) (string, string, error) {
+	g, b := rr.g, rr.rep.Bundle
+	if len(rr.remotes) == 0 {
+		return stepSkipped, "no remote pinning service configured (mark one \"auto\": true in remote_pinning.services, or pass --remote NAME)", nil
+	}
+	root, err := tree.OpenRoot(g.Root)
+	if err != nil {
+		return stepFailed, "", err
+	}
+	man, _, err := anchor.LoadManifestIn(root, g.cfg.Paths.Manifest)
+	root.Close()
+	if err != nil {
+		return stepFailed, "", err
+	}
+	// The latest records of the bundle and of the release manifest: the
+	// anchor step made sure the bundle's exists and is pinned locally.
+	var recs []anchor.Record
+	for _, p := range []string{b.Bundle, b.Manifest} {
+		var rec *anchor.Record
+		for i := range man.Records {
+			if r := &man.Records[i]; r.FilePath == p && r.IPFSCID != "" && r.Pinned {
+				rec = r
+			}
+		}
+		if rec == nil {
+			return stepFailed, "", fmt.Errorf("the anchor manifest has no pinned record of %s to pin remotely; run `ssid-anchor anchor` first", p)
+		}
+		recs = append(recs, *rec)
+	}
+	if _, err := queueRemotePins(g, rr.remotes, recs); err != nil {
+		return stepFailed, "", fmt.Errorf("queueing the remote pin requests: %w", err)
+	}
+	var drainErr error
+	if d := g.daemon; d != nil {
+		dr, err := newDrainer(g, d.node)
+		if err != nil {
+			return stepFailed, "", err
+		}
+		_, drainErr = dr.Drain(ctx, pinning.DrainOptions{})
+		// The remote-pins job follows up (or does the push when another
+		// drain held the queue).
+		d.remotePinsQueued()
+		if errors.Is(drainErr, pinning.ErrBusy) {
+			drainErr = nil
+		}
+	} else {
+		n, release, err := g.openNode(ctx, node.OpenOptions{Online: true, Swarm: g.cfg.Node.Swarm, Peering: g.cfg.Node.Peering})
+		if err != nil {
+			return stepFailed, "queued; the daemon or `ssid-anchor pins --retry` pushes them", err
+		}
+		dr, err := newDrainer(g, n)
+		if err != nil {
+			release()
+			return stepFailed, "", err
+		}
+		_, drainErr = dr.Settle(ctx, rr.o.RemoteWait)
+		release()
+		if errors.Is(drainErr, pinning.ErrBusy) {
+			drainErr = fmt.Errorf("%w: %w", node.ErrLocked, drainErr)
+		}
+	}
+	reqs, err := pinning.OpenQueue(pinning.QueueDir(g.Repo), g.now).List()
+	if err != nil {
+		return stepFailed, "", err
+	}
+	mine := map[string]bool{}
+	for _, s := range rr.remotes {
+		for _, r := range recs {
+			mine[s.Name+"\x00"+r.IPFSCID] = true
+		}
+	}
+	var parts, problems []string
+	pending := 0
+	for _, r := range reqs {
+		if !mine[r.Key()] {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s %s on %s: %s", r.Meta.FilePath, r.CID, r.Service, r.Status))
+		switch {
+		case r.Status == pinning.StatusFailed:
+			problems = append(problems, fmt.Sprintf("%s on %s failed: %s", r.Meta.FilePath, r.Service, oneLine(r.LastError)))
+		case r.Done():
+		case r.LastError != "":
+			problems = append(problems, fmt.Sprintf("%s on %s: %s", r.Meta.FilePath, r.Service, oneLine(r.LastError)))
+		default:
+			pending++
+		}
+	}
+	summary := strings.Join(parts, "; ")
+	if pending > 0 {
+		summary += fmt.Sprintf("; %d still in progress: the daemon's remote-pins job or `ssid-anchor pins --retry` follows them up", pending)
+	}
+	if drainErr != nil {
+		problems = append(problems, drainErr.Error())
+	}
+	if len(problems) > 0 {
+		return stepFailed, summary, errors.New(strings.Join(problems, "; ") + " (`ssid-anchor pins` shows the queue; `ssid-anchor pins --retry` pushes again)")
+	}
+	return stepOK, summary, nil
 }
 
 // releaseTelemetryStep runs one telemetry check, which reports the new
@@ -344,6 +468,13 @@ func releaseTelemetryStep(ctx context.Context, rr *releaseRun) (string, string, 
 	if !s.cfg.Enabled {
 		return stepSkipped, "telemetry disabled (enabled: false in " + s.cfgRel + ")", nil
 	}
+	// Inside the daemon, wait for a running telemetry job instead of
+	// failing on the state lock.
+	leave, err := g.enterTelemetry(ctx)
+	if err != nil {
+		return stepFailed, "", err
+	}
+	defer leave()
 	rep, err := g.monitor(s).Check(ctx, false)
 	if err != nil {
 		return stepFailed, "", err

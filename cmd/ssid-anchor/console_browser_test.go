@@ -64,19 +64,22 @@ type anchorRow struct {
 	Href string `json:"href"`
 }
 
-// TestConsoleInBrowser: a real Chromium loads the console of an anchored
-// tree served with the node's gateway on loopback, finds every file's
+// TestConsoleInBrowser: a real Chromium loads the console of a daemon on
+// loopback serving an anchored tree, finds every file's
 // latest CID in the anchors table, follows a CID link to the gateway and
 // receives the file's exact bytes, opens a file's history, and leaves
 // screenshots (desktop and phone) as test artifacts.
 func TestConsoleInBrowser(t *testing.T) {
 	f := newConsoleFixture(t)
-	_, n := f.source(t)
-	srv := csServe(t, f.g, n)
+	// The console of a daemon on loopback (the built binary on the
+	// fixture's tree and repo), as an operator opens it.
+	d := startDaemon(t, f.root, f.repo, nil)
+	d.waitLog(t, `msg="job done" job=anchor`)
+	base := "http://" + d.http
 
 	// Verify now the documented way (a POST without browser headers), so
 	// the page has results to show.
-	resp, err := http.Post(srv.URL+"/verify", "", nil)
+	resp, err := http.Post(base+"/verify", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +101,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	var headerDisplay, title, alert string
 	var rows []anchorRow
 	err = chromedp.Do(ctx,
-		chromedp.Navigate(srv.URL+"/"),
+		chromedp.Navigate(base+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`table.anchors`)),
 		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) (err error) {
 			if title, err = chromedp.Title()(ctx, tg); err != nil {
@@ -195,7 +198,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("reading the gateway response in the browser (request %q): %v", id, err)
 	}
 	body := got.Body
-	if loc != srv.URL+"/ipfs/"+logCID {
+	if loc != base+"/ipfs/"+logCID {
 		t.Errorf("the link led to %s", loc)
 	}
 	if string(body) != string(logBytes) {
@@ -207,7 +210,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	var versions int
 	var history string
 	if err := chromedp.Do(ctx,
-		chromedp.Navigate(srv.URL+"/"),
+		chromedp.Navigate(base+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`table.anchors`)),
 		chromedp.Click(chromedp.CSS(`table.anchors th a[title="History of `+f.paths.EventsLog+`"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#anchors-h code`)),
@@ -241,7 +244,7 @@ func TestConsoleInBrowser(t *testing.T) {
 			})
 			return err
 		}),
-		chromedp.Navigate(srv.URL+"/"),
+		chromedp.Navigate(base+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`table.anchors`)),
 		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) (err error) {
 			bg, err = chromedp.Evaluate[string](`getComputedStyle(document.body).backgroundColor`)(ctx, tg)
@@ -258,7 +261,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	// The same page on a phone.
 	if err := chromedp.Do(ctx,
 		chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile),
-		chromedp.Navigate(srv.URL+"/"),
+		chromedp.Navigate(base+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`table.anchors`)),
 	); err != nil {
 		t.Fatalf("phone viewport: %v", err)

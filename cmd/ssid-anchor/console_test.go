@@ -297,19 +297,6 @@ func csArtifactsDir(t *testing.T) string {
 	return dir
 }
 
-// serveConsole is the daemon's HTTP surface for the console: the node's
-// local gateway at /ipfs/ and the console at /, on loopback.
-func csServe(t *testing.T, g *globalOptions, n *node.Node) *httptest.Server {
-	t.Helper()
-	h, _ := consoleHandler(g, n, consoleNow.Add(-90*time.Minute))
-	mux := http.NewServeMux()
-	mux.Handle("/ipfs/", n.GatewayHandler())
-	mux.Handle("/", h)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return srv
-}
-
 // latestCIDs is the latest CID of each file in the manifest.
 func csLatestCIDs(man *anchor.Manifest) map[string]string {
 	out := map[string]string{}

@@ -366,7 +366,7 @@ func TestDaemonHTTP(t *testing.T) {
 	if code, _ := get("/ipfs/bafkqaaa" + "x"); code < 400 {
 		t.Errorf("bad CID answered %d", code)
 	}
-	if code, body := get("/"); code != 404 || !strings.Contains(body, "/healthz") {
+	if code, body := get("/"); code != 200 || !strings.Contains(body, `<section id="anchors"`) {
 		t.Errorf("/: %d %q", code, body)
 	}
 	if code := d.stop(t); code != 0 {

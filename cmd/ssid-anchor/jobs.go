@@ -24,6 +24,9 @@ const (
 	jobAnchor    = "anchor"    // on demand: the registry log changed, or at start
 	jobQuarterly = "quarterly" // schedule.quarterly
 	jobTelemetry = "telemetry" // every check_interval_seconds or schedule.telemetry
+	// jobRemotePins drains the remote pin queue: every minute while a
+	// service is configured, and right after a run queued requests.
+	jobRemotePins = "remote-pins"
 )
 
 // step is one named stage of a job's pipeline. A failed step stops the
@@ -36,14 +39,17 @@ type step struct {
 }
 
 // quarterlySteps is the quarterly pipeline (SPEC 4.5: bundle → anchor →
-// remote pin → telemetry with the release notice). The release issue puts
-// its bundle step first and the remote pinning issue adds a drain step
-// after anchor; both go in this list.
+// remote pin → telemetry with the release notice): the same code as
+// `ssid-anchor release`, which reports each step to the log. Its anchor
+// step waits at the anchoring gate and its telemetry step at the
+// telemetry gate, so it queues behind the other jobs instead of failing
+// on their locks.
 func (d *daemon) quarterlySteps() []step {
-	return []step{
-		{name: "anchor", run: d.anchorStep},
-		{name: "telemetry", always: true, run: d.telemetryStep},
-	}
+	return []step{{name: "release", run: d.releaseStep}}
+}
+
+func (d *daemon) releaseStep(ctx context.Context, g *globalOptions) error {
+	return runRelease(ctx, releaseOptions{}, g)
 }
 
 // pipeline runs steps in order as one scheduler job; each step's output
@@ -81,6 +87,13 @@ func (d *daemon) addJobs(cfg applianceConfig) error {
 		}
 	} else {
 		d.sched.Remove(jobQuarterly)
+	}
+	if len(cfg.RemotePinning.Services) > 0 {
+		if err := d.sched.Add(jobRemotePins, "@every "+remotePinInterval.String(), d.pipeline(jobRemotePins, []step{{name: "drain", run: d.remotePinsStep}})); err != nil {
+			return err
+		}
+	} else {
+		d.sched.Remove(jobRemotePins)
 	}
 	spec, why := d.telemetrySpec(cfg)
 	if spec == "" {
@@ -147,6 +160,11 @@ func (d *daemon) anchorStep(ctx context.Context, g *globalOptions) error {
 }
 
 func (d *daemon) telemetryStep(ctx context.Context, g *globalOptions) error {
+	leave, err := g.enterTelemetry(ctx)
+	if err != nil {
+		return err
+	}
+	defer leave()
 	rep, err := telemetryCheck(ctx, g)
 	if rep != nil {
 		d.metrics.telemetryDone(rep)
@@ -204,6 +222,20 @@ func (g *globalOptions) enterAnchoring(ctx context.Context) (func(), error) {
 		who = "scheduled " + g.jobName + " job"
 	}
 	return g.daemon.anchorGate.enter(ctx, who, g.stderr)
+}
+
+// enterTelemetry waits for any other telemetry check run by this daemon
+// (the telemetry job, the quarterly release's telemetry step); a no-op in
+// a one-shot process, where the state lock decides.
+func (g *globalOptions) enterTelemetry(ctx context.Context) (func(), error) {
+	if g.daemon == nil || g.daemon.telemetryGate == nil {
+		return func() {}, nil
+	}
+	who := "telemetry check"
+	if g.jobName != "" {
+		who = "scheduled " + g.jobName + " job"
+	}
+	return g.daemon.telemetryGate.enter(ctx, who, g.stderr)
 }
 
 // anchorResult is what the daemon needs to know after a run.

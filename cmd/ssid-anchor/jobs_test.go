@@ -30,7 +30,7 @@ func jobsDaemon(t *testing.T, root, repo string, clk scheduler.Clock, onDone fun
 	g := &globalOptions{Root: root, Repo: repo, cfg: defaultApplianceConfig(), stdout: io.Discard, stderr: io.Discard,
 		log: slog.New(slog.NewTextHandler(io.Discard, nil)), now: func() time.Time { return time.Now().UTC() }}
 	g.shared = n
-	d := &daemon{g: g, node: n, cfg: g.cfg, clock: clk, anchorGate: newJobGate(), debounce: 2 * time.Second}
+	d := &daemon{g: g, node: n, cfg: g.cfg, clock: clk, anchorGate: newJobGate(), telemetryGate: newJobGate(), debounce: 2 * time.Second}
 	d.metrics = newMetrics(d)
 	s, err := scheduler.New(scheduler.Options{Clock: clk, Log: g.log, OnDone: func(job string, took time.Duration, err error) {
 		d.metrics.jobDone(job, took, err)

@@ -120,6 +120,8 @@ var readmeExpectations = map[string]readmeCase{
 	"ssid-anchor --root . bundle --quarter 2026-Q3": {code: 0},
 	"ssid-anchor --root . release":                  {code: 0},
 	`ssid-anchor --root . release --github-output "$GITHUB_OUTPUT" --markdown > "$RUNNER_TEMP/pr_body.md"`: {code: 0},
+	// "cluster" is the loopback Pinning Service configured with "pinata".
+	"ssid-anchor --root . release --remote cluster": {code: 0},
 
 	// The daemon. The repo was created air-gapped above, so `init --profile
 	// public` leaves it as it is (init is idempotent) and the daemon never
@@ -341,11 +343,14 @@ func enableSlack(t *testing.T, e *readmeEnv) {
 	mustWrite(t, p, b)
 }
 
-// configurePinata names the loopback Pinning Service API server "pinata" in
-// the repo's appliance config, as the README's example does for Pinata.
+// configurePinata names the loopback Pinning Service API server "pinata"
+// (and "cluster", for the release line) in the repo's appliance config, as
+// the README's examples do.
 func configurePinata(t *testing.T, e *readmeEnv) {
 	t.Helper()
-	cfg := fmt.Sprintf(`{"remote_pinning": {"services": [{"name": "pinata", "endpoint": %q, "token_env": "PINATA_JWT"}]}}`, e.psa.URL)
+	cfg := fmt.Sprintf(`{"remote_pinning": {"services": [
+		{"name": "pinata", "endpoint": %q, "token_env": "PINATA_JWT"},
+		{"name": "cluster", "endpoint": %[1]q, "token_env": "PINATA_JWT"}]}}`, e.psa.URL)
 	mustWrite(t, filepath.Join(e.dir, ".ssid-anchor", "appliance.json"), []byte(cfg))
 }
 

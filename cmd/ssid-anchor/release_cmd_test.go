@@ -75,7 +75,7 @@ func TestReleasePipeline(t *testing.T) {
 	if got := d.statuses(); got != "bundle=ok anchor=ok remote-pin=skipped telemetry=ok" || !d.OK {
 		t.Fatalf("steps: %s\n%s", got, out)
 	}
-	if d.Steps[2].Summary != "remote pinning: not configured" {
+	if !strings.HasPrefix(d.Steps[2].Summary, "no remote pinning service configured") {
 		t.Errorf("remote-pin summary %q", d.Steps[2].Summary)
 	}
 	zip := filepath.Join(root, fmt.Sprintf(tReleaseZip, q))
@@ -126,12 +126,12 @@ func TestReleasePipeline(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("second release: exit %d\n%s", code, errb)
 	}
-	for _, s := range []string{"[ok] bundle: up to date", "[ok] anchor: 0 files anchored; bundle cid " + want, "[skipped] remote-pin: remote pinning: not configured", "[ok] telemetry:"} {
+	for _, s := range []string{"[ok] bundle: up to date", "[ok] anchor: 0 files anchored; bundle cid " + want, "[skipped] remote-pin: no remote pinning service configured", "[ok] telemetry:"} {
 		if !strings.Contains(errb, s) {
 			t.Errorf("stderr lacks %q:\n%s", s, errb)
 		}
 	}
-	for _, s := range []string{"### Proof-Anchor", "- **Bundle SHA-256:** `" + sum + "`", "- **IPFS CID:** `" + want + "`", "| remote-pin | skipped | remote pinning: not configured |"} {
+	for _, s := range []string{"### Proof-Anchor", "- **Bundle SHA-256:** `" + sum + "`", "- **IPFS CID:** `" + want + "`", "| remote-pin | skipped | no remote pinning service configured"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("markdown lacks %q:\n%s", s, out)
 		}
