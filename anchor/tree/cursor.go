@@ -119,6 +119,7 @@ func ReadEventsFrom(f *os.File, c *Cursor, fn func(Event) error) (Cursor, Cursor
 		info.Events++
 		e.Line += base.Lines
 		e.EndLine += base.Lines
+		e.Index += base.Count
 		return fn(e)
 	})
 	info.BytesRead = cr.n

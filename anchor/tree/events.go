@@ -21,6 +21,9 @@ const InitLine = "Registry events initialized."
 type Event struct {
 	// Line and EndLine are the 1-based lines of the opening { and closing }.
 	Line, EndLine int
+	// Index is the event's 1-based place among the events of the log (of
+	// the part read, for ScanEvents on a reader that starts mid-log).
+	Index int
 	// ProofAnchor is the SHA-256 of the event's exact bytes, { to }.
 	ProofAnchor string
 	// Raw is exactly those bytes; every key, known or not, is in it.
@@ -151,7 +154,7 @@ func scanEvents(r io.Reader, fn func(Event) error) (bad []BadBlock, safe scanEnd
 		sum := sha256.Sum256(buf)
 		count++
 		last = hex.EncodeToString(sum[:])
-		return fn(Event{Line: start, EndLine: end, ProofAnchor: last,
+		return fn(Event{Line: start, EndLine: end, Index: count, ProofAnchor: last,
 			Raw: append(json.RawMessage(nil), buf...), name: rawText(topLevelValue(buf, "event")), fields: &lazyFields{}})
 	}
 	// scan feeds bytes of a block through a string-aware brace counter and
