@@ -113,7 +113,25 @@ func ReadEventsFrom(f *os.File, c *Cursor, fn func(Event) error) (Cursor, Cursor
 	default:
 		info.Mode = ReadRewritten
 	}
-	info.From = base.Offset
+	next, read, bad, err := ReadEventsAt(f, size, base, fn)
+	read.Mode = info.Mode
+	return next, read, bad, err
+}
+
+// ReadEventsAt reads the events of f (size bytes long) from base.Offset
+// on, numbering lines and events after base.Lines and base.Count, and
+// returns the cursor to resume from. It neither locks f nor checks base's
+// tail: ReadEventsFrom does both; a caller that holds the lock and picks
+// its own start (telemetry's window over a log it has no cursor for) calls
+// this.
+func ReadEventsAt(f *os.File, size int64, base Cursor, fn func(Event) error) (Cursor, CursorRead, []BadBlock, error) {
+	info := CursorRead{Mode: ReadAppended, From: base.Offset}
+	if base.Offset == 0 {
+		info.Mode = ReadFull
+	}
+	if base.Offset > size {
+		return Cursor{}, info, nil, fmt.Errorf("reading %s: offset %d past the end (%d bytes)", f.Name(), base.Offset, size)
+	}
 	cr := &countingReader{r: io.NewSectionReader(f, base.Offset, size-base.Offset)}
 	bad, end, err := scanEvents(cr, func(e Event) error {
 		info.Events++

@@ -126,3 +126,27 @@ func TestCursorRewrittenLogReadAgain(t *testing.T) {
 		t.Fatalf("after a rewrite: %+v, %d events, cursor %+v", info, len(evs), c3)
 	}
 }
+
+// An event closed on a last line without newline is taken; the cursor
+// resumes mid-line and later lines keep their true numbers.
+func TestCursorUnterminatedLastLine(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "events.log")
+	os.WriteFile(logPath, []byte(`{"event":"a"}`+"\n"+`{"event":"b"}`), 0o644)
+	r, err := OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c1, _, evs, _ := readFrom(t, r, nil)
+	if len(evs) != 2 || c1.Count != 2 || c1.Lines != 1 || c1.Offset != int64(len(`{"event":"a"}`+"\n"+`{"event":"b"}`)) {
+		t.Fatalf("first read: %d events, cursor %+v", len(evs), c1)
+	}
+	f, _ := os.OpenFile(logPath, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString("\n" + `{"event":"c"}` + "\n")
+	f.Close()
+	c2, info, evs, bad := readFrom(t, r, &c1)
+	if info.Mode != ReadAppended || len(evs) != 1 || evs[0].Name() != "c" || evs[0].Line != 3 || evs[0].Index != 3 || len(bad) != 0 || c2.Lines != 3 {
+		t.Fatalf("resumed mid-line: %+v, events %+v, bad %v, cursor %+v", info, evs, bad, c2)
+	}
+}

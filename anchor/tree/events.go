@@ -249,7 +249,13 @@ func scanEvents(r io.Reader, fn func(Event) error) (bad []BadBlock, safe scanEnd
 		}
 		seenFirst = true
 		if len(buf) == 0 && !overflow {
-			safe = scanEnd{Offset: pos, Lines: lineNo, Count: count, Last: last}
+			// Lines counts newlines: a resumed read numbers the rest of an
+			// unterminated last line as this same line.
+			done := lineNo
+			if line[len(line)-1] != '\n' {
+				done--
+			}
+			safe = scanEnd{Offset: pos, Lines: done, Count: count, Last: last}
 		}
 		if rerr == io.EOF {
 			break
