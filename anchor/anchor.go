@@ -162,7 +162,8 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	o.Log.Debug("events scanned", "new_events", res.NewEvents, "files", len(work), "took", time.Since(t0))
+	o.Log.Debug("events scanned", "read", res.read.Mode, "from_offset", res.read.From, "bytes", res.read.BytesRead, "events", res.read.Events,
+		"new_events", res.NewEvents, "files", len(work), "took", time.Since(t0))
 	if res.NewEvents == 0 && res.Reprocessed == 0 && mark.sameEvents(man.Processed) {
 		return res, nil
 	}
