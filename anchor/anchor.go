@@ -98,7 +98,14 @@ type Result struct {
 
 	// SignedBy is the peer ID whose key signed the manifest written.
 	SignedBy string `json:"signed_by,omitempty"`
+
+	// read is how the registry log was read (from the cursor or whole).
+	read tree.CursorRead
 }
+
+// LogRead says how the run read the registry log: from the manifest's
+// cursor (only the bytes after it) or whole, and how many events it saw.
+func (r *Result) LogRead() tree.CursorRead { return r.read }
 
 // Run anchors what the new registry events call for: it selects files,
 // hashes and adds each in one pass, links the run's files under one pinned
@@ -155,8 +162,9 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	o.Log.Debug("events scanned", "new_events", res.NewEvents, "files", len(work), "took", time.Since(t0))
-	if res.NewEvents == 0 && res.Reprocessed == 0 && mark == man.Processed {
+	o.Log.Debug("events scanned", "read", res.read.Mode, "from_offset", res.read.From, "bytes", res.read.BytesRead, "events", res.read.Events,
+		"new_events", res.NewEvents, "files", len(work), "took", time.Since(t0))
+	if res.NewEvents == 0 && res.Reprocessed == 0 && mark.sameEvents(man.Processed) {
 		return res, nil
 	}
 
@@ -221,7 +229,7 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 	// With a failed file the watermark stays put, so the next run selects
 	// it again; content identity keeps the rest from being recorded twice.
 	final := &mark
-	if len(res.Failed) > 0 || mark == man.Processed {
+	if len(res.Failed) > 0 || mark.sameEvents(man.Processed) {
 		final = nil
 	}
 	if len(run.pending) == 0 && final == nil {
@@ -378,7 +386,6 @@ func collect(o RunOptions, sel *Selector, mark Watermark, res *Result) ([]workIt
 	var (
 		count     int
 		markValid bool
-		last      string
 		order     int
 		lateEvs   int
 		again     = strings.ToLower(strings.TrimSpace(o.Reprocess))
@@ -386,9 +393,14 @@ func collect(o RunOptions, sel *Selector, mark Watermark, res *Result) ([]workIt
 		found     = again == "" || retake
 		early0    Result // unmatched globs of events before the watermark
 	)
-	bad, err := o.Root.ReadEvents(o.Paths.EventsLog, func(e tree.Event) error {
-		count++
-		last = e.ProofAnchor
+	// Past events are needed only with Reprocess; otherwise the read
+	// resumes at the watermark's cursor when the log still has its bytes.
+	var from *tree.Cursor
+	if again == "" {
+		from = mark.cursor()
+	}
+	next, info, bad, err := o.Root.ReadEventsFrom(o.Paths.EventsLog, from, func(e tree.Event) error {
+		count = e.Index
 		if count == mark.Count && e.ProofAnchor == mark.Last {
 			markValid = true
 		}
@@ -418,6 +430,13 @@ func collect(o RunOptions, sel *Selector, mark Watermark, res *Result) ([]workIt
 		return nil
 	})
 	res.BadBlocks = bad
+	res.read = info
+	if info.Mode == tree.ReadAppended {
+		// The tail matched: the log still starts with the watermark's events.
+		markValid = true
+	} else if info.Mode == tree.ReadRewritten {
+		o.Log.Info("registry log changed before the anchoring cursor; read it again from the start", "log", o.Paths.EventsLog)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, mark, fmt.Errorf("registry events log %s does not exist (set paths.events_log or run `ssid-anchor event` to start one)", o.Paths.EventsLog)
 	}
@@ -436,7 +455,7 @@ func collect(o RunOptions, sel *Selector, mark Watermark, res *Result) ([]workIt
 		res.addUnmatched(late0.Unmatched)
 		res.UnmatchedOmitted += late0.UnmatchedOmitted
 		// The log no longer matches the watermark: look at everything again.
-		res.NewEvents = count
+		res.NewEvents = next.Count
 		for f, p := range early {
 			if q, ok := late[f]; !ok || q.order < p.order {
 				late[f] = p
@@ -449,7 +468,7 @@ func collect(o RunOptions, sel *Selector, mark Watermark, res *Result) ([]workIt
 		items = append(items, workItem{path: f, ev: p.ev})
 	}
 	sort.Slice(items, func(i, j int) bool { return items[i].path < items[j].path })
-	return items, Watermark{Count: count, Last: last}, nil
+	return items, watermarkAt(next), nil
 }
 
 // maxUnmatched bounds the unmatched globs a result lists: a first run over

@@ -125,10 +125,36 @@ type Manifest struct {
 // events of the log, the last of which has proof anchor Last. If the log no
 // longer starts that way (it was rewritten), everything counts as new again;
 // content identity keeps that from creating duplicate records.
+//
+// Offset, Lines, TailLen and TailSHA256 are the registry cursor where those
+// events end (tree.Cursor): a run reads only the bytes after it while the
+// tail still matches. A manifest written before the cursor existed has none
+// and its next run reads the whole log, as before.
 type Watermark struct {
-	Count int    `json:"count"`
-	Last  string `json:"last_proof_anchor"`
+	Count      int    `json:"count"`
+	Last       string `json:"last_proof_anchor"`
+	Offset     int64  `json:"offset,omitempty"`
+	Lines      int    `json:"lines,omitempty"`
+	TailLen    int    `json:"tail_len,omitempty"`
+	TailSHA256 string `json:"tail_sha256,omitempty"`
 }
+
+// cursor is the watermark's registry cursor, nil when it has none.
+func (w Watermark) cursor() *tree.Cursor {
+	if w.TailSHA256 == "" {
+		return nil
+	}
+	return &tree.Cursor{Offset: w.Offset, Lines: w.Lines, Count: w.Count, TailLen: w.TailLen, TailSHA256: w.TailSHA256, LastEvent: w.Last}
+}
+
+func watermarkAt(c tree.Cursor) Watermark {
+	return Watermark{Count: c.Count, Last: c.LastEvent, Offset: c.Offset, Lines: c.Lines, TailLen: c.TailLen, TailSHA256: c.TailSHA256}
+}
+
+// sameEvents reports whether two watermarks mark the same processed
+// events, wherever their cursors stand: bytes that hold no event (a bad
+// block) do not warrant a new manifest.
+func (w Watermark) sameEvents(o Watermark) bool { return w.Count == o.Count && w.Last == o.Last }
 
 // Top-level keys the tool manages.
 const (

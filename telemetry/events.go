@@ -3,8 +3,6 @@ package telemetry
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -55,10 +53,6 @@ func (f EventFilters) wants(category string) bool {
 	return false
 }
 
-// tailLen is how many bytes before the mark prove the log was only
-// appended to since.
-const tailLen = 4096
-
 // windowBytes is how much of the log's end is read when there is no
 // usable mark (first check, or the log was rewritten).
 const windowBytes = 1 << 20
@@ -107,37 +101,38 @@ func scanOpenedLog(f *os.File, err error, path string, mark *LogMark, now time.T
 	}
 	size := st.Size()
 
-	var start int64
-	lineBase := 0
-	incremental := false
+	var (
+		base        tree.Cursor
+		incremental bool
+	)
 	switch {
 	case mark == nil:
 		res.mode = "new"
-	case mark.Offset <= size && tailMatches(f, mark):
+	case mark.Matches(f, size):
 		res.mode = "appended"
-		start, lineBase, incremental = mark.Offset, mark.Lines, true
+		base, incremental = *mark, true
 	default:
 		res.mode = "rewritten"
 	}
 	if !incremental {
-		start = max(0, size-windowBytes)
+		start := max(0, size-windowBytes)
 		// Count the lines before the window (a fast pass, no parsing) so
-		// line numbers stay true, and start the window on a line.
-		lineBase, start, err = linesBefore(f, start, size)
+		// line numbers stay true, and start the window on a line. The
+		// events before it are not counted: the cursor's count stays 0
+		// (unknown), which telemetry never needs.
+		lines, start, err := linesBefore(f, start, size)
 		if err != nil {
 			return res, fmt.Errorf("reading %s: %w", path, err)
 		}
+		base = tree.Cursor{Offset: start, Lines: lines}
 	}
 
-	cr := &countingReader{r: io.NewSectionReader(f, start, size-start)}
-	var last string
 	firstEvent := 0
-	bad, err := tree.ScanEvents(cr, func(e tree.Event) error {
+	next, _, bad, err := tree.ReadEventsAt(f, size, base, func(e tree.Event) error {
 		if firstEvent == 0 {
 			firstEvent = e.Line
 		}
 		res.scanned++
-		last = e.ProofAnchor
 		cat := Category(e.Name())
 		if cat == "" || !filters.wants(cat) || seen[e.ProofAnchor] {
 			return nil
@@ -155,61 +150,27 @@ func scanOpenedLog(f *os.File, err error, path string, mark *LogMark, now time.T
 		}
 		res.news = append(res.news, notify.Event{
 			Name: e.Name(), Category: cat, Version: e.Field("version"), Quarter: e.Field("quarter"),
-			Timestamp: e.Field("timestamp"), ProofAnchor: e.ProofAnchor, Line: lineBase + e.Line,
+			Timestamp: e.Field("timestamp"), ProofAnchor: e.ProofAnchor, Line: e.Line,
 		})
 		return nil
 	})
 	if err != nil {
 		return res, fmt.Errorf("reading %s: %w", path, err)
 	}
-	clean := cr.n == 0 || cr.lastByte == '\n'
 	for _, b := range bad {
-		if !incremental && start > 0 && (firstEvent == 0 || b.Line < firstEvent) {
+		if !incremental && base.Offset > 0 && (firstEvent == 0 || b.Line < firstEvent) {
 			continue // the window began inside an event
-		}
-		if strings.Contains(b.Reason, "not closed at end of file") {
-			clean = false
-		}
-		b.Line += lineBase
-		if b.EndLine > 0 {
-			b.EndLine += lineBase
 		}
 		res.bad = append(res.bad, b)
 	}
-	if !clean {
-		// Something is still being written at the end; read it again next
-		// time (proof anchors already reported are remembered).
-		return res, nil
+	if base.Offset > 0 && base.Count == 0 {
+		next.Count = 0 // events before the window were never counted
 	}
-	end := start + cr.n
-	nm := &LogMark{Offset: end, Lines: lineBase + cr.lines, LastEvent: last}
-	if last == "" && mark != nil && incremental {
-		nm.LastEvent = mark.LastEvent
-	}
-	nm.TailLen, nm.TailSHA256, err = tailHash(f, end)
-	if err != nil {
-		return res, fmt.Errorf("reading %s: %w", path, err)
-	}
-	res.mark = nm
+	// The shared cursor stops before an event still being written at the
+	// end, so it is read whole next time (proof anchors already reported
+	// are remembered).
+	res.mark = &next
 	return res, nil
-}
-
-func tailHash(f *os.File, end int64) (int, string, error) {
-	n := min(end, tailLen)
-	buf := make([]byte, n)
-	if _, err := f.ReadAt(buf, end-n); err != nil && !errors.Is(err, io.EOF) {
-		return 0, "", err
-	}
-	sum := sha256.Sum256(buf)
-	return int(n), hex.EncodeToString(sum[:]), nil
-}
-
-func tailMatches(f *os.File, m *LogMark) bool {
-	if m.Offset < int64(m.TailLen) || m.TailLen < 0 {
-		return false
-	}
-	n, sum, err := tailHash(f, m.Offset)
-	return err == nil && n == m.TailLen && sum == m.TailSHA256
 }
 
 // linesBefore counts the newlines before off and moves off to the start of
@@ -250,22 +211,4 @@ func linesBefore(f *os.File, off, size int64) (lines int, start int64, err error
 			return lines + 1, off, nil
 		}
 	}
-}
-
-// countingReader counts what ScanEvents consumed.
-type countingReader struct {
-	r        io.Reader
-	n        int64
-	lines    int
-	lastByte byte
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	if n > 0 {
-		c.n += int64(n)
-		c.lines += bytes.Count(p[:n], []byte{'\n'})
-		c.lastByte = p[n-1]
-	}
-	return n, err
 }

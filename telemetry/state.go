@@ -68,16 +68,11 @@ type EventNotice struct {
 	DeliveredTo []string       `json:"delivered_to"`
 }
 
-// LogMark is how far the registry log has been read: an append-only log is
-// only read past Offset. TailSHA256 is the hash of the TailLen bytes just
-// before Offset; when they no longer match, the log was rewritten.
-type LogMark struct {
-	Offset     int64  `json:"offset"`
-	Lines      int    `json:"lines"`
-	TailLen    int    `json:"tail_len"`
-	TailSHA256 string `json:"tail_sha256"`
-	LastEvent  string `json:"last_event,omitempty"`
-}
+// LogMark is how far the registry log has been read: the registry cursor
+// shared with anchoring (tree.Cursor), stored under registry_log with the
+// same keys this type had before (offset, lines, tail_len, tail_sha256,
+// last_event), so older state files resume where they were.
+type LogMark = tree.Cursor
 
 // HistoryEntry is a reading, recorded when it changes.
 type HistoryEntry struct {

@@ -21,6 +21,9 @@ const InitLine = "Registry events initialized."
 type Event struct {
 	// Line and EndLine are the 1-based lines of the opening { and closing }.
 	Line, EndLine int
+	// Index is the event's 1-based place among the events of the log (of
+	// the part read, for ScanEvents on a reader that starts mid-log).
+	Index int
 	// ProofAnchor is the SHA-256 of the event's exact bytes, { to }.
 	ProofAnchor string
 	// Raw is exactly those bytes; every key, known or not, is in it.
@@ -96,7 +99,28 @@ const maxEventBytes = 1 << 20
 // scan goes on. Memory use is bounded by the largest event, not the file.
 // An error from fn stops the scan and is returned.
 func ScanEvents(r io.Reader, fn func(Event) error) (bad []BadBlock, err error) {
+	bad, _, err = scanEvents(r, fn)
+	return bad, err
+}
+
+// scanEnd is the last point of a scan where no event was open: the bytes
+// and lines read up to it, the events emitted before it and the last one's
+// proof anchor. A cursor resumes there, so an event still being written at
+// the end is read whole next time.
+type scanEnd struct {
+	Offset int64
+	Lines  int
+	Count  int
+	Last   string
+}
+
+func scanEvents(r io.Reader, fn func(Event) error) (bad []BadBlock, safe scanEnd, err error) {
 	br := bufio.NewReaderSize(r, 64<<10)
+	var (
+		pos   int64 // bytes consumed
+		count int
+		last  string
+	)
 	var (
 		lineNo    int
 		buf       []byte // the current block, { .. so far
@@ -128,7 +152,9 @@ func ScanEvents(r io.Reader, fn func(Event) error) (bad []BadBlock, err error) {
 			return nil
 		}
 		sum := sha256.Sum256(buf)
-		return fn(Event{Line: start, EndLine: end, ProofAnchor: hex.EncodeToString(sum[:]),
+		count++
+		last = hex.EncodeToString(sum[:])
+		return fn(Event{Line: start, EndLine: end, Index: count, ProofAnchor: last,
 			Raw: append(json.RawMessage(nil), buf...), name: rawText(topLevelValue(buf, "event")), fields: &lazyFields{}})
 	}
 	// scan feeds bytes of a block through a string-aware brace counter and
@@ -159,13 +185,14 @@ func ScanEvents(r io.Reader, fn func(Event) error) (bad []BadBlock, err error) {
 		return -1
 	}
 	for {
-		line, rerr := readLine(br)
+		line, n, rerr := readLine(br)
 		if rerr != nil && rerr != io.EOF {
-			return bad, rerr
+			return bad, safe, rerr
 		}
 		if line == nil && rerr == io.EOF {
 			break
 		}
+		pos += n
 		lineNo++
 		body := trimEOL(line)
 		inBlock := len(buf) > 0 || overflow
@@ -179,7 +206,7 @@ func ScanEvents(r io.Reader, fn func(Event) error) (bad []BadBlock, err error) {
 		case !inBlock && startsObject:
 			start = lineNo
 			if err := feed(&buf, body, &overflow); err != nil {
-				return bad, err
+				return bad, safe, err
 			}
 			if at := scan(body); at >= 0 {
 				if !overflow { // past the limit buf holds nothing to cut
@@ -189,7 +216,7 @@ func ScanEvents(r io.Reader, fn func(Event) error) (bad []BadBlock, err error) {
 					report(BadBlock{Line: lineNo, Reason: fmt.Sprintf("text after the object: %.40q", rest)})
 				}
 				if err := emit(lineNo); err != nil {
-					return bad, err
+					return bad, safe, err
 				}
 			}
 		case inBlock:
@@ -197,7 +224,7 @@ func ScanEvents(r io.Reader, fn func(Event) error) (bad []BadBlock, err error) {
 				buf = append(buf, '\n')
 			}
 			if err := feed(&buf, body, &overflow); err != nil {
-				return bad, err
+				return bad, safe, err
 			}
 			at := scan(body)
 			if at < 0 && len(body) > 0 && body[0] == '}' {
@@ -211,7 +238,7 @@ func ScanEvents(r io.Reader, fn func(Event) error) (bad []BadBlock, err error) {
 					buf = buf[:len(buf)-len(body)+at+1]
 				}
 				if err := emit(lineNo); err != nil {
-					return bad, err
+					return bad, safe, err
 				}
 			}
 		default:
@@ -221,6 +248,15 @@ func ScanEvents(r io.Reader, fn func(Event) error) (bad []BadBlock, err error) {
 			}
 		}
 		seenFirst = true
+		if len(buf) == 0 && !overflow {
+			// Lines counts newlines: a resumed read numbers the rest of an
+			// unterminated last line as this same line.
+			done := lineNo
+			if line[len(line)-1] != '\n' {
+				done--
+			}
+			safe = scanEnd{Offset: pos, Lines: done, Count: count, Last: last}
+		}
 		if rerr == io.EOF {
 			break
 		}
@@ -228,7 +264,7 @@ func ScanEvents(r io.Reader, fn func(Event) error) (bad []BadBlock, err error) {
 	if len(buf) > 0 || overflow {
 		report(BadBlock{Line: start, EndLine: lineNo, Reason: unclosed(overflow, "object not closed at end of file")})
 	}
-	return bad, nil
+	return bad, safe, nil
 }
 
 // unclosed names why a block never closed: past the size limit its braces
@@ -254,31 +290,33 @@ func feed(buf *[]byte, b []byte, overflow *bool) error {
 	return nil
 }
 
-// readLine returns the next line including its newline; a line longer than
-// the reader's buffer is returned whole (capped, the rest discarded, so one
-// giant line cannot exhaust memory).
-func readLine(br *bufio.Reader) ([]byte, error) {
+// readLine returns the next line including its newline and how many bytes
+// it took; a line longer than the reader's buffer is returned whole
+// (capped, the rest discarded, so one giant line cannot exhaust memory).
+func readLine(br *bufio.Reader) ([]byte, int64, error) {
 	line, err := br.ReadSlice('\n')
 	if err == nil || err == io.EOF {
 		if len(line) == 0 && err == io.EOF {
-			return nil, io.EOF
+			return nil, 0, io.EOF
 		}
-		return line, err
+		return line, int64(len(line)), err
 	}
 	if !errors.Is(err, bufio.ErrBufferFull) {
-		return nil, err
+		return nil, 0, err
 	}
+	n := int64(len(line))
 	out := append([]byte(nil), line...)
 	for {
 		more, err := br.ReadSlice('\n')
+		n += int64(len(more))
 		if len(out) <= maxEventBytes+1 {
 			out = append(out, more...)
 		}
 		if err == nil || err == io.EOF {
-			return out, err
+			return out, n, err
 		}
 		if !errors.Is(err, bufio.ErrBufferFull) {
-			return nil, err
+			return nil, 0, err
 		}
 	}
 }
