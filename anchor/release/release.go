@@ -312,7 +312,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	res.Root24Lock = lockLabel
 
 	// 1. The bundle.
-	old, err := fileSHA256(o.Root, lay.Bundle)
+	old, err := FileSHA256(o.Root, lay.Bundle)
 	switch {
 	case err == nil && old == res.Hash:
 	case err == nil || errors.Is(err, fs.ErrNotExist):
@@ -496,7 +496,9 @@ func writeJSONAtomic(root tree.Root, rel string, v any) error {
 	return root.WriteFileAtomic(rel, b.Bytes(), 0o644)
 }
 
-func fileSHA256(root tree.Root, rel string) (string, error) {
+// FileSHA256 is the SHA-256 (hex) of a file in the tree, read through the
+// confined root.
+func FileSHA256(root tree.Root, rel string) (string, error) {
 	f, err := root.Open(rel)
 	if err != nil {
 		return "", err

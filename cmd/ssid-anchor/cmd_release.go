@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -266,7 +263,7 @@ func releaseAnchorStep(ctx context.Context, rr *releaseRun) (string, string, err
 	// would fail verify. Its bundle's CID is in the anchor manifest.
 	frozen := false
 	if man, _, err := anchor.LoadManifestIn(root, g.cfg.Paths.Manifest); err == nil {
-		if sum, err := sha256Rel(root, b.Manifest); err == nil && man.Has(b.Manifest, sum) {
+		if sum, err := release.FileSHA256(root, b.Manifest); err == nil && man.Has(b.Manifest, sum) {
 			frozen = true
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -324,19 +321,6 @@ func releaseAnchorStep(ctx context.Context, rr *releaseRun) (string, string, err
 		summary += "; " + b.Manifest + " was anchored before this run and is left unchanged (no external_anchors.ipfs written)"
 	}
 	return stepOK, summary, nil
-}
-
-func sha256Rel(root tree.Root, rel string) (string, error) {
-	f, err := root.Open(rel)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // releaseRemotePinStep queues the bundle and the release manifest for
