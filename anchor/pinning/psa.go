@@ -256,6 +256,7 @@ func (p *PSA) find(ctx context.Context, c string) (*openapi.PinStatus, error) {
 	q.Set("status", "queued,pinning,pinned")
 	q.Set("limit", "1000")
 	var best *openapi.PinStatus
+	var cursor time.Time // the last "before" sent; zero on the first page
 	rank := map[openapi.Status]int{"queued": 1, "pinning": 2, "pinned": 3}
 	for page := 0; page < 100; page++ {
 		var res openapi.PinResults
@@ -281,6 +282,12 @@ func (p *PSA) find(ctx context.Context, c string) (*openapi.PinStatus, error) {
 				oldest = st.Created
 			}
 		}
+		if !cursor.IsZero() && !oldest.Before(cursor) {
+			// The page did not move back in time: a broken or hostile
+			// service would hand us the same page until the cap.
+			break
+		}
+		cursor = oldest
 		q.Set("before", oldest.UTC().Format(time.RFC3339Nano))
 	}
 	return best, nil

@@ -19,6 +19,8 @@ import (
 	"github.com/ipld/go-ipld-prime/fluent/qp"
 	"github.com/ipld/go-ipld-prime/node/basicnode"
 	"github.com/libp2p/go-libp2p/core/crypto"
+
+	"github.com/ssid/ssid-anchor/anchor/retry"
 )
 
 // Error is a failure talking to the bridge or the PUT target. Transient
@@ -218,17 +220,11 @@ func (c *Client) statusError(op string, resp *http.Response, body []byte) error 
 	return e
 }
 
+// parseRetryAfter is the project's one Retry-After reader (anchor/retry),
+// which also caps a hostile delay-seconds so it cannot overflow a Duration.
 func parseRetryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
+	d, _ := retry.ParseRetryAfter(v, now)
+	return d
 }
 
 // put sends the CAR file's exact bytes to url with exactly the headers the

@@ -11,9 +11,12 @@ import (
 // Retry calls Upload until it succeeds, fails for good, or maxTries calls
 // were made, waiting with b between transient failures (at least what the
 // service asked for in Retry-After). st carries the progress from one call
-// to the next, so a retry never repeats a finished step. The queue of the
-// remote-pinning layer may use its own policy instead and call Upload
-// directly with IsTransient.
+// to the next, so a retry never repeats a finished step.
+//
+// It lives with the tests, which drive an upload to completion in-process:
+// the product's one retry policy is anchor/retry, applied by the persistent
+// remote-pin queue (anchor/pinning), which calls Upload with IsTransient and
+// stores the next attempt time instead of sleeping on a server's say-so.
 func (c *Client) Retry(ctx context.Context, src Blocks, st *State, save func(*State) error, b backoff.BackOff, maxTries uint) error {
 	var last error
 	_, err := backoff.Retry(ctx, func() (struct{}, error) {
