@@ -35,7 +35,12 @@ import (
 const (
 	controlSocketName = "ssid-anchor.sock"
 	controlVersion    = 1
-	maxFrame          = 16 << 20
+	// maxFrame bounds what the client accepts from the daemon (a command
+	// may write a large chunk at once); maxRequest bounds the one frame the
+	// daemon reads from a client (argv, cwd, a few variables), so a client
+	// cannot make the daemon allocate 16 MiB per connection.
+	maxFrame   = 16 << 20
+	maxRequest = 1 << 20
 )
 
 type controlRequest struct {
@@ -91,14 +96,14 @@ func writeFrame(w io.Writer, v any) error {
 	return err
 }
 
-func readFrame(r io.Reader, v any) error {
+func readFrame(r io.Reader, v any, limit uint32) error {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return err
 	}
 	n := binary.BigEndian.Uint32(hdr[:])
-	if n > maxFrame {
-		return fmt.Errorf("control frame of %d bytes is over the %d byte limit", n, maxFrame)
+	if n > limit {
+		return fmt.Errorf("control frame of %d bytes is over the %d byte limit", n, limit)
 	}
 	b := make([]byte, n)
 	if _, err := io.ReadFull(r, b); err != nil {
@@ -188,7 +193,7 @@ func (s *controlServer) serveConn(c *net.UnixConn) {
 	}
 	var req controlRequest
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if err := readFrame(c, &req); err != nil {
+	if err := readFrame(c, &req, maxRequest); err != nil {
 		s.log.Warn("control socket: bad request", "err", err)
 		return
 	}
@@ -310,7 +315,7 @@ func forward(ctx context.Context, c *net.UnixConn, req controlRequest, stdout, s
 	defer stop()
 	for {
 		var f controlFrame
-		if err := readFrame(c, &f); err != nil {
+		if err := readFrame(c, &f, maxFrame); err != nil {
 			if ctx.Err() != nil {
 				return exitInterrupted, nil
 			}
