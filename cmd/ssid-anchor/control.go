@@ -41,6 +41,9 @@ const (
 	// cannot make the daemon allocate 16 MiB per connection.
 	maxFrame   = 16 << 20
 	maxRequest = 1 << 20
+	// controlGrace is how long, after a cancel, the client still waits for
+	// the exit code and the daemon still tries to write to it.
+	controlGrace = 5 * time.Second
 )
 
 type controlRequest struct {
@@ -200,6 +203,12 @@ func (s *controlServer) serveConn(c *net.UnixConn) {
 	c.SetReadDeadline(time.Time{})
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
+	// Once the request is cancelled (the client closed its side, or the
+	// daemon stops), a client that no longer reads must not block the
+	// command's writes, and whatever gate or lock it holds, forever: the
+	// writes get the grace the client gives the exit code (forward).
+	stopDeadline := context.AfterFunc(ctx, func() { c.SetWriteDeadline(time.Now().Add(controlGrace)) })
+	defer stopDeadline()
 	var wmu sync.Mutex
 	if err := writeFrame(c, controlFrame{PID: os.Getpid()}); err != nil {
 		return
@@ -310,7 +319,7 @@ func forward(ctx context.Context, c *net.UnixConn, req controlRequest, stdout, s
 	}
 	stop := context.AfterFunc(ctx, func() {
 		c.CloseWrite()
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		c.SetReadDeadline(time.Now().Add(controlGrace))
 	})
 	defer stop()
 	for {
