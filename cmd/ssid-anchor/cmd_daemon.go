@@ -155,7 +155,9 @@ func runDaemon(ctx context.Context, o daemonOptions, g *globalOptions) error {
 		}
 		d.httpAddr = ln.Addr().String()
 	}
-	srv := &http.Server{Handler: d.httpHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)}
+	// IdleTimeout: without it (and no ReadTimeout) an idle keep-alive
+	// connection is held open for ever; it does not cut a response short.
+	srv := &http.Server{Handler: d.httpHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)}
 	if ln != nil {
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -35,7 +35,15 @@ import (
 const (
 	controlSocketName = "ssid-anchor.sock"
 	controlVersion    = 1
-	maxFrame          = 16 << 20
+	// maxFrame bounds what the client accepts from the daemon (a command
+	// may write a large chunk at once); maxRequest bounds the one frame the
+	// daemon reads from a client (argv, cwd, a few variables), so a client
+	// cannot make the daemon allocate 16 MiB per connection.
+	maxFrame   = 16 << 20
+	maxRequest = 1 << 20
+	// controlGrace is how long, after a cancel, the client still waits for
+	// the exit code and the daemon still tries to write to it.
+	controlGrace = 5 * time.Second
 )
 
 type controlRequest struct {
@@ -91,14 +99,14 @@ func writeFrame(w io.Writer, v any) error {
 	return err
 }
 
-func readFrame(r io.Reader, v any) error {
+func readFrame(r io.Reader, v any, limit uint32) error {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return err
 	}
 	n := binary.BigEndian.Uint32(hdr[:])
-	if n > maxFrame {
-		return fmt.Errorf("control frame of %d bytes is over the %d byte limit", n, maxFrame)
+	if n > limit {
+		return fmt.Errorf("control frame of %d bytes is over the %d byte limit", n, limit)
 	}
 	b := make([]byte, n)
 	if _, err := io.ReadFull(r, b); err != nil {
@@ -188,13 +196,19 @@ func (s *controlServer) serveConn(c *net.UnixConn) {
 	}
 	var req controlRequest
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if err := readFrame(c, &req); err != nil {
+	if err := readFrame(c, &req, maxRequest); err != nil {
 		s.log.Warn("control socket: bad request", "err", err)
 		return
 	}
 	c.SetReadDeadline(time.Time{})
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
+	// Once the request is cancelled (the client closed its side, or the
+	// daemon stops), a client that no longer reads must not block the
+	// command's writes, and whatever gate or lock it holds, forever: the
+	// writes get the grace the client gives the exit code (forward).
+	stopDeadline := context.AfterFunc(ctx, func() { c.SetWriteDeadline(time.Now().Add(controlGrace)) })
+	defer stopDeadline()
 	var wmu sync.Mutex
 	if err := writeFrame(c, controlFrame{PID: os.Getpid()}); err != nil {
 		return
@@ -305,12 +319,12 @@ func forward(ctx context.Context, c *net.UnixConn, req controlRequest, stdout, s
 	}
 	stop := context.AfterFunc(ctx, func() {
 		c.CloseWrite()
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		c.SetReadDeadline(time.Now().Add(controlGrace))
 	})
 	defer stop()
 	for {
 		var f controlFrame
-		if err := readFrame(c, &f); err != nil {
+		if err := readFrame(c, &f, maxFrame); err != nil {
 			if ctx.Err() != nil {
 				return exitInterrupted, nil
 			}
