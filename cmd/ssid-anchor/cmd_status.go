@@ -165,6 +165,11 @@ func offlineJobs(g *globalOptions, repo string) ([]scheduler.Entry, error) {
 			return nil, usageError{err}
 		}
 	}
+	if spec := remotePinsSpec(g.cfg); spec != "" {
+		if err := s.Add(jobRemotePins, spec, noop); err != nil {
+			return nil, usageError{err}
+		}
+	}
 	if spec, _ := telemetrySpecFor(g); spec != "" {
 		if err := s.Add(jobTelemetry, spec, noop); err != nil {
 			return nil, usageError{err}

@@ -88,8 +88,8 @@ func (d *daemon) addJobs(cfg applianceConfig) error {
 	} else {
 		d.sched.Remove(jobQuarterly)
 	}
-	if len(cfg.RemotePinning.Services) > 0 {
-		if err := d.sched.Add(jobRemotePins, "@every "+remotePinInterval.String(), d.pipeline(jobRemotePins, []step{{name: "drain", run: d.remotePinsStep}})); err != nil {
+	if spec := remotePinsSpec(cfg); spec != "" {
+		if err := d.sched.Add(jobRemotePins, spec, d.pipeline(jobRemotePins, []step{{name: "drain", run: d.remotePinsStep}})); err != nil {
 			return err
 		}
 	} else {
@@ -102,6 +102,16 @@ func (d *daemon) addJobs(cfg applianceConfig) error {
 		return nil
 	}
 	return d.sched.Add(jobTelemetry, spec, d.pipeline(jobTelemetry, []step{{name: "telemetry", run: d.telemetryStep}}))
+}
+
+// remotePinsSpec is when the remote-pins job runs: every
+// remotePinInterval while any service is configured, else never ("").
+// `status` without a daemon lists the same jobs from it.
+func remotePinsSpec(cfg applianceConfig) string {
+	if len(cfg.RemotePinning.Services) == 0 {
+		return ""
+	}
+	return "@every " + remotePinInterval.String()
 }
 
 // checkJobs validates the specs before anything is replaced.
