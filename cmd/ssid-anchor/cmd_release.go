@@ -437,6 +437,7 @@ func releaseTelemetryStep(ctx context.Context, rr *releaseRun) (string, string, 
 	if err != nil {
 		return stepFailed, "", err
 	}
+	defer root.Close()
 	if f, err := root.Open(g.cfg.Paths.TelemetryConfig); errors.Is(err, fs.ErrNotExist) {
 		return stepSkipped, "no telemetry config at " + g.cfg.Paths.TelemetryConfig, nil
 	} else if err == nil {
@@ -446,6 +447,7 @@ func releaseTelemetryStep(ctx context.Context, rr *releaseRun) (string, string, 
 	if err != nil {
 		return stepFailed, "", err
 	}
+	defer s.root.Close()
 	if s.invalid != nil {
 		return stepFailed, "", invalidConfig(s.cfgRel, s.invalid)
 	}
