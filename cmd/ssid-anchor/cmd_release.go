@@ -443,11 +443,10 @@ func releaseTelemetryStep(ctx context.Context, rr *releaseRun) (string, string, 
 	} else if err == nil {
 		f.Close()
 	}
-	s, err := loadTelemetryConfig(g)
+	s, err := loadTelemetryConfigIn(g, root)
 	if err != nil {
 		return stepFailed, "", err
 	}
-	defer s.root.Close()
 	if s.invalid != nil {
 		return stepFailed, "", invalidConfig(s.cfgRel, s.invalid)
 	}

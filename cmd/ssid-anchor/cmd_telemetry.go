@@ -64,17 +64,23 @@ type telemetrySetup struct {
 // error is returned, a validation error is kept in invalid so
 // --check-config can still show the rest. On success the caller owns
 // s.root and closes it; on error nothing is left open.
-func loadTelemetryConfig(g *globalOptions) (s telemetrySetup, err error) {
+func loadTelemetryConfig(g *globalOptions) (telemetrySetup, error) {
 	root, err := tree.OpenRoot(g.Root)
 	if err != nil {
-		return s, usageError{err}
+		return telemetrySetup{}, usageError{err}
 	}
-	defer func() {
-		if err != nil {
-			root.Close()
-			s.root = tree.Root{}
-		}
-	}()
+	s, err := loadTelemetryConfigIn(g, root)
+	if err != nil {
+		root.Close()
+		return telemetrySetup{}, err
+	}
+	return s, nil
+}
+
+// loadTelemetryConfigIn is loadTelemetryConfig on a root the caller has
+// open already (the console's page view); the caller keeps owning it.
+func loadTelemetryConfigIn(g *globalOptions, root tree.Root) (telemetrySetup, error) {
+	var s telemetrySetup
 	s.root, s.cfgRel = root, g.cfg.Paths.TelemetryConfig
 	b, err := root.ReadFile(s.cfgRel)
 	if errors.Is(err, tree.ErrOutsideRoot) {

@@ -246,8 +246,7 @@ func manifestLink(c string, m *anchor.Manifest) console.ManifestLink {
 // with the same rules as a check) and the telemetry state.
 func (s *consoleSource) readTelemetry(root tree.Root) console.Telemetry {
 	t := console.Telemetry{ConfigFile: s.g.cfg.Paths.TelemetryConfig}
-	setup, err := loadTelemetryConfig(s.g)
-	defer setup.root.Close() // it opens the root too
+	setup, err := loadTelemetryConfigIn(s.g, root)
 	if err != nil {
 		t.Problem = err.Error()
 		return t
