@@ -67,20 +67,15 @@ type logScan struct {
 	bad     []tree.BadBlock
 }
 
-// scanLog reads the registry events added since mark. With a mark whose
+// scanOpenedLog reads the registry events added since mark from a log the
+// caller opened (through the governance root, which confines it); err is
+// the open's error and path names the log in messages. With a mark whose
 // tail still matches, only the bytes after it are read, so a check costs
 // the new events, not the whole log. Without one (first check) or when the
 // log was rewritten, only the last MiB is read and only events from the
 // last window (one check interval) count as new: old history is not
 // re-announced. The log is read under a shared lock, so an event being
 // appended by `ssid-anchor event` is never seen half-written.
-func scanLog(path string, mark *LogMark, now time.Time, window time.Duration, filters EventFilters, seen map[string]bool) (logScan, error) {
-	f, err := os.Open(path)
-	return scanOpenedLog(f, err, path, mark, now, window, filters, seen)
-}
-
-// scanOpenedLog is scanLog on a log the caller opened (through the
-// governance root, which confines it); err is the open's error.
 func scanOpenedLog(f *os.File, err error, path string, mark *LogMark, now time.Time, window time.Duration, filters EventFilters, seen map[string]bool) (logScan, error) {
 	res := logScan{mark: mark}
 	if errors.Is(err, fs.ErrNotExist) {

@@ -262,7 +262,7 @@ func (m *Monitor) Check(ctx context.Context, dryRun bool) (*Report, error) {
 		}
 		defer unlock()
 	}
-	st, err := loadStateIn(m.Root, m.Paths.State)
+	st, err := LoadStateIn(m.Root, m.Paths.State)
 	if err != nil {
 		return nil, fmt.Errorf("paths.telemetry_state: %w", err)
 	}

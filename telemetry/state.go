@@ -119,8 +119,9 @@ func LoadState(path string) (*State, error) {
 	return parseState(b, path)
 }
 
-// loadStateIn is LoadState through the governance root, which confines it.
-func loadStateIn(r tree.Root, rel string) (*State, error) {
+// LoadStateIn is LoadState through the governance root, which confines it;
+// the monitor and the console read the state with it.
+func LoadStateIn(r tree.Root, rel string) (*State, error) {
 	b, err := r.ReadFile(rel)
 	if errors.Is(err, fs.ErrNotExist) {
 		st := &State{}

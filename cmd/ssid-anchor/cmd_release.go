@@ -437,12 +437,13 @@ func releaseTelemetryStep(ctx context.Context, rr *releaseRun) (string, string, 
 	if err != nil {
 		return stepFailed, "", err
 	}
+	defer root.Close()
 	if f, err := root.Open(g.cfg.Paths.TelemetryConfig); errors.Is(err, fs.ErrNotExist) {
 		return stepSkipped, "no telemetry config at " + g.cfg.Paths.TelemetryConfig, nil
 	} else if err == nil {
 		f.Close()
 	}
-	s, err := loadTelemetryConfig(g)
+	s, err := loadTelemetryConfigIn(g, root)
 	if err != nil {
 		return stepFailed, "", err
 	}

@@ -62,13 +62,25 @@ type telemetrySetup struct {
 
 // loadTelemetryConfig reads, parses and validates the config; a parse
 // error is returned, a validation error is kept in invalid so
-// --check-config can still show the rest.
+// --check-config can still show the rest. On success the caller owns
+// s.root and closes it; on error nothing is left open.
 func loadTelemetryConfig(g *globalOptions) (telemetrySetup, error) {
-	var s telemetrySetup
 	root, err := tree.OpenRoot(g.Root)
 	if err != nil {
-		return s, usageError{err}
+		return telemetrySetup{}, usageError{err}
 	}
+	s, err := loadTelemetryConfigIn(g, root)
+	if err != nil {
+		root.Close()
+		return telemetrySetup{}, err
+	}
+	return s, nil
+}
+
+// loadTelemetryConfigIn is loadTelemetryConfig on a root the caller has
+// open already (the console's page view); the caller keeps owning it.
+func loadTelemetryConfigIn(g *globalOptions, root tree.Root) (telemetrySetup, error) {
+	var s telemetrySetup
 	s.root, s.cfgRel = root, g.cfg.Paths.TelemetryConfig
 	b, err := root.ReadFile(s.cfgRel)
 	if errors.Is(err, tree.ErrOutsideRoot) {
@@ -119,6 +131,7 @@ func runTelemetry(ctx context.Context, o telemetryOptions, g *globalOptions) err
 	if err != nil {
 		return err
 	}
+	defer s.root.Close()
 	if o.CheckConfig {
 		return runCheckConfig(s, g)
 	}
@@ -177,6 +190,14 @@ func runWatch(ctx context.Context, s telemetrySetup, g *globalOptions) error {
 	if err != nil {
 		return err
 	}
+	// The first setup's root is the caller's to close; every later one,
+	// loaded by a check, is closed here when replaced or when the watch ends.
+	first := s.root
+	defer func() {
+		if s.root != first {
+			s.root.Close()
+		}
+	}()
 	interval := s.cfg.CheckInterval()
 	var check scheduler.Job
 	check = func(ctx context.Context) error {
@@ -185,8 +206,12 @@ func runWatch(ctx context.Context, s telemetrySetup, g *globalOptions) error {
 		case err != nil:
 			g.log.Error("telemetry config unreadable; keeping the previous one", "error", err)
 		case next.invalid != nil:
+			next.root.Close()
 			g.log.Error("telemetry config invalid; keeping the previous one", "error", strings.ReplaceAll(next.invalid.Error(), "\n", "; "))
 		default:
+			if s.root != first {
+				s.root.Close()
+			}
 			s = next
 		}
 		if iv := s.cfg.CheckInterval(); iv != interval {
@@ -226,6 +251,7 @@ func telemetryCheck(ctx context.Context, g *globalOptions) (*telemetry.Report, e
 	if err != nil {
 		return nil, err
 	}
+	defer s.root.Close()
 	if s.invalid != nil {
 		return nil, invalidConfig(s.cfgRel, s.invalid)
 	}

@@ -246,8 +246,7 @@ func manifestLink(c string, m *anchor.Manifest) console.ManifestLink {
 // with the same rules as a check) and the telemetry state.
 func (s *consoleSource) readTelemetry(root tree.Root) console.Telemetry {
 	t := console.Telemetry{ConfigFile: s.g.cfg.Paths.TelemetryConfig}
-	setup, err := loadTelemetryConfig(s.g)
-	defer setup.root.Close() // it opens the root too
+	setup, err := loadTelemetryConfigIn(s.g, root)
 	if err != nil {
 		t.Problem = err.Error()
 		return t
@@ -287,18 +286,11 @@ func (s *consoleSource) readTelemetry(root tree.Root) console.Telemetry {
 		t.Problem = fmt.Sprintf("no dashboard CSV: none of %v exists under the root", s.g.cfg.Paths.DashboardCSV)
 	}
 
-	st := &telemetry.State{}
-	b, err := root.ReadFile(s.g.cfg.Paths.TelemetryState)
-	switch {
-	case errors.Is(err, fs.ErrNotExist): // no check ran yet
-	case err != nil:
-		t.Problem = fmt.Sprintf("paths.telemetry_state: %v", err)
+	// A missing state (no check ran yet) is an empty one.
+	st, err := telemetry.LoadStateIn(root, s.g.cfg.Paths.TelemetryState)
+	if err != nil {
+		t.Problem = fmt.Sprintf("telemetry state (paths.telemetry_state): %v", err)
 		return t
-	case len(bytes.TrimSpace(b)) > 0:
-		if err := json.Unmarshal(b, st); err != nil {
-			t.Problem = fmt.Sprintf("telemetry state %s: %v", s.g.cfg.Paths.TelemetryState, err)
-			return t
-		}
 	}
 	if st.LastCheck != nil {
 		t.LastCheck = st.LastCheck.Time

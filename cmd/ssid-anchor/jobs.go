@@ -140,6 +140,9 @@ func (d *daemon) telemetrySpec(cfg applianceConfig) (string, string) {
 
 func telemetrySpecFor(g *globalOptions) (string, string) {
 	s, err := loadTelemetryConfig(g)
+	if err == nil {
+		defer s.root.Close()
+	}
 	switch {
 	case err != nil:
 		return "", err.Error()
