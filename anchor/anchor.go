@@ -140,10 +140,7 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 	// A dry run writes nothing, not even the lock's directory; it reads a
 	// manifest that is only ever replaced whole.
 	if !res.DryRun {
-		unlock, err := o.Root.LockDir(path.Dir(o.Paths.Manifest))
-		if errors.Is(err, tree.ErrLocked) {
-			return nil, fmt.Errorf("%w (%v)", ErrManifestLocked, err)
-		}
+		unlock, err := lockManifest(o)
 		if err != nil {
 			return nil, err
 		}
@@ -241,6 +238,16 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 	}
 	o.Log.Debug("run committed", "took", time.Since(t0))
 	return res, nil
+}
+
+// lockManifest takes the lock every manifest writer (Run, Rewrite) holds
+// from reading the manifest to replacing it.
+func lockManifest(o RunOptions) (func(), error) {
+	unlock, err := o.Root.LockDir(path.Dir(o.Paths.Manifest))
+	if errors.Is(err, tree.ErrLocked) {
+		return nil, fmt.Errorf("%w (%v)", ErrManifestLocked, err)
+	}
+	return unlock, err
 }
 
 // runState carries one run's open batch and the manifest as last written.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"sort"
 	"time"
@@ -214,7 +215,12 @@ func ParseManifest(b []byte) (*Manifest, error) {
 // confined by the kernel. A missing file returns fs.ErrNotExist so the
 // caller can start a new one.
 func LoadManifestIn(r tree.Root, rel string) (*Manifest, []byte, error) {
-	b, err := r.ReadFile(rel)
+	f, err := r.Open(rel)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	b, err := readManifestBytes(f, rel)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -230,6 +236,11 @@ func LoadManifestIn(r tree.Root, rel string) (*Manifest, []byte, error) {
 // so the caller can start a new one; a FIFO or device is refused without
 // blocking.
 func LoadManifest(path string) (*Manifest, []byte, error) {
+	// A size check before the read, so a huge file handed in is refused
+	// without being read (tree.ReadRegularFile reads it all).
+	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() && st.Size() > maxManifestSize {
+		return nil, nil, errManifestTooBig(path)
+	}
 	b, err := tree.ReadRegularFile(path)
 	if err != nil {
 		return nil, nil, err
@@ -239,6 +250,23 @@ func LoadManifest(path string) (*Manifest, []byte, error) {
 		return nil, nil, fmt.Errorf("manifest %s: %w (fix the JSON or restore it from git)", path, err)
 	}
 	return m, b, nil
+}
+
+// readManifestBytes reads a manifest file, at most maxManifestSize bytes:
+// a huge file put in the manifest's place must not take all memory.
+func readManifestBytes(r io.Reader, name string) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, maxManifestSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading manifest %s: %w", name, err)
+	}
+	if len(b) > maxManifestSize {
+		return nil, errManifestTooBig(name)
+	}
+	return b, nil
+}
+
+func errManifestTooBig(name string) error {
+	return fmt.Errorf("manifest %s is larger than %d MiB, the most a manifest may be (restore it from git)", name, maxManifestSize>>20)
 }
 
 // Has reports whether a record for this path and content exists.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -109,4 +110,22 @@ func FuzzParseManifest(f *testing.F) {
 			t.Fatalf("not stable:\n%s\n%s", out, out2)
 		}
 	})
+}
+
+// A manifest larger than maxManifestSize is refused by its size, before it
+// is read (the file is sparse: nothing is written or read).
+func TestLoadManifestRefusesHugeFile(t *testing.T) {
+	p := t.TempDir() + "/manifest.json"
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(maxManifestSize + 1); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	_, _, err = LoadManifest(p)
+	if err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("LoadManifest of a %d-byte file: err = %v, want a too-large error", maxManifestSize+1, err)
+	}
 }

@@ -5,10 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path"
 	"time"
-
-	"github.com/ssid/ssid-anchor/anchor/tree"
 )
 
 // ErrUnchanged, returned by a Rewrite edit, means the manifest already
@@ -36,10 +33,7 @@ func Rewrite(ctx context.Context, o RunOptions, edit func(*Manifest) error) (*Re
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	unlock, err := o.Root.LockDir(path.Dir(o.Paths.Manifest))
-	if errors.Is(err, tree.ErrLocked) {
-		return nil, fmt.Errorf("%w (%v)", ErrManifestLocked, err)
-	}
+	unlock, err := lockManifest(o)
 	if err != nil {
 		return nil, err
 	}

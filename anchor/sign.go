@@ -226,10 +226,8 @@ func verifySignatures(ctx context.Context, o VerifyOptions, raw []byte, chain Ch
 		if i > 0 {
 			b = nil
 			if c, err := cid.Decode(l.CID); err == nil {
-				var buf limitedBuffer
-				buf.max = maxManifestSize
-				if _, err := o.Store.ReadFile(ctx, c, maxManifestSize, &buf); err == nil {
-					b = buf.Bytes()
+				if rb, err := readStoredManifest(ctx, o.Store, c); err == nil {
+					b = rb
 				} else {
 					checks[i] = SignatureCheck{Status: SigInvalid, Err: fmt.Errorf("cannot be read from %s: %w", o.StoreName, err)}
 					continue

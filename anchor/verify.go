@@ -459,19 +459,18 @@ func verifyChain(ctx context.Context, o VerifyOptions, head *Manifest, headCID c
 			break
 		}
 		seen[prevCID.KeyString()] = true
-		var buf limitedBuffer
-		buf.max = maxManifestSize
-		if _, err := o.Store.ReadFile(ctx, prevCID, node.MaxDAGBytes(maxManifestSize), &buf); err != nil {
+		b, err := readStoredManifest(ctx, o.Store, prevCID)
+		if err != nil {
 			res.Problems = append(res.Problems, fmt.Sprintf("previous manifest %s (linked from %s) cannot be read from %s: %v; the chain is broken (import the CAR that carries it)", prevCID, curCID, o.StoreName, err))
 			break
 		}
 		params, _ := node.ParamsFor(profileOf(Record{}, prevCID))
-		got, err := node.ComputeCID(bytes.NewReader(buf.Bytes()), params, nil)
+		got, err := node.ComputeCID(bytes.NewReader(b), params, nil)
 		if err != nil || !got.Equals(prevCID) {
 			res.Problems = append(res.Problems, fmt.Sprintf("previous manifest %s: its bytes re-chunk to %s, not to the linked CID", prevCID, got))
 			break
 		}
-		prev, err := ParseManifest(buf.Bytes())
+		prev, err := ParseManifest(b)
 		if err != nil {
 			res.Problems = append(res.Problems, fmt.Sprintf("%s (linked from %s as the previous manifest) is not a manifest: %v", prevCID, curCID, err))
 			break
@@ -485,6 +484,16 @@ func verifyChain(ctx context.Context, o VerifyOptions, head *Manifest, headCID c
 	}
 	res.OK = len(res.Problems) == 0
 	return res
+}
+
+// readStoredManifest reads a linked manifest from store, at most
+// maxManifestSize bytes (and the DAG that many bytes may take).
+func readStoredManifest(ctx context.Context, store BlockStore, c cid.Cid) ([]byte, error) {
+	buf := limitedBuffer{max: maxManifestSize}
+	if _, err := store.ReadFile(ctx, c, node.MaxDAGBytes(maxManifestSize), &buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // reaches says whether the chain followed from the manifest passed through

@@ -435,6 +435,10 @@ func scanReleases(root tree.Root, logRel string, q Quarter) ([]priorEvent, int64
 	return prior, off, nil
 }
 
+// maxManifestBytes bounds a release manifest read into memory: a huge file
+// in its place must not take all memory.
+const maxManifestBytes = 64 << 20
+
 // LoadManifest reads a release manifest through the root.
 func LoadManifest(root tree.Root, rel string) (*Manifest, error) {
 	f, err := root.Open(rel)
@@ -442,9 +446,15 @@ func LoadManifest(root tree.Root, rel string) (*Manifest, error) {
 		return nil, err
 	}
 	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxManifestBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading release manifest %s: %w", rel, err)
+	}
+	if len(b) > maxManifestBytes {
+		return nil, fmt.Errorf("release manifest %s is larger than %d MiB, more than a release manifest can be (delete it to rebuild)", rel, maxManifestBytes>>20)
+	}
 	var m Manifest
-	dec := json.NewDecoder(f)
-	if err := dec.Decode(&m); err != nil {
+	if err := json.NewDecoder(bytes.NewReader(b)).Decode(&m); err != nil {
 		return nil, fmt.Errorf("release manifest %s: %w (fix the JSON or delete it to rebuild)", rel, err)
 	}
 	return &m, nil

@@ -63,9 +63,9 @@ func runExport(ctx context.Context, o exportOptions, g *globalOptions) error {
 			return usagef("paths.manifest: %v", err)
 		}
 		// The tree's manifest is read once, through the root (kernel-
-		// confined), and copied into the export directory; the plan is made
+		// confined, size-capped, parsed), and copied into the export directory; the plan is made
 		// from that copy, so the CARs and the copy always agree.
-		b, err := root.ReadFile(g.cfg.Paths.Manifest)
+		_, b, err := anchor.LoadManifestIn(root, g.cfg.Paths.Manifest)
 		if errors.Is(err, tree.ErrOutsideRoot) {
 			return usagef("paths.manifest: %v", err)
 		}
