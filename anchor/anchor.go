@@ -492,8 +492,8 @@ func (r *Result) addUnmatched(u []Unmatched) {
 	r.Unmatched = append(r.Unmatched, u...)
 }
 
-// anchorFile hashes and adds one file in a single read. Large files are
-// hashed on a second goroutine so SHA-256 and chunk hashing use both cores.
+// anchorFile hashes and adds one file in a single read; the importer runs
+// the file's SHA-256 beside the block hashing.
 func anchorFile(ctx context.Context, o RunOptions, b Batch, rel string) (Record, error) {
 	f, err := o.Root.Open(rel)
 	if err != nil {
@@ -515,7 +515,9 @@ func anchorFile(ctx context.Context, o RunOptions, b Batch, rel string) (Record,
 	if o.OnFile != nil {
 		progress = o.OnFile(rel, st.Size())
 	}
-	h := newFileHasher(st.Size())
+	// Synchronous: the importer already calls observe on a goroutine of its
+	// own, beside the block hashing, and reuses the chunk's buffer after.
+	h := newFileHasher(0)
 	observe := func(p []byte) {
 		h.write(p)
 		if progress != nil {
@@ -544,8 +546,10 @@ func anchorFile(ctx context.Context, o RunOptions, b Batch, rel string) (Record,
 	}, nil
 }
 
-// fileHasher computes a file's SHA-256 from the chunks the importer reads.
-// Above parallelHashMin it runs on its own goroutine.
+// fileHasher computes a file's SHA-256 from chunks it is shown. Above
+// parallelHashMin it runs on its own goroutine and keeps the slices it is
+// given until sum, so the caller must not reuse them (verification's block
+// reader does not); below, or with size 0, it hashes in write.
 type fileHasher struct {
 	h    hash.Hash
 	n    int64

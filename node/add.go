@@ -16,6 +16,7 @@ import (
 	"github.com/ipfs/boxo/ipld/unixfs/importer/balanced"
 	ihelper "github.com/ipfs/boxo/ipld/unixfs/importer/helpers"
 	pin "github.com/ipfs/boxo/pinning/pinner"
+	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/ipfs/kubo/config"
@@ -149,21 +150,25 @@ func (t chunkTap) NextBytes() ([]byte, error) {
 }
 
 // AddFile chunks r into UnixFS blocks with params p and returns the file's
-// root CID. observe, when set, sees every chunk of the file in order (the
-// bytes must not be modified); the anchor package hashes the whole file there
-// so the file is read only once.
+// root CID. observe, when set, sees every chunk of the file in order, on one
+// goroutine that may not be the caller's; the slice is valid only during the
+// call. The anchor package hashes the whole file there so the file is read
+// only once.
 func (b *Batch) AddFile(r io.Reader, p ImportParams, observe func([]byte)) (cid.Cid, error) {
 	if b.done {
 		return cid.Undef, fmt.Errorf("batch already committed")
 	}
-	return buildFile(b.dag, r, p, observe, &b.flusher.written)
+	bs := b.n.ipfs.Blockstore
+	put := func(ctx context.Context, blk blocks.Block) error { return bs.Put(ctx, blk) }
+	return importFile(b.ctx, r, p, b.dag, put, observe, &b.flusher.written)
 }
 
 // ComputeCID derives the CID that AddFile would give, storing nothing; it
 // needs no repo (dry runs, air-gapped verification).
 func ComputeCID(r io.Reader, p ImportParams, observe func([]byte)) (cid.Cid, error) {
 	var n atomic.Int64
-	return buildFile(discardDAG{}, r, p, observe, &n)
+	discard := func(context.Context, blocks.Block) error { return nil }
+	return importFile(context.Background(), r, p, discardDAG{}, discard, observe, &n)
 }
 
 func buildFile(ds ipld.DAGService, r io.Reader, p ImportParams, observe func([]byte), count *atomic.Int64) (cid.Cid, error) {
