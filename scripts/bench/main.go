@@ -32,8 +32,9 @@
 // pays for pages an earlier command left dirty); the source files are read
 // once before each round so every command finds them in the page cache
 // (-cold drops the page cache before every command instead). Wall time and
-// peak RSS (rusage ru_maxrss of the command and its children) are recorded
-// for every command; -json FILE writes every sample.
+// peak RSS (ru_maxrss of the command and its children, taken by a small
+// launcher process: see launcherArg) are recorded for every command; -json
+// FILE writes every sample.
 package main
 
 import (
@@ -74,6 +75,9 @@ type options struct {
 var caseNames = []string{"large", "small", "tree", "verify", "export"}
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == launcherArg {
+		os.Exit(launcherMain(os.Args[2:]))
+	}
 	o := options{Size: 1 << 30}
 	flag.StringVar(&o.Bin, "bin", "bin/ssid-anchor", "ssid-anchor binary")
 	flag.StringVar(&o.IPFS, "ipfs", "bin/ipfs", "stock kubo CLI (make ipfs)")
@@ -155,6 +159,9 @@ func run(ctx context.Context, o options, out, progress io.Writer) error {
 
 	b := &bench{o: o, work: work, out: out, progress: progress}
 	b.rep = newReport(ctx, o, work)
+	if b.rep.RSSFloorMiB, err = launcherFloor(ctx, work); err != nil {
+		return err
+	}
 	b.printHeader()
 	for _, name := range cases {
 		if err := ctx.Err(); err != nil {

@@ -14,6 +14,15 @@ import (
 	"time"
 )
 
+// TestMain lets the test binary be the launcher of measured commands, as
+// the bench binary is (run re-executes os.Executable()).
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == launcherArg {
+		os.Exit(launcherMain(os.Args[2:]))
+	}
+	os.Exit(m.Run())
+}
+
 // toolBinary returns the binary named by env (make test sets both), or builds
 // pkg, as cmd/ssid-anchor's tests do; a failed build fails the test.
 func toolBinary(t *testing.T, env, pkg string) string {

@@ -152,14 +152,19 @@ func (b *bench) measure(ctx context.Context, s step, errPath string) (wall, with
 		return 0, 0, 0, err
 	}
 	defer stderr.Close()
-	c := exec.CommandContext(ctx, s.argv[0], s.argv[1:]...)
+	self, err := os.Executable()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	res := errPath + ".rusage"
+	c := exec.CommandContext(ctx, self, append([]string{launcherArg, res}, s.argv...)...)
 	c.Env = append(os.Environ(), s.env...)
 	c.Stdout, c.Stderr = stdout, stderr
-	start := time.Now()
-	err = c.Run()
-	wall = time.Since(start)
-	if err != nil {
+	if err := c.Run(); err != nil {
 		return 0, 0, 0, fmt.Errorf("%q: %w\n%s", s.argv, err, tail(errPath))
+	}
+	if wall, rssKiB, err = readLauncher(res); err != nil {
+		return 0, 0, 0, err
 	}
 	withSync = wall
 	if s.syncKey != "" {
@@ -167,15 +172,82 @@ func (b *bench) measure(ctx context.Context, s step, errPath string) (wall, with
 		syscall.Sync()
 		withSync += time.Since(t)
 	}
-	if ru, ok := c.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		rssKiB = ru.Maxrss // KiB on Linux
-	}
 	if s.check != nil {
 		if err := s.check(); err != nil {
 			return 0, 0, 0, fmt.Errorf("after %s: %w", firstNonEmpty(s.label, s.syncLabel), err)
 		}
 	}
 	return wall, withSync, rssKiB, nil
+}
+
+// launcherArg as the first argument makes this program the launcher of one
+// measured command: `bench -launch RESULT CMD ARGS...` runs CMD, waits, and
+// writes its wall time in nanoseconds and its ru_maxrss in KiB to RESULT.
+//
+// Why a launcher: Go starts children with clone(CLONE_VM|CLONE_VFORK), and
+// on exec Linux folds the high-water RSS of the mm the child leaves (the
+// parent's) into the child's ru_maxrss. A command started by the driver
+// would report at least the driver's own peak (tens of MiB after it has
+// generated data or read a manifest). The launcher is a fresh process whose
+// own peak is a few MiB (measured once and printed as the floor of the RSS
+// column), and it times the command without its own start-up.
+const launcherArg = "-launch"
+
+func launcherMain(args []string) int {
+	if len(args) < 2 {
+		fmt.Fprintln(os.Stderr, "bench -launch RESULT CMD [ARGS...]")
+		return 2
+	}
+	c := exec.Command(args[1], args[2:]...)
+	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
+	c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with the driver's kill
+	start := time.Now()
+	err := c.Run()
+	wall := time.Since(start)
+	if c.ProcessState == nil {
+		fmt.Fprintln(os.Stderr, "bench -launch:", err)
+		return 1
+	}
+	var rss int64
+	if ru, ok := c.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		rss = ru.Maxrss // KiB on Linux
+	}
+	if werr := os.WriteFile(args[0], fmt.Appendf(nil, "%d %d\n", wall.Nanoseconds(), rss), 0o644); werr != nil {
+		fmt.Fprintln(os.Stderr, "bench -launch:", werr)
+		return 1
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench -launch:", err)
+		return max(c.ProcessState.ExitCode(), 1)
+	}
+	return 0
+}
+
+func readLauncher(path string) (time.Duration, int64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0, fmt.Errorf("the launcher left no result: %w", err)
+	}
+	var ns, rss int64
+	if _, err := fmt.Sscan(string(b), &ns, &rss); err != nil {
+		return 0, 0, fmt.Errorf("%s: %q: %w", path, b, err)
+	}
+	return time.Duration(ns), rss, nil
+}
+
+// launcherFloor is the ru_maxrss the launcher reports for `true`: what
+// every figure of the RSS column includes at least.
+func launcherFloor(ctx context.Context, dir string) (float64, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return 0, err
+	}
+	res := filepath.Join(dir, "floor.rusage")
+	if out, err := exec.CommandContext(ctx, self, launcherArg, res, "true").CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("the launcher (%s %s): %w\n%s", self, launcherArg, err, out)
+	}
+	_, rss, err := readLauncher(res)
+	return float64(rss) / 1024, err
 }
 
 // runUntimed runs a setup command (repo init, an anchor that verify needs).

@@ -18,24 +18,25 @@ import (
 // report is everything a run measured, and the machine it ran on; -json
 // writes it.
 type report struct {
-	Started    time.Time     `json:"started"`
-	Finished   time.Time     `json:"finished"`
-	Seed       uint64        `json:"seed"`
-	Runs       int           `json:"runs"`
-	Cold       bool          `json:"cold"`
-	Caches     string        `json:"caches"`
-	Dir        string        `json:"dir"`
-	FSType     string        `json:"fs_type"`
-	Kernel     string        `json:"kernel"`
-	NProc      int           `json:"nproc"`
-	LoadStart  string        `json:"loadavg_start"`
-	LoadEnd    string        `json:"loadavg_end"`
-	GoDriver   string        `json:"go_driver"`
-	SSIDAnchor binaryInfo    `json:"ssid_anchor"`
-	IPFS       binaryInfo    `json:"ipfs"`
-	OpenSSL    string        `json:"openssl"`
-	Options    reportOptions `json:"options"`
-	Cases      []*caseResult `json:"cases"`
+	Started     time.Time     `json:"started"`
+	Finished    time.Time     `json:"finished"`
+	Seed        uint64        `json:"seed"`
+	Runs        int           `json:"runs"`
+	Cold        bool          `json:"cold"`
+	Caches      string        `json:"caches"`
+	RSSFloorMiB float64       `json:"rss_floor_mib"`
+	Dir         string        `json:"dir"`
+	FSType      string        `json:"fs_type"`
+	Kernel      string        `json:"kernel"`
+	NProc       int           `json:"nproc"`
+	LoadStart   string        `json:"loadavg_start"`
+	LoadEnd     string        `json:"loadavg_end"`
+	GoDriver    string        `json:"go_driver"`
+	SSIDAnchor  binaryInfo    `json:"ssid_anchor"`
+	IPFS        binaryInfo    `json:"ipfs"`
+	OpenSSL     string        `json:"openssl"`
+	Options     reportOptions `json:"options"`
+	Cases       []*caseResult `json:"cases"`
 }
 
 type reportOptions struct {
@@ -148,7 +149,7 @@ func (b *bench) printHeader() {
 		r.SSIDAnchor.Path, r.SSIDAnchor.GoVersion, r.SSIDAnchor.Kubo, r.IPFS.Path, r.IPFS.Kubo, r.IPFS.GoVersion, r.OpenSSL, r.GoDriver)
 	fmt.Fprintf(w, "stock kubo: a fresh repo per run from `ipfs init` (default profile); data seed %d (replay with -seed %d)\n", r.Seed, r.Seed)
 	fmt.Fprintf(w, "caches %s\n", r.Caches)
-	fmt.Fprintf(w, "round i runs every command of a case once, the order rotated by i; tables show the median of %d rounds, the range, and the peak RSS of each command\n", r.Runs)
+	fmt.Fprintf(w, "round i runs every command of a case once, the order rotated by i; tables show the median of %d rounds, the range, and the peak RSS of each command (ru_maxrss of the command and its children; the launcher sets a floor of %.1f MiB, what `true` shows)\n", r.Runs, r.RSSFloorMiB)
 }
 
 var labels = map[string]string{
