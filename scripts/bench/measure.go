@@ -139,10 +139,11 @@ func (b *bench) measure(ctx context.Context, s step, errPath string) (wall, with
 			return 0, 0, 0, fmt.Errorf("-cold: dropping the page cache (needs root): %w", err)
 		}
 	}
-	stdout, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-	if s.stdout != "" {
-		stdout, err = os.Create(s.stdout)
+	outPath := s.stdout
+	if outPath == "" {
+		outPath = os.DevNull
 	}
+	stdout, err := os.Create(outPath)
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -157,6 +158,9 @@ func (b *bench) measure(ctx context.Context, s step, errPath string) (wall, with
 		return 0, 0, 0, err
 	}
 	res := errPath + ".rusage"
+	if err := os.Remove(res); err != nil && !os.IsNotExist(err) {
+		return 0, 0, 0, err
+	}
 	c := exec.CommandContext(ctx, self, append([]string{launcherArg, res}, s.argv...)...)
 	c.Env = append(os.Environ(), s.env...)
 	c.Stdout, c.Stderr = stdout, stderr
