@@ -3,7 +3,7 @@
 # side by side on this machine. Needs bin/ssid-anchor and bin/ipfs (make
 # builds both first). Arguments go to the anchoring benchmark
 # (scripts/bench, see go run ./scripts/bench -h), e.g.
-#   ./scripts/bench.sh -size 256MiB -treefiles 5000 -runs 5 -json bench.json
+#   ./scripts/bench.sh -size 256MiB -treefiles 5000 -runs 5 -json bench-out/bench.json
 #   make bench BENCH_FLAGS="-only tree,verify -cold"
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -137,6 +137,9 @@ func (r *report) writeJSON(path string) error {
 	if err != nil {
 		return err
 	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
