@@ -135,8 +135,8 @@ func TestHarnessTiny(t *testing.T) {
 			t.Errorf("case %s: %d ratios in JSON, want %d", c.Name, len(c.Ratios), wantRatios[c.Name])
 		}
 		for _, r := range c.Ratios {
-			if !(r.Value > 0) || math.IsInf(r.Value, 0) {
-				t.Errorf("case %s: ratio %s/%s = %v", c.Name, r.Subject, r.Baseline, r.Value)
+			if !(r.Value > 0) || math.IsInf(r.Value, 0) || len(r.PerRound) != 1 || r.PerRound[0] != r.Value {
+				t.Errorf("case %s: ratio %s/%s = %v, per round %v", c.Name, r.Subject, r.Baseline, r.Value, r.PerRound)
 			}
 		}
 		if len(c.RSS) != wantRSS[c.Name] {

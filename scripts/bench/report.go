@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -68,9 +69,13 @@ type caseResult struct {
 type ratio struct {
 	Subject  string  `json:"subject"`
 	Baseline string  `json:"baseline"`
-	Value    float64 `json:"value"`
-	Target   float64 `json:"target,omitempty"` // at most; 0: none set
-	Meets    *bool   `json:"meets,omitempty"`
+	Value    float64 `json:"value"` // median over median
+	// PerRound is the subject's time over the baseline's in each round
+	// (the two ran back to back there): its spread shows how far the
+	// machine's drift moves the ratio.
+	PerRound []float64 `json:"per_round"`
+	Target   float64   `json:"target,omitempty"` // at most; 0: none set
+	Meets    *bool     `json:"meets,omitempty"`
 }
 
 type rssCheck struct {
@@ -95,7 +100,11 @@ func (c *caseResult) row(key string) *row {
 func (c *caseResult) ratios(subject string, baselines []string, targets map[string]float64) {
 	s := c.row(subject)
 	for _, k := range baselines {
-		r := ratio{Subject: subject, Baseline: k, Value: s.MedianS / c.row(k).MedianS}
+		b := c.row(k)
+		r := ratio{Subject: subject, Baseline: k, Value: s.MedianS / b.MedianS}
+		for i := range min(len(s.Samples), len(b.Samples)) {
+			r.PerRound = append(r.PerRound, s.Samples[i].WallS/b.Samples[i].WallS)
+		}
 		if t, ok := targets[k]; ok {
 			m := r.Value <= t
 			r.Target, r.Meets = t, &m
@@ -181,6 +190,9 @@ func printCase(out io.Writer, c *caseResult, runs int) {
 	fmt.Fprintf(out, "  ratios of medians (median of %d rounds):\n", runs)
 	for _, r := range c.Ratios {
 		line := fmt.Sprintf("    %-*s  %7.2f ×", w, names(r), r.Value)
+		if len(r.PerRound) > 1 {
+			line += fmt.Sprintf("  (rounds %.2f–%.2f)", slices.Min(r.PerRound), slices.Max(r.PerRound))
+		}
 		if r.Meets != nil {
 			line += fmt.Sprintf("    target ≤ %.2f ×  %s", r.Target, verdict(*r.Meets))
 		}
