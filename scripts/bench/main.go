@@ -169,13 +169,21 @@ func run(ctx context.Context, o options, out, progress io.Writer) error {
 		}
 		cr, err := b.runCase(ctx, name)
 		if err != nil {
-			return fmt.Errorf("case %s: %w", name, err)
+			err = fmt.Errorf("case %s: %w", name, err)
+			if o.JSON != "" { // keep the cases that finished
+				b.rep.finish()
+				b.rep.Error = err.Error()
+				if jerr := b.rep.writeJSON(o.JSON); jerr != nil {
+					fmt.Fprintf(progress, "bench: -json: %v\n", jerr)
+				}
+			}
+			return err
 		}
 		b.rep.Cases = append(b.rep.Cases, cr)
 		printCase(out, cr, o.Runs)
 	}
 	b.rep.finish()
-	fmt.Fprintf(out, "\nload average at the end: %s (at the start: %s) on %d CPUs; other work on the machine inflates wall times, not the ratios of interleaved rounds or RSS\n",
+	fmt.Fprintf(out, "\nload average at the end: %s (at the start: %s) on %d CPUs; other work on the machine inflates wall times, and the ratios less (the commands of a round share its drift); RSS does not depend on it\n",
 		b.rep.LoadEnd, b.rep.LoadStart, b.rep.NProc)
 	if o.JSON != "" {
 		if err := b.rep.writeJSON(o.JSON); err != nil {

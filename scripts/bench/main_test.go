@@ -202,3 +202,24 @@ func TestFlags(t *testing.T) {
 		t.Errorf("parseOnly(large,bogus): %v, want an error naming bogus", err)
 	}
 }
+
+// TestHarnessFailsLoudly: a command that fails stops the run with an error
+// naming it (make bench exits non-zero), and -json still records that.
+func TestHarnessFailsLoudly(t *testing.T) {
+	jsonPath := filepath.Join(t.TempDir(), "out", "bench.json")
+	o := options{Bin: "/bin/false", IPFS: "/bin/true", Size: 1 << 20, Small: 2, TreeFiles: 2, Depth: 1, Runs: 1,
+		Only: "small", Dir: t.TempDir(), Seed: 1, JSON: jsonPath}
+	var out, progress bytes.Buffer
+	err := run(context.Background(), o, &out, &progress)
+	if err == nil || !strings.Contains(err.Error(), "case small") || !strings.Contains(err.Error(), "/bin/false") {
+		t.Fatalf("run with /bin/false as ssid-anchor: %v, want an error naming the case and the command", err)
+	}
+	b, rerr := os.ReadFile(jsonPath)
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	var rep report
+	if jerr := json.Unmarshal(b, &rep); jerr != nil || rep.Error != err.Error() || len(rep.Cases) != 0 {
+		t.Errorf("-json after a failure: error %q, %d cases (%v); want %q and none", rep.Error, len(rep.Cases), jerr, err)
+	}
+}

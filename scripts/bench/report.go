@@ -38,6 +38,7 @@ type report struct {
 	OpenSSL     string        `json:"openssl"`
 	Options     reportOptions `json:"options"`
 	Cases       []*caseResult `json:"cases"`
+	Error       string        `json:"error,omitempty"` // the case that failed; Cases holds those before it
 }
 
 type reportOptions struct {
