@@ -21,8 +21,9 @@ run: build
 test: build ipfs
 	SSID_ANCHOR_BIN=$(CURDIR)/$(BIN) SSID_IPFS_BIN=$(CURDIR)/$(IPFS) $(GO) test -count=1 -timeout 40m ./...
 
+# BENCH_FLAGS go to the anchoring benchmark (go run ./scripts/bench -h).
 bench: build ipfs
-	./scripts/bench.sh
+	./scripts/bench.sh $(BENCH_FLAGS)
 
 fuzz:
 	$(GO) test ./anchor/tree -run '^$$' -fuzz FuzzScanEvents -fuzztime 30s
