@@ -59,7 +59,7 @@ func (b *bench) caseLarge(ctx context.Context) (*caseResult, error) {
 	steps := []step{
 		b.anchorStep(ctx, root, filepath.Join(dir, "repo"), cfg, 1),
 		b.stockAddStep(ctx, filepath.Join(dir, "stock-repo"), file, false, ""),
-		cpStep(file, filepath.Join(dir, "cp-large.bin"), false),
+		b.cpStep(file, filepath.Join(dir, "cp-large.bin"), false),
 		opensslStep(file, false),
 	}
 	rows, err := b.rounds(ctx, "large", steps, []string{file})
@@ -94,7 +94,7 @@ func (b *bench) caseSmall(ctx context.Context) (*caseResult, error) {
 	steps := []step{
 		b.anchorStep(ctx, root, filepath.Join(dir, "repo"), cfg, b.o.Small),
 		b.stockAddStep(ctx, filepath.Join(dir, "stock-repo"), data, true, ""),
-		cpStep(data, filepath.Join(dir, "cp-small"), true),
+		b.cpStep(data, filepath.Join(dir, "cp-small"), true),
 		opensslStep(data, true),
 	}
 	rows, err := b.rounds(ctx, "small", steps, []string{data})
@@ -148,7 +148,7 @@ func (b *bench) caseTree(ctx context.Context) (*caseResult, error) {
 	steps := []step{
 		b.anchorStep(ctx, t.root, t.repo, t.cfg, t.spec.files),
 		b.stockAddStep(ctx, t.stockRepo, t.data, true, t.stockOut),
-		cpStep(t.data, cpDir, true),
+		b.cpStep(t.data, cpDir, true),
 		opensslStep(t.data, true),
 	}
 	rows, err := b.rounds(ctx, "tree", steps, []string{t.data})
@@ -248,7 +248,7 @@ func (b *bench) caseExport(ctx context.Context) (*caseResult, error) {
 	}()
 	steps := []step{
 		{key: "export", label: "ssid-anchor export --car DIR", subject: true,
-			prep: func() error { return os.RemoveAll(out) },
+			prep: func() error { return b.aside(out) },
 			argv: []string{b.o.Bin, "--root", t.root, "--repo", t.repo, "--config", t.cfg, "export", "--car", out}},
 		// One CAR of the same files' DAG (ssid-anchor writes one per
 		// record): the same blocks read from the repo and written out.
@@ -257,7 +257,7 @@ func (b *bench) caseExport(ctx context.Context) (*caseResult, error) {
 			prep: func() error { return os.RemoveAll(car) },
 			argv: []string{b.o.IPFS, "--offline", "dag", "export", t.stockCID}, env: []string{"IPFS_PATH=" + t.stockRepo},
 			stdout: car},
-		cpStep(t.data, cpDir, true),
+		b.cpStep(t.data, cpDir, true),
 	}
 	rows, err := b.rounds(ctx, "export", steps, []string{t.repo, t.stockRepo})
 	if err != nil {
@@ -276,10 +276,10 @@ func (b *bench) anchorStep(ctx context.Context, root, repo, cfg string, want int
 	g := []string{b.o.Bin, "--root", root, "--repo", repo, "--config", cfg}
 	return step{key: "anchor", label: "ssid-anchor anchor", subject: true,
 		prep: func() error {
-			if err := os.RemoveAll(repo); err != nil {
+			if err := b.aside(repo); err != nil {
 				return err
 			}
-			if err := os.RemoveAll(filepath.Join(root, filepath.Dir(manifestPath))); err != nil {
+			if err := b.aside(filepath.Join(root, filepath.Dir(manifestPath))); err != nil {
 				return err
 			}
 			_, err := runUntimed(ctx, nil, append(g, "init")...)
@@ -322,7 +322,7 @@ func (b *bench) stockAddStep(ctx context.Context, repo, target string, recursive
 	}
 	return step{key: "add", label: label, syncKey: "add+sync", syncLabel: label + " + sync",
 		prep: func() error {
-			if err := os.RemoveAll(repo); err != nil {
+			if err := b.aside(repo); err != nil {
 				return err
 			}
 			_, err := runUntimed(ctx, env, b.o.IPFS, "init")
@@ -333,7 +333,7 @@ func (b *bench) stockAddStep(ctx context.Context, repo, target string, recursive
 
 // cpStep is the floor of a durable copy: cp into the same file system,
 // then sync(2).
-func cpStep(src, dst string, recursive bool) step {
+func (b *bench) cpStep(src, dst string, recursive bool) step {
 	argv := []string{"cp", src, dst}
 	label := "cp + sync"
 	if recursive {
@@ -341,7 +341,7 @@ func cpStep(src, dst string, recursive bool) step {
 		label = "cp -r + sync"
 	}
 	return step{syncKey: "cp+sync", syncLabel: label,
-		prep: func() error { return os.RemoveAll(dst) }, argv: argv}
+		prep: func() error { return b.aside(dst) }, argv: argv}
 }
 
 // opensslStep hashes the same bytes: one file, or every file of a tree in

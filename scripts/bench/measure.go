@@ -22,6 +22,25 @@ type bench struct {
 	progress io.Writer
 	rep      *report
 	tree     *treeState
+	asides   int
+}
+
+// aside moves a previous round's output out of the way instead of
+// deleting it: on ext4 without a journal (this machine's disk) every inode
+// allocation looks up the inode table for recently deleted inodes, so
+// deleting thousands of block files just before a measured command would
+// slow that command's file creations (flatfs writes one file per block).
+// rounds deletes what was moved aside once the case is measured.
+func (b *bench) aside(path string) error {
+	if _, err := os.Lstat(path); os.IsNotExist(err) {
+		return nil
+	}
+	dir := filepath.Join(b.work, "aside")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	b.asides++
+	return os.Rename(path, filepath.Join(dir, fmt.Sprint(b.asides)))
 }
 
 // step is one command of a case. Its plain wall time is recorded under key
@@ -117,6 +136,9 @@ func (b *bench) rounds(ctx context.Context, name string, steps []step, warm []st
 			fmt.Fprintf(b.progress, "%s round %d/%d: %-44s %8.3f s  %6.1f MiB\n", name, round+1, b.o.Runs,
 				firstNonEmpty(s.label, s.syncLabel), max(wall, withSync).Seconds(), float64(rss)/1024)
 		}
+	}
+	if err := os.RemoveAll(filepath.Join(b.work, "aside")); err != nil {
+		return nil, err
 	}
 	for _, r := range rows {
 		r.summarize()
