@@ -64,8 +64,9 @@ func runExport(ctx context.Context, o exportOptions, g *globalOptions) error {
 		}
 		// The tree's manifest is read once, through the root (kernel-
 		// confined, size-capped, parsed), and copied into the export directory; the plan is made
-		// from that copy, so the CARs and the copy always agree.
-		_, b, err := anchor.LoadManifestIn(root, g.cfg.Paths.Manifest)
+		// from that copy, so the CARs and the copy always agree. Its parse
+		// is not kept: it takes several times the manifest's size.
+		b, err := anchor.ReadManifestIn(root, g.cfg.Paths.Manifest)
 		if errors.Is(err, tree.ErrOutsideRoot) {
 			return usagef("paths.manifest: %v", err)
 		}
