@@ -79,30 +79,69 @@ func canonicalValue(out *bytes.Buffer, v json.RawMessage) error {
 		out.Write(c)
 		return nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(v))
-	if _, err := dec.Token(); err != nil {
-		return err
-	}
 	out.WriteByte('[')
-	for n := 0; dec.More(); n++ {
-		var el json.RawMessage
-		if err := dec.Decode(&el); err != nil {
-			return err
-		}
+	n := 0
+	err := eachElement(v, func(el []byte) error {
 		if n > 0 {
 			out.WriteByte(',')
 		}
+		n++
 		c, err := jcs.Transform(el)
 		if err != nil {
 			return err
 		}
 		out.Write(c)
-	}
-	if _, err := dec.Token(); err != nil {
-		return fmt.Errorf("array: %w", err)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	out.WriteByte(']')
 	return nil
+}
+
+// eachElement calls fn with each element of the JSON array v. v was read
+// by encoding/json (decodeObject) and is valid JSON, so finding where an
+// element ends needs only nesting and strings; each element is then parsed
+// by jcs. (encoding/json's Decoder would scan every element twice.)
+func eachElement(v []byte, fn func([]byte) error) error {
+	i := bytes.IndexByte(v, '[') + 1
+	for i < len(v) {
+		switch v[i] {
+		case ' ', '\t', '\r', '\n', ',':
+			i++
+			continue
+		case ']':
+			return nil
+		}
+		start, depth := i, 0
+	scan:
+		for ; i < len(v); i++ {
+			switch v[i] {
+			case '"':
+				for i++; i < len(v) && v[i] != '"'; i++ {
+					if v[i] == '\\' {
+						i++
+					}
+				}
+			case '[', '{':
+				depth++
+			case ']', '}':
+				if depth == 0 {
+					break scan
+				}
+				depth--
+			case ',':
+				if depth == 0 {
+					break scan
+				}
+			}
+		}
+		if err := fn(bytes.TrimRight(v[start:i], " \t\r\n")); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("array: unexpected end")
 }
 
 func isArray(v json.RawMessage) bool {

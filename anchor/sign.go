@@ -2,14 +2,12 @@ package anchor
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 
-	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -211,29 +209,18 @@ type SignatureResult struct {
 	Warnings []string `json:"warnings,omitempty"`
 }
 
-// verifySignatures checks the signature of the head (raw) and of each
-// manifest of the chain that verifyChain could follow, read back from the
-// store. Without trust: an invalid signature, or an unsigned manifest newer
-// than a signed one (a stripped signature), fails; a change of signer is a
-// warning. With trust: every manifest must be signed by a trusted peer.
-func verifySignatures(ctx context.Context, o VerifyOptions, raw []byte, chain ChainResult) (SignatureResult, *SignerInfo) {
+// verifySignatures judges the signatures of the head and of each manifest
+// of the chain that verifyChain could follow: checks[i] is CheckSignature of
+// chain.Manifests[i]'s bytes, taken while verifyChain held them (each
+// manifest is read once). Without trust: an invalid signature, or an
+// unsigned manifest newer than a signed one (a stripped signature), fails;
+// a change of signer is a warning. With trust: every manifest must be
+// signed by a trusted peer.
+func verifySignatures(o VerifyOptions, checks []SignatureCheck, chain ChainResult) (SignatureResult, *SignerInfo) {
 	res := SignatureResult{Trusted: o.Trust}
 	trusted := func(p string) bool { return slices.Contains(o.Trust, p) }
-	checks := make([]SignatureCheck, len(chain.Manifests))
-	for i, l := range chain.Manifests {
-		b := raw
-		if i > 0 {
-			b = nil
-			if c, err := cid.Decode(l.CID); err == nil {
-				if rb, err := readStoredManifest(ctx, o.Store, c); err == nil {
-					b = rb
-				} else {
-					checks[i] = SignatureCheck{Status: SigInvalid, Err: fmt.Errorf("cannot be read from %s: %w", o.StoreName, err)}
-					continue
-				}
-			}
-		}
-		checks[i] = CheckSignature(b)
+	for len(checks) < len(chain.Manifests) { // walkChain checks each one it appends; never a pass by omission
+		checks = append(checks, SignatureCheck{Status: SigInvalid, Err: errors.New("its signature was not checked")})
 	}
 	for i, l := range chain.Manifests {
 		c := checks[i]

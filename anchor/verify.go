@@ -221,6 +221,10 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
 	if _, err := o.Store.ReadFile(ctx, mc, node.MaxDAGBytes(int64(len(raw))), io.Discard); err == nil {
 		rep.ManifestStored = true
 	}
+	// The head's signature is checked now, so its bytes need not be held
+	// while the records are checked.
+	headSig := CheckSignature(raw)
+	raw = nil
 
 	var pins map[cid.Cid]string
 	if o.Pins != nil {
@@ -253,14 +257,15 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
 	}); err != nil {
 		return nil, err
 	}
-	rep.Chain = verifyChain(ctx, o, man, mc)
+	sigs := []SignatureCheck{headSig}
+	rep.Chain = walkChain(ctx, o, man, mc, func(b []byte) { sigs = append(sigs, CheckSignature(b)) })
 	if o.ExpectHead != "" && !rep.Chain.reaches(o.ExpectHead) {
 		rep.Chain.Problems = append(rep.Chain.Problems, fmt.Sprintf(
 			"the manifest (cid %s) is neither the chain head this repo last committed, %s, nor a descendant of it: it was rolled back, truncated or rewritten; restore the committed one (`ipfs cat %s`, or `ssid-anchor export` on the anchoring box) or find out who changed it",
 			mc, o.ExpectHead, o.ExpectHead))
 		rep.Chain.OK = false
 	}
-	rep.Signatures, rep.Signer = verifySignatures(ctx, o, raw, rep.Chain)
+	rep.Signatures, rep.Signer = verifySignatures(o, sigs, rep.Chain)
 	rep.OK = rep.Failed == 0 && rep.Chain.OK && rep.Signatures.OK
 	return rep, nil
 }
@@ -549,6 +554,12 @@ func (w hasherWriter) Write(p []byte) (int, error) {
 // Only the records' refs of two manifests are held at once, and one
 // manifest's bytes.
 func verifyChain(ctx context.Context, o VerifyOptions, head *manifestRefs, headCID cid.Cid) ChainResult {
+	return walkChain(ctx, o, head, headCID, nil)
+}
+
+// walkChain is verifyChain that also hands the bytes of every manifest it
+// appends to the chain to each (for its signature check).
+func walkChain(ctx context.Context, o VerifyOptions, head *manifestRefs, headCID cid.Cid, each func([]byte)) ChainResult {
 	res := ChainResult{Manifests: []ChainLink{{CID: headCID.String(), LastUpdated: head.LastUpdated, Records: len(head.Records)}}}
 	seen := map[string]bool{headCID.KeyString(): true}
 	cur, curCID := head, headCID.String()
@@ -575,7 +586,6 @@ func verifyChain(ctx context.Context, o VerifyOptions, head *manifestRefs, headC
 			break
 		}
 		prev, err := parseManifestRefs(b)
-		b = nil
 		if err != nil {
 			res.Problems = append(res.Problems, fmt.Sprintf("%s (linked from %s as the previous manifest) is not a manifest: %v", prevCID, curCID, err))
 			break
@@ -585,6 +595,9 @@ func verifyChain(ctx context.Context, o VerifyOptions, head *manifestRefs, headC
 			break
 		}
 		res.Manifests = append(res.Manifests, ChainLink{CID: prevCID.String(), LastUpdated: prev.LastUpdated, Records: len(prev.Records)})
+		if each != nil {
+			each(b)
+		}
 		cur, curCID = prev, prevCID.String()
 	}
 	res.OK = len(res.Problems) == 0
