@@ -366,3 +366,62 @@ func TestCARSetOpenFilesBounded(t *testing.T) {
 		t.Fatalf("%d files still open after Close", len(set.fds.open))
 	}
 }
+
+// TestExportCARFiles: the CARs written together are the bytes ExportCAR
+// writes; a root the repo lacks is reported for that target alone, and no
+// temp file is left behind.
+func TestExportCARFiles(t *testing.T) {
+	ctx := context.Background()
+	repo, file, other, _ := ctRepo(t)
+	n, err := Open(ctx, repo, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	p, _ := ParamsFor(CIDProfileDefault)
+	missing, err := ComputeCID(strings.NewReader("never added"), p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	targets := []ExportTarget{
+		{file, filepath.Join(dir, file.String()+".car")},
+		{missing, filepath.Join(dir, missing.String()+".car")},
+		{other, filepath.Join(dir, other.String()+".car")},
+	}
+	results, errs, err := n.ExportCARFiles(ctx, targets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs[1] == nil || !errors.Is(errs[1], ErrBlockMissing) {
+		t.Fatalf("missing root: %v", errs[1])
+	}
+	if _, err := os.Stat(targets[1].Path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a CAR was written for the missing root: %v", err)
+	}
+	for _, i := range []int{0, 2} {
+		if errs[i] != nil {
+			t.Fatalf("%s: %v", targets[i].Root, errs[i])
+		}
+		var want bytes.Buffer
+		wres, err := n.ExportCAR(ctx, targets[i].Root, &want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(targets[i].Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want.Bytes()) || results[i] != wres {
+			t.Fatalf("%s: the CAR written (%d bytes, %+v) is not ExportCAR's (%d bytes, %+v)", targets[i].Root, len(got), results[i], want.Len(), wres)
+		}
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 2 {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("the directory holds %v; want the two CARs only", names)
+	}
+}
