@@ -10,8 +10,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"runtime"
-	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ipfs/go-cid"
 	"github.com/ssid/ssid-anchor/node"
@@ -68,6 +68,14 @@ type VerifyOptions struct {
 	// Trust, when set, requires every manifest of the chain to be signed by
 	// one of these peer IDs (--trust, anchor.trust).
 	Trust []string
+
+	// Sink, when set, receives every record's result in order instead of
+	// the report's Records (see Verify).
+	Sink RecordSink
+
+	// onHeld, for tests, sees how many settled results are held at once
+	// each time one is settled.
+	onHeld func(int)
 }
 
 // Check statuses.
@@ -164,9 +172,32 @@ func (r *VerifyReport) CIDs() map[string]bool {
 // maxManifestSize bounds what a linked manifest may occupy in memory.
 const maxManifestSize = 256 << 20
 
+// RecordSink receives verification results as they are settled, so a caller
+// that prints them need not hold them all (VerifyOptions.Sink).
+type RecordSink interface {
+	// Begin is called once before the first record, with the report's
+	// header (Manifest, ManifestCID, ManifestStored, ChainHead, Source)
+	// filled in.
+	Begin(rep *VerifyReport) error
+	// Record is called for every record, in manifest order.
+	Record(r RecordResult) error
+}
+
+// resultWindow is how many settled results may wait, beyond the ones being
+// checked, for an earlier record to finish before they are handed on in
+// order: one large file then holds up at most this many small ones, and
+// memory does not grow with the number of records.
+const resultWindow = 64
+
 // Verify checks every record of the manifest and the manifest chain. It
 // returns an error only when it could not verify at all (unreadable
-// manifest, store failure); mismatches are in the report.
+// manifest, store failure, a Sink error); mismatches are in the report.
+//
+// Without a Sink the report's Records holds every result. With one, each
+// result goes to the Sink in record order and Records stays nil: memory is
+// then the manifest's bytes (the signature covers them whole), a few
+// strings per record and a bounded window of results, whatever the number
+// of records.
 func Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -174,14 +205,14 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
 	if o.StoreName == "" {
 		o.StoreName = "the store"
 	}
-	man, raw, err := LoadManifest(o.ManifestPath)
+	man, raw, err := loadManifestRefs(o.ManifestPath)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("manifest %s does not exist (pass --manifest or --root pointing at the governance tree)", o.ManifestPath)
 	}
 	if err != nil {
 		return nil, err
 	}
-	rep := &VerifyReport{Manifest: o.ManifestPath, Source: o.StoreName, Records: make([]RecordResult, len(man.Records))}
+	rep := &VerifyReport{Manifest: o.ManifestPath, Source: o.StoreName, ChainHead: o.ExpectHead}
 	mc, err := node.ComputeCID(bytes.NewReader(raw), manifestParams, nil)
 	if err != nil {
 		return nil, fmt.Errorf("computing the manifest's CID: %w", err)
@@ -190,10 +221,14 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
 	if _, err := o.Store.ReadFile(ctx, mc, node.MaxDAGBytes(int64(len(raw))), io.Discard); err == nil {
 		rep.ManifestStored = true
 	}
+	// The head's signature is checked now, so its bytes need not be held
+	// while the records are checked.
+	headSig := CheckSignature(raw)
+	raw = nil
 
 	var pins map[cid.Cid]string
 	if o.Pins != nil {
-		var targets []cid.Cid
+		targets := make([]cid.Cid, 0, len(man.Records))
 		for _, r := range man.Records {
 			if c, err := cid.Decode(r.IPFSCID); err == nil {
 				targets = append(targets, c)
@@ -204,61 +239,132 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
 		}
 	}
 
-	// A later record for the same path means the file has moved on; the
-	// older content is history and is checked on the IPFS side only.
-	latest := map[string]int{}
-	for i, r := range man.Records {
-		latest[r.FilePath] = i
+	sink := o.Sink
+	if sink == nil {
+		rep.Records = make([]RecordResult, 0, len(man.Records))
+		sink = collectSink{rep}
 	}
-	workers := o.Workers
-	if workers <= 0 {
-		workers = max(2, runtime.GOMAXPROCS(0))
-	}
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				rep.Records[i] = verifyRecord(ctx, o, man.Records[i], i, latest[man.Records[i].FilePath], pins)
-			}
-		}()
-	}
-	for i := range man.Records {
-		if ctx.Err() != nil {
-			break
-		}
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
+	if err := sink.Begin(rep); err != nil {
 		return nil, err
 	}
-	rep.Chain = verifyChain(ctx, o, man, mc)
-	rep.ChainHead = o.ExpectHead
+	if err := verifyRecords(ctx, o, man.Records, pins, func(r RecordResult) error {
+		if r.OK {
+			rep.Passed++
+		} else {
+			rep.Failed++
+		}
+		return sink.Record(r)
+	}); err != nil {
+		return nil, err
+	}
+	sigs := []SignatureCheck{headSig}
+	rep.Chain = walkChain(ctx, o, man, mc, func(b []byte) { sigs = append(sigs, CheckSignature(b)) })
 	if o.ExpectHead != "" && !rep.Chain.reaches(o.ExpectHead) {
 		rep.Chain.Problems = append(rep.Chain.Problems, fmt.Sprintf(
 			"the manifest (cid %s) is neither the chain head this repo last committed, %s, nor a descendant of it: it was rolled back, truncated or rewritten; restore the committed one (`ipfs cat %s`, or `ssid-anchor export` on the anchoring box) or find out who changed it",
 			mc, o.ExpectHead, o.ExpectHead))
 		rep.Chain.OK = false
 	}
-	for _, r := range rep.Records {
-		if r.OK {
-			rep.Passed++
-		} else {
-			rep.Failed++
-		}
-	}
-	rep.Signatures, rep.Signer = verifySignatures(ctx, o, raw, rep.Chain)
+	rep.Signatures, rep.Signer = verifySignatures(o, sigs, rep.Chain)
 	rep.OK = rep.Failed == 0 && rep.Chain.OK && rep.Signatures.OK
 	return rep, nil
 }
 
+// Total is how many records were checked.
+func (r *VerifyReport) Total() int { return r.Passed + r.Failed }
+
+// collectSink keeps every result in the report (Verify without a Sink).
+type collectSink struct{ rep *VerifyReport }
+
+func (collectSink) Begin(*VerifyReport) error { return nil }
+func (s collectSink) Record(r RecordResult) error {
+	s.rep.Records = append(s.rep.Records, r)
+	return nil
+}
+
+// verifyRecords checks the records on o.Workers goroutines and hands every
+// result to emit in record order. At most resultWindow results wait for an
+// earlier one; emit runs on the calling goroutine. It returns ctx's error
+// or emit's first error (after which the rest is not checked).
+func verifyRecords(ctx context.Context, o VerifyOptions, recs []recordRef, pins map[cid.Cid]string, emit func(RecordResult) error) error {
+	// A later record for the same path means the file has moved on; the
+	// older content is history and is checked on the IPFS side only.
+	latest := make(map[string]int, len(recs))
+	for i, r := range recs {
+		latest[r.FilePath] = i
+	}
+	workers := o.Workers
+	if workers <= 0 {
+		workers = max(2, runtime.GOMAXPROCS(0))
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type job struct {
+		i   int
+		out chan RecordResult
+	}
+	jobs := make(chan job)
+	// pending holds each dispatched record's result slot in record order;
+	// its capacity is what bounds the results held at once.
+	pending := make(chan chan RecordResult, resultWindow)
+	var held atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				r := recs[j.i]
+				res := verifyRecord(ctx, o, r, j.i, latest[r.FilePath], pins)
+				if n := held.Add(1); o.onHeld != nil {
+					o.onHeld(int(n))
+				}
+				j.out <- res
+			}
+		}()
+	}
+	go func() {
+		defer close(pending)
+		defer close(jobs)
+		for i := range recs {
+			out := make(chan RecordResult, 1)
+			select {
+			case pending <- out:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case jobs <- job{i, out}:
+			case <-ctx.Done():
+				close(out) // never checked; the drain below skips it
+				return
+			}
+		}
+	}()
+	var first error
+	for out := range pending {
+		r, ok := <-out
+		if !ok {
+			continue
+		}
+		held.Add(-1)
+		if first == nil && ctx.Err() == nil {
+			if err := emit(r); err != nil {
+				first = err
+				cancel()
+			}
+		}
+	}
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	return ctx.Err()
+}
+
 // profileOf is the record's CID profile; old records without one are read
 // from the CID version, the only way the seed's CIDs could have been made.
-func profileOf(r Record, c cid.Cid) string {
+func profileOf(r recordRef, c cid.Cid) string {
 	if r.CIDProfile != "" {
 		return r.CIDProfile
 	}
@@ -268,7 +374,7 @@ func profileOf(r Record, c cid.Cid) string {
 	return node.CIDProfileDefault
 }
 
-func verifyRecord(ctx context.Context, o VerifyOptions, r Record, idx, latest int, pins map[cid.Cid]string) RecordResult {
+func verifyRecord(ctx context.Context, o VerifyOptions, r recordRef, idx, latest int, pins map[cid.Cid]string) RecordResult {
 	res := RecordResult{Index: idx, FilePath: r.FilePath, FileHash: r.FileHash, IPFSCID: r.IPFSCID}
 	add := func(name, status, format string, a ...any) {
 		res.Checks = append(res.Checks, Check{Name: name, Status: status, Detail: fmt.Sprintf(format, a...)})
@@ -405,7 +511,7 @@ type reader interface {
 // readLimit is how many block bytes rebuilding a record's content may read:
 // what its file_size allows. Records written before file_size existed fall
 // back to the size their root block declares (0 tells the node so).
-func readLimit(r Record) int64 {
+func readLimit(r recordRef) int64 {
 	if r.FileSize > 0 {
 		return node.MaxDAGBytes(r.FileSize)
 	}
@@ -414,7 +520,7 @@ func readLimit(r Record) int64 {
 
 // contentCheck rebuilds the file at c from src and compares its SHA-256
 // and size with the record.
-func contentCheck(ctx context.Context, src reader, c cid.Cid, r Record) (int, error) {
+func contentCheck(ctx context.Context, src reader, c cid.Cid, r recordRef) (int, error) {
 	// The SHA-256 runs beside the block checks, on the other core.
 	h := newFileHasher(r.FileSize)
 	blocks, err := src.ReadFile(ctx, c, readLimit(r), hasherWriter{h})
@@ -444,8 +550,17 @@ func (w hasherWriter) Write(p []byte) (int, error) {
 // linked manifest must be in the store, re-chunk to its CID, parse, and keep
 // every record of its predecessor in order: anchoring only appends, so a
 // dropped or changed record means history was rewritten.
-func verifyChain(ctx context.Context, o VerifyOptions, head *Manifest, headCID cid.Cid) ChainResult {
-	res := ChainResult{Manifests: []ChainLink{{CID: headCID.String(), LastUpdated: lastUpdated(head), Records: len(head.Records)}}}
+//
+// Only the records' refs of two manifests are held at once, and one
+// manifest's bytes.
+func verifyChain(ctx context.Context, o VerifyOptions, head *manifestRefs, headCID cid.Cid) ChainResult {
+	return walkChain(ctx, o, head, headCID, nil)
+}
+
+// walkChain is verifyChain that also hands the bytes of every manifest it
+// appends to the chain to each (for its signature check).
+func walkChain(ctx context.Context, o VerifyOptions, head *manifestRefs, headCID cid.Cid, each func([]byte)) ChainResult {
+	res := ChainResult{Manifests: []ChainLink{{CID: headCID.String(), LastUpdated: head.LastUpdated, Records: len(head.Records)}}}
 	seen := map[string]bool{headCID.KeyString(): true}
 	cur, curCID := head, headCID.String()
 	for cur.PreviousCID != "" {
@@ -464,13 +579,13 @@ func verifyChain(ctx context.Context, o VerifyOptions, head *Manifest, headCID c
 			res.Problems = append(res.Problems, fmt.Sprintf("previous manifest %s (linked from %s) cannot be read from %s: %v; the chain is broken (import the CAR that carries it)", prevCID, curCID, o.StoreName, err))
 			break
 		}
-		params, _ := node.ParamsFor(profileOf(Record{}, prevCID))
+		params, _ := node.ParamsFor(profileOf(recordRef{}, prevCID))
 		got, err := node.ComputeCID(bytes.NewReader(b), params, nil)
 		if err != nil || !got.Equals(prevCID) {
 			res.Problems = append(res.Problems, fmt.Sprintf("previous manifest %s: its bytes re-chunk to %s, not to the linked CID", prevCID, got))
 			break
 		}
-		prev, err := ParseManifest(b)
+		prev, err := parseManifestRefs(b)
 		if err != nil {
 			res.Problems = append(res.Problems, fmt.Sprintf("%s (linked from %s as the previous manifest) is not a manifest: %v", prevCID, curCID, err))
 			break
@@ -479,7 +594,10 @@ func verifyChain(ctx context.Context, o VerifyOptions, head *Manifest, headCID c
 			res.Problems = append(res.Problems, fmt.Sprintf("manifest %s does not continue %s, which it links as previous: %s; history was rewritten", curCID, prevCID, p))
 			break
 		}
-		res.Manifests = append(res.Manifests, ChainLink{CID: prevCID.String(), LastUpdated: lastUpdated(prev), Records: len(prev.Records)})
+		res.Manifests = append(res.Manifests, ChainLink{CID: prevCID.String(), LastUpdated: prev.LastUpdated, Records: len(prev.Records)})
+		if each != nil {
+			each(b)
+		}
 		cur, curCID = prev, prevCID.String()
 	}
 	res.OK = len(res.Problems) == 0
@@ -524,11 +642,12 @@ func StoredChain(ctx context.Context, store BlockStore, c cid.Cid) (chain []stri
 		}
 		return nil, false, err
 	}
-	man, err := ParseManifest(buf.Bytes())
+	man, err := parseManifestRefs(buf.Bytes())
+	buf = nil
 	if err != nil {
 		return nil, false, nil
 	}
-	if _, isManifest := man.Get(keyAnchors); !isManifest {
+	if !man.HasAnchors {
 		return nil, false, nil // another JSON document (a release manifest, ...)
 	}
 	res := verifyChain(ctx, VerifyOptions{Store: store, StoreName: "the repo"}, man, c)
@@ -556,7 +675,7 @@ func (b *jsonObjectBuffer) Write(p []byte) (int, error) {
 }
 
 // historyBreak says how next fails to extend prev's records, or "".
-func historyBreak(prev, next *Manifest) string {
+func historyBreak(prev, next *manifestRefs) string {
 	if len(next.Records) < len(prev.Records) {
 		return fmt.Sprintf("it has %d records, its predecessor %d", len(next.Records), len(prev.Records))
 	}
@@ -574,14 +693,6 @@ func short(s string) string {
 		return s[:16] + "…"
 	}
 	return s
-}
-
-func lastUpdated(m *Manifest) string {
-	raw, ok := m.Get(keyLastUpdated)
-	if !ok {
-		return ""
-	}
-	return strings.Trim(string(raw), `"`)
 }
 
 // limitedBuffer refuses to grow past max.
@@ -621,7 +732,7 @@ type ExportAnchor struct {
 
 // PlanExport lists what to export for the manifest at path.
 func PlanExport(ctx context.Context, store BlockStore, path string) (*ExportSet, error) {
-	man, raw, err := LoadManifest(path)
+	man, raw, err := loadManifestRefs(path)
 	if err != nil {
 		return nil, err
 	}

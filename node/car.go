@@ -1,6 +1,7 @@
 package node
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -23,7 +24,10 @@ import (
 // CARSet verifies anchors from CAR files with no repo. Opening it reads each
 // file's section headers only (CID, offset, size) and keeps that index; block
 // bytes are read by offset when a check needs them and hashed then, once.
-// Memory is a few dozen bytes per block, whatever the DAG size.
+// Memory is a few dozen bytes per block, whatever the DAG size. At most
+// maxOpenCARs files are open at once (export writes a CAR per anchor, and
+// 20,000 of them would exceed the usual limit of open files); each is
+// closed after indexing and reopened when a block of it is read.
 type CARSet struct {
 	files []*carFile
 	locs  []blockLoc
@@ -31,14 +35,96 @@ type CARSet struct {
 
 	mu       sync.Mutex
 	problems map[int][]string // per file
+
+	fds fdCache
 }
 
 type carFile struct {
 	path   string
 	label  string // how problems name the file
-	f      *os.File
 	roots  []cid.Cid
 	blocks int
+}
+
+// maxOpenCARs bounds the CAR files a CARSet keeps open.
+const maxOpenCARs = 64
+
+// fdCache keeps the most recently read CAR files open, at most max of them
+// that no read is using.
+type fdCache struct {
+	mu   sync.Mutex
+	max  int
+	open map[int]*openCAR
+	lru  list.List // of file index, most recent first
+	// peak is the most files that were open at once (for tests).
+	peak int
+}
+
+type openCAR struct {
+	f     *os.File
+	users int
+	elem  *list.Element
+}
+
+func (c *fdCache) acquire(fi int, path string) (*openCAR, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.open == nil {
+		c.open = map[int]*openCAR{}
+	}
+	if o, ok := c.open[fi]; ok {
+		o.users++
+		c.lru.MoveToFront(o.elem)
+		return o, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	o := &openCAR{f: f, users: 1, elem: c.lru.PushFront(fi)}
+	c.open[fi] = o
+	for e := c.lru.Back(); e != nil && len(c.open) > c.max; {
+		prev := e.Prev()
+		if v := c.open[e.Value.(int)]; v.users == 0 {
+			v.f.Close()
+			delete(c.open, e.Value.(int))
+			c.lru.Remove(e)
+		}
+		e = prev
+	}
+	c.peak = max(c.peak, len(c.open))
+	return o, nil
+}
+
+func (c *fdCache) release(o *openCAR) {
+	c.mu.Lock()
+	o.users--
+	c.mu.Unlock()
+}
+
+func (c *fdCache) closeAll() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var first error
+	for fi, o := range c.open {
+		if err := o.f.Close(); err != nil && first == nil {
+			first = err
+		}
+		delete(c.open, fi)
+	}
+	c.lru.Init()
+	return first
+}
+
+// readAt reads block bytes of file fi at off.
+func (s *CARSet) readAt(fi int, buf []byte, off int64) error {
+	o, err := s.fds.acquire(fi, s.files[fi].path)
+	if err != nil {
+		return err
+	}
+	defer s.fds.release(o)
+	_, err = o.f.ReadAt(buf, off)
+	return err
 }
 
 // Block states in blockLoc.state.
@@ -82,22 +168,23 @@ const maxSection = 8 << 20
 // error; a file that is damaged part-way (truncated, garbage) keeps the
 // blocks before the damage, and the damage is reported by Reports.
 func OpenCARs(paths []string) (*CARSet, error) {
-	s := &CARSet{index: map[string]int{}, problems: map[int][]string{}}
+	s := &CARSet{index: map[string]int{}, problems: map[int][]string{}, fds: fdCache{max: maxOpenCARs}}
 	for _, p := range paths {
 		f, err := os.Open(p)
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("opening CAR: %w", err)
 		}
-		cf := &carFile{path: p, label: "car " + p, f: f}
+		cf := &carFile{path: p, label: "car " + p}
 		s.files = append(s.files, cf)
-		s.indexFile(len(s.files)-1, cf)
+		s.indexFile(len(s.files)-1, cf, f)
+		f.Close()
 	}
 	return s, nil
 }
 
-func (s *CARSet) indexFile(fi int, cf *carFile) {
-	br, err := carv2.NewBlockReader(cf.f, carv2.MaxAllowedSectionSize(maxSection))
+func (s *CARSet) indexFile(fi int, cf *carFile, f *os.File) {
+	br, err := carv2.NewBlockReader(f, carv2.MaxAllowedSectionSize(maxSection))
 	if err != nil {
 		s.problem(fi, fmt.Sprintf("not a readable CAR: %v", err))
 		return
@@ -142,13 +229,7 @@ func (s *CARSet) problem(fi int, msg string) {
 
 // Close closes every file.
 func (s *CARSet) Close() error {
-	var first error
-	for _, f := range s.files {
-		if err := f.f.Close(); err != nil && first == nil {
-			first = err
-		}
-	}
-	return first
+	return s.fds.closeAll()
 }
 
 // Name says where the blocks come from.
@@ -169,7 +250,7 @@ func (s *CARSet) raw(_ context.Context, c cid.Cid) ([]byte, *blockLoc, error) {
 	}
 	l := &s.locs[i]
 	buf := make([]byte, l.size)
-	if _, err := s.files[l.file].f.ReadAt(buf, l.off); err != nil {
+	if err := s.readAt(l.file, buf, l.off); err != nil {
 		return nil, nil, fmt.Errorf("reading block %s from %s: %w", c, s.where(l), err)
 	}
 	return buf, l, nil
@@ -258,7 +339,7 @@ func (s *CARSet) Reports(ctx context.Context, known func(cid.Cid) bool) []CARRep
 			continue
 		}
 		buf := make([]byte, l.size)
-		if _, err := s.files[l.file].f.ReadAt(buf, l.off); err != nil {
+		if err := s.readAt(l.file, buf, l.off); err != nil {
 			s.problem(l.file, fmt.Sprintf("reading block %s: %v", l.c, err))
 			continue
 		}
@@ -351,6 +432,74 @@ func (n *Node) ExportCARFile(ctx context.Context, root cid.Cid, path string) (Ex
 	}
 	ok = true
 	return res, nil
+}
+
+// ExportTarget is one CAR for ExportCARFiles to write.
+type ExportTarget struct {
+	Root cid.Cid
+	Path string
+}
+
+// ExportCARFiles writes every target's CAR as ExportCARFile does, but makes
+// them durable together: each CAR is written to a temp file beside its
+// path, one syncfs(2) per directory flushes them all, then each is renamed
+// to its name and the directory is flushed again. A crash leaves complete
+// CARs under their names and temp files, never a half CAR under its name,
+// and an export of 20,000 anchors costs two flushes instead of 20,000
+// fsyncs. errs[i] says why target i was not written; the error returned
+// (interrupted, a flush or rename failing) means none may be trusted, and
+// the temp files are removed.
+func (n *Node) ExportCARFiles(ctx context.Context, targets []ExportTarget) (results []ExportResult, errs []error, err error) {
+	results, errs = make([]ExportResult, len(targets)), make([]error, len(targets))
+	temps := make([]string, len(targets))
+	defer func() {
+		for _, t := range temps {
+			if t != "" {
+				os.Remove(t)
+			}
+		}
+	}()
+	dirs := map[string]bool{}
+	for i, t := range targets {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		dir := filepath.Dir(t.Path)
+		dirs[dir] = true
+		f, err := os.CreateTemp(dir, "."+filepath.Base(t.Path)+".tmp-*")
+		if err != nil {
+			return nil, nil, err
+		}
+		temps[i] = f.Name()
+		results[i], errs[i] = n.ExportCAR(ctx, t.Root, f)
+		if cerr := f.Close(); cerr != nil && errs[i] == nil {
+			errs[i] = cerr
+		}
+		if errs[i] != nil {
+			os.Remove(temps[i])
+			temps[i] = ""
+		}
+	}
+	for dir := range dirs {
+		if err := syncFS(dir); err != nil {
+			return nil, nil, fmt.Errorf("syncing the CARs in %s to disk: %w", dir, err)
+		}
+	}
+	for i, t := range targets {
+		if temps[i] == "" {
+			continue
+		}
+		if err := os.Rename(temps[i], t.Path); err != nil {
+			return nil, nil, err
+		}
+		temps[i] = ""
+	}
+	for dir := range dirs {
+		if err := syncFS(dir); err != nil {
+			return nil, nil, fmt.Errorf("syncing %s to disk: %w", dir, err)
+		}
+	}
+	return results, errs, nil
 }
 
 type countWriter struct {

@@ -281,3 +281,147 @@ func TestCheckFileFindsEveryBlock(t *testing.T) {
 	}
 	n.Close()
 }
+
+// TestCARSetOpenFilesBounded: a set of more CARs than it may keep open (an
+// export writes one per anchor; 20,000 exceed the usual limit of open
+// files) reads and checks every one, with at most maxOpenCARs files open.
+func TestCARSetOpenFilesBounded(t *testing.T) {
+	ctx := context.Background()
+	repo := filepath.Join(t.TempDir(), "repo")
+	if _, err := Init(repo, Config{Profile: ProfileAirGapped}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := Open(ctx, repo, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	b, err := n.NewBatch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := ParamsFor(CIDProfileDefault)
+	const files = 2*maxOpenCARs + 10
+	var roots []cid.Cid
+	var datas [][]byte
+	for i := range files {
+		// Every fourth file spans several chunks, so a root links blocks.
+		size := 1000 + i
+		if i%4 == 0 {
+			size = 600 << 10
+		}
+		data := ctRandom(byte(i), size)
+		c, err := b.AddFile(bytes.NewReader(data), p, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Link(c.String(), c)
+		roots, datas = append(roots, c), append(datas, data)
+	}
+	if _, err := b.Commit("test"); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var paths []string
+	for _, c := range roots {
+		path := filepath.Join(dir, c.String()+".car")
+		if _, err := n.ExportCARFile(ctx, c, path); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, path)
+	}
+	set, err := OpenCARs(paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close()
+	for i, c := range roots {
+		var got bytes.Buffer
+		if _, err := set.ReadFile(ctx, c, MaxDAGBytes(int64(len(datas[i]))), &got); err != nil {
+			t.Fatalf("reading %s back: %v", c, err)
+		}
+		if !bytes.Equal(got.Bytes(), datas[i]) {
+			t.Fatalf("%s: content differs", c)
+		}
+		if i%2 == 0 {
+			fc, err := set.CheckFile(ctx, bytes.NewReader(datas[i]), p, nil)
+			if err != nil || !fc.Root.Equals(c) || fc.BlockErr != nil {
+				t.Fatalf("CheckFile %s: %+v %v", c, fc, err)
+			}
+		}
+	}
+	for _, r := range set.Reports(ctx, nil) {
+		if !r.OK {
+			t.Fatalf("%s: %v", r.Path, r.Problems)
+		}
+	}
+	if set.fds.peak > maxOpenCARs || set.fds.peak == 0 {
+		t.Fatalf("%d CAR files open at once for %d CARs; at most %d may be", set.fds.peak, files, maxOpenCARs)
+	}
+	t.Logf("%d CARs verified with at most %d open at once", files, set.fds.peak)
+	if err := set.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(set.fds.open) != 0 {
+		t.Fatalf("%d files still open after Close", len(set.fds.open))
+	}
+}
+
+// TestExportCARFiles: the CARs written together are the bytes ExportCAR
+// writes; a root the repo lacks is reported for that target alone, and no
+// temp file is left behind.
+func TestExportCARFiles(t *testing.T) {
+	ctx := context.Background()
+	repo, file, other, _ := ctRepo(t)
+	n, err := Open(ctx, repo, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	p, _ := ParamsFor(CIDProfileDefault)
+	missing, err := ComputeCID(strings.NewReader("never added"), p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	targets := []ExportTarget{
+		{file, filepath.Join(dir, file.String()+".car")},
+		{missing, filepath.Join(dir, missing.String()+".car")},
+		{other, filepath.Join(dir, other.String()+".car")},
+	}
+	results, errs, err := n.ExportCARFiles(ctx, targets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs[1] == nil || !errors.Is(errs[1], ErrBlockMissing) {
+		t.Fatalf("missing root: %v", errs[1])
+	}
+	if _, err := os.Stat(targets[1].Path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a CAR was written for the missing root: %v", err)
+	}
+	for _, i := range []int{0, 2} {
+		if errs[i] != nil {
+			t.Fatalf("%s: %v", targets[i].Root, errs[i])
+		}
+		var want bytes.Buffer
+		wres, err := n.ExportCAR(ctx, targets[i].Root, &want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(targets[i].Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want.Bytes()) || results[i] != wres {
+			t.Fatalf("%s: the CAR written (%d bytes, %+v) is not ExportCAR's (%d bytes, %+v)", targets[i].Root, len(got), results[i], want.Len(), wres)
+		}
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 2 {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("the directory holds %v; want the two CARs only", names)
+	}
+}

@@ -64,8 +64,9 @@ func runExport(ctx context.Context, o exportOptions, g *globalOptions) error {
 		}
 		// The tree's manifest is read once, through the root (kernel-
 		// confined, size-capped, parsed), and copied into the export directory; the plan is made
-		// from that copy, so the CARs and the copy always agree.
-		_, b, err := anchor.LoadManifestIn(root, g.cfg.Paths.Manifest)
+		// from that copy, so the CARs and the copy always agree. Its parse
+		// is not kept: it takes several times the manifest's size.
+		b, err := anchor.ReadManifestIn(root, g.cfg.Paths.Manifest)
 		if errors.Is(err, tree.ErrOutsideRoot) {
 			return usagef("paths.manifest: %v", err)
 		}
@@ -106,18 +107,22 @@ func runExport(ctx context.Context, o exportOptions, g *globalOptions) error {
 	for _, c := range plan.Chain {
 		items = append(items, item{c, "previous manifest"})
 	}
-	var out []exportedCAR
+	targets := make([]node.ExportTarget, len(items))
+	for i, it := range items {
+		targets[i] = node.ExportTarget{Root: it.c, Path: filepath.Join(o.Dir, it.c.String()+".car")}
+	}
+	// One flush for all CARs instead of an fsync each (see ExportCARFiles).
+	results, errs, err := n.ExportCARFiles(ctx, targets)
+	if err != nil {
+		return err
+	}
+	out := make([]exportedCAR, 0, len(items))
 	failed := 0
-	for _, it := range items {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		path := filepath.Join(o.Dir, it.c.String()+".car")
-		res, err := n.ExportCARFile(ctx, it.c, path)
-		e := exportedCAR{File: path, What: it.what, ExportResult: res}
-		if err != nil {
+	for i, it := range items {
+		e := exportedCAR{File: targets[i].Path, What: it.what, ExportResult: results[i]}
+		if errs[i] != nil {
 			failed++
-			e.Error = err.Error()
+			e.Error = errs[i].Error()
 		}
 		out = append(out, e)
 	}

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"runtime/debug"
@@ -209,8 +211,13 @@ func runVerify(ctx context.Context, o verifyOptions, g *globalOptions) error {
 	// undo each other's setting and leave the daemon at 400, so only a
 	// one-shot process changes it.
 	if !g.served {
-		defer debug.SetGCPercent(debug.SetGCPercent(400))
+		defer setVerifyGC()()
 	}
+	// Results are printed as they are settled, in record order, so memory
+	// does not grow with the number of records (anchor.Verify holds a
+	// bounded window of them).
+	pr := &verifyPrinter{g: g, collectCIDs: cars != nil}
+	vo.Sink = pr
 	rep, err := anchor.Verify(ctx, vo)
 	if err != nil {
 		return err
@@ -218,8 +225,13 @@ func runVerify(ctx context.Context, o verifyOptions, g *globalOptions) error {
 	out := verifyResult{VerifyReport: rep}
 	carsOK := true
 	if cars != nil {
-		known := rep.CIDs()
-		out.CARs = cars.Reports(ctx, func(c cid.Cid) bool { return known[c.KeyString()] })
+		known := pr.known
+		for _, c := range append([]string{rep.ManifestCID}, chainCIDs(rep)...) {
+			if c, err := cid.Decode(c); err == nil {
+				known[c.KeyString()] = struct{}{}
+			}
+		}
+		out.CARs = cars.Reports(ctx, func(c cid.Cid) bool { _, ok := known[c.KeyString()]; return ok })
 		for _, r := range out.CARs {
 			carsOK = carsOK && r.OK
 		}
@@ -227,17 +239,13 @@ func runVerify(ctx context.Context, o verifyOptions, g *globalOptions) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if g.JSON {
-		if err := writeJSON(g.stdout, out); err != nil {
-			return err
-		}
-	} else {
-		printVerifyHuman(g.stderr, out)
+	if err := pr.finish(out); err != nil {
+		return err
 	}
 	if !rep.OK || !carsOK {
 		var what []string
 		if rep.Failed > 0 {
-			what = append(what, fmt.Sprintf("%d of %d records failed", rep.Failed, len(rep.Records)))
+			what = append(what, fmt.Sprintf("%d of %d records failed", rep.Failed, rep.Total()))
 		}
 		if !rep.Chain.OK {
 			what = append(what, "the manifest chain is broken")
@@ -253,28 +261,153 @@ func runVerify(ctx context.Context, o verifyOptions, g *globalOptions) error {
 	return nil
 }
 
-func printVerifyHuman(w io.Writer, out verifyResult) {
-	rep := out.VerifyReport
-	fmt.Fprintf(w, "verifying %s (cid %s) against %s\n", rep.Manifest, rep.ManifestCID, rep.Source)
-	for _, r := range rep.Records {
-		if r.OK {
-			var parts []string
-			note := ""
-			for _, c := range r.Checks {
-				if c.Status == anchor.StatusOK {
-					parts = append(parts, c.Name)
-				} else if c.Name == "file" {
-					note = "; file " + c.Detail
-				}
-			}
-			fmt.Fprintf(w, "ok      %s  %s  (%s%s)\n", r.IPFSCID, r.FilePath, strings.Join(parts, ", "), note)
-			continue
-		}
-		fmt.Fprintf(w, "FAILED  %s  %s\n", r.IPFSCID, r.FilePath)
-		for _, c := range r.Failed() {
-			fmt.Fprintf(w, "          %s: %s\n", c.Name, c.Detail)
+// setVerifyGC tunes the collector for a one-shot verify and returns the
+// undo. Verification streams: its live heap is the manifest, a few strings
+// per record and the blocks in flight, but it turns over the whole anchor
+// size in garbage, and at the default GOGC the collector takes a noticeable
+// share of a core for nothing. GOGC 400 lets the heap grow to 5 times the
+// live data between collections; the memory limit caps that growth for
+// large manifests (the live data itself is bounded by streaming, see
+// anchor.Verify: the limit only trades some collector time for memory, it
+// does not bound anything that grows). GOGC is process-wide: inside the
+// daemon, concurrent commands would undo each other's setting, so only a
+// one-shot process changes it.
+func setVerifyGC() func() {
+	gc := debug.SetGCPercent(400)
+	limit := debug.SetMemoryLimit(verifyMemoryLimit)
+	return func() { debug.SetGCPercent(gc); debug.SetMemoryLimit(limit) }
+}
+
+// verifyMemoryLimit is the soft heap limit of a one-shot verify.
+const verifyMemoryLimit = 96 << 20
+
+// chainCIDs lists the CIDs of the manifests of the chain.
+func chainCIDs(rep *anchor.VerifyReport) []string {
+	out := make([]string, 0, len(rep.Chain.Manifests))
+	for _, l := range rep.Chain.Manifests {
+		out = append(out, l.CID)
+	}
+	return out
+}
+
+// verifyPrinter is anchor.Verify's sink: it prints the header, each record
+// as it comes, and (finish) the rest, producing exactly the document that
+// printing the whole report at once would: the --json document is that
+// encoding cut around its records array.
+type verifyPrinter struct {
+	g *globalOptions
+	// collectCIDs keeps the records' CIDs (known) for the CAR check.
+	collectCIDs bool
+	known       map[string]struct{}
+	n           int
+	enc         *json.Encoder
+	rec         bytes.Buffer
+}
+
+// recordsKey opens the records array in the indented document.
+const recordsKey = "\n  \"records\": ["
+
+func (p *verifyPrinter) Begin(rep *anchor.VerifyReport) error {
+	p.known = map[string]struct{}{}
+	if !p.g.JSON {
+		fmt.Fprintf(p.g.stderr, "verifying %s (cid %s) against %s\n", rep.Manifest, rep.ManifestCID, rep.Source)
+		return nil
+	}
+	head, _, err := p.splitDoc(verifyResult{VerifyReport: rep})
+	if err != nil {
+		return err
+	}
+	p.enc = json.NewEncoder(&p.rec)
+	p.enc.SetIndent("    ", "  ")
+	p.enc.SetEscapeHTML(false)
+	_, err = p.g.stdout.Write(head)
+	return err
+}
+
+func (p *verifyPrinter) Record(r anchor.RecordResult) error {
+	if p.collectCIDs {
+		if c, err := cid.Decode(r.IPFSCID); err == nil {
+			p.known[c.KeyString()] = struct{}{}
 		}
 	}
+	p.n++
+	if !p.g.JSON {
+		printRecordHuman(p.g.stderr, r)
+		return nil
+	}
+	p.rec.Reset()
+	if p.n > 1 {
+		p.rec.WriteByte(',')
+	}
+	p.rec.WriteString("\n    ")
+	if err := p.enc.Encode(r); err != nil {
+		return err
+	}
+	p.rec.Truncate(p.rec.Len() - 1) // Encode's newline
+	_, err := p.g.stdout.Write(p.rec.Bytes())
+	return err
+}
+
+// finish prints what follows the records.
+func (p *verifyPrinter) finish(out verifyResult) error {
+	if !p.g.JSON {
+		printVerifyTail(p.g.stderr, out)
+		return nil
+	}
+	_, tail, err := p.splitDoc(out)
+	if err != nil {
+		return err
+	}
+	if p.n > 0 {
+		_, err = io.WriteString(p.g.stdout, "\n  ]"+string(tail))
+	} else {
+		_, err = io.WriteString(p.g.stdout, "]"+string(tail))
+	}
+	return err
+}
+
+// splitDoc encodes out as writeJSON would with no records and cuts the
+// document around its (empty) records array: head ends with its "[",
+// tail starts after its "]". JSON strings hold no raw newline, so the
+// cut is the top-level key.
+func (p *verifyPrinter) splitDoc(out verifyResult) (head, tail []byte, err error) {
+	rep := *out.VerifyReport
+	rep.Records = []anchor.RecordResult{}
+	out.VerifyReport = &rep
+	var b bytes.Buffer
+	if err := writeJSON(&b, out); err != nil {
+		return nil, nil, err
+	}
+	doc := b.Bytes()
+	i := bytes.Index(doc, []byte(recordsKey+"]"))
+	if i < 0 {
+		return nil, nil, fmt.Errorf("encoding the verify report: no records key")
+	}
+	return doc[:i+len(recordsKey)], doc[i+len(recordsKey)+1:], nil
+}
+
+func printRecordHuman(w io.Writer, r anchor.RecordResult) {
+	if r.OK {
+		var parts []string
+		note := ""
+		for _, c := range r.Checks {
+			if c.Status == anchor.StatusOK {
+				parts = append(parts, c.Name)
+			} else if c.Name == "file" {
+				note = "; file " + c.Detail
+			}
+		}
+		fmt.Fprintf(w, "ok      %s  %s  (%s%s)\n", r.IPFSCID, r.FilePath, strings.Join(parts, ", "), note)
+		return
+	}
+	fmt.Fprintf(w, "FAILED  %s  %s\n", r.IPFSCID, r.FilePath)
+	for _, c := range r.Failed() {
+		fmt.Fprintf(w, "          %s: %s\n", c.Name, c.Detail)
+	}
+}
+
+func printVerifyTail(w io.Writer, out verifyResult) {
+	rep := out.VerifyReport
 	if rep.Chain.OK {
 		fmt.Fprintf(w, "chain   ok: %d manifest(s) back to the first\n", len(rep.Chain.Manifests))
 	} else {
@@ -308,5 +441,5 @@ func printVerifyHuman(w io.Writer, out verifyResult) {
 			verdict = "FAILED"
 		}
 	}
-	fmt.Fprintf(w, "%d of %d records passed; chain %s; %s\n", rep.Passed, len(rep.Records), map[bool]string{true: "intact", false: "broken"}[rep.Chain.OK], verdict)
+	fmt.Fprintf(w, "%d of %d records passed; chain %s; %s\n", rep.Passed, rep.Total(), map[bool]string{true: "intact", false: "broken"}[rep.Chain.OK], verdict)
 }
