@@ -1,0 +1,10 @@
+//go:build !linux
+
+package tree
+
+import "os"
+
+// openBeneath is Linux only (openat2); elsewhere os.Root opens every file.
+func (r Root) openBeneath(rel string, flags int) (*os.File, bool, error) {
+	return nil, false, nil
+}
