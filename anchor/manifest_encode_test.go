@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 )
 
@@ -98,5 +99,61 @@ func TestRecordEncodingUnchanged(t *testing.T) {
 	}
 	if got, _ := encodeRecords(nil); string(got) != "[]" {
 		t.Errorf("no records: %s, want []", got)
+	}
+}
+
+// TestCanonicalManifestUnchanged checks the signed bytes computed from the
+// records equal what gowebpki/jcs gives for the whole manifest: for the
+// real sample, for plain records, and for records that take the jcs path
+// (hostile strings, remote pins, pass-through keys, huge sizes), with
+// pass-through top-level keys (non-ASCII ones sort by UTF-16).
+func TestCanonicalManifestUnchanged(t *testing.T) {
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	rnd := rand.New(rand.NewPCG(seed, 2))
+	m, _ := sampleManifest(t)
+	odd := []string{`q"uote`, `back\slash`, "tab\t", "\x01\x7f", "<a&b>", "bad\xffutf8", "line\u2028sep", "ünïcødé", "emoji 🙂", "\ufb01"}
+	for i := range 300 {
+		r := Record{
+			FilePath: "tree/d/f" + strconv.Itoa(i) + ".yaml", FileName: "f.yaml", FileHash: strconv.FormatUint(rnd.Uint64(), 16),
+			IPFSCID: "QmX", IPFSGatewayURL: "https://ipfs.io/ipfs/QmX", AnchoredAt: "2026-12-02T08:00:00Z", EventType: "bench",
+			EventVersion: "v1", EventTimestamp: "2026-12-02T07:00:00Z", BlueprintVersion: "v4.3", FileSize: rnd.Int64N(1 << 40),
+			EventProofAnchor: "ab", Pinned: rnd.IntN(2) == 0, CIDProfile: "kubo-default",
+		}
+		switch rnd.IntN(6) {
+		case 0:
+			r.FileName = odd[rnd.IntN(len(odd))]
+		case 1:
+			r.RemotePins = []RemotePin{{Service: "s", RequestID: odd[rnd.IntN(len(odd))], Status: "pinned"}}
+		case 2:
+			r.Extra = []KV{{"zz_note", json.RawMessage(`{"b": 1.50, "a": [1e3, "\u00e9"]}`)}}
+		case 3:
+			r.FileSize = 1<<53 + rnd.Int64N(1000)
+		}
+		m.Records = append(m.Records, r)
+	}
+	m.keys = append(m.keys, KV{"ünknown", json.RawMessage(`{"y":2,"x":1}`)}, KV{"\U0001F600", json.RawMessage(`1.0`)}, KV{"\uff61", json.RawMessage(`"x"`)})
+	if err := m.prepare(); err != nil {
+		t.Fatal(err)
+	}
+	want, err := canonicalize(m.keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.canonicalManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		i := 0
+		for i < len(got) && i < len(want) && got[i] == want[i] {
+			i++
+		}
+		t.Fatalf("canonical form differs from jcs at byte %d:\n got …%s\nwant …%s", i, got[max(0, i-80):min(len(got), i+80)], want[max(0, i-80):min(len(want), i+80)])
+	}
+	// A duplicate top-level key is refused, as jcs refuses it.
+	m.keys = append(m.keys, KV{"ünknown", json.RawMessage(`1`)})
+	if _, err := m.canonicalManifest(); err == nil {
+		t.Error("a duplicate top-level key was canonicalised")
 	}
 }
