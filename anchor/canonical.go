@@ -35,6 +35,8 @@ func (m *Manifest) canonicalManifest() ([]byte, error) {
 		seen[kv.Key] = true
 		var text []byte
 		if kv.Key == keyAnchors {
+			// The canonical array is about as long as the compact one.
+			text = make([]byte, 0, len(kv.Value)+len(kv.Value)/8+64)
 			text = append(text, `"anchors":`...)
 			var err error
 			if text, err = canonicalRecords(text, m.Records); err != nil {
