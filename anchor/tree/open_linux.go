@@ -3,6 +3,7 @@ package tree
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -52,4 +53,16 @@ func (r Root) openBeneath(rel string, flags int) (f *os.File, ok bool, err error
 	default:
 		return nil, true, &os.PathError{Op: "openat2", Path: r.Path(rel), Err: oerr}
 	}
+}
+
+// statBeneath is Stat through openBeneath: an O_PATH descriptor (which
+// opens no FIFO or device) and fstat, following symlinks inside the root.
+func (r Root) statBeneath(rel string) (fs.FileInfo, bool, error) {
+	f, ok, err := r.openBeneath(rel, unix.O_PATH)
+	if !ok || err != nil {
+		return nil, ok, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	return st, true, err
 }

@@ -49,6 +49,17 @@ func TestOpenBeneath(t *testing.T) {
 			t.Errorf("openBeneath(%q) = ok %v, %v; want ErrOutsideRoot", rel, ok, err)
 		}
 	}
+	if st, err := r.Stat("a/b/c/d/e/f/rel"); err != nil || st.Size() != 4 || !st.Mode().IsRegular() {
+		t.Errorf("Stat through an in-root symlink = %v, %v; want the 4-byte file", st, err)
+	}
+	for _, rel := range []string{"a/b/c/d/e/f/g/up", "abs"} {
+		if _, err := r.Stat(rel); !errors.Is(err, ErrOutsideRoot) {
+			t.Errorf("Stat(%q) = %v, want ErrOutsideRoot", rel, err)
+		}
+	}
+	if _, err := r.Stat("a/b/nope.yaml"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Stat of a missing file = %v, want fs.ErrNotExist", err)
+	}
 	if _, err := r.Open("a/b/nope.yaml"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Open of a missing file = %v, want fs.ErrNotExist", err)
 	}

@@ -183,6 +183,9 @@ func (r Root) Stat(rel string) (fs.FileInfo, error) {
 	if err != nil {
 		return nil, err
 	}
+	if st, ok, err := r.statBeneath(name); ok {
+		return st, err
+	}
 	st, err := r.r.Stat(name)
 	return st, r.confined("stat", rel, err)
 }
