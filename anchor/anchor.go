@@ -192,7 +192,7 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 			}
 			lastCommit = time.Now()
 		}
-		rec, err := anchorFile(ctx, o, run.batch, w.path)
+		rec, err := anchorKnown(ctx, o, run.batch, w.path, known[w.path], recorded)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -490,6 +490,32 @@ func (r *Result) addUnmatched(u []Unmatched) {
 		u = u[:room]
 	}
 	r.Unmatched = append(r.Unmatched, u...)
+}
+
+// recheckMax bounds the files whose content is checked before it is added
+// (anchorKnown): a changed file below it is read twice, which costs little;
+// a larger one is added at once, as before, and shows one progress bar.
+const recheckMax = 16 << 20
+
+// anchorKnown anchors one selected file. A file at a path the manifest
+// already records is, on most runs, unchanged (a ** rule selects the whole
+// tree for every event): it is hashed without storing anything first, and
+// added only when its content is new. An unchanged file then costs one read
+// instead of one read plus a write of every block into the repo.
+func anchorKnown(ctx context.Context, o RunOptions, b Batch, rel string, known bool, recorded map[string]bool) (Record, error) {
+	if b == nil || !known {
+		return anchorFile(ctx, o, b, rel)
+	}
+	if st, err := o.Root.Stat(rel); err != nil || st.Size() > recheckMax {
+		return anchorFile(ctx, o, b, rel)
+	}
+	q := o
+	q.OnFile = nil
+	rec, err := anchorFile(ctx, q, nil, rel)
+	if err != nil || recorded[rec.FilePath+"\x00"+rec.FileHash] {
+		return rec, err
+	}
+	return anchorFile(ctx, o, b, rel)
 }
 
 // anchorFile hashes and adds one file in a single read; the importer runs

@@ -65,7 +65,8 @@ func CanonicalForm(manifest []byte) ([]byte, error) {
 // version does not know and passes through.
 func (m *Manifest) sign(s Signer) error {
 	m.keys = slices.DeleteFunc(m.keys, func(kv KV) bool { return kv.Key == keySignature })
-	canon, err := canonicalize(m.keys)
+	// Marshal has just encoded m.Records into m.keys (prepare).
+	canon, err := m.canonicalManifest()
 	if err != nil {
 		return err
 	}

@@ -32,6 +32,9 @@ var ErrNotRegular = errors.New("not a regular file")
 type Root struct {
 	dir string // absolute, as given
 	r   *os.Root
+	// dirf is the root directory, opened through r, for openat2 on Linux
+	// (openBeneath); nil where that is not used.
+	dirf *os.File
 }
 
 // OpenRoot opens dir, which must be an existing directory. The Root holds a
@@ -52,13 +55,22 @@ func OpenRoot(dir string) (Root, error) {
 	if err != nil {
 		return Root{}, fmt.Errorf("root %s: %w", abs, err)
 	}
-	return Root{dir: abs, r: r}, nil
+	// Opened through r, so it is the same directory r confines to.
+	dirf, err := r.Open(".")
+	if err != nil {
+		r.Close()
+		return Root{}, fmt.Errorf("root %s: %w", abs, err)
+	}
+	return Root{dir: abs, r: r, dirf: dirf}, nil
 }
 
 // Close releases the root's directory descriptor.
 func (r Root) Close() error {
 	if r.r == nil {
 		return nil
+	}
+	if r.dirf != nil {
+		r.dirf.Close()
 	}
 	return r.r.Close()
 }
@@ -110,7 +122,10 @@ func (r Root) Open(rel string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := r.r.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	f, ok, err := r.openBeneath(name, os.O_RDONLY|syscall.O_NONBLOCK)
+	if !ok {
+		f, err = r.r.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	}
 	if err != nil {
 		return nil, r.confined("opening", rel, err)
 	}
@@ -168,12 +183,41 @@ func (r Root) Stat(rel string) (fs.FileInfo, error) {
 	if err != nil {
 		return nil, err
 	}
+	if st, ok, err := r.statBeneath(name); ok {
+		return st, err
+	}
 	st, err := r.r.Stat(name)
 	return st, r.confined("stat", rel, err)
 }
 
 // FS is the tree as an fs.FS confined to the root (os.Root.FS).
-func (r Root) FS() fs.FS { return r.r.FS() }
+func (r Root) FS() fs.FS { return rootFS{r, r.r.FS()} }
+
+// rootFS is os.Root's fs.FS with a ReadDir that opens each directory with
+// one confined syscall (openBeneath) where os.Root walks every component:
+// fs.WalkDir over a deep tree spent most of its syscalls there.
+type rootFS struct {
+	r Root
+	fs.FS
+}
+
+// ReadDir lists a directory, sorted by name (fs.ReadDirFS).
+func (f rootFS) ReadDir(name string) ([]fs.DirEntry, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "readdir", Path: name, Err: fs.ErrInvalid}
+	}
+	d, ok, err := f.r.openBeneath(filepath.FromSlash(name), os.O_RDONLY|syscall.O_DIRECTORY)
+	if !ok {
+		return fs.ReadDir(f.FS, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	ents, err := d.ReadDir(-1)
+	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
+	return ents, err
+}
 
 // ReadEvents scans the root-relative events log; see ScanEvents.
 func (r Root) ReadEvents(rel string, fn func(Event) error) ([]BadBlock, error) {

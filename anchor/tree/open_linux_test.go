@@ -1,0 +1,66 @@
+package tree
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestOpenBeneath checks the one-syscall open that Root.Open uses on Linux
+// resolves in-root paths and symlinks itself (ok) and refuses every escape
+// with ErrOutsideRoot, as os.Root does.
+func TestOpenBeneath(t *testing.T) {
+	base := t.TempDir()
+	root := filepath.Join(base, "root")
+	deep := filepath.Join(root, "a", "b", "c", "d", "e", "f", "g")
+	if err := os.MkdirAll(deep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(deep, "x.yaml"), []byte("deep"), 0o644)
+	os.WriteFile(filepath.Join(base, "secret"), []byte("s"), 0o644)
+	os.Symlink("g/x.yaml", filepath.Join(root, "a", "b", "c", "d", "e", "f", "rel"))
+	os.Symlink("../../../../../../../../secret", filepath.Join(deep, "up"))
+	os.Symlink(filepath.Join(base, "secret"), filepath.Join(root, "abs"))
+	r, err := OpenRoot(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, rel := range []string{"a/b/c/d/e/f/g/x.yaml", "a/b/c/d/e/f/rel", "a/b/../b/c/d/e/f/g/x.yaml"} {
+		f, ok, err := r.openBeneath(filepath.FromSlash(rel), os.O_RDONLY)
+		if !ok {
+			t.Fatalf("openBeneath(%q): openat2 not used (kernel without openat2?): %v", rel, err)
+		}
+		if err != nil {
+			t.Fatalf("openBeneath(%q): %v", rel, err)
+		}
+		b, _ := io.ReadAll(f)
+		f.Close()
+		if string(b) != "deep" {
+			t.Errorf("openBeneath(%q) read %q", rel, b)
+		}
+	}
+	for _, rel := range []string{"a/b/c/d/e/f/g/up", "abs", "../secret", "a/../../secret"} {
+		f, ok, err := r.openBeneath(filepath.FromSlash(rel), os.O_RDONLY)
+		closeIf(f)
+		if !ok || !errors.Is(err, ErrOutsideRoot) {
+			t.Errorf("openBeneath(%q) = ok %v, %v; want ErrOutsideRoot", rel, ok, err)
+		}
+	}
+	if st, err := r.Stat("a/b/c/d/e/f/rel"); err != nil || st.Size() != 4 || !st.Mode().IsRegular() {
+		t.Errorf("Stat through an in-root symlink = %v, %v; want the 4-byte file", st, err)
+	}
+	for _, rel := range []string{"a/b/c/d/e/f/g/up", "abs"} {
+		if _, err := r.Stat(rel); !errors.Is(err, ErrOutsideRoot) {
+			t.Errorf("Stat(%q) = %v, want ErrOutsideRoot", rel, err)
+		}
+	}
+	if _, err := r.Stat("a/b/nope.yaml"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Stat of a missing file = %v, want fs.ErrNotExist", err)
+	}
+	if _, err := r.Open("a/b/nope.yaml"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Open of a missing file = %v, want fs.ErrNotExist", err)
+	}
+}
