@@ -15,6 +15,7 @@ import (
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
+	pool "github.com/libp2p/go-buffer-pool"
 )
 
 // This file is a pipelined UnixFS importer for files of more than one chunk.
@@ -125,7 +126,11 @@ const pipelineDepth = 16
 // pipeline.
 func importFile(ctx context.Context, r io.Reader, p ImportParams, small ipld.DAGService, sink blockSink, observe func([]byte), count *atomic.Int64) (cid.Cid, error) {
 	chunk := int(p.ChunkSize)
-	first := make([]byte, chunk)
+	// Most governance files are far smaller than a chunk: the buffer comes
+	// from the pool boxo's chunker uses too, so 20,000 small files do not
+	// allocate 20,000 chunks.
+	first := pool.Get(chunk)
+	defer pool.Put(first)
 	n, err := io.ReadFull(r, first)
 	if err == io.EOF || err == io.ErrUnexpectedEOF {
 		// One chunk or none: boxo's importer, on the bytes already read.
@@ -153,10 +158,26 @@ func (s *sliceReader) Read(p []byte) (int, error) {
 }
 
 func (im *importer) run(r io.Reader, first []byte) (cid.Cid, error) {
-	chunk := int(im.p.ChunkSize)
-	pool := make(chan *leafBuf, pipelineDepth)
-	for range pipelineDepth {
-		pool <- &leafBuf{mem: make([]byte, leafHead+chunk+leafTail), pool: pool}
+	// Buffers are made as the pipeline fills (a two-chunk file needs two,
+	// not pipelineDepth) and go back to the shared pool at the end.
+	free := make(chan *leafBuf, pipelineDepth)
+	made := 0
+	defer func() {
+		for {
+			select {
+			case b := <-free:
+				pool.Put(b.mem)
+			default:
+				return
+			}
+		}
+	}()
+	newBuf := func() *leafBuf {
+		if made == pipelineDepth {
+			return nil
+		}
+		made++
+		return &leafBuf{mem: pool.Get(leafHead + int(im.p.ChunkSize) + leafTail), pool: free}
 	}
 	workers := max(1, runtime.GOMAXPROCS(0))
 	work := make(chan *leafJob, pipelineDepth)
@@ -190,7 +211,7 @@ func (im *importer) run(r io.Reader, first []byte) (cid.Cid, error) {
 		defer close(work)
 		defer close(observed)
 		defer close(ordered)
-		readErr <- im.read(r, first, pool, work, observed, ordered)
+		readErr <- im.read(r, first, free, newBuf, work, observed, ordered)
 	}()
 
 	root, _, err := im.layout(ordered)
@@ -219,14 +240,20 @@ func (im *importer) run(r io.Reader, first []byte) (cid.Cid, error) {
 
 // read fills buffers chunk by chunk and sends each to the workers, the
 // observer and the layout, in file order.
-func (im *importer) read(r io.Reader, first []byte, pool chan *leafBuf, work, observed, ordered chan<- *leafJob) error {
+func (im *importer) read(r io.Reader, first []byte, free chan *leafBuf, newBuf func() *leafBuf, work, observed, ordered chan<- *leafJob) error {
 	chunk := int(im.p.ChunkSize)
 	for i := 0; ; i++ {
 		var b *leafBuf
 		select {
-		case b = <-pool:
-		case <-im.ctx.Done():
-			return context.Cause(im.ctx)
+		case b = <-free:
+		default:
+			if b = newBuf(); b == nil {
+				select {
+				case b = <-free:
+				case <-im.ctx.Done():
+					return context.Cause(im.ctx)
+				}
+			}
 		}
 		var n int
 		var err error
