@@ -63,6 +63,10 @@ type sample struct {
 	Position int     `json:"position"` // 0-based place in the round's order
 	WallS    float64 `json:"wall_s"`
 	RSSKiB   int64   `json:"max_rss_kib"`
+	// CPUS is user + system time of the command and its children: unlike
+	// wall time it does not move with the disk's write throughput, which
+	// on this kind of virtual disk swings several-fold between runs.
+	CPUS float64 `json:"cpu_s"`
 }
 
 // row is one line of a case's table.
@@ -72,6 +76,7 @@ type row struct {
 	Subject    bool     `json:"subject"`
 	Samples    []sample `json:"samples"`
 	MedianS    float64  `json:"median_s"`
+	MedianCPUS float64  `json:"median_cpu_s"`
 	MinS       float64  `json:"min_s"`
 	MaxS       float64  `json:"max_s"`
 	PeakRSSMiB float64  `json:"peak_rss_mib"`
@@ -83,13 +88,22 @@ func (r *row) summarize() {
 		w[i] = s.WallS
 		r.PeakRSSMiB = max(r.PeakRSSMiB, float64(s.RSSKiB)/1024)
 	}
-	slices.Sort(w)
-	r.MinS, r.MaxS = w[0], w[len(w)-1]
-	if n := len(w); n%2 == 1 {
-		r.MedianS = w[n/2]
-	} else {
-		r.MedianS = (w[n/2-1] + w[n/2]) / 2
+	r.MinS, r.MaxS = slices.Min(w), slices.Max(w)
+	r.MedianS = medianOf(w)
+	cpu := make([]float64, len(r.Samples))
+	for i, s := range r.Samples {
+		cpu[i] = s.CPUS
 	}
+	r.MedianCPUS = medianOf(cpu)
+}
+
+func medianOf(v []float64) float64 {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	if n := len(v); n%2 == 1 {
+		return v[n/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
 // rounds runs every step once per round, the order rotated by the round,
@@ -123,15 +137,15 @@ func (b *bench) rounds(ctx context.Context, name string, steps []step, warm []st
 		}
 		for pos := range steps {
 			s := steps[(pos+round)%len(steps)]
-			wall, withSync, rss, err := b.measure(ctx, s, filepath.Join(logs, name+"-"+firstNonEmpty(s.key, s.syncKey)+".stderr"))
+			wall, withSync, rss, cpu, err := b.measure(ctx, s, filepath.Join(logs, name+"-"+firstNonEmpty(s.key, s.syncKey)+".stderr"))
 			if err != nil {
 				return nil, err
 			}
 			if s.key != "" {
-				byKey[s.key].Samples = append(byKey[s.key].Samples, sample{round, pos, wall.Seconds(), rss})
+				byKey[s.key].Samples = append(byKey[s.key].Samples, sample{round, pos, wall.Seconds(), rss, cpu.Seconds()})
 			}
 			if s.syncKey != "" {
-				byKey[s.syncKey].Samples = append(byKey[s.syncKey].Samples, sample{round, pos, withSync.Seconds(), rss})
+				byKey[s.syncKey].Samples = append(byKey[s.syncKey].Samples, sample{round, pos, withSync.Seconds(), rss, cpu.Seconds()})
 			}
 			fmt.Fprintf(b.progress, "%s round %d/%d: %-44s %8.3f s  %6.1f MiB\n", name, round+1, b.o.Runs,
 				firstNonEmpty(s.label, s.syncLabel), max(wall, withSync).Seconds(), float64(rss)/1024)
@@ -149,16 +163,16 @@ func (b *bench) rounds(ctx context.Context, name string, steps []step, warm []st
 // measure runs one step: its untimed preparation, sync(2) (and with -cold
 // dropping the page cache), then the command, timed, and the sync after it
 // when the step asks for one.
-func (b *bench) measure(ctx context.Context, s step, errPath string) (wall, withSync time.Duration, rssKiB int64, err error) {
+func (b *bench) measure(ctx context.Context, s step, errPath string) (wall, withSync time.Duration, rssKiB int64, cpu time.Duration, err error) {
 	if s.prep != nil {
 		if err := s.prep(); err != nil {
-			return 0, 0, 0, fmt.Errorf("preparing %s: %w", firstNonEmpty(s.label, s.syncLabel), err)
+			return 0, 0, 0, 0, fmt.Errorf("preparing %s: %w", firstNonEmpty(s.label, s.syncLabel), err)
 		}
 	}
 	syscall.Sync()
 	if b.o.Cold {
 		if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3\n"), 0); err != nil {
-			return 0, 0, 0, fmt.Errorf("-cold: dropping the page cache (needs root): %w", err)
+			return 0, 0, 0, 0, fmt.Errorf("-cold: dropping the page cache (needs root): %w", err)
 		}
 	}
 	outPath := s.stdout
@@ -167,30 +181,30 @@ func (b *bench) measure(ctx context.Context, s step, errPath string) (wall, with
 	}
 	stdout, err := os.Create(outPath)
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
 	}
 	defer stdout.Close()
 	stderr, err := os.Create(errPath)
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
 	}
 	defer stderr.Close()
 	self, err := os.Executable()
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
 	}
 	res := errPath + ".rusage"
 	if err := os.Remove(res); err != nil && !os.IsNotExist(err) {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
 	}
 	c := exec.CommandContext(ctx, self, append([]string{launcherArg, res}, s.argv...)...)
 	c.Env = append(os.Environ(), s.env...)
 	c.Stdout, c.Stderr = stdout, stderr
 	if err := c.Run(); err != nil {
-		return 0, 0, 0, fmt.Errorf("%q: %w\n%s", s.argv, err, tail(errPath))
+		return 0, 0, 0, 0, fmt.Errorf("%q: %w\n%s", s.argv, err, tail(errPath))
 	}
-	if wall, rssKiB, err = readLauncher(res); err != nil {
-		return 0, 0, 0, err
+	if wall, rssKiB, cpu, err = readLauncher(res); err != nil {
+		return 0, 0, 0, 0, err
 	}
 	withSync = wall
 	if s.syncKey != "" {
@@ -200,10 +214,10 @@ func (b *bench) measure(ctx context.Context, s step, errPath string) (wall, with
 	}
 	if s.check != nil {
 		if err := s.check(); err != nil {
-			return 0, 0, 0, fmt.Errorf("after %s: %w", firstNonEmpty(s.label, s.syncLabel), err)
+			return 0, 0, 0, 0, fmt.Errorf("after %s: %w", firstNonEmpty(s.label, s.syncLabel), err)
 		}
 	}
-	return wall, withSync, rssKiB, nil
+	return wall, withSync, rssKiB, cpu, nil
 }
 
 // launcherArg as the first argument makes this program the launcher of one
@@ -238,7 +252,8 @@ func launcherMain(args []string) int {
 	if ru, ok := c.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		rss = ru.Maxrss // KiB on Linux
 	}
-	if werr := os.WriteFile(args[0], fmt.Appendf(nil, "%d %d\n", wall.Nanoseconds(), rss), 0o644); werr != nil {
+	cpu := c.ProcessState.UserTime() + c.ProcessState.SystemTime()
+	if werr := os.WriteFile(args[0], fmt.Appendf(nil, "%d %d %d\n", wall.Nanoseconds(), rss, cpu.Nanoseconds()), 0o644); werr != nil {
 		fmt.Fprintln(os.Stderr, "bench -launch:", werr)
 		return 1
 	}
@@ -249,16 +264,16 @@ func launcherMain(args []string) int {
 	return 0
 }
 
-func readLauncher(path string) (time.Duration, int64, error) {
+func readLauncher(path string) (wall time.Duration, rssKiB int64, cpu time.Duration, err error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return 0, 0, fmt.Errorf("the launcher left no result: %w", err)
+		return 0, 0, 0, fmt.Errorf("the launcher left no result: %w", err)
 	}
-	var ns, rss int64
-	if _, err := fmt.Sscan(string(b), &ns, &rss); err != nil {
-		return 0, 0, fmt.Errorf("%s: %q: %w", path, b, err)
+	var ns, rss, cpuNS int64
+	if _, err := fmt.Sscan(string(b), &ns, &rss, &cpuNS); err != nil {
+		return 0, 0, 0, fmt.Errorf("%s: %q: %w", path, b, err)
 	}
-	return time.Duration(ns), rss, nil
+	return time.Duration(ns), rss, time.Duration(cpuNS), nil
 }
 
 // launcherFloor is the ru_maxrss the launcher reports for `true`: what
@@ -272,7 +287,7 @@ func launcherFloor(ctx context.Context, dir string) (float64, error) {
 	if out, err := exec.CommandContext(ctx, self, launcherArg, res, "true").CombinedOutput(); err != nil {
 		return 0, fmt.Errorf("the launcher (%s %s): %w\n%s", self, launcherArg, err, out)
 	}
-	_, rss, err := readLauncher(res)
+	_, rss, _, err := readLauncher(res)
 	return float64(rss) / 1024, err
 }
 

@@ -162,7 +162,7 @@ func (b *bench) printHeader() {
 		r.SSIDAnchor.Path, r.SSIDAnchor.GoVersion, r.SSIDAnchor.Kubo, r.IPFS.Path, r.IPFS.Kubo, r.IPFS.GoVersion, r.OpenSSL, r.GoDriver)
 	fmt.Fprintf(w, "stock kubo: a fresh repo per run from `ipfs init` (default profile); data seed %d (replay with -seed %d)\n", r.Seed, r.Seed)
 	fmt.Fprintf(w, "caches %s\n", r.Caches)
-	fmt.Fprintf(w, "round i runs every command of a case once, the order rotated by i; tables show the median of %d rounds, the range, and the peak RSS of each command (ru_maxrss of the command and its children; the launcher sets a floor of %.1f MiB, what `true` shows)\n", r.Runs, r.RSSFloorMiB)
+	fmt.Fprintf(w, "round i runs every command of a case once, the order rotated by i; tables show the median of %d rounds, the range, the median CPU time (user + system of the command and its children; a row ending + sync shows the command's) and the peak RSS of each command (ru_maxrss of the command and its children; the launcher sets a floor of %.1f MiB, what `true` shows)\n", r.Runs, r.RSSFloorMiB)
 }
 
 var labels = map[string]string{
@@ -176,9 +176,9 @@ func printCase(out io.Writer, c *caseResult, runs int) {
 	for _, r := range c.Rows {
 		w = max(w, len(r.Label))
 	}
-	fmt.Fprintf(out, "  %-*s  %9s  %15s  %12s\n", w, "command", "median s", "min–max s", "peak RSS MiB")
+	fmt.Fprintf(out, "  %-*s  %9s  %15s  %9s  %12s\n", w, "command", "median s", "min–max s", "cpu s", "peak RSS MiB")
 	for _, r := range c.Rows {
-		fmt.Fprintf(out, "  %-*s  %9.3f  %15s  %12.1f\n", w, r.Label, r.MedianS, fmt.Sprintf("%.3f–%.3f", r.MinS, r.MaxS), r.PeakRSSMiB)
+		fmt.Fprintf(out, "  %-*s  %9.3f  %15s  %9.3f  %12.1f\n", w, r.Label, r.MedianS, fmt.Sprintf("%.3f–%.3f", r.MinS, r.MaxS), r.MedianCPUS, r.PeakRSSMiB)
 	}
 	names := func(r ratio) string { return c.row(r.Subject).Label + " / " + labels[r.Baseline] }
 	w = 0
