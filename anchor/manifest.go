@@ -312,12 +312,7 @@ func LoadManifestIn(r tree.Root, rel string) (*Manifest, []byte, error) {
 // so the caller can start a new one; a FIFO or device is refused without
 // blocking.
 func LoadManifest(path string) (*Manifest, []byte, error) {
-	// A size check before the read, so a huge file handed in is refused
-	// without being read (tree.ReadRegularFile reads it all).
-	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() && st.Size() > maxManifestSize {
-		return nil, nil, errManifestTooBig(path)
-	}
-	b, err := tree.ReadRegularFile(path)
+	b, err := readManifestFile(path)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -326,6 +321,16 @@ func LoadManifest(path string) (*Manifest, []byte, error) {
 		return nil, nil, fmt.Errorf("manifest %s: %w (fix the JSON or restore it from git)", path, err)
 	}
 	return m, b, nil
+}
+
+// readManifestFile reads a manifest carried in by path. The size is
+// checked before the read, so a huge file handed in is refused without
+// being read (tree.ReadRegularFile reads it all).
+func readManifestFile(path string) ([]byte, error) {
+	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() && st.Size() > maxManifestSize {
+		return nil, errManifestTooBig(path)
+	}
+	return tree.ReadRegularFile(path)
 }
 
 // readManifestBytes reads a manifest file, at most maxManifestSize bytes:

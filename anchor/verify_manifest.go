@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/ssid/ssid-anchor/anchor/tree"
@@ -163,10 +162,7 @@ func scanRecords(dec *json.Decoder) ([]recordRef, error) {
 // loadManifestRefs reads a manifest carried in by path (LoadManifest's
 // checks and errors) and keeps its bytes and refs, not its parse.
 func loadManifestRefs(path string) (*manifestRefs, []byte, error) {
-	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() && st.Size() > maxManifestSize {
-		return nil, nil, errManifestTooBig(path)
-	}
-	b, err := tree.ReadRegularFile(path)
+	b, err := readManifestFile(path)
 	if err != nil {
 		return nil, nil, err
 	}
