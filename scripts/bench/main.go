@@ -89,7 +89,7 @@ func main() {
 	flag.StringVar(&o.Only, "only", "all", "comma list of cases to run: "+strings.Join(caseNames, ",")+" or all")
 	flag.StringVar(&o.Dir, "dir", "", "directory (and so file system) to work in; default the system temp dir")
 	flag.Uint64Var(&o.Seed, "seed", 0, "seed of the generated data (0: a random seed, printed)")
-	flag.BoolVar(&o.Cold, "cold", false, "drop the page cache before every command (needs root) instead of warming the sources once per round")
+	flag.BoolVar(&o.Cold, "cold", false, "leave the sources out of the page cache: every command reads them from disk (needs root)")
 	flag.StringVar(&o.JSON, "json", "", "write every sample and the environment as JSON to `FILE`")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -185,6 +185,10 @@ func run(ctx context.Context, o options, out, progress io.Writer) error {
 	b.rep.finish()
 	fmt.Fprintf(out, "\nload average at the end: %s (at the start: %s) on %d CPUs; other work on the machine inflates wall times, and the ratios less (the commands of a round share its drift); RSS does not depend on it\n",
 		b.rep.LoadEnd, b.rep.LoadStart, b.rep.NProc)
+	if b.noDrop {
+		b.rep.Caches += " (NOT DONE: the page cache could not be dropped, run as root; later commands may pay for reclaiming earlier ones' pages)"
+		fmt.Fprintln(out, "warning: the page cache could not be dropped before each command (needs root): a command's wall and CPU time may include reclaiming memory earlier commands filled")
+	}
 	if o.JSON != "" {
 		if err := b.rep.writeJSON(o.JSON); err != nil {
 			return fmt.Errorf("-json: %w", err)

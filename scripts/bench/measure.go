@@ -23,6 +23,7 @@ type bench struct {
 	rep      *report
 	tree     *treeState
 	asides   int
+	noDrop   bool // the page cache could not be dropped (not root)
 }
 
 // aside moves a previous round's output out of the way instead of
@@ -130,14 +131,9 @@ func (b *bench) rounds(ctx context.Context, name string, steps []step, warm []st
 		return nil, err
 	}
 	for round := range b.o.Runs {
-		if !b.o.Cold {
-			if err := readAll(warm); err != nil {
-				return nil, fmt.Errorf("warming the page cache: %w", err)
-			}
-		}
 		for pos := range steps {
 			s := steps[(pos+round)%len(steps)]
-			wall, withSync, rss, cpu, err := b.measure(ctx, s, filepath.Join(logs, name+"-"+firstNonEmpty(s.key, s.syncKey)+".stderr"))
+			wall, withSync, rss, cpu, err := b.measure(ctx, s, warm, filepath.Join(logs, name+"-"+firstNonEmpty(s.key, s.syncKey)+".stderr"))
 			if err != nil {
 				return nil, err
 			}
@@ -163,16 +159,28 @@ func (b *bench) rounds(ctx context.Context, name string, steps []step, warm []st
 // measure runs one step: its untimed preparation, sync(2) (and with -cold
 // dropping the page cache), then the command, timed, and the sync after it
 // when the step asks for one.
-func (b *bench) measure(ctx context.Context, s step, errPath string) (wall, withSync time.Duration, rssKiB int64, cpu time.Duration, err error) {
+func (b *bench) measure(ctx context.Context, s step, warm []string, errPath string) (wall, withSync time.Duration, rssKiB int64, cpu time.Duration, err error) {
 	if s.prep != nil {
 		if err := s.prep(); err != nil {
 			return 0, 0, 0, 0, fmt.Errorf("preparing %s: %w", firstNonEmpty(s.label, s.syncLabel), err)
 		}
 	}
 	syscall.Sync()
-	if b.o.Cold {
-		if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3\n"), 0); err != nil {
+	// Every command starts with the page cache emptied: once earlier
+	// commands' output has filled memory, each page a writer allocates
+	// costs it a reclaim first (measured here: cp + sync of 1 GiB took 0.3 s
+	// of CPU with free memory, 2.6-3.3 s once the cache was full), which
+	// would make a command's time depend on what ran before it. Then, unless
+	// -cold, the sources are read back so every command finds them cached.
+	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3\n"), 0); err != nil {
+		if b.o.Cold {
 			return 0, 0, 0, 0, fmt.Errorf("-cold: dropping the page cache (needs root): %w", err)
+		}
+		b.noDrop = true
+	}
+	if !b.o.Cold {
+		if err := readAll(warm); err != nil {
+			return 0, 0, 0, 0, fmt.Errorf("warming the page cache: %w", err)
 		}
 	}
 	outPath := s.stdout

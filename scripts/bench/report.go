@@ -124,7 +124,7 @@ func newReport(ctx context.Context, o options, work string) *report {
 		FSType: fsType(work), Kernel: kernel(), NProc: runtime.NumCPU(), LoadStart: loadavg(),
 		GoDriver: runtime.Version(), SSIDAnchor: binInfo(o.Bin), IPFS: binInfo(o.IPFS),
 		Options: reportOptions{o.Size, o.Small, o.TreeFiles, o.Depth, o.Only}}
-	r.Caches = "warm: sync(2) before every command; before each round the case's source files (for verify and export also both repos) are read once, so every command finds them in the page cache"
+	r.Caches = "warm: before every command sync(2), the page cache dropped (echo 3 > /proc/sys/vm/drop_caches, so no command pays for reclaiming what earlier ones left in memory), then the case's source files (for verify and export also both repos) read back, so every command finds its sources cached and the rest of memory free"
 	if o.Cold {
 		r.Caches = "cold: sync(2) and echo 3 > /proc/sys/vm/drop_caches before every command"
 	}
