@@ -64,9 +64,9 @@ type sample struct {
 	Position int     `json:"position"` // 0-based place in the round's order
 	WallS    float64 `json:"wall_s"`
 	RSSKiB   int64   `json:"max_rss_kib"`
-	// CPUS is user + system time of the command and its children: unlike
-	// wall time it does not move with the disk's write throughput, which
-	// on this kind of virtual disk swings several-fold between runs.
+	// CPUS is user + system time of the command and its children: it
+	// tells the code's own cost from time spent waiting on the disk or on
+	// kernel locks, which wall time mixes in.
 	CPUS float64 `json:"cpu_s"`
 }
 
