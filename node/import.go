@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -67,10 +68,9 @@ type leafJob struct {
 	n    int // data bytes
 	done chan struct{}
 	// set by the worker before done is closed
-	cid   cid.Cid
-	size  uint64 // the link's Tsize: the whole block
-	err   error
-	index int
+	cid  cid.Cid
+	size uint64 // the link's Tsize: the whole block
+	err  error
 }
 
 func (j *leafJob) data() []byte { return j.buf.mem[leafHead : leafHead+j.n] }
@@ -134,7 +134,7 @@ func importFile(ctx context.Context, r io.Reader, p ImportParams, small ipld.DAG
 	n, err := io.ReadFull(r, first)
 	if err == io.EOF || err == io.ErrUnexpectedEOF {
 		// One chunk or none: boxo's importer, on the bytes already read.
-		return buildFile(small, &sliceReader{b: first[:n]}, p, observe, count)
+		return buildFile(small, bytes.NewReader(first[:n]), p, observe, count)
 	}
 	if err != nil {
 		return cid.Undef, err
@@ -143,18 +143,6 @@ func importFile(ctx context.Context, r io.Reader, p ImportParams, small ipld.DAG
 	defer cancel(nil)
 	im := &importer{ctx: ictx, cancel: cancel, p: p, builder: p.cidBuilder(), sink: sink, observe: observe, count: count}
 	return im.run(r, first)
-}
-
-// sliceReader reads a byte slice without the strings.Reader copy.
-type sliceReader struct{ b []byte }
-
-func (s *sliceReader) Read(p []byte) (int, error) {
-	if len(s.b) == 0 {
-		return 0, io.EOF
-	}
-	n := copy(p, s.b)
-	s.b = s.b[n:]
-	return n, nil
 }
 
 func (im *importer) run(r io.Reader, first []byte) (cid.Cid, error) {
@@ -277,7 +265,7 @@ func (im *importer) read(r io.Reader, first []byte, free chan *leafBuf, newBuf f
 			return err
 		}
 		b.refs.Store(2) // the worker and the observer
-		j := &leafJob{buf: b, n: n, done: make(chan struct{}), index: i}
+		j := &leafJob{buf: b, n: n, done: make(chan struct{})}
 		// On cancellation the buffer is simply dropped: the layout stops
 		// waiting for leaves through the context, not through done.
 		for _, ch := range []chan<- *leafJob{work, observed, ordered} {
@@ -437,27 +425,3 @@ func (im *importer) internal(kids []child) (child, error) {
 	im.count.Add(int64(len(nd.RawData())))
 	return child{cid: nd.Cid(), size: size, fileSize: fsn.FileSize()}, nil
 }
-
-// sinkDAG adapts a blockSink to the DAGService boxo's importer writes to.
-type sinkDAG struct {
-	ctx  context.Context
-	sink blockSink
-}
-
-func (d sinkDAG) Get(context.Context, cid.Cid) (ipld.Node, error) { return nil, ipld.ErrNotFound{} }
-func (d sinkDAG) GetMany(context.Context, []cid.Cid) <-chan *ipld.NodeOption {
-	ch := make(chan *ipld.NodeOption)
-	close(ch)
-	return ch
-}
-func (d sinkDAG) Add(_ context.Context, nd ipld.Node) error { return d.sink(d.ctx, nd) }
-func (d sinkDAG) AddMany(_ context.Context, nds []ipld.Node) error {
-	for _, nd := range nds {
-		if err := d.sink(d.ctx, nd); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-func (d sinkDAG) Remove(context.Context, cid.Cid) error       { return nil }
-func (d sinkDAG) RemoveMany(context.Context, []cid.Cid) error { return nil }
