@@ -551,16 +551,25 @@ func decodeObject(b []byte) ([]KV, error) {
 		}
 		kvs = append(kvs, KV{key, raw})
 	}
-	if _, err := dec.Token(); err != nil {
+	if err := endOfObject(dec); err != nil {
 		return nil, err
 	}
+	return kvs, nil
+}
+
+// endOfObject reads the top-level object's closing brace and makes sure
+// nothing follows it.
+func endOfObject(dec *json.Decoder) error {
+	if _, err := dec.Token(); err != nil {
+		return err
+	}
 	if dec.More() {
-		return nil, errors.New("data after the top-level object")
+		return errors.New("data after the top-level object")
 	}
 	if _, err := dec.Token(); err == nil {
-		return nil, errors.New("data after the top-level object")
+		return errors.New("data after the top-level object")
 	}
-	return kvs, nil
+	return nil
 }
 
 func marshalObject(kvs []KV) ([]byte, error) {

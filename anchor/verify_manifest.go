@@ -120,14 +120,8 @@ func scanManifestRefs(b []byte) (*manifestRefs, error) {
 			}
 		}
 	}
-	if _, err := dec.Token(); err != nil {
+	if err := endOfObject(dec); err != nil {
 		return nil, err
-	}
-	if dec.More() {
-		return nil, errors.New("data after the top-level object")
-	}
-	if _, err := dec.Token(); err == nil {
-		return nil, errors.New("data after the top-level object")
 	}
 	return m, nil
 }
