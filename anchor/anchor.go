@@ -550,11 +550,15 @@ func anchorFile(ctx context.Context, o RunOptions, b Batch, rel string) (Record,
 			progress(len(p))
 		}
 	}
+	// Read at most one byte past the size stat gave: a file that keeps
+	// growing while it is read (a log being written) ends the read there
+	// and is reported as changed below, instead of being read for ever.
+	r := ctxReader{ctx, io.LimitReader(f, st.Size()+1)}
 	var c cid.Cid
 	if b == nil {
-		c, err = node.ComputeCID(ctxReader{ctx, f}, o.Params, observe)
+		c, err = node.ComputeCID(r, o.Params, observe)
 	} else {
-		c, err = b.AddFile(ctxReader{ctx, f}, o.Params, observe)
+		c, err = b.AddFile(r, o.Params, observe)
 	}
 	sum, n := h.sum()
 	if err != nil {
