@@ -98,11 +98,8 @@ func (s *consoleSource) Snapshot(ctx context.Context) (*console.Snapshot, error)
 	if s.IPNSName != nil {
 		snap.Node.IPNSName = s.IPNSName()
 	}
-	if st, err := tree.CheckRoot24(root); err != nil {
-		snap.Node.Root24Lock, snap.Node.Root24Problems = "unknown", []string{err.Error()}
-	} else {
-		snap.Node.Root24Lock, snap.Node.Root24Problems = st.Status(), st.Problems
-	}
+	st := tree.CheckRoot24(root)
+	snap.Node.Root24Lock, snap.Node.Root24Problems = st.Status(), st.Problems
 
 	if err := s.readManifest(ctx, root, snap); err != nil {
 		snap.ManifestProblem = err.Error()
