@@ -366,8 +366,12 @@ func (s *consoleSource) verify(ctx context.Context) (*anchor.VerifyReport, error
 		return nil, fmt.Errorf("opening the governance tree: %w", err)
 	}
 	defer root.Close()
-	// As cmd_verify does: Verify reads the manifest by path.
-	return anchor.Verify(ctx, anchor.VerifyOptions{
-		Root: root, ManifestPath: root.Path(s.g.cfg.Paths.Manifest), Store: s.n, StoreName: "the repo", Pins: s.n, Log: s.g.log,
-	})
+	// As cmd_verify does: Verify reads the manifest by path, against the
+	// repo's chain head, with the config's trusted signers.
+	vo := anchor.VerifyOptions{Root: root, ManifestPath: root.Path(s.g.cfg.Paths.Manifest), Log: s.g.log, Trust: s.g.cfg.Anchor.Trust}
+	treeVerifyOptions(&vo, s.g)
+	if err := repoVerifyOptions(&vo, s.n); err != nil {
+		return nil, err
+	}
+	return anchor.Verify(ctx, vo)
 }
