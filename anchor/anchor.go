@@ -91,7 +91,12 @@ type Result struct {
 	Reprocessed  int    `json:"reprocessed_events,omitempty"`
 	ManifestPath string `json:"manifest"`
 	ManifestCID  string `json:"manifest_cid,omitempty"`
-	PreviousCID  string `json:"previous_manifest_cid,omitempty"`
+	// PreviousCID is the written manifest's previous_manifest_cid: with
+	// checkpoints, the last checkpoint's manifest.
+	PreviousCID string `json:"previous_manifest_cid,omitempty"`
+	// Checkpoints are the manifests a long run wrote on the way, oldest
+	// first (anchor.checkpoint_interval).
+	Checkpoints []string `json:"checkpoint_manifest_cids,omitempty"`
 	RunRoot      string `json:"run_root_cid,omitempty"`
 	DryRun       bool   `json:"dry_run"`
 	Rewritten    bool   `json:"manifest_rewritten"`
@@ -301,9 +306,7 @@ func (r *runState) commit(ctx context.Context, mark *Watermark) error {
 			r.batch.Link("previous-manifest.json", prev)
 		}
 		man.PreviousCID = prev.String()
-		if r.res.PreviousCID == "" {
-			r.res.PreviousCID = man.PreviousCID
-		}
+		r.res.PreviousCID = man.PreviousCID
 	}
 	if err := man.Touch(r.o.Now(), r.o.Provider); err != nil {
 		return err
@@ -315,6 +318,9 @@ func (r *runState) commit(ctx context.Context, mark *Watermark) error {
 	mc, err := addBytes(r.batch, newBytes)
 	if err != nil {
 		return fmt.Errorf("adding the new manifest: %w", err)
+	}
+	if r.res.Rewritten {
+		r.res.Checkpoints = append(r.res.Checkpoints, r.res.ManifestCID)
 	}
 	r.res.ManifestCID = mc.String()
 	if r.batch == nil {
