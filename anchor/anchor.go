@@ -91,18 +91,17 @@ type Result struct {
 	Reprocessed  int    `json:"reprocessed_events,omitempty"`
 	ManifestPath string `json:"manifest"`
 	ManifestCID  string `json:"manifest_cid,omitempty"`
-	// PreviousCID is the written manifest's previous_manifest_cid: with
-	// checkpoints, the last checkpoint's manifest.
-	PreviousCID string `json:"previous_manifest_cid,omitempty"`
-	// Checkpoints are the manifests a long run wrote on the way, oldest
-	// first (anchor.checkpoint_interval).
-	Checkpoints []string `json:"checkpoint_manifest_cids,omitempty"`
+	PreviousCID  string `json:"previous_manifest_cid,omitempty"` // the written manifest's (with checkpoints, the last one's CID)
 	RunRoot      string `json:"run_root_cid,omitempty"`
 	DryRun       bool   `json:"dry_run"`
 	Rewritten    bool   `json:"manifest_rewritten"`
 
 	// SignedBy is the peer ID whose key signed the manifest written.
 	SignedBy string `json:"signed_by,omitempty"`
+
+	// Checkpoints are the manifests a long run wrote on the way, oldest
+	// first (anchor.checkpoint_interval).
+	Checkpoints []string `json:"checkpoint_manifest_cids,omitempty"`
 
 	// read is how the registry log was read (from the cursor or whole).
 	read tree.CursorRead
