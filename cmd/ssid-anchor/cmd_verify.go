@@ -41,7 +41,7 @@ func verifyFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "car", TakesFile: true, Usage: "verify from CAR `FILE`s instead of the repo (no repo needed); repeatable"},
 		&cli.BoolFlag{Name: "allow-missing", Usage: "a record whose file was removed passes on the IPFS side alone"},
 		&cli.StringSliceFlag{Name: "peer", Usage: "with --network, connect to `MULTIADDR` (with /p2p/<id>) first; repeatable"},
-		&cli.StringSliceFlag{Name: "trust", Usage: "require every manifest of the chain to be signed by `PEERID` (repeatable; default: anchor.trust)"},
+		&cli.StringSliceFlag{Name: "trust", Usage: "require `PEERID`'s signature on the head and every manifest from the first signed one on (repeatable; default: anchor.trust)"},
 		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "give up on a peer or gateway request after this long without data"},
 	}
 }
@@ -161,16 +161,26 @@ Every manifest carries a signature by the node key of the repo that wrote it
 (the "signature" key: peer ID, ed25519, over the RFC 8785 form of the rest).
 verify checks each one and names the signer and since which manifest it has
 signed. An invalid signature, or an unsigned manifest newer than a signed
-one, fails; a change of signer is reported. --trust PEERID (repeatable, or
-anchor.trust in the config) requires every manifest to be signed by that
-peer: an unsigned one (also from before signing existed) or another signer
-then fails.
+one, fails; a change of signer is reported. Unsigned manifests older than the
+first signed one (the SSID seed) pass as "unsigned, covered by <CID>": that
+signed manifest's previous_manifest_cid chain fixes their bytes. --trust
+PEERID (repeatable, or anchor.trust in the config) requires that peer's
+signature on the head and on every manifest from the first signed one on;
+another signer, or an unsigned chain, then fails.
+
+The tree's manifest must be the chain head this repo committed, or a
+descendant of it. Without a head to compare with (a repo that never anchored
+nor imported a manifest, CAR files without a repo, or a head file that was
+removed) the rollback check is off, and the last line and --json (rollback)
+say so. The registry events log is append-only: a record of it passes when
+its anchored bytes start today's log.
 
 --network and --gateway fetch every anchor again from peers or gateways,
 check each block against its CID, rebuild the file and compare its SHA-256.
 --car verifies from CAR files (see export) with no repo and no network; when
 --root is not given the files are not looked at and content is checked from
-the CARs alone.
+the CARs alone. Every word after --car up to the next flag is a CAR file
+(--car out/*.car --trust PEERID).
 
 Exit codes: 0 every record, the chain and its signatures passed, 1 something
 failed (each failure is printed), 2 bad flag, 3 repo missing or locked, 130
