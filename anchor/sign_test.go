@@ -563,20 +563,10 @@ func TestVerifyTrustUnsignedAfterSigned(t *testing.T) {
 	pristine := vtBuild(t, t.TempDir())
 	owner := stPeerID(t, pristine)
 	trust := func(o *VerifyOptions) { o.Trust = []string{owner} }
-	clone := func(t *testing.T) vtFixture {
-		dir := filepath.Join(t.TempDir(), "case")
-		vtCopy(t, pristine.dir, dir)
-		root, err := tree.OpenRoot(filepath.Join(dir, "root"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { root.Close() })
-		return vtFixture{dir: dir, root: root, paths: pristine.paths, repo: filepath.Join(dir, "repo")}
-	}
-	// appendManifest writes a successor of the tree's manifest (signed by
-	// s, or unsigned when s is nil) as the tree's manifest, the old one
-	// stored in the repo as its previous_manifest_cid.
-	appendManifest := func(t *testing.T, f vtFixture, s Signer) {
+	// appendManifest writes a successor of the tree's manifest, signed by
+	// the repo's node key or unsigned, as the tree's manifest; the old one
+	// is stored in the repo as its previous_manifest_cid.
+	appendManifest := func(t *testing.T, f vtFixture, signed bool) {
 		t.Helper()
 		m, old, err := LoadManifest(f.manifestPath())
 		if err != nil {
@@ -596,21 +586,20 @@ func TestVerifyTrustUnsignedAfterSigned(t *testing.T) {
 				t.Fatal(err)
 			}
 			m.PreviousCID = c.String()
+			out, err := m.MarshalUnsigned()
+			if signed {
+				out, err = m.Marshal(n)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			vtWrite(t, f.manifestPath(), out)
 		})
-		var out []byte
-		if s == nil {
-			out, err = m.MarshalUnsigned()
-		} else {
-			out, err = m.Marshal(s)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		vtWrite(t, f.manifestPath(), out)
 	}
+
 	t.Run("unsigned head after signed ones", func(t *testing.T) {
-		f := clone(t)
-		appendManifest(t, f, nil)
+		f := vtClone(t, pristine)
+		appendManifest(t, f, false)
 		rep := vtVerify(t, f, nil)
 		stWantSig(t, rep, 0, SigUnsigned, false, "the signature was stripped")
 		rep = vtVerify(t, f, trust)
@@ -618,33 +607,9 @@ func TestVerifyTrustUnsignedAfterSigned(t *testing.T) {
 		stWantSig(t, rep, 3, SigUnsigned, true, "unsigned, covered by")
 	})
 	t.Run("unsigned manifest between signed ones", func(t *testing.T) {
-		f := clone(t)
-		appendManifest(t, f, nil)
-		vtWithNode(t, f, func(n *node.Node) {
-			m, _, err := LoadManifest(f.manifestPath())
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, err := n.NewBatch(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			raw, _ := os.ReadFile(f.manifestPath())
-			c, err := b.AddBytes(raw, manifestParams)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b.Link("previous.json", c)
-			if _, err := b.Commit("test"); err != nil {
-				t.Fatal(err)
-			}
-			m.PreviousCID = c.String()
-			out, err := m.Marshal(n)
-			if err != nil {
-				t.Fatal(err)
-			}
-			vtWrite(t, f.manifestPath(), out)
-		})
+		f := vtClone(t, pristine)
+		appendManifest(t, f, false)
+		appendManifest(t, f, true)
 		rep := vtVerify(t, f, trust)
 		if len(rep.Signatures.Manifests) != 5 {
 			t.Fatalf("chain of %d, want 5: %+v", len(rep.Signatures.Manifests), rep.Signatures)
@@ -669,7 +634,7 @@ func TestVerifyTrustUnsignedAfterSigned(t *testing.T) {
 		if _, err := node.Init(f.repo, node.Config{Profile: node.ProfileAirGapped}); err != nil {
 			t.Fatal(err)
 		}
-		appendManifest(t, f, nil) // the seed and an unsigned successor
+		appendManifest(t, f, false) // the seed and an unsigned successor
 		rep := vtVerify(t, f, nil)
 		if !rep.Signatures.OK || !strings.Contains(strings.Join(rep.Signatures.Warnings, " "), "no signed manifest covers them") {
 			t.Fatalf("unsigned chain without --trust: %+v", rep.Signatures)

@@ -433,11 +433,9 @@ func verifyRecord(ctx context.Context, o VerifyOptions, r recordRef, idx, latest
 			add("file", StatusSkipped, "changed since; record %d covers its current content", latest+1)
 		case sum != r.FileHash && o.EventsLog != "" && r.FilePath == path.Clean(o.EventsLog):
 			// Append-only: the anchored bytes must start today's log.
-			lp, err := logPrefixCheck(ctx, o, want, r, size)
-			switch {
-			case err != nil:
+			if lp, err := logPrefixCheck(ctx, o, want, r, size); err != nil {
 				add("file", StatusFailed, "%v", err)
-			default:
+			} else {
 				add("file", StatusOK, "%s", lp.detail)
 				prefixBlocks, res.Note = lp.blocks, lp.detail
 			}

@@ -20,16 +20,6 @@ import (
 func TestVerifyRegistryLogIsAppendOnly(t *testing.T) {
 	pristine := vtBuild(t, t.TempDir())
 	logRel := pristine.paths.EventsLog
-	clone := func(t *testing.T) vtFixture {
-		dir := filepath.Join(t.TempDir(), "case")
-		vtCopy(t, pristine.dir, dir)
-		root, err := tree.OpenRoot(filepath.Join(dir, "root"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { root.Close() })
-		return vtFixture{dir: dir, root: root, paths: pristine.paths, repo: filepath.Join(dir, "repo")}
-	}
 	withLog := func(o *VerifyOptions) { o.EventsLog = logRel }
 	anchored, err := os.ReadFile(filepath.Join(pristine.root.Dir(), logRel))
 	if err != nil {
@@ -37,7 +27,7 @@ func TestVerifyRegistryLogIsAppendOnly(t *testing.T) {
 	}
 
 	t.Run("appended", func(t *testing.T) {
-		f := clone(t)
+		f := vtClone(t, pristine)
 		if _, err := tree.AppendEvent(filepath.Join(f.root.Dir(), logRel), tree.NewEvent{
 			Timestamp: "2026-03-01T09:00:00Z", Event: "blueprint_update", Version: "v4.3.2",
 			CommitHash: "def456", Blueprint: "v4.3", Root24Lock: "active", ComplianceScore: "100/100", EmittedBy: "test",
@@ -65,7 +55,7 @@ func TestVerifyRegistryLogIsAppendOnly(t *testing.T) {
 	})
 
 	t.Run("one old byte changed", func(t *testing.T) {
-		f := clone(t)
+		f := vtClone(t, pristine)
 		b := bytes.Clone(anchored)
 		at := bytes.Index(b, []byte(`"v4.2.1"`)) + 5 // inside an early event
 		line := bytes.Count(b[:at], []byte("\n")) + 1
@@ -77,7 +67,7 @@ func TestVerifyRegistryLogIsAppendOnly(t *testing.T) {
 	})
 
 	t.Run("one old byte changed, same length", func(t *testing.T) {
-		f := clone(t)
+		f := vtClone(t, pristine)
 		b := bytes.Clone(anchored)
 		b[1] ^= 0x20
 		vtWrite(t, filepath.Join(f.root.Dir(), logRel), b)
@@ -85,7 +75,7 @@ func TestVerifyRegistryLogIsAppendOnly(t *testing.T) {
 	})
 
 	t.Run("truncated", func(t *testing.T) {
-		f := clone(t)
+		f := vtClone(t, pristine)
 		cut := len(anchored) - 40
 		vtWrite(t, filepath.Join(f.root.Dir(), logRel), anchored[:cut])
 		vtWantFailed(t, vtVerify(t, f, withLog), logRel, "file", fmt.Sprintf("it was truncated at byte %d", cut))
@@ -112,4 +102,17 @@ func TestVerifyChangedUnselectedFile(t *testing.T) {
 	// A file the rules still select keeps the usual hint.
 	rep = vtVerify(t, f, func(o *VerifyOptions) { o.Selected = func(string) bool { return true } })
 	vtWantFailed(t, rep, rel, "file", "anchor the new content with `ssid-anchor anchor`")
+}
+
+// vtClone copies a built fixture (tree and repo) for a test to change.
+func vtClone(t *testing.T, pristine vtFixture) vtFixture {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "case")
+	vtCopy(t, pristine.dir, dir)
+	root, err := tree.OpenRoot(filepath.Join(dir, "root"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Close() })
+	return vtFixture{dir: dir, root: root, paths: pristine.paths, repo: filepath.Join(dir, "repo")}
 }
