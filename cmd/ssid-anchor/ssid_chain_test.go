@@ -56,39 +56,25 @@ func proofAnchorChainJSON() []byte {
 // chain is run 2 -> run 1 -> the sample (seed) manifest.
 func jsonAnchorsTree(t *testing.T) vcTree {
 	t.Helper()
-	dir := t.TempDir()
-	tr := vcTree{root: filepath.Join(dir, "root"), repo: filepath.Join(dir, "repo")}
-	p := tree.DefaultPaths()
-	vcWrite(t, filepath.Join(tr.root, p.EventsLog), vcTestdata(t, "registry_events.log"))
-	vcWrite(t, filepath.Join(tr.root, p.Manifest), vcTestdata(t, "ipfs_anchor_manifest.json"))
-	vcWrite(t, filepath.Join(tr.root, p.DashboardCSV[0]), vcTestdata(t, "dashboard_data.csv"))
-	vcWrite(t, filepath.Join(tr.root, proofChainAnchors), proofChainAnchorsJSON())
-	vcWrite(t, filepath.Join(tr.root, proofAnchorChain), proofAnchorChainJSON())
-	g, _, errb := jsonAnchorsGlobals(tr)
-	ctx := context.Background()
-	if err := runInit(ctx, initOptions{Profile: node.ProfileAirGapped}, g); err != nil {
-		t.Fatal(err)
-	}
-	if err := runAnchor(ctx, anchorOptions{}, g); err != nil {
-		t.Fatalf("anchor: %v\n%s", err, errb)
-	}
-	if _, err := tree.AppendEvent(filepath.Join(tr.root, p.EventsLog), tree.NewEvent{
+	tr := vcAnchoredTreeWith(t, map[string][]byte{proofChainAnchors: proofChainAnchorsJSON(), proofAnchorChain: proofAnchorChainJSON()}, withJSONAnchorsRule)
+	if _, err := tree.AppendEvent(filepath.Join(tr.root, tree.DefaultPaths().EventsLog), tree.NewEvent{
 		Timestamp: "2026-03-01T09:00:00Z", Event: "governance_review", Version: "v4.3.1", CommitHash: "abc123",
 		Blueprint: "v4.3", Root24Lock: "active", ComplianceScore: "100/100", EmittedBy: "test",
 	}); err != nil {
 		t.Fatal(err)
 	}
 	vcWrite(t, filepath.Join(tr.root, proofAnchorChain), bytes.Replace(proofAnchorChainJSON(), []byte(`"total_anchors": 1`), []byte(`"total_anchors": 1, "checked": true`), 1))
-	if err := runAnchor(ctx, anchorOptions{}, g); err != nil {
+	g, _, errb := vcGlobals(tr.root, tr.repo)
+	withJSONAnchorsRule(g)
+	if err := runAnchor(context.Background(), anchorOptions{}, g); err != nil {
 		t.Fatalf("anchor: %v\n%s", err, errb)
 	}
 	return tr
 }
 
-func jsonAnchorsGlobals(tr vcTree) (*globalOptions, *bytes.Buffer, *bytes.Buffer) {
-	g, out, errb := vcGlobals(tr.root, tr.repo)
+// withJSONAnchorsRule adds a rule selecting the governance JSON files.
+func withJSONAnchorsRule(g *globalOptions) {
 	g.cfg.Anchor.Rules = append(g.cfg.Anchor.Rules, anchor.Rule{Match: []string{"*"}, Globs: []string{"09_meta_identity/*.json", "24_meta_orchestration/registry/manifests/proof_anchor_chain_*.json"}})
-	return g, out, errb
 }
 
 func manifestCID(t *testing.T, root string) string {
@@ -162,7 +148,7 @@ func TestImportJSONWithAnchorsKeySetsChainHead(t *testing.T) {
 		t.Fatalf("the manifest-shaped %s (%s) is not named as an anchored file: %v", proofAnchorChain, shaped, res.Content)
 	}
 	// The export says which CARs hold the chain.
-	g, eout, _ := jsonAnchorsGlobals(tr)
+	g, eout, _ := vcGlobals(tr.root, tr.repo)
 	g.JSON = true
 	if err := runExport(context.Background(), exportOptions{Dir: dir}, g); err != nil {
 		t.Fatal(err)
