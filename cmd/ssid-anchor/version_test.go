@@ -180,6 +180,22 @@ func TestVersionOfBuiltBinary(t *testing.T) {
 	}
 }
 
+// getOK is the body of the daemon's answer to GET path; anything but 200
+// fails the test.
+func (d *daemonProc) getOK(t *testing.T, path string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + d.http + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%s: %d %s", path, resp.StatusCode, b)
+	}
+	return string(b)
+}
+
 func sameInstant(t *testing.T, a, b string) bool {
 	t.Helper()
 	ta, ea := time.Parse(time.RFC3339, a)
@@ -198,27 +214,14 @@ func TestBuildInfoInDaemon(t *testing.T) {
 	root := newTree(t)
 	repo := initRepo(t)
 	d := startDaemon(t, root, repo, nil)
-	get := func(path string) string {
-		t.Helper()
-		resp, err := http.Get("http://" + d.http + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 {
-			t.Fatalf("%s: %d %s", path, resp.StatusCode, b)
-		}
-		return string(b)
-	}
 	metric := fmt.Sprintf(`ssid_anchor_build_info{commit=%q,go_version=%q,kubo_version=%q,version=%q} 1`, in.CommitLabel(), in.GoVersion, in.KuboVersion, in.Version)
-	if m := get("/metrics"); !strings.Contains(m, "\n"+metric+"\n") {
+	if m := d.getOK(t, "/metrics"); !strings.Contains(m, "\n"+metric+"\n") {
 		t.Errorf("/metrics lacks %s:\n%s", metric, grepLines(m, "build_info"))
 	}
 	var st struct {
 		Build buildinfo.Info `json:"build"`
 	}
-	if err := json.Unmarshal([]byte(get("/status")), &st); err != nil || st.Build != in {
+	if err := json.Unmarshal([]byte(d.getOK(t, "/status")), &st); err != nil || st.Build != in {
 		t.Errorf("/status build %+v (%v), want %+v", st.Build, err, in)
 	}
 	line := "version:    " + in.String() + "\n"
