@@ -24,7 +24,12 @@ ssid_anchor_build_info, status shows it, and every release manifest names it
 under metadata.generator_version. Reads no repo and no config.
 
 Exit codes: 0 shown.`,
-		Action: func(c *cli.Context) error { return runVersion(c.Context, g) },
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return usagef("version takes no arguments (got %q)", c.Args().First())
+			}
+			return runVersion(c.Context, g)
+		},
 	}
 }
 

@@ -87,6 +87,9 @@ func TestVersionCommand(t *testing.T) {
 			}
 		})
 	}
+	if code, out, errb := runCLI(t, "version", "extra"); code != exitUsage || out != "" || !strings.Contains(errb, `version takes no arguments (got "extra")`) {
+		t.Errorf("version extra: exit %d, stdout %q, stderr %q", code, out, errb)
+	}
 }
 
 var madeBinary struct {
