@@ -23,7 +23,7 @@ func w3Setup(t *testing.T, b *bridgetest.Bridge, serviceDID string) (g []string,
 	root, repo, cfg := pinTree(t)
 	did := ""
 	if serviceDID != "" {
-		did = `, "service_did": "` + serviceDID + `"`
+		did = `, "service_did": "` + serviceDID + `", "service_issuer": "` + b.Issuer + `"`
 	}
 	mustWrite(t, cfg, []byte(`{"remote_pinning": {"services": [
   {"name": "web3-storage", "endpoint": "`+b.Endpoint()+`", "space": "`+b.Space+`", "shard_size": 1048576`+did+`}]}}`))
