@@ -56,7 +56,7 @@ type PSAOptions struct {
 	// Delegates says which delegates may be dialed; nil is the air-gapped
 	// policy (loopback only).
 	Delegates *DelegatePolicy
-	Policy  retry.Policy
+	Policy    retry.Policy
 	// PollInterval is how soon a queued or pinning request is asked again.
 	PollInterval time.Duration
 	// Workers bounds the requests in flight to one service.

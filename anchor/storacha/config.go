@@ -18,11 +18,11 @@ import (
 // The web3-storage preset: Storacha's public bridge and the variables the
 // tokens are read from.
 const (
-	PresetName          = "web3-storage"
-	DefaultEndpoint     = "https://up.storacha.network/bridge"
-	EnvAuthSecret       = "WEB3_STORAGE_AUTH_SECRET"
-	EnvAuthorization    = "WEB3_STORAGE_AUTHORIZATION"
-	DefaultShardSize    = 133_169_152 // the JS reference client's shard limit
+	PresetName           = "web3-storage"
+	DefaultEndpoint      = "https://up.storacha.network/bridge"
+	EnvAuthSecret        = "WEB3_STORAGE_AUTH_SECRET"
+	EnvAuthorization     = "WEB3_STORAGE_AUTHORIZATION"
+	DefaultShardSize     = 133_169_152 // the JS reference client's shard limit
 	minShardSize         = 1 << 10
 	defaultAnswerTimeout = 2 * time.Minute // a bridge answer: receipts, small
 	defaultStallWindow   = time.Minute     // an upload moving less than

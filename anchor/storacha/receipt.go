@@ -53,9 +53,9 @@ const MaxEvidenceReceipt = 16 << 10
 
 // receipt is one decoded bridge receipt.
 type receipt struct {
-	p      datamodel.Node
-	s      []byte
-	iss    string
+	p       datamodel.Node
+	s       []byte
+	iss     string
 	ok      datamodel.Node // nil when out is an error
 	errName string         // out.error.name
 	errMsg  string         // service's error name and message
