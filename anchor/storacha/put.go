@@ -29,20 +29,23 @@ import (
 // checkPutURL checks the upload URL as written.
 func checkPutURL(raw, endpoint string) error {
 	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
+	if err != nil {
 		return fmt.Errorf("the service gave an unusable upload URL (%s); refused", servicetext.Clean(redactURL(raw), 120))
 	}
 	shown := servicetext.Clean(redactURL(raw), 160)
-	if u.User != nil {
-		return fmt.Errorf("the upload URL %s carries credentials in its host part; refused", shown)
-	}
 	ep, _ := url.Parse(endpoint)
 	sameOrigin := ep != nil && originOf(u) == originOf(ep)
 	switch {
 	case u.Scheme == "https":
 	case u.Scheme == "http" && sameOrigin:
 	default:
-		return fmt.Errorf("the upload URL %s uses %q; only https, or the bridge's own origin, is sent shards", shown, u.Scheme)
+		return fmt.Errorf("the upload URL %s uses %q; only https, or the bridge's own origin, is sent shards", shown, servicetext.Clean(u.Scheme, 20))
+	}
+	if u.Host == "" {
+		return fmt.Errorf("the upload URL %s names no host; refused", shown)
+	}
+	if u.User != nil {
+		return fmt.Errorf("the upload URL %s carries credentials in its host part; refused", shown)
 	}
 	if strings.EqualFold(strings.TrimSuffix(u.Hostname(), "."), "metadata.google.internal") {
 		return fmt.Errorf("the upload URL %s names a cloud metadata service; refused", shown)

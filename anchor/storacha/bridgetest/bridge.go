@@ -77,6 +77,8 @@ type Bridge struct {
 	PadReceipts int
 	// DripAnswer, when set, sends every answer one byte per DripAnswer.
 	DripAnswer time.Duration
+	// DripPUT, when set, reads PUT bodies one byte per DripPUT.
+	DripPUT time.Duration
 
 	// Mu guards everything below; hold it when changing a field while the
 	// server runs.
@@ -94,6 +96,8 @@ type Bridge struct {
 	Problems   []string // protocol violations by the client
 	// DripCut counts dripped answers the client gave up on.
 	DripCut int
+
+	stop chan struct{} // closed when the test ends
 }
 
 type alloc struct {
@@ -125,12 +129,15 @@ func New(t testing.TB) *Bridge {
 		Cars:      map[string][]byte{},
 		Allocs:    map[string]alloc{},
 		Uploads:   map[string][]string{},
+		stop:      make(chan struct{}),
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /bridge", b.bridge)
 	mux.HandleFunc("PUT /put/{token}", b.put)
 	b.Srv = httptest.NewServer(mux)
 	t.Cleanup(b.Srv.Close)
+	// Runs before Close: a dripping handler stops, so Close does not wait.
+	t.Cleanup(func() { close(b.stop) })
 	return b
 }
 
@@ -279,6 +286,8 @@ func (b *Bridge) write(w http.ResponseWriter, r *http.Request, data []byte) {
 			b.Mu.Lock()
 			b.DripCut++
 			b.Mu.Unlock()
+			return
+		case <-b.stop:
 			return
 		case <-time.After(b.DripAnswer):
 		}
@@ -483,6 +492,28 @@ func (b *Bridge) sign(ability string, tk datamodel.Node, out qp.Assemble) datamo
 }
 
 func (b *Bridge) put(w http.ResponseWriter, r *http.Request) {
+	b.Mu.Lock()
+	drip := b.DripPUT
+	b.Mu.Unlock()
+	if drip > 0 {
+		one := make([]byte, 1)
+		for {
+			if _, err := r.Body.Read(one); err != nil {
+				break
+			}
+			select {
+			case <-r.Context().Done():
+				b.Mu.Lock()
+				b.DripCut++
+				b.Mu.Unlock()
+				return
+			case <-b.stop:
+				return
+			case <-time.After(drip):
+			}
+		}
+		return
+	}
 	b.Mu.Lock()
 	defer b.Mu.Unlock()
 	b.PutTries++
