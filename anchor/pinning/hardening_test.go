@@ -164,7 +164,9 @@ func TestPSAServiceTextIsMadeSafe(t *testing.T) {
 	for name, as := range map[string]func(string) string{
 		"lower case": strings.ToLower,
 		"upper case": strings.ToUpper,
-		"base64":     func(s string) string { return base64.StdEncoding.EncodeToString([]byte(strings.TrimPrefix(s, "Bearer "))) },
+		"base64": func(s string) string {
+			return base64.StdEncoding.EncodeToString([]byte(strings.TrimPrefix(s, "Bearer ")))
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			srv := psatest.New()
@@ -457,4 +459,3 @@ func TestBridgeKeepsNoUploadCredentials(t *testing.T) {
 		t.Fatal("queue.json holds an upload header value")
 	}
 }
-

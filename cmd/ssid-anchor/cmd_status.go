@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ssid/ssid-anchor/anchor/pinning"
 	"github.com/ssid/ssid-anchor/node"
 	"github.com/ssid/ssid-anchor/scheduler"
 	"github.com/urfave/cli/v2"
@@ -113,6 +114,7 @@ func buildStatus(_ context.Context, g *globalOptions, n *node.Node, d *daemon) (
 		doc.Addresses = []string{}
 	}
 	stats, man := countAnchors(g.Root, g.cfg.Paths)
+	stats.RemotePins = summariseRemotePins(stats.RemotePins)
 	doc.anchorStats = stats
 	doc.Manifest.Path = g.cfg.Paths.Manifest
 	if man != nil {
@@ -221,10 +223,10 @@ func printStatus(g *globalOptions, doc *statusDoc) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "anchors:    %d records of %d files, %d pinned", doc.Records, doc.Files, doc.Pinned)
-	if len(doc.RemotePins) > 0 {
+	if rp := summariseRemotePins(doc.RemotePins); len(rp) > 0 {
 		var parts []string
-		for _, st := range sortedKeysOfInt(doc.RemotePins) {
-			parts = append(parts, fmt.Sprintf("%d %s", doc.RemotePins[st], st))
+		for _, st := range sortedKeysOfInt(rp) {
+			parts = append(parts, fmt.Sprintf("%d %s", rp[st], st))
 		}
 		fmt.Fprintf(w, "; remote pins: %s", strings.Join(parts, ", "))
 	}
@@ -256,6 +258,28 @@ func printStatus(g *globalOptions, doc *statusDoc) {
 	} else {
 		fmt.Fprintf(w, "http:       %s (when the daemon runs)\n", orDash(doc.Config.HTTP.Listen))
 	}
+}
+
+// remotePinOther counts, in a summary, remote pins whose status is none of
+// the known ones.
+const remotePinOther = "other"
+
+// summariseRemotePins keeps the counts of the known remote pin statuses
+// and folds every other status into one "other" count. The statuses come
+// from the manifest, which anyone who can commit to the tree can write:
+// 50,000 made-up statuses must not become 50,000 entries (a 3 MB status
+// line, a JSON document of that size).
+func summariseRemotePins(m map[string]int) map[string]int {
+	out := make(map[string]int, 6)
+	for st, n := range m {
+		switch pinning.Status(st) {
+		case pinning.StatusQueued, pinning.StatusPinning, pinning.StatusPinned, pinning.StatusFailed, pinning.StatusMoved:
+			out[st] += n
+		default:
+			out[remotePinOther] += n
+		}
+	}
+	return out
 }
 
 func sortedKeysOfInt(m map[string]int) []string {
