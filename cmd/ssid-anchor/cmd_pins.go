@@ -478,6 +478,10 @@ func remoteTargets(g *globalOptions, names []string, web3 bool) ([]pinning.Servi
 		if miss := pinning.MissingEnv(s, g.env); len(miss) > 0 {
 			fmt.Fprintf(g.stderr, "warning: remote pinning service %s: environment variable %s not set; its requests stay queued until it is\n", s.Name, strings.Join(miss, " and "))
 		}
+		if s.Kind == pinning.KindStorachaBridge && s.Endpoint == pinning.Web3StoragePreset().Endpoint {
+			fmt.Fprintf(g.stderr, "warning: remote pinning service %s: %s; its requests will fail with the service's answer. Move them: ssid-anchor pins move --from %s --to %s\n",
+				s.Name, pinning.Web3StorageStopped, s.Name, moveTarget(g.cfg.RemotePinning.Services, s.Name))
+		}
 	}
 	return out, nil
 }
