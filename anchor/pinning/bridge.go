@@ -109,7 +109,7 @@ func (b *StorachaBridge) shardDir() string {
 }
 
 // MissingEnv names the token variables of s that are not set (never their
-// values).
+// values); an optional token (TokenOptional) is not missing.
 func MissingEnv(s Service, getenv func(string) string) []string {
 	s = s.WithDefaults()
 	if getenv == nil {
@@ -124,7 +124,7 @@ func MissingEnv(s Service, getenv func(string) string) []string {
 			}
 		}
 	case KindPinningService:
-		if s.TokenEnv != "" && getenv(s.TokenEnv) == "" {
+		if s.TokenEnv != "" && !s.TokenOptional && getenv(s.TokenEnv) == "" {
 			out = append(out, s.TokenEnv)
 		}
 	}
