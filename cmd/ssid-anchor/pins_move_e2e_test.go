@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -35,12 +34,12 @@ type fetched struct {
 func (f *fetched) of(c string) []byte { f.mu.Lock(); defer f.mu.Unlock(); return f.got[c] }
 
 // fetchingService is a Pinning Service API stand-in whose pins are real: its
-// own IPFS node (air-gapped, loopback) dials the origins a request names,
-// as Filecoin Pin does, and fetches every block over bitswap from whoever it
-// is connected to; with delegates, it also offers its addresses, as IPFS
-// Cluster and Pinata do, so a client that dials them is a source too. A pin
-// is pinned only when the whole DAG is in the service's node.
-func fetchingService(t *testing.T, delegates bool) (*psatest.Server, *fetched) {
+// own IPFS node (air-gapped, loopback, no router) fetches every block over
+// bitswap from whoever it is connected to. With origins it dials the origins
+// a request names, as Filecoin Pin does; with delegates it offers its
+// addresses, as IPFS Cluster and Pinata do, so a client that dials them is a
+// source. A pin is pinned only when the whole DAG is in the service's node.
+func fetchingService(t *testing.T, delegates, origins bool) (*psatest.Server, *fetched) {
 	t.Helper()
 	svcNode := serviceNode(t)
 	srv := psatest.New()
@@ -49,7 +48,11 @@ func fetchingService(t *testing.T, delegates bool) (*psatest.Server, *fetched) {
 		srv.Delegates = svcNode.Addrs()
 	}
 	f := &fetched{got: map[string][]byte{}}
+	dialOrigins := origins
 	srv.Fetch = func(ctx context.Context, c cid.Cid, origins []string) error {
+		if !dialOrigins {
+			origins = nil
+		}
 		var mas []ma.Multiaddr
 		for _, o := range origins {
 			if m, err := ma.NewMultiaddr(o); err == nil {
@@ -132,7 +135,7 @@ func TestWeb3StorageAsItIsToday(t *testing.T) {
 				b.WritesDisabled = true
 				want = `ServiceUnavailable: The "store/add" capability is currently disabled.`
 			}
-			fp, got := fetchingService(t, false)
+			fp, got := fetchingService(t, false, true)
 			fp.Open = true
 			root, repo, cfg := pinTree(t)
 			mustWrite(t, cfg, []byte(`{"remote_pinning": {"services": [
@@ -296,6 +299,27 @@ func TestWeb3StorageForgedRefusal(t *testing.T) {
 	}
 }
 
+// refusedThenMove is a tree anchored for web3-storage on bridge b, whose
+// requests b refused for good, and a service "cluster" at srv to move them
+// to. g is the global flags (--root, --repo, --config, in that order), env
+// the tokens of both.
+func refusedThenMove(t *testing.T, b *bridgetest.Bridge, srv *psatest.Server) (g, env []string, root, repo string) {
+	t.Helper()
+	root, repo, cfg := pinTree(t)
+	mustWrite(t, cfg, []byte(`{"remote_pinning": {"services": [
+  {"name": "web3-storage", "endpoint": "`+b.Endpoint()+`", "space": "`+b.Space+`", "service_did": "`+b.DID+`", "service_issuer": "`+b.Issuer+`"},
+  {"name": "cluster", "endpoint": "`+srv.URL+`", "token_env": "`+pinTokenEnv+`"}]}}`))
+	g = []string{"--root", root, "--repo", repo, "--config", cfg}
+	env = []string{"WEB3_STORAGE_AUTH_SECRET=" + b.Secret, "WEB3_STORAGE_AUTHORIZATION=" + b.Authz, pinTokenEnv + "=" + srv.Token}
+	if code, _, e := runEnv(t, env, append(g, "anchor", "--web3-storage")...); code != 0 {
+		t.Fatalf("anchor: exit %d\n%s", code, e)
+	}
+	if code, _, e := runEnv(t, env, append(g, "pins", "--retry", "--wait", "10s")...); code != exitFailure {
+		t.Fatalf("pins --retry: exit %d\n%s", code, e)
+	}
+	return g, env, root, repo
+}
+
 // TestPinsMoveSurvivesSIGKILL (issue 23): `pins move` killed while the new
 // service creates its pins (the queue already moved, the manifest not yet
 // told), then run again: exactly one pin request per CID on the new
@@ -304,48 +328,10 @@ func TestWeb3StorageForgedRefusal(t *testing.T) {
 func TestPinsMoveSurvivesSIGKILL(t *testing.T) {
 	b := bridgetest.New(t)
 	b.LiveToday()
-	srv, got := fetchingService(t, true)
-	release := make(chan struct{})
-	created := make(chan struct{}, 16)
-	var hold sync.Once
-	srv.OnCreate = func(psatest.PinStatus) {
-		created <- struct{}{}
-		<-release
-	}
-	defer hold.Do(func() { close(release) })
-	root, repo, cfg := pinTree(t)
-	mustWrite(t, cfg, []byte(`{"remote_pinning": {"services": [
-  {"name": "web3-storage", "endpoint": "`+b.Endpoint()+`", "space": "`+b.Space+`", "service_did": "`+b.DID+`", "service_issuer": "`+b.Issuer+`"},
-  {"name": "cluster", "endpoint": "`+srv.URL+`", "token_env": "`+pinTokenEnv+`"}]}}`))
-	g := []string{"--root", root, "--repo", repo, "--config", cfg}
-	env := []string{"WEB3_STORAGE_AUTH_SECRET=" + b.Secret, "WEB3_STORAGE_AUTHORIZATION=" + b.Authz, pinTokenEnv + "=" + srv.Token}
-	if code, _, e := runEnv(t, env, append(g, "anchor", "--web3-storage")...); code != 0 {
-		t.Fatalf("anchor: %s", e)
-	}
-	if code, _, e := runEnv(t, env, append(g, "pins", "--retry", "--wait", "10s")...); code != exitFailure {
-		t.Fatalf("pins --retry: exit %d\n%s", code, e)
-	}
+	srv, got := fetchingService(t, true, true)
+	g, env, root, repo := refusedThenMove(t, b, srv)
 
-	cmd := exec.Command(anchorBinary(t), append(g, "pins", "move", "--from", "web3-storage", "--to", "cluster")...)
-	cmd.Env = append(os.Environ(), env...)
-	var errb bytes.Buffer
-	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-created:
-	case <-time.After(2 * time.Minute):
-		cmd.Process.Kill()
-		t.Fatalf("the move created no pin\n%s", errb.String())
-	}
-	time.Sleep(200 * time.Millisecond) // let the other workers' creates arrive too
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	cmd.Wait()
-	srv.OnCreate = nil
-	hold.Do(func() { close(release) })
+	killAtCreate(t, srv, env, append(g, "pins", "move", "--from", "web3-storage", "--to", "cluster")...)
 	// Mid-move: the queue moved, the manifest not told yet.
 	for _, r := range queueOf(t, repo) {
 		if r.Service == "web3-storage" && r.Status != pinning.StatusMoved {
@@ -415,20 +401,9 @@ func TestPinsMoveSurvivesSIGKILL(t *testing.T) {
 func TestPinsMoveThroughDaemon(t *testing.T) {
 	b := bridgetest.New(t)
 	b.LiveToday()
-	srv, got := fetchingService(t, true)
-	root, repo, cfg := pinTree(t)
-	mustWrite(t, cfg, []byte(`{"remote_pinning": {"services": [
-  {"name": "web3-storage", "endpoint": "`+b.Endpoint()+`", "space": "`+b.Space+`", "service_did": "`+b.DID+`", "service_issuer": "`+b.Issuer+`"},
-  {"name": "cluster", "endpoint": "`+srv.URL+`", "token_env": "`+pinTokenEnv+`"}]}}`))
-	g := []string{"--root", root, "--repo", repo, "--config", cfg}
-	env := []string{"WEB3_STORAGE_AUTH_SECRET=" + b.Secret, "WEB3_STORAGE_AUTHORIZATION=" + b.Authz, pinTokenEnv + "=" + srv.Token}
-	if code, _, e := runEnv(t, env, append(g, "anchor", "--web3-storage")...); code != 0 {
-		t.Fatalf("anchor: exit %d\n%s", code, e)
-	}
-	if code, _, e := runEnv(t, env, append(g, "pins", "--retry", "--wait", "10s")...); code != exitFailure {
-		t.Fatalf("pins --retry: exit %d\n%s", code, e)
-	}
-	d := startDaemonWith(t, root, repo, env, []string{"--config", cfg})
+	srv, got := fetchingService(t, true, true)
+	g, env, root, repo := refusedThenMove(t, b, srv)
+	d := startDaemonWith(t, root, repo, env, g[4:6])
 	code, out, errM := runEnv(t, env, append(g, "pins", "move", "--from", "web3-storage", "--to", "cluster", "--wait", "90s")...)
 	if code != 0 {
 		t.Fatalf("pins move through the daemon: exit %d\n%s\n%s\n%s", code, out, errM, d.log.String())

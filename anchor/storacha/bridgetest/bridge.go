@@ -281,16 +281,25 @@ func (b *Bridge) write(w http.ResponseWriter, r *http.Request, data []byte) {
 		if fl != nil {
 			fl.Flush()
 		}
-		select {
-		case <-r.Context().Done():
-			b.Mu.Lock()
-			b.DripCut++
-			b.Mu.Unlock()
+		if !b.dripWait(r, b.DripAnswer) {
 			return
-		case <-b.stop:
-			return
-		case <-time.After(b.DripAnswer):
 		}
+	}
+}
+
+// dripWait waits d between two dripped bytes; false when the client went
+// away (counted in DripCut) or the test ended.
+func (b *Bridge) dripWait(r *http.Request, d time.Duration) bool {
+	select {
+	case <-r.Context().Done():
+		b.Mu.Lock()
+		b.DripCut++
+		b.Mu.Unlock()
+		return false
+	case <-b.stop:
+		return false
+	case <-time.After(d):
+		return true
 	}
 }
 
@@ -501,15 +510,8 @@ func (b *Bridge) put(w http.ResponseWriter, r *http.Request) {
 			if _, err := r.Body.Read(one); err != nil {
 				break
 			}
-			select {
-			case <-r.Context().Done():
-				b.Mu.Lock()
-				b.DripCut++
-				b.Mu.Unlock()
+			if !b.dripWait(r, drip) {
 				return
-			case <-b.stop:
-				return
-			case <-time.After(drip):
 			}
 		}
 		return
