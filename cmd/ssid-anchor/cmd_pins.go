@@ -541,8 +541,8 @@ The change to the queue is one atomic rewrite: a move killed at any point and
 run again queues nothing twice. B is any configured service or the preset
 filecoin-pin.`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "from", Destination: &o.From, Required: true, Usage: "service `A` whose requests move"},
-			&cli.StringFlag{Name: "to", Destination: &o.To, Required: true, Usage: "service `B` that takes them"},
+			&cli.StringFlag{Name: "from", Destination: &o.From, Usage: "service `A` whose requests move (required)"},
+			&cli.StringFlag{Name: "to", Destination: &o.To, Usage: "service `B` that takes them (required)"},
 			&cli.BoolFlag{Name: "all", Destination: &o.All, Usage: "also copy requests A has pinned (they stay pinned on A)"},
 			&cli.DurationFlag{Name: "wait", Value: 2 * time.Minute, Destination: &o.Wait, Usage: "how long to stay online while B fetches"},
 		},
@@ -550,6 +550,9 @@ filecoin-pin.`,
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
 				return usagef("pins move: unexpected argument %q", c.Args().First())
+			}
+			if o.From == "" || o.To == "" {
+				return usagef("pins move: --from and --to are required (e.g. ssid-anchor pins move --from web3-storage --to filecoin-pin)")
 			}
 			return runPinsMove(c.Context, o, g)
 		},
@@ -561,12 +564,7 @@ filecoin-pin.`,
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError:   func(_ *cli.Context, err error, _ bool) error { return usageError{err} },
 	}
-	err := app.RunContext(ctx, append([]string{"ssid-anchor pins", "move"}, args...))
-	var ue usageError
-	if err != nil && !errors.As(err, &ue) && strings.Contains(err.Error(), "Required flag") {
-		return usagef("pins move: %v (e.g. ssid-anchor pins move --from web3-storage --to filecoin-pin)", err)
-	}
-	return err
+	return app.RunContext(ctx, append([]string{"ssid-anchor pins", "move"}, args...))
 }
 
 // runPinsMove moves A's requests to B in the queue (one atomic rewrite),
