@@ -11,7 +11,7 @@ func TestOf(t *testing.T) {
 		"169.254.169.254": LinkLocal, "fe80::1": LinkLocal,
 		"10.1.2.3": Private, "192.168.0.1": Private, "172.16.5.5": Private, "fd00::1": Private, "100.64.0.1": Private,
 		"8.8.8.8": Public, "2001:4860:4860::8888": Public,
-		"0.0.0.0": NotUnicast, "::": NotUnicast, "224.0.0.1": NotUnicast, "255.255.255.255": NotUnicast,
+		"0.0.0.0": NotUnicast, "::": NotUnicast, "239.1.1.1": NotUnicast, "224.0.0.1": LinkLocal, "255.255.255.255": NotUnicast,
 	} {
 		if got := Of(netip.MustParseAddr(addr)); got != want {
 			t.Errorf("Of(%s) = %s, want %s", addr, got, want)
