@@ -652,3 +652,25 @@ func runPinsMove(ctx context.Context, o pinsMoveOptions, g *globalOptions) error
 	}
 	return pushOutcome(g, onB, &rep, o.Wait)
 }
+
+// remotePinOther counts, in a summary, remote pins whose status is none of
+// the known ones.
+const remotePinOther = "other"
+
+// summariseRemotePins keeps the counts of the known remote pin statuses
+// and folds every other status into one "other" count. The statuses come
+// from the manifest, which anyone who can commit to the tree can write:
+// 50,000 made-up statuses must not become 50,000 entries (a 3 MB status
+// line, a JSON document of that size).
+func summariseRemotePins(m map[string]int) map[string]int {
+	out := make(map[string]int, 6)
+	for st, n := range m {
+		switch pinning.Status(st) {
+		case pinning.StatusQueued, pinning.StatusPinning, pinning.StatusPinned, pinning.StatusFailed, pinning.StatusMoved:
+			out[st] += n
+		default:
+			out[remotePinOther] += n
+		}
+	}
+	return out
+}

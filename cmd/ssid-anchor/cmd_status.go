@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ssid/ssid-anchor/anchor/pinning"
 	"github.com/ssid/ssid-anchor/node"
 	"github.com/ssid/ssid-anchor/scheduler"
 	"github.com/urfave/cli/v2"
@@ -114,7 +113,6 @@ func buildStatus(_ context.Context, g *globalOptions, n *node.Node, d *daemon) (
 		doc.Addresses = []string{}
 	}
 	stats, man := countAnchors(g.Root, g.cfg.Paths)
-	stats.RemotePins = summariseRemotePins(stats.RemotePins)
 	doc.anchorStats = stats
 	doc.Manifest.Path = g.cfg.Paths.Manifest
 	if man != nil {
@@ -128,6 +126,7 @@ func buildStatus(_ context.Context, g *globalOptions, n *node.Node, d *daemon) (
 			doc.Manifest.LastAnchorDate = s.Last
 		}
 	}
+	doc.RemotePins = summariseRemotePins(doc.RemotePins)
 	if d != nil {
 		doc.DaemonPID = os.Getpid()
 		started := d.started
@@ -258,28 +257,6 @@ func printStatus(g *globalOptions, doc *statusDoc) {
 	} else {
 		fmt.Fprintf(w, "http:       %s (when the daemon runs)\n", orDash(doc.Config.HTTP.Listen))
 	}
-}
-
-// remotePinOther counts, in a summary, remote pins whose status is none of
-// the known ones.
-const remotePinOther = "other"
-
-// summariseRemotePins keeps the counts of the known remote pin statuses
-// and folds every other status into one "other" count. The statuses come
-// from the manifest, which anyone who can commit to the tree can write:
-// 50,000 made-up statuses must not become 50,000 entries (a 3 MB status
-// line, a JSON document of that size).
-func summariseRemotePins(m map[string]int) map[string]int {
-	out := make(map[string]int, 6)
-	for st, n := range m {
-		switch pinning.Status(st) {
-		case pinning.StatusQueued, pinning.StatusPinning, pinning.StatusPinned, pinning.StatusFailed, pinning.StatusMoved:
-			out[st] += n
-		default:
-			out[remotePinOther] += n
-		}
-	}
-	return out
 }
 
 func sortedKeysOfInt(m map[string]int) []string {
