@@ -150,6 +150,7 @@ func buildStatus(_ context.Context, g *globalOptions, n *node.Node, d *daemon) (
 			doc.Manifest.LastAnchorDate = s.Last
 		}
 	}
+	doc.RemotePins = summariseRemotePins(doc.RemotePins)
 	if d != nil {
 		doc.DaemonPID = os.Getpid()
 		started := d.started
@@ -250,10 +251,10 @@ func printStatus(g *globalOptions, doc *statusDoc) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "anchors:    %d records of %d files, %d pinned", doc.Records, doc.Files, doc.Pinned)
-	if len(doc.RemotePins) > 0 {
+	if rp := summariseRemotePins(doc.RemotePins); len(rp) > 0 {
 		var parts []string
-		for _, st := range sortedKeysOfInt(doc.RemotePins) {
-			parts = append(parts, fmt.Sprintf("%d %s", doc.RemotePins[st], st))
+		for _, st := range sortedKeysOfInt(rp) {
+			parts = append(parts, fmt.Sprintf("%d %s", rp[st], st))
 		}
 		fmt.Fprintf(w, "; remote pins: %s", strings.Join(parts, ", "))
 	}
