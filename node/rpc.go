@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	oldcmds "github.com/ipfs/kubo/commands"
@@ -44,6 +45,9 @@ type RPCServer struct {
 	addr    ma.Multiaddr
 	apiFile string
 	done    chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // ServeRPC listens on addr (a multiaddr such as /ip4/127.0.0.1/tcp/5001),
@@ -132,8 +136,14 @@ func (s *RPCServer) Addr() string { return s.addr.String() }
 func (s *RPCServer) APIFile() string { return s.apiFile }
 
 // Close removes <repo>/api, so the CLI stops looking for the daemon, then
-// lets running requests finish until ctx ends and closes the rest.
+// lets running requests finish until ctx ends and closes the rest. Later
+// calls return the first one's result.
 func (s *RPCServer) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() { s.closeErr = s.close(ctx) })
+	return s.closeErr
+}
+
+func (s *RPCServer) close(ctx context.Context) error {
 	rmErr := os.Remove(s.apiFile)
 	if errors.Is(rmErr, os.ErrNotExist) {
 		rmErr = nil
