@@ -20,6 +20,7 @@ import (
 
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
+	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/ssid/ssid-anchor/node"
 )
 
@@ -217,6 +218,17 @@ func TestStockCLIAgainstDaemon(t *testing.T) {
 	}
 	if got := runRoot(t, ipfs); got != rootCID {
 		t.Fatalf("run root after the refused pin rm: %s, want %s", got, rootCID)
+	}
+	// While an anchoring run holds the manifest, the guard cannot know
+	// what that run is about to record: no unpin at all.
+	unlock, err := tree.LockDir(filepath.Dir(filepath.Join(root, tManifest)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = ipfs.run(nil, "pin", "rm", added)
+	unlock()
+	if r.code != 1 || !strings.Contains(r.stderr, "an anchoring run holds the manifest") {
+		t.Fatalf("ipfs pin rm while the manifest is locked: %+v", r)
 	}
 	if r := ipfs.run(nil, "pin", "update", "--unpin=true", rootCID, added); r.code != 1 || !strings.Contains(r.stderr, "refusing to unpin") {
 		t.Fatalf("ipfs pin update --unpin away from the run root: %+v", r)
@@ -450,5 +462,69 @@ func TestREADMEIPFSLines(t *testing.T) {
 	}
 	if code := d.stop(t); code != 0 {
 		t.Fatalf("exit %d", code)
+	}
+}
+
+// TestRPCConfigErrors: every mistake in the rpc section is exit 2 naming
+// the key, for every command (the config is validated when loaded).
+func TestRPCConfigErrors(t *testing.T) {
+	for _, tc := range []struct{ body, want string }{
+		{`{"rpc": {"listen": "/ip4/0.0.0.0/tcp/5001"}}`, `rpc.listen: "/ip4/0.0.0.0/tcp/5001" is not a loopback address; set rpc.allow_remote`},
+		{`{"rpc": {"listen": "/ip4/192.0.2.1/tcp/5001"}}`, "rpc.allow_remote"},
+		{`{"rpc": {"listen": "localhost:5001"}}`, `rpc.listen: "localhost:5001" is not a multiaddr`},
+		{`{"rpc": {"authorizations": {"ci": {"allowed_paths": ["/api/v0"]}}}}`, "rpc.authorizations.ci.auth_secret_env: required"},
+		{`{"rpc": {"authorizations": {"ci": {"auth_secret_env": "MY-SECRET", "allowed_paths": ["/api/v0"]}}}}`, `rpc.authorizations.ci.auth_secret_env: "MY-SECRET" is not an environment variable name`},
+		{`{"rpc": {"authorizations": {"ci": {"auth_secret_env": "S"}}}}`, "rpc.authorizations.ci.allowed_paths: required"},
+		{`{"rpc": {"authorizations": {"ci": {"auth_secret_env": "S", "allowed_paths": ["/pin/ls"]}}}}`, "rpc.authorizations.ci.allowed_paths[0]"},
+		{`{"rpc": {"authorizations": {"ci": {"auth_secret": "bearer:x", "allowed_paths": ["/api/v0"]}}}}`, `unknown field "auth_secret"`},
+		{`{"rpc": {"authorizations": null}}`, "key rpc.authorizations: null"},
+	} {
+		p := writeConfig(t, tc.body)
+		_, err := loadApplianceConfig(p, true)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want it to name %q", tc.body, err, tc.want)
+		}
+		if code, _ := exitCode(err); code != exitUsage {
+			t.Errorf("%s: exit code %d, want 2", tc.body, code)
+		}
+	}
+	for _, ok := range []string{
+		`{"rpc": {"listen": ""}}`,
+		`{"rpc": {"listen": "/ip6/::1/tcp/5001"}}`,
+		`{"rpc": {"listen": "/unix/run/ssid-anchor-rpc.sock"}}`,
+		`{"rpc": {"listen": "/ip4/0.0.0.0/tcp/5001", "allow_remote": true}}`,
+	} {
+		if _, err := loadApplianceConfig(writeConfig(t, ok), true); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+
+	// The secrets themselves, read at daemon start: each error names the
+	// key and the variable, never the value.
+	cfg := rpcConfig{Authorizations: map[string]rpcAuthorization{
+		"a": {AuthSecretEnv: "A", AllowedPaths: []string{"/api/v0"}},
+		"b": {AuthSecretEnv: "B", AllowedPaths: []string{"/api/v0/id"}},
+	}}
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"A": "bearer:one"}, "rpc.authorizations.b.auth_secret_env: B is not set"},
+		{map[string]string{"A": "digest:one-secret", "B": "bearer:other-secret"}, "rpc.authorizations.a: the value of A is not one of kubo's AuthSecret forms"},
+		{map[string]string{"A": "bearer:same-secret", "B": "same-secret"}, "rpc.authorizations.b: B holds the same secret as rpc.authorizations.a"},
+	} {
+		_, err := rpcAuthorizations(cfg, func(k string) string { return tc.env[k] })
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want %q", tc.env, err, tc.want)
+		}
+		for _, v := range tc.env {
+			if err != nil && strings.Contains(err.Error(), v) {
+				t.Errorf("the error shows the secret %q: %v", v, err)
+			}
+		}
+	}
+	got, err := rpcAuthorizations(cfg, func(k string) string { return map[string]string{"A": "bearer:one", "B": "basic:audit:pw"}[k] })
+	if err != nil || got["a"].AuthSecret != "bearer:one" || got["b"].AuthSecret != "basic:audit:pw" || got["b"].AllowedPaths[0] != "/api/v0/id" {
+		t.Errorf("rpcAuthorizations: %v %+v", err, got)
 	}
 }
