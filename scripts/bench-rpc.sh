@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idle RSS of the daemon with kubo's RPC API on against the same daemon with
 # it off (issue 24: on <= 1.05 x off), side by side on this machine:
-# interleaved rounds (the order flips every round), medians and the ratio.
+# interleaved rounds (each starts with the next variant), medians and the
+# ratio.
 # Each daemon is a fresh process, started by a fresh `env -i bash -c exec`
 # launcher (the PID measured is the daemon itself, with an environment of
 # its own), on the same anchored repo, loopback only; VmRSS is read IDLE
@@ -83,19 +84,23 @@ measure() { # name config bin [args]: appends the idle RSS to the array named na
 }
 
 declare -a on off base on_calls
+variants=(on off)
+[ -n "$BASE_BIN" ] && variants+=(base)
+run_variant() {
+  case $1 in
+  on) measure on "$work/appliance.json" "$BIN" --rpc /ip4/127.0.0.1/tcp/0 ;;
+  off) measure off "$work/appliance.json" "$BIN" ;;
+  base) measure base "$work/base.json" "$BASE_BIN" ;;
+  esac
+}
 for ((i = 1; i <= ROUNDS; i++)); do
-  if ((i % 2)); then
-    measure on "$work/appliance.json" "$BIN" --rpc /ip4/127.0.0.1/tcp/0
-    measure off "$work/appliance.json" "$BIN"
-  else
-    measure off "$work/appliance.json" "$BIN"
-    measure on "$work/appliance.json" "$BIN" --rpc /ip4/127.0.0.1/tcp/0
-  fi
+  # Each round starts with the next variant, so none is always first.
+  n=${#variants[@]}
+  for ((k = 0; k < n; k++)); do
+    run_variant "${variants[$(((i - 1 + k) % n))]}"
+  done
   line="round $i: on ${on[-1]} KiB (after calls ${on_calls[-1]}), off ${off[-1]} KiB"
-  if [ -n "$BASE_BIN" ]; then
-    measure base "$work/base.json" "$BASE_BIN"
-    line+=", base ${base[-1]} KiB"
-  fi
+  [ -n "$BASE_BIN" ] && line+=", base ${base[-1]} KiB"
   echo "$line"
 done
 

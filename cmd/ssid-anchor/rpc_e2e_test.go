@@ -6,8 +6,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -526,5 +528,32 @@ func TestRPCConfigErrors(t *testing.T) {
 	got, err := rpcAuthorizations(cfg, func(k string) string { return map[string]string{"A": "bearer:one", "B": "basic:audit:pw"}[k] })
 	if err != nil || got["a"].AuthSecret != "bearer:one" || got["b"].AuthSecret != "basic:audit:pw" || got["b"].AllowedPaths[0] != "/api/v0/id" {
 		t.Errorf("rpcAuthorizations: %v %+v", err, got)
+	}
+}
+
+// TestDaemonRPCPortTaken: a port already held (a separate `ipfs daemon`
+// still running) stops the daemon at start with exit 1 saying so; nothing
+// is left behind.
+func TestDaemonRPCPortTaken(t *testing.T) {
+	root := newTree(t)
+	repo := initRepo(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	r := runBin(t, root, "--root", root, "--repo", repo, "daemon", "--http", "127.0.0.1:0", "--rpc", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port))
+	if r.code != exitFailure || !strings.Contains(r.stderr, fmt.Sprintf("rpc.listen /ip4/127.0.0.1/tcp/%d", port)) || !strings.Contains(r.stderr, "a separate `ipfs daemon` may still hold the port") {
+		t.Fatalf("daemon on a taken RPC port: %+v", r)
+	}
+	for _, f := range []string{filepath.Join(repo, "api"), controlSocketPath(repo)} {
+		if _, err := os.Stat(f); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("a daemon that did not start left %s: %v", f, err)
+		}
+	}
+	// The repo is free again: a one-shot command opens it.
+	if r := runBin(t, root, "--root", root, "--repo", repo, "status"); r.code != 0 {
+		t.Errorf("status after the failed start: %+v", r)
 	}
 }
