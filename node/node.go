@@ -29,6 +29,7 @@ type Node struct {
 	gw      http.Handler
 	gwErr   error
 	provide provideState
+	pins    *guardedPinner
 }
 
 // OpenOptions choose how the node runs.
@@ -110,13 +111,17 @@ func Open(ctx context.Context, repoPath string, o OpenOptions) (*Node, error) {
 		r.Close()
 		return nil, fmt.Errorf("starting node: %w", err)
 	}
+	// Before anything can use the node: every pin removal goes through
+	// the guard (SetPinGuard).
+	pins := &guardedPinner{Pinner: n.Pinning, bs: n.Blockstore}
+	n.Pinning = pins
 	api, err := coreapi.NewCoreAPI(n)
 	if err != nil {
 		n.Close()
 		cancel()
 		return nil, fmt.Errorf("core api: %w", err)
 	}
-	return &Node{ipfs: n, api: api, repoPath: abs, online: o.Online, profile: profile, routing: routing, cancel: cancel}, nil
+	return &Node{ipfs: n, api: api, repoPath: abs, online: o.Online, profile: profile, routing: routing, cancel: cancel, pins: pins}, nil
 }
 
 // Close stops the node and releases the repo lock.

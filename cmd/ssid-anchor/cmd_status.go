@@ -52,6 +52,7 @@ type statusDoc struct {
 	Manifest statusManifest    `json:"manifest"`
 	Jobs     []scheduler.Entry `json:"jobs"`
 	HTTP     *statusHTTP       `json:"http,omitempty"`
+	RPC      *statusRPC        `json:"rpc,omitempty"`
 	Config   applianceConfig   `json:"config"`
 }
 
@@ -166,6 +167,7 @@ func buildStatus(_ context.Context, g *globalOptions, n *node.Node, d *daemon) (
 		if d.httpAddr != "" {
 			doc.HTTP = &statusHTTP{Listen: d.httpAddr, URL: "http://" + d.httpAddr + "/"}
 		}
+		doc.RPC = d.rpcStatus()
 		return doc, nil
 	}
 	jobs, err := offlineJobs(g, n.RepoPath())
@@ -285,6 +287,14 @@ func printStatus(g *globalOptions, doc *statusDoc) {
 		fmt.Fprintf(w, "http:       %s (gateway %sipfs/<cid>)\n", doc.HTTP.Listen, doc.HTTP.URL)
 	} else {
 		fmt.Fprintf(w, "http:       %s (when the daemon runs)\n", orDash(doc.Config.HTTP.Listen))
+	}
+	switch {
+	case doc.RPC != nil:
+		fmt.Fprintf(w, "rpc:        %s (kubo RPC API; the ipfs CLI finds it through %s)\n", doc.RPC.Listen, doc.RPC.APIFile)
+	case doc.Config.RPC.Listen == "":
+		fmt.Fprintln(w, "rpc:        off (rpc.listen is \"\")")
+	default:
+		fmt.Fprintf(w, "rpc:        %s (when the daemon runs)\n", doc.Config.RPC.Listen)
 	}
 }
 

@@ -42,6 +42,7 @@ type applianceConfig struct {
 		Listen      string `json:"listen"`
 		AllowRemote bool   `json:"allow_remote"`
 	} `json:"http"`
+	RPC rpcConfig `json:"rpc"`
 }
 
 func defaultApplianceConfig() applianceConfig {
@@ -52,6 +53,7 @@ func defaultApplianceConfig() applianceConfig {
 	c.RemotePinning.Services = []remoteService{}
 	c.Schedule.Quarterly = "0 9 1 1,4,7,10 *"
 	c.HTTP.Listen = "127.0.0.1:8089"
+	c.RPC = defaultRPCConfig()
 	return c
 }
 
@@ -184,5 +186,5 @@ func (c applianceConfig) validate() error {
 			return fmt.Errorf("http.listen: %q is not a loopback address; set http.allow_remote to true to serve it", c.HTTP.Listen)
 		}
 	}
-	return nil
+	return c.RPC.validate()
 }

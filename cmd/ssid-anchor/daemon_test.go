@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -53,6 +54,10 @@ func startDaemon(t *testing.T, root, repo string, env []string, extra ...string)
 func startDaemonWith(t *testing.T, root, repo string, env, globals []string, extra ...string) *daemonProc {
 	t.Helper()
 	args := append(append([]string{"--root", root, "--repo", repo}, globals...), "daemon", "--http", "127.0.0.1:0", "--swarm", "/ip4/127.0.0.1/tcp/0")
+	if !slices.Contains(extra, "--rpc") {
+		// kubo's RPC API on a free port, not 5001: tests run side by side.
+		args = append(args, "--rpc", "/ip4/127.0.0.1/tcp/0")
+	}
 	args = append(args, extra...)
 	cmd := exec.Command(anchorBinary(t), args...)
 	cmd.Env = append(os.Environ(), env...)
