@@ -246,28 +246,15 @@ func (d *daemon) serveRequest(ctx context.Context, req controlRequest, stdout, s
 			}
 			return os.Getenv(k)
 		}}
-	if len(req.Argv) < 2 || !forwardedCommands[commandOf(req.Argv)] {
-		fmt.Fprintf(stderr, "ssid-anchor: the daemon runs only %v\n", keysOf(forwardedCommands))
+	if len(req.Argv) < 2 {
+		fmt.Fprintf(stderr, "ssid-anchor: the daemon runs only %s\n", strings.Join(keysOf(forwardedCommands), ", "))
 		return exitUsage
 	}
 	d.g.log.Info("command", "argv", redactArgv(req.Argv), "cwd", req.Cwd)
+	// Which command runs, and on which repo, is decided by the parser that
+	// runs it (checkServed, in the app's Before), never by a second reading
+	// of argv that could disagree with it.
 	return runWith(ctx, g, req.Argv)
-}
-
-// commandOf finds the command name in a canonical argv (after the global
-// flags, which all take a value except --json).
-func commandOf(argv []string) string {
-	for i := 1; i < len(argv); i++ {
-		a := argv[i]
-		switch {
-		case a == "--json":
-		case len(a) > 2 && a[:2] == "--":
-			i++
-		default:
-			return a
-		}
-	}
-	return ""
 }
 
 // redactArgv keeps flags' names and drops values that might be URLs with
