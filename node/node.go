@@ -2,7 +2,9 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"path/filepath"
 	"sync"
@@ -53,6 +55,9 @@ func Open(ctx context.Context, repoPath string, o OpenOptions) (*Node, error) {
 	abs, err := filepath.Abs(repoPath)
 	if err != nil {
 		return nil, fmt.Errorf("repo path %q: %w", repoPath, err)
+	}
+	if err := checkAccess(abs); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
 	}
 	if !fsrepo.IsInitialized(abs) {
 		return nil, fmt.Errorf("%w: %s", ErrNotInitialized, abs)

@@ -10,6 +10,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -62,6 +63,10 @@ func loadApplianceConfig(path string, explicit bool) (applianceConfig, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) && !explicit {
 		return c, nil
+	}
+	if errors.Is(err, fs.ErrPermission) && !explicit {
+		// The default config is in the repo: another user's repo (exit 3).
+		return c, node.PermissionError(filepath.Dir(path), path, err)
 	}
 	if err != nil {
 		return c, usagef("reading config %s: %v", path, err)

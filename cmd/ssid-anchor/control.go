@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ssid/ssid-anchor/node"
 	"github.com/urfave/cli/v2"
 )
 
@@ -431,11 +432,16 @@ func maybeForward(c *cli.Context, g *globalOptions) (ok bool, err error) {
 		return false, nil
 	}
 	conn, err := dialDaemon(g.Repo)
-	if errors.Is(err, errNoDaemon) {
-		return false, nil
-	}
 	if err != nil {
-		g.daemonErr = err
+		if !errors.Is(err, errNoDaemon) {
+			g.daemonErr = err
+		}
+		// The command opens the repo here: another user's repo is exit 3
+		// with the owner named, whichever file the command would have
+		// touched first (issue 25.16).
+		if err := node.CheckAccess(g.Repo); err != nil {
+			return true, err
+		}
 		return false, nil
 	}
 	argv, spelled, err := canonicalArgv(c, g)
