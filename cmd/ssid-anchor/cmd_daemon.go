@@ -176,6 +176,14 @@ func runDaemon(ctx context.Context, o daemonOptions, g *globalOptions) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	// Reloads run beside the loop, which alone feeds the watchdog: a
+	// reload that reads or checks slowly must not look like a wedged
+	// daemon to systemd.
+	reloads := newReloader(func() {
+		sddaemon.SdNotify(false, sddaemon.SdNotifyReloading)
+		d.reload()
+		sddaemon.SdNotify(false, sddaemon.SdNotifyReady)
+	})
 
 	stopWatch, err := d.watchRegistry()
 	if err != nil {
@@ -209,9 +217,7 @@ func runDaemon(ctx context.Context, o daemonOptions, g *globalOptions) error {
 		case <-ctx.Done():
 			running = false
 		case <-hup:
-			sddaemon.SdNotify(false, sddaemon.SdNotifyReloading)
-			d.reload()
-			sddaemon.SdNotify(false, sddaemon.SdNotifyReady)
+			reloads.request()
 		case <-watchdog:
 			// Fed only while the loop runs: a wedged daemon is restarted.
 			sddaemon.SdNotify(false, sddaemon.SdNotifyWatchdog)
@@ -221,6 +227,7 @@ func runDaemon(ctx context.Context, o daemonOptions, g *globalOptions) error {
 	g.log.Info("stopping: no new jobs or commands; cancelling the running ones at a safe point")
 	sddaemon.SdNotify(false, sddaemon.SdNotifyStopping)
 	d.ready.Store(false)
+	reloads.stop() // a reload in progress finishes before the jobs stop
 	stopWatch()
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -326,6 +333,43 @@ func (d *daemon) reload() {
 		jobs = append(jobs, e.Name+"="+e.Spec)
 	}
 	log.Info("SIGHUP: configs reloaded", "changed_sections", changed, "jobs", strings.Join(jobs, ", "))
+}
+
+// reloader runs reloads one at a time on a goroutine of its own. A
+// request while one runs leaves one more pending (it reads the newest
+// files); more requests meanwhile add nothing.
+type reloader struct {
+	pending chan struct{}
+	done    chan struct{}
+}
+
+func newReloader(reload func()) *reloader {
+	r := &reloader{pending: make(chan struct{}, 1), done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		for range r.pending {
+			reload()
+		}
+	}()
+	return r
+}
+
+// request asks for a reload and returns at once.
+func (r *reloader) request() {
+	select {
+	case r.pending <- struct{}{}:
+	default: // one is pending already
+	}
+}
+
+// stop waits for the reload in progress, if any, and drops a pending one.
+func (r *reloader) stop() {
+	select {
+	case <-r.pending:
+	default:
+	}
+	close(r.pending)
+	<-r.done
 }
 
 // diffSections names the top-level config sections that differ.
