@@ -163,4 +163,3 @@ func TestDaemonSIGHUPOversizedConfig(t *testing.T) {
 		t.Fatalf("exit %d:\n%s", code, d.log.String())
 	}
 }
-
