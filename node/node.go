@@ -14,7 +14,10 @@ import (
 	coreiface "github.com/ipfs/kubo/core/coreiface"
 	"github.com/ipfs/kubo/core/node/libp2p"
 	"github.com/ipfs/kubo/repo/fsrepo"
+	golibp2p "github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
 )
 
 // Node is an open kubo node. Close it to release the repo lock.
@@ -85,6 +88,12 @@ func Open(ctx context.Context, repoPath string, o OpenOptions) (*Node, error) {
 		cfg.Peering.Peers = append(cfg.Peering.Peers, *ai)
 	}
 	bc := &core.BuildCfg{Online: o.Online, Permanent: true, Repo: r}
+	if o.Online && profile == ProfileAirGapped {
+		peering := append([]peer.AddrInfo(nil), cfg.Peering.Peers...)
+		bc.Host = func(id peer.ID, ps peerstore.Peerstore, opts ...golibp2p.Option) (host.Host, error) {
+			return libp2p.DefaultHostOption(id, ps, append(opts, airGapped(peering))...)
+		}
+	}
 	routing := RoutingNone
 	if o.Online {
 		// Routing.Type is read only by kubo's daemon, so the router is chosen here.
