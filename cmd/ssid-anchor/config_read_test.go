@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"net"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -110,27 +109,7 @@ func TestDaemonSIGHUPOversizedConfig(t *testing.T) {
 	root := newTree(t)
 	repo := initRepo(t)
 	cfg := writeConfig(t, `{"schedule": {"quarterly": "0 9 1 1,4,7,10 *"}}`)
-	sock := filepath.Join(t.TempDir(), "notify.sock")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	msgs := make(chan string, 1024)
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := conn.Read(buf)
-			if err != nil {
-				close(msgs)
-				return
-			}
-			select {
-			case msgs <- string(buf[:n]):
-			default:
-			}
-		}
-	}()
+	sock, msgs := notifySocket(t)
 	d := startDaemonWith(t, root, repo, []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=200000"}, []string{"--config", cfg})
 	await := func(want ...string) {
 		t.Helper()

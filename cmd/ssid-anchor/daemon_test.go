@@ -392,24 +392,7 @@ func TestDaemonRefusesNonLoopbackHTTP(t *testing.T) {
 func TestDaemonSdNotify(t *testing.T) {
 	root := newTree(t)
 	repo := initRepo(t)
-	sock := filepath.Join(t.TempDir(), "notify.sock")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	msgs := make(chan string, 64)
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := conn.Read(buf)
-			if err != nil {
-				close(msgs)
-				return
-			}
-			msgs <- string(buf[:n])
-		}
-	}()
+	sock, msgs := notifySocket(t)
 	d := startDaemon(t, root, repo, []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=200000"})
 	want := []string{"READY=1", "WATCHDOG=1"}
 	deadline := time.After(30 * time.Second)
@@ -435,6 +418,35 @@ func TestDaemonSdNotify(t *testing.T) {
 			t.Fatalf("no STOPPING=1 after SIGTERM; got %q", got)
 		}
 	}
+}
+
+// notifySocket listens where systemd would (NOTIFY_SOCKET) and passes on
+// what the daemon says there; messages beyond a test's appetite are
+// dropped rather than block the reader.
+func notifySocket(t *testing.T) (string, <-chan string) {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	msgs := make(chan string, 1024)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				close(msgs)
+				return
+			}
+			select {
+			case msgs <- string(buf[:n]):
+			default:
+			}
+		}
+	}()
+	return sock, msgs
 }
 
 // TestSecondDaemonIsRefused: a second daemon on the same repo fails with
