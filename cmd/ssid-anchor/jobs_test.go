@@ -203,7 +203,9 @@ func TestControlSocket(t *testing.T) {
 		t.Fatalf("socket mode %v (%v), want 0600 socket", fi.Mode(), err)
 	}
 
-	call := func(ctx context.Context, argv ...string) (int, string, string) { return callSocket(t, ctx, repo, argv...) }
+	call := func(ctx context.Context, argv ...string) (int, string, string) {
+		return callSocket(t, ctx, repo, argv...)
+	}
 	if code, out, errs := call(context.Background(), "ssid-anchor", "x"); code != 7 || out != "out:ssid-anchor x\n" || errs != "working\n" {
 		t.Errorf("got %d %q %q", code, out, errs)
 	}
