@@ -111,26 +111,10 @@ func TestDaemonSIGHUPOversizedConfig(t *testing.T) {
 	cfg := writeConfig(t, `{"schedule": {"quarterly": "0 9 1 1,4,7,10 *"}}`)
 	sock, msgs := notifySocket(t)
 	d := startDaemonWith(t, root, repo, []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=200000"}, []string{"--config", cfg})
-	await := func(want ...string) {
-		t.Helper()
-		deadline := time.After(60 * time.Second)
-		var got []string
-		for len(want) > 0 {
-			select {
-			case m := <-msgs:
-				got = append(got, m)
-				if strings.Contains(m, want[0]) {
-					want = want[1:]
-				}
-			case <-deadline:
-				t.Fatalf("still waiting for %v; got %q", want, got)
-			}
-		}
-	}
-	await("READY=1")
+	awaitNotify(t, msgs, "READY=1")
 	mustWrite(t, cfg, paddedConfig(maxConfigSize+1))
 	d.cmd.Process.Signal(syscall.SIGHUP)
-	await("RELOADING=1", "READY=1", "WATCHDOG=1")
+	awaitNotify(t, msgs, "RELOADING=1", "READY=1", "WATCHDOG=1")
 	d.waitLog(t, `msg="SIGHUP: config not reloaded; keeping the one in force".*too large for a config file`)
 	st := daemonStatus(t, root, repo)
 	for _, j := range st["jobs"].([]any) {

@@ -394,20 +394,7 @@ func TestDaemonSdNotify(t *testing.T) {
 	repo := initRepo(t)
 	sock, msgs := notifySocket(t)
 	d := startDaemon(t, root, repo, []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=200000"})
-	want := []string{"READY=1", "WATCHDOG=1"}
-	deadline := time.After(30 * time.Second)
-	var got []string
-	for len(want) > 0 {
-		select {
-		case m := <-msgs:
-			got = append(got, m)
-			if strings.Contains(m, want[0]) {
-				want = want[1:]
-			}
-		case <-deadline:
-			t.Fatalf("still waiting for %v; got %q", want, got)
-		}
-	}
+	got := awaitNotify(t, msgs, "READY=1", "WATCHDOG=1")
 	d.stop(t)
 	stopping := false
 	for !stopping {
@@ -447,6 +434,26 @@ func notifySocket(t *testing.T) (string, <-chan string) {
 		}
 	}()
 	return sock, msgs
+}
+
+// awaitNotify reads msgs until the wanted messages came, in order, and
+// returns all it read.
+func awaitNotify(t *testing.T, msgs <-chan string, want ...string) []string {
+	t.Helper()
+	deadline := time.After(60 * time.Second)
+	var got []string
+	for len(want) > 0 {
+		select {
+		case m := <-msgs:
+			got = append(got, m)
+			if strings.Contains(m, want[0]) {
+				want = want[1:]
+			}
+		case <-deadline:
+			t.Fatalf("still waiting for %v; got %q", want, got)
+		}
+	}
+	return got
 }
 
 // TestSecondDaemonIsRefused: a second daemon on the same repo fails with
