@@ -91,13 +91,17 @@ type Result struct {
 	Reprocessed  int    `json:"reprocessed_events,omitempty"`
 	ManifestPath string `json:"manifest"`
 	ManifestCID  string `json:"manifest_cid,omitempty"`
-	PreviousCID  string `json:"previous_manifest_cid,omitempty"`
+	PreviousCID  string `json:"previous_manifest_cid,omitempty"` // the written manifest's (with checkpoints, the last one's CID)
 	RunRoot      string `json:"run_root_cid,omitempty"`
 	DryRun       bool   `json:"dry_run"`
 	Rewritten    bool   `json:"manifest_rewritten"`
 
 	// SignedBy is the peer ID whose key signed the manifest written.
 	SignedBy string `json:"signed_by,omitempty"`
+
+	// Checkpoints are the manifests a long run wrote on the way, oldest
+	// first (anchor.checkpoint_interval).
+	Checkpoints []string `json:"checkpoint_manifest_cids,omitempty"`
 
 	// read is how the registry log was read (from the cursor or whole).
 	read tree.CursorRead
@@ -301,9 +305,7 @@ func (r *runState) commit(ctx context.Context, mark *Watermark) error {
 			r.batch.Link("previous-manifest.json", prev)
 		}
 		man.PreviousCID = prev.String()
-		if r.res.PreviousCID == "" {
-			r.res.PreviousCID = man.PreviousCID
-		}
+		r.res.PreviousCID = man.PreviousCID
 	}
 	if err := man.Touch(r.o.Now(), r.o.Provider); err != nil {
 		return err
@@ -315,6 +317,9 @@ func (r *runState) commit(ctx context.Context, mark *Watermark) error {
 	mc, err := addBytes(r.batch, newBytes)
 	if err != nil {
 		return fmt.Errorf("adding the new manifest: %w", err)
+	}
+	if r.res.Rewritten {
+		r.res.Checkpoints = append(r.res.Checkpoints, r.res.ManifestCID)
 	}
 	r.res.ManifestCID = mc.String()
 	if r.batch == nil {

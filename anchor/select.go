@@ -291,6 +291,27 @@ func (s *Selector) walk() error {
 	return nil
 }
 
+// Selects reports whether some rule's glob matches the root-relative path
+// rel, whatever the event: a file no rule selects is never anchored again
+// (verify says so when such a file changed). The tool's own outputs are
+// never selected.
+func (s *Selector) Selects(rel string) bool {
+	rel = path.Clean(rel)
+	if s.isOwn(rel) {
+		return false
+	}
+	for _, r := range s.rules {
+		for _, alts := range r.alts {
+			for _, pat := range alts {
+				if doublestar.MatchUnvalidated(path.Clean(pat), rel) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
 // Select returns the root-relative files an event calls for, in rule order
 // without duplicates, and the globs that matched nothing for it.
 func (s *Selector) Select(e tree.Event) ([]string, []Unmatched, error) {

@@ -270,7 +270,7 @@ func runWith(ctx context.Context, g *globalOptions, args []string) int {
 	}
 	g.log = slog.New(slog.NewTextHandler(stderr, nil))
 	app := newApp(g)
-	args = hoistGlobalFlags(args)
+	args = spreadListFlags(hoistGlobalFlags(args))
 	err := app.RunContext(ctx, args)
 	var fe forwardedExit
 	if errors.As(err, &fe) {

@@ -13,11 +13,11 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/robfig/cron/v3"
 	"github.com/ssid/ssid-anchor/anchor"
 	"github.com/ssid/ssid-anchor/anchor/pinning"
 	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/ssid/ssid-anchor/node"
+	"github.com/ssid/ssid-anchor/scheduler"
 	"github.com/ssid/ssid-anchor/telemetry"
 )
 
@@ -166,13 +166,14 @@ func (c applianceConfig) validate() error {
 	if err := c.Node.Validate(); err != nil {
 		return err
 	}
-	cronSpec := cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow)
+	// The scheduler's own parser (robfig/cron with descriptors), so what
+	// the config accepts is exactly what the daemon can schedule.
 	for _, sc := range []struct{ key, spec string }{{"schedule.quarterly", c.Schedule.Quarterly}, {"schedule.telemetry", c.Schedule.Telemetry}} {
 		if sc.spec == "" {
 			continue
 		}
-		if _, err := cronSpec.Parse(sc.spec); err != nil {
-			return fmt.Errorf("%s: %q is not a cron spec (5 fields: minute hour day-of-month month day-of-week, e.g. \"0 9 1 1,4,7,10 *\"): %v", sc.key, sc.spec, err)
+		if err := scheduler.ParseSpec(sc.spec); err != nil {
+			return fmt.Errorf("%s: %q is not a cron spec (%s): %v", sc.key, sc.spec, scheduler.SpecForms, err)
 		}
 	}
 	if err := pinning.ValidateServices(c.RemotePinning.Services); err != nil {
