@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/ssid/ssid-anchor/anchor"
+	"github.com/ssid/ssid-anchor/anchor/pinning"
 	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/ssid/ssid-anchor/telemetry"
 )
@@ -131,12 +132,12 @@ func (m *metrics) telemetryDone(rep *telemetry.Report) {
 // remotePinStatuses are the values of the status label of
 // ssid_anchor_remote_pins: the Pinning Service API's states and "moved"
 // (`pins move`); every other string a manifest holds counts as
-// remotePinOther. The manifest is tree content that anyone who commits can
-// edit, so a label value per distinct string would let it grow every
-// scrape (and the daemon's memory) without bound.
-var remotePinStatuses = []string{"queued", "pinning", "pinned", "failed", "moved"}
-
-const remotePinOther = "other"
+// remotePinOther ("other", as in status's summariseRemotePins). The
+// manifest is tree content that anyone who commits can edit, so a label
+// value per distinct string would let it grow every scrape (and the
+// daemon's memory) without bound.
+var remotePinStatuses = []string{string(pinning.StatusQueued), string(pinning.StatusPinning), string(pinning.StatusPinned),
+	string(pinning.StatusFailed), string(pinning.StatusMoved)}
 
 // remotePinLabel is the label value a recorded status is counted under.
 func remotePinLabel(status string) string {
