@@ -2,7 +2,9 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"path/filepath"
 	"sync"
@@ -12,7 +14,10 @@ import (
 	coreiface "github.com/ipfs/kubo/core/coreiface"
 	"github.com/ipfs/kubo/core/node/libp2p"
 	"github.com/ipfs/kubo/repo/fsrepo"
+	golibp2p "github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
 )
 
 // Node is an open kubo node. Close it to release the repo lock.
@@ -55,6 +60,9 @@ func Open(ctx context.Context, repoPath string, o OpenOptions) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("repo path %q: %w", repoPath, err)
 	}
+	if err := checkAccess(abs); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
 	if !fsrepo.IsInitialized(abs) {
 		return nil, fmt.Errorf("%w: %s", ErrNotInitialized, abs)
 	}
@@ -81,6 +89,12 @@ func Open(ctx context.Context, repoPath string, o OpenOptions) (*Node, error) {
 		cfg.Peering.Peers = append(cfg.Peering.Peers, *ai)
 	}
 	bc := &core.BuildCfg{Online: o.Online, Permanent: true, Repo: r}
+	if o.Online && profile == ProfileAirGapped {
+		peering := append([]peer.AddrInfo(nil), cfg.Peering.Peers...)
+		bc.Host = func(id peer.ID, ps peerstore.Peerstore, opts ...golibp2p.Option) (host.Host, error) {
+			return libp2p.DefaultHostOption(id, ps, append(opts, airGapped(peering))...)
+		}
+	}
 	routing := RoutingNone
 	if o.Online {
 		// Routing.Type is read only by kubo's daemon, so the router is chosen here.

@@ -90,6 +90,11 @@ func newApp(g *globalOptions) *cli.App {
 				return err
 			}
 			g.log = log
+			if g.served {
+				if err := g.checkServed(c); err != nil {
+					return err
+				}
+			}
 			cfg, err := loadApplianceConfig(g.configPath(), g.ConfigFile != "")
 			if err != nil {
 				return err

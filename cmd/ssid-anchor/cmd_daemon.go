@@ -189,6 +189,14 @@ func runDaemon(ctx context.Context, o daemonOptions, g *globalOptions) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	// Reloads run beside the loop, which alone feeds the watchdog: a
+	// reload that reads or checks slowly must not look like a wedged
+	// daemon to systemd.
+	reloads := newReloader(func() {
+		sddaemon.SdNotify(false, sddaemon.SdNotifyReloading)
+		d.reload()
+		sddaemon.SdNotify(false, sddaemon.SdNotifyReady)
+	})
 
 	stopWatch, err := d.watchRegistry()
 	if err != nil {
@@ -222,9 +230,7 @@ func runDaemon(ctx context.Context, o daemonOptions, g *globalOptions) error {
 		case <-ctx.Done():
 			running = false
 		case <-hup:
-			sddaemon.SdNotify(false, sddaemon.SdNotifyReloading)
-			d.reload()
-			sddaemon.SdNotify(false, sddaemon.SdNotifyReady)
+			reloads.request()
 		case <-watchdog:
 			// Fed only while the loop runs: a wedged daemon is restarted.
 			sddaemon.SdNotify(false, sddaemon.SdNotifyWatchdog)
@@ -234,6 +240,7 @@ func runDaemon(ctx context.Context, o daemonOptions, g *globalOptions) error {
 	g.log.Info("stopping: no new jobs or commands; cancelling the running ones at a safe point")
 	sddaemon.SdNotify(false, sddaemon.SdNotifyStopping)
 	d.ready.Store(false)
+	reloads.stop() // a reload in progress finishes before the jobs stop
 	stopWatch()
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -260,28 +267,15 @@ func (d *daemon) serveRequest(ctx context.Context, req controlRequest, stdout, s
 			}
 			return os.Getenv(k)
 		}}
-	if len(req.Argv) < 2 || !forwardedCommands[commandOf(req.Argv)] {
-		fmt.Fprintf(stderr, "ssid-anchor: the daemon runs only %v\n", keysOf(forwardedCommands))
+	if len(req.Argv) < 2 {
+		fmt.Fprintf(stderr, "ssid-anchor: the daemon runs only %s\n", strings.Join(keysOf(forwardedCommands), ", "))
 		return exitUsage
 	}
 	d.g.log.Info("command", "argv", redactArgv(req.Argv), "cwd", req.Cwd)
+	// Which command runs, and on which repo, is decided by the parser that
+	// runs it (checkServed, in the app's Before), never by a second reading
+	// of argv that could disagree with it.
 	return runWith(ctx, g, req.Argv)
-}
-
-// commandOf finds the command name in a canonical argv (after the global
-// flags, which all take a value except --json).
-func commandOf(argv []string) string {
-	for i := 1; i < len(argv); i++ {
-		a := argv[i]
-		switch {
-		case a == "--json":
-		case len(a) > 2 && a[:2] == "--":
-			i++
-		default:
-			return a
-		}
-	}
-	return ""
 }
 
 // redactArgv keeps flags' names and drops values that might be URLs with
@@ -356,6 +350,43 @@ func (d *daemon) reload() {
 		jobs = append(jobs, e.Name+"="+e.Spec)
 	}
 	log.Info("SIGHUP: configs reloaded", "changed_sections", changed, "jobs", strings.Join(jobs, ", "))
+}
+
+// reloader runs reloads one at a time on a goroutine of its own. A
+// request while one runs leaves one more pending (it reads the newest
+// files); more requests meanwhile add nothing.
+type reloader struct {
+	pending chan struct{}
+	done    chan struct{}
+}
+
+func newReloader(reload func()) *reloader {
+	r := &reloader{pending: make(chan struct{}, 1), done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		for range r.pending {
+			reload()
+		}
+	}()
+	return r
+}
+
+// request asks for a reload and returns at once.
+func (r *reloader) request() {
+	select {
+	case r.pending <- struct{}{}:
+	default: // one is pending already
+	}
+}
+
+// stop waits for the reload in progress, if any, and drops a pending one.
+func (r *reloader) stop() {
+	select {
+	case <-r.pending:
+	default:
+	}
+	close(r.pending)
+	<-r.done
 }
 
 // diffSections names the top-level config sections that differ.

@@ -9,7 +9,7 @@ import (
 	"io/fs"
 	"math"
 	"net"
-	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -61,12 +61,16 @@ func defaultApplianceConfig() applianceConfig {
 // unless the user named it explicitly.
 func loadApplianceConfig(path string, explicit bool) (applianceConfig, error) {
 	c := defaultApplianceConfig()
-	b, err := os.ReadFile(path)
+	b, err := readConfigFile(path)
 	if errors.Is(err, fs.ErrNotExist) && !explicit {
 		return c, nil
 	}
+	if errors.Is(err, fs.ErrPermission) && !explicit {
+		// The default config is in the repo: another user's repo (exit 3).
+		return c, node.PermissionError(filepath.Dir(path), path, err)
+	}
 	if err != nil {
-		return c, usagef("reading config %s: %v", path, err)
+		return c, usagef("reading config %s: %w", path, err)
 	}
 	if err := decodeStrict(b, &c); err != nil {
 		return c, usagef("config %s: %v", path, err)
