@@ -127,6 +127,13 @@ func (r Root) Open(rel string) (*os.File, error) {
 		f, err = r.r.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	}
 	if err != nil {
+		// open(2) of a socket fails with ENXIO, which says nothing useful:
+		// name what is there instead.
+		if errors.Is(err, syscall.ENXIO) {
+			if st, serr := r.Stat(rel); serr == nil && !st.Mode().IsRegular() {
+				return nil, notRegular(rel, st.Mode())
+			}
+		}
 		return nil, r.confined("opening", rel, err)
 	}
 	if err := regularOnly(f, rel); err != nil {
@@ -143,9 +150,13 @@ func regularOnly(f *os.File, name string) error {
 		return err
 	}
 	if !st.Mode().IsRegular() {
-		return fmt.Errorf("%w: %s is a %s; only regular files are read (replace it with a file or change the config)", ErrNotRegular, name, kindOf(st.Mode()))
+		return notRegular(name, st.Mode())
 	}
 	return nil
+}
+
+func notRegular(name string, m fs.FileMode) error {
+	return fmt.Errorf("%w: %s is a %s; only regular files are read (replace it with a file or change the config)", ErrNotRegular, name, kindOf(m))
 }
 
 func kindOf(m fs.FileMode) string {

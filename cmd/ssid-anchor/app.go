@@ -92,6 +92,11 @@ func newApp(g *globalOptions) *cli.App {
 				return err
 			}
 			g.log = log
+			if g.served {
+				if err := g.checkServed(c); err != nil {
+					return err
+				}
+			}
 			if versionRequested(c) {
 				return nil
 			}

@@ -54,6 +54,7 @@ type statusDoc struct {
 	Manifest statusManifest    `json:"manifest"`
 	Jobs     []scheduler.Entry `json:"jobs"`
 	HTTP     *statusHTTP       `json:"http,omitempty"`
+	RPC      *statusRPC        `json:"rpc,omitempty"`
 	Config   applianceConfig   `json:"config"`
 }
 
@@ -153,6 +154,7 @@ func buildStatus(_ context.Context, g *globalOptions, n *node.Node, d *daemon) (
 			doc.Manifest.LastAnchorDate = s.Last
 		}
 	}
+	doc.RemotePins = summariseRemotePins(doc.RemotePins)
 	if d != nil {
 		doc.DaemonPID = os.Getpid()
 		started := d.started
@@ -168,6 +170,7 @@ func buildStatus(_ context.Context, g *globalOptions, n *node.Node, d *daemon) (
 		if d.httpAddr != "" {
 			doc.HTTP = &statusHTTP{Listen: d.httpAddr, URL: "http://" + d.httpAddr + "/"}
 		}
+		doc.RPC = d.rpcStatus()
 		return doc, nil
 	}
 	jobs, err := offlineJobs(g, n.RepoPath())
@@ -254,10 +257,10 @@ func printStatus(g *globalOptions, doc *statusDoc) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "anchors:    %d records of %d files, %d pinned", doc.Records, doc.Files, doc.Pinned)
-	if len(doc.RemotePins) > 0 {
+	if rp := summariseRemotePins(doc.RemotePins); len(rp) > 0 {
 		var parts []string
-		for _, st := range sortedKeysOfInt(doc.RemotePins) {
-			parts = append(parts, fmt.Sprintf("%d %s", doc.RemotePins[st], st))
+		for _, st := range sortedKeysOfInt(rp) {
+			parts = append(parts, fmt.Sprintf("%d %s", rp[st], st))
 		}
 		fmt.Fprintf(w, "; remote pins: %s", strings.Join(parts, ", "))
 	}
@@ -288,6 +291,14 @@ func printStatus(g *globalOptions, doc *statusDoc) {
 		fmt.Fprintf(w, "http:       %s (gateway %sipfs/<cid>)\n", doc.HTTP.Listen, doc.HTTP.URL)
 	} else {
 		fmt.Fprintf(w, "http:       %s (when the daemon runs)\n", orDash(doc.Config.HTTP.Listen))
+	}
+	switch {
+	case doc.RPC != nil:
+		fmt.Fprintf(w, "rpc:        %s (kubo RPC API; the ipfs CLI finds it through %s)\n", doc.RPC.Listen, doc.RPC.APIFile)
+	case doc.Config.RPC.Listen == "":
+		fmt.Fprintln(w, "rpc:        off (rpc.listen is \"\")")
+	default:
+		fmt.Fprintf(w, "rpc:        %s (when the daemon runs)\n", doc.Config.RPC.Listen)
 	}
 }
 

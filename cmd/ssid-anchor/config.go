@@ -9,7 +9,7 @@ import (
 	"io/fs"
 	"math"
 	"net"
-	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -42,6 +42,7 @@ type applianceConfig struct {
 		Listen      string `json:"listen"`
 		AllowRemote bool   `json:"allow_remote"`
 	} `json:"http"`
+	RPC rpcConfig `json:"rpc"`
 }
 
 func defaultApplianceConfig() applianceConfig {
@@ -52,6 +53,7 @@ func defaultApplianceConfig() applianceConfig {
 	c.RemotePinning.Services = []remoteService{}
 	c.Schedule.Quarterly = "0 9 1 1,4,7,10 *"
 	c.HTTP.Listen = "127.0.0.1:8089"
+	c.RPC = defaultRPCConfig()
 	return c
 }
 
@@ -59,12 +61,16 @@ func defaultApplianceConfig() applianceConfig {
 // unless the user named it explicitly.
 func loadApplianceConfig(path string, explicit bool) (applianceConfig, error) {
 	c := defaultApplianceConfig()
-	b, err := os.ReadFile(path)
+	b, err := readConfigFile(path)
 	if errors.Is(err, fs.ErrNotExist) && !explicit {
 		return c, nil
 	}
+	if errors.Is(err, fs.ErrPermission) && !explicit {
+		// The default config is in the repo: another user's repo (exit 3).
+		return c, node.PermissionError(filepath.Dir(path), path, err)
+	}
 	if err != nil {
-		return c, usagef("reading config %s: %v", path, err)
+		return c, usagef("reading config %s: %w", path, err)
 	}
 	if err := decodeStrict(b, &c); err != nil {
 		return c, usagef("config %s: %v", path, err)
@@ -184,5 +190,5 @@ func (c applianceConfig) validate() error {
 			return fmt.Errorf("http.listen: %q is not a loopback address; set http.allow_remote to true to serve it", c.HTTP.Listen)
 		}
 	}
-	return nil
+	return c.RPC.validate()
 }
