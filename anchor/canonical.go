@@ -155,8 +155,8 @@ func isArray(v json.RawMessage) bool {
 // parses the whole document into a tree, which for 20,000 records was half
 // a second of CPU and the largest block of the run's peak memory. Every
 // other top-level value still goes through jcs, one at a time, and so do
-// records that are not plain (see canonicalRecord). m.keys must hold the
-// anchors encodeRecords(m.Records) gave (prepare sets it just before).
+// records that are not plain (see canonicalRecord). The anchors key of
+// m.keys stands for m.Records (prepare sets it just before).
 // A test checks the result is byte for byte canonicalize's.
 func (m *Manifest) canonicalManifest() ([]byte, error) {
 	type member struct {
@@ -171,13 +171,22 @@ func (m *Manifest) canonicalManifest() ([]byte, error) {
 		}
 		if seen[kv.Key] {
 			// jcs refuses duplicate keys; let it say so.
-			return canonicalize(m.keys)
+			kvs, err := m.keysEncoded()
+			if err != nil {
+				return nil, err
+			}
+			return canonicalize(kvs)
 		}
 		seen[kv.Key] = true
 		var text []byte
 		if kv.Key == keyAnchors {
 			// The canonical array is about as long as the compact one.
-			text = make([]byte, 0, len(kv.Value)+len(kv.Value)/8+64)
+			n := 64
+			for i := range m.Records {
+				// Keys and punctuation of a plain record: 247 bytes.
+				n += recordIndentedSize(&m.Records[i]) - 400 + 250
+			}
+			text = make([]byte, 0, n)
 			text = append(text, `"anchors":`...)
 			var err error
 			if text, err = canonicalRecords(text, m.Records); err != nil {
@@ -234,16 +243,7 @@ const maxExactInt = 1 << 53
 // and ASCII, so their sorted order is fixed too, and its strings and
 // number need no escaping or formatting. Any other record goes through jcs.
 func canonicalRecord(b []byte, r *Record) ([]byte, error) {
-	strs := []string{r.AnchoredAt, r.BlueprintVersion, r.CIDProfile, r.EventProofAnchor, r.EventTimestamp, r.EventType,
-		r.EventVersion, r.FileHash, r.FileName, r.FilePath, r.IPFSCID, r.IPFSGatewayURL}
-	plain := len(r.Extra) == 0 && len(r.RemotePins) == 0 && r.FileSize < maxExactInt && r.FileSize > -maxExactInt
-	for _, s := range strs {
-		if !plain {
-			break
-		}
-		plain = plainJSONString(s)
-	}
-	if !plain {
+	if !plainRecord(r) {
 		raw, err := r.appendJSON(nil)
 		if err != nil {
 			return nil, err
@@ -282,6 +282,22 @@ func canonicalRecord(b []byte, r *Record) ([]byte, error) {
 	b = strconv.AppendBool(b, r.Pinned)
 	b = append(b, `,"remote_pins":[]}`...)
 	return b, nil
+}
+
+// plainRecord reports whether r has no pass-through keys, no remote pins,
+// a size below 2^53 and only plain strings (plainJSONString): such a record
+// is written directly in the canonical and the indented form.
+func plainRecord(r *Record) bool {
+	if len(r.Extra) != 0 || len(r.RemotePins) != 0 || r.FileSize >= maxExactInt || r.FileSize <= -maxExactInt {
+		return false
+	}
+	for _, s := range [...]string{r.AnchoredAt, r.BlueprintVersion, r.CIDProfile, r.EventProofAnchor, r.EventTimestamp, r.EventType,
+		r.EventVersion, r.FileHash, r.FileName, r.FilePath, r.IPFSCID, r.IPFSGatewayURL} {
+		if !plainJSONString(s) {
+			return false
+		}
+	}
+	return true
 }
 
 // plainJSONString reports whether s is printable ASCII without a quote or

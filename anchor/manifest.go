@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"slices"
-	"sort"
 	"strconv"
 	"time"
 
@@ -195,7 +194,10 @@ type Manifest struct {
 	PreviousCID string
 	// Processed is how far the registry log has been processed.
 	Processed Watermark
-	keys      []KV // every top-level key in order, values as read
+	// keys are every top-level key in order, values as read; the first
+	// anchors key's value is nil once parsed: m.Records is its content
+	// (rendered and signed from them), and the raw array is not kept.
+	keys []KV
 }
 
 // Watermark marks the registry events already processed: the first Count
@@ -257,8 +259,34 @@ func NewManifest(blueprint string, now time.Time) *Manifest {
 	}}
 }
 
-// ParseManifest decodes a manifest, keeping every key.
+// ParseManifest decodes a manifest, keeping every key. The ordinary shape
+// goes through the fast decoder (manifest_decode.go); anything else is
+// read by encoding/json, whose errors name the problem.
 func ParseManifest(b []byte) (*Manifest, error) {
+	if m, err := decodeManifest(b); err == nil {
+		return m, nil
+	}
+	m, err := parseManifestSlow(b)
+	if err != nil {
+		return nil, err
+	}
+	in := newInterner()
+	for i := range m.Records {
+		in.share(&m.Records[i])
+	}
+	for i := range m.keys {
+		if m.keys[i].Key == keyAnchors {
+			m.keys[i].Value = nil // records-backed, as prepare makes it
+			break
+		}
+	}
+	return m, nil
+}
+
+// parseManifestSlow is ParseManifest with encoding/json alone: the
+// reference the fast decoder is compared with, and the reader of anything
+// unusual.
+func parseManifestSlow(b []byte) (*Manifest, error) {
 	kvs, err := decodeObject(b)
 	if err != nil {
 		return nil, err
@@ -285,6 +313,23 @@ func ParseManifest(b []byte) (*Manifest, error) {
 		}
 	}
 	return m, nil
+}
+
+// keysEncoded is m.keys with the records-backed anchors value encoded, for
+// the rare paths that hand the key list to a generic JSON function.
+func (m *Manifest) keysEncoded() ([]KV, error) {
+	out := slices.Clone(m.keys)
+	for i := range out {
+		if out[i].Key == keyAnchors && out[i].Value == nil {
+			enc, err := encodeRecords(m.Records)
+			if err != nil {
+				return nil, err
+			}
+			out[i].Value = enc
+			break
+		}
+	}
+	return out, nil
 }
 
 // LoadManifestIn reads the manifest at rel inside the governance root,
@@ -417,18 +462,23 @@ func (m *Manifest) Touch(now time.Time, providers ...string) error {
 			all = append(all, p)
 		}
 	}
-	paths := map[string]bool{}
+	paths := make(map[string]struct{}, len(m.Records))
 	var first, last any
-	var dates []string
-	for _, r := range m.Records {
-		paths[r.FilePath] = true
-		if r.AnchoredAt != "" {
-			dates = append(dates, r.AnchoredAt)
+	lo, hi := "", ""
+	for i := range m.Records {
+		r := &m.Records[i]
+		paths[r.FilePath] = struct{}{}
+		if d := r.AnchoredAt; d != "" {
+			if lo == "" || d < lo {
+				lo = d
+			}
+			if d > hi {
+				hi = d
+			}
 		}
 	}
-	sort.Strings(dates)
-	if len(dates) > 0 {
-		first, last = dates[0], dates[len(dates)-1]
+	if lo != "" {
+		first, last = lo, hi
 	}
 	if all == nil {
 		all = []string{}
@@ -487,13 +537,13 @@ func (m *Manifest) MarshalUnsigned() ([]byte, error) {
 	return m.render()
 }
 
-// prepare writes the decoded fields back into the key list.
+// prepare writes the decoded fields back into the key list; the anchors
+// stay records-backed (rendered from m.Records).
 func (m *Manifest) prepare() error {
-	anchors, err := encodeRecords(m.Records)
-	if err != nil {
-		return err
-	}
-	m.setRaw(keyAnchors, anchors)
+	// The first anchors key stands for m.Records (a nil value: render and
+	// sign build the array from the records); a document without one
+	// gets it.
+	m.setRaw(keyAnchors, nil)
 	if m.PreviousCID != "" {
 		if err := m.set(keyPrevious, m.PreviousCID); err != nil {
 			return err
@@ -507,21 +557,119 @@ func (m *Manifest) prepare() error {
 	return nil
 }
 
+// render writes the manifest with 2-space indentation: the bytes
+// json.Indent gives for the compact object (TestRenderMatchesIndent), but
+// each value indented on its own and the records written straight into
+// the output, so the manifest exists once in memory instead of as the
+// compact object, the indented copy and the buffer's growth steps.
 func (m *Manifest) render() ([]byte, error) {
-	obj, err := marshalObject(m.keys)
-	if err != nil {
-		return nil, err
+	size := 64
+	for _, kv := range m.keys {
+		size += len(kv.Key) + len(kv.Value) + len(kv.Value)/4 + 8
 	}
-	var out bytes.Buffer
-	// Indentation adds about a fifth (six spaces and a newline per record
-	// field); growing the buffer once saves copying a large manifest as it
-	// doubles.
-	out.Grow(len(obj) + len(obj)/4 + 64)
-	if err := json.Indent(&out, obj, "", "  "); err != nil {
-		return nil, err
+	for i := range m.Records {
+		size += recordIndentedSize(&m.Records[i])
 	}
-	out.WriteByte('\n')
+	out := bytes.NewBuffer(make([]byte, 0, size))
+	out.WriteByte('{')
+	var scratch []byte
+	for i, kv := range m.keys {
+		if i > 0 {
+			out.WriteByte(',')
+		}
+		out.WriteString("\n  ")
+		k, err := marshal(kv.Key)
+		if err != nil {
+			return nil, err
+		}
+		out.Write(k)
+		out.WriteString(": ")
+		if kv.Key == keyAnchors && kv.Value == nil {
+			if scratch, err = appendIndentedRecords(out, m.Records, scratch); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err := json.Indent(out, kv.Value, "  ", "  "); err != nil {
+			return nil, fmt.Errorf("key %q: %w", kv.Key, err)
+		}
+	}
+	if len(m.keys) > 0 {
+		out.WriteByte('\n')
+	}
+	out.WriteString("}\n")
 	return out.Bytes(), nil
+}
+
+// appendIndentedRecords writes the anchors array at the nesting of a
+// top-level value. A plain record (see canonicalRecord) is written
+// directly; any other goes through its compact encoding and json.Indent.
+func appendIndentedRecords(out *bytes.Buffer, recs []Record, scratch []byte) ([]byte, error) {
+	if len(recs) == 0 {
+		out.WriteString("[]")
+		return scratch, nil
+	}
+	out.WriteByte('[')
+	for i := range recs {
+		if i > 0 {
+			out.WriteByte(',')
+		}
+		out.WriteString("\n    ")
+		r := &recs[i]
+		if plainRecord(r) {
+			out.Write(appendIndentedRecord(out.AvailableBuffer(), r))
+			continue
+		}
+		var err error
+		if scratch, err = r.appendJSON(scratch[:0]); err != nil {
+			return nil, fmt.Errorf("record %d (%s): %w", i, r.FilePath, err)
+		}
+		if err := json.Indent(out, scratch, "    ", "  "); err != nil {
+			return nil, fmt.Errorf("record %d (%s): %w", i, r.FilePath, err)
+		}
+	}
+	out.WriteString("\n  ]")
+	return scratch, nil
+}
+
+// appendIndentedRecord is json.Indent(appendJSON(r), "    ", "  ") for a
+// plain record (plainRecord).
+func appendIndentedRecord(b []byte, r *Record) []byte {
+	const nl = "\n      "
+	str := func(key, v string) {
+		b = append(b, nl+`"`...)
+		b = append(b, key...)
+		b = append(b, `": "`...)
+		b = append(b, v...)
+		b = append(b, `",`...)
+	}
+	b = append(b, '{')
+	str("file_path", r.FilePath)
+	str("file_name", r.FileName)
+	str("file_hash", r.FileHash)
+	str("ipfs_cid", r.IPFSCID)
+	str("ipfs_gateway_url", r.IPFSGatewayURL)
+	str("anchored_at", r.AnchoredAt)
+	str("event_type", r.EventType)
+	str("event_version", r.EventVersion)
+	str("event_timestamp", r.EventTimestamp)
+	str("blueprint_version", r.BlueprintVersion)
+	b = append(b, nl+`"file_size": `...)
+	b = strconv.AppendInt(b, r.FileSize, 10)
+	b = append(b, ',')
+	str("event_proof_anchor", r.EventProofAnchor)
+	b = append(b, nl+`"pinned": `...)
+	b = strconv.AppendBool(b, r.Pinned)
+	b = append(b, ","+nl+`"remote_pins": [],`+nl+`"cid_profile": "`...)
+	b = append(b, r.CIDProfile...)
+	return append(b, "\"\n    }"...)
+}
+
+// recordIndentedSize is about what a record takes indented.
+func recordIndentedSize(r *Record) int {
+	return len(r.FilePath) + len(r.FileName) + len(r.FileHash) + len(r.IPFSCID) + len(r.IPFSGatewayURL) +
+		len(r.AnchoredAt) + len(r.EventType) + len(r.EventVersion) + len(r.EventTimestamp) +
+		len(r.BlueprintVersion) + len(r.EventProofAnchor) + len(r.CIDProfile) + 400
 }
 
 // decodeObject reads a JSON object's keys in order.

@@ -136,7 +136,11 @@ func TestCanonicalManifestUnchanged(t *testing.T) {
 	if err := m.prepare(); err != nil {
 		t.Fatal(err)
 	}
-	want, err := canonicalize(m.keys)
+	kvs, err := m.keysEncoded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := canonicalize(kvs)
 	if err != nil {
 		t.Fatal(err)
 	}

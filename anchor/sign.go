@@ -65,7 +65,7 @@ func CanonicalForm(manifest []byte) ([]byte, error) {
 // version does not know and passes through.
 func (m *Manifest) sign(s Signer) error {
 	m.keys = slices.DeleteFunc(m.keys, func(kv KV) bool { return kv.Key == keySignature })
-	// Marshal has just encoded m.Records into m.keys (prepare).
+	// prepare has just made the anchors key stand for m.Records.
 	canon, err := m.canonicalManifest()
 	if err != nil {
 		return err

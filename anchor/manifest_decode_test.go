@@ -1,0 +1,224 @@
+package anchor
+
+import (
+	"bytes"
+	"encoding/json"
+	"math/rand/v2"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+	"unsafe"
+)
+
+func unsafeData(s string) uintptr { return uintptr(unsafe.Pointer(unsafe.StringData(s))) }
+
+// checkParseAgrees compares ParseManifest (the fast decoder, encoding/json
+// for anything unusual) with encoding/json alone on one document: the
+// same error, or the same manifest and the same rendered bytes.
+func checkParseAgrees(t *testing.T, name string, b []byte) {
+	t.Helper()
+	want, werr := parseManifestSlow(b)
+	got, gerr := ParseManifest(b)
+	if (werr == nil) != (gerr == nil) {
+		t.Fatalf("%s: encoding/json: %v, ParseManifest: %v", name, werr, gerr)
+	}
+	if werr != nil {
+		if werr.Error() != gerr.Error() {
+			t.Fatalf("%s: errors differ: %v / %v", name, werr, gerr)
+		}
+		return
+	}
+	for i := range want.keys {
+		if want.keys[i].Key == keyAnchors {
+			want.keys[i].Value = nil
+			break
+		}
+	}
+	if !reflect.DeepEqual(got.Records, want.Records) {
+		t.Fatalf("%s: records differ:\n%+v\n%+v", name, got.Records, want.Records)
+	}
+	if !reflect.DeepEqual(got.keys, want.keys) || got.PreviousCID != want.PreviousCID || got.Processed != want.Processed {
+		t.Fatalf("%s: top level differs:\n%+v %q %+v\n%+v %q %+v", name, got.keys, got.PreviousCID, got.Processed, want.keys, want.PreviousCID, want.Processed)
+	}
+	a, aerr := got.MarshalUnsigned()
+	w, werr2 := want.MarshalUnsigned()
+	if (aerr == nil) != (werr2 == nil) || !bytes.Equal(a, w) {
+		t.Fatalf("%s: rendered differently (%v / %v):\n%s\n%s", name, aerr, werr2, a, w)
+	}
+}
+
+// odd are strings that take every escaping path.
+var odd = []string{`q"uote`, `back\slash`, "tab\t", "\x01\x7f", "<a&b>", "line\u2028sep", "ünïcødé", "emoji 🙂", "\ufb01", ""}
+
+func randomRecord(rnd *rand.Rand, i int) Record {
+	r := Record{
+		FilePath: "tree/d" + strconv.Itoa(i%7) + "/f" + strconv.Itoa(i) + ".yaml", FileHash: strconv.FormatUint(rnd.Uint64(), 16),
+		IPFSCID: "QmX" + strconv.Itoa(i), AnchoredAt: "2026-12-02T08:00:0" + strconv.Itoa(i%3) + "Z", EventType: "bench",
+		EventVersion: "v1", EventTimestamp: "2026-12-02T07:00:00Z", BlueprintVersion: "v4.3", FileSize: rnd.Int64N(1 << 40),
+		EventProofAnchor: "ab", Pinned: rnd.IntN(2) == 0, CIDProfile: "kubo-default",
+	}
+	r.FileName = r.FilePath[strings.LastIndexByte(r.FilePath, '/')+1:]
+	r.IPFSGatewayURL = "https://ipfs.io/ipfs/" + r.IPFSCID
+	switch rnd.IntN(7) {
+	case 0:
+		r.FileName = odd[rnd.IntN(len(odd))]
+	case 1:
+		r.RemotePins = []RemotePin{{Service: "s", RequestID: odd[rnd.IntN(len(odd))], Status: "pinned", UpdatedAt: "2026-12-02T09:00:00Z"}}
+	case 2:
+		r.Extra = []KV{{"zz_note", json.RawMessage(`{"b":1.50,"a":[1e3,"\u00e9"]}`)}, {"nothing", json.RawMessage(`null`)}}
+	case 3:
+		r.FileSize = 1<<53 + rnd.Int64N(1000)
+	case 4:
+		r.EventVersion = odd[rnd.IntN(len(odd))]
+	}
+	return r
+}
+
+// TestDecodeManifestAgrees feeds the fast decoder ordinary manifests (it
+// must take them itself) and unusual ones (it must leave them to
+// encoding/json, which then decides), and compares both readers on each.
+func TestDecodeManifestAgrees(t *testing.T) {
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	rnd := rand.New(rand.NewPCG(seed, 7))
+	sample, raw := sampleManifest(t)
+	checkParseAgrees(t, "sample", raw)
+	if _, err := decodeManifest(raw); err != nil {
+		t.Fatalf("the fast decoder refuses the real sample: %v", err)
+	}
+	for i := range 200 {
+		sample.Records = append(sample.Records, randomRecord(rnd, i))
+	}
+	sample.PreviousCID = "QmPrev"
+	sample.Processed = Watermark{Count: 3, Last: "ab", Offset: 10, Lines: 2, TailLen: 4, TailSHA256: "cd"}
+	big, err := sample.MarshalUnsigned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkParseAgrees(t, "generated", big)
+	if _, err := decodeManifest(big); err != nil {
+		t.Fatalf("the fast decoder refuses a manifest this tool wrote: %v", err)
+	}
+	rec := `{"file_path":"a/b.md","file_name":"b.md","file_hash":"h","ipfs_cid":"Qm","file_size":3,"pinned":true}`
+	docs := map[string]string{
+		"escaped key":                `{"anch\u006frs":[` + rec + `],"x":1}`,
+		"escaped value":              `{"anchors":[{"file_path":"a\/b\u00e9.md","file_name":"b\u00e9.md"}]}`,
+		"null fields":                `{"anchors":[{"file_path":null,"remote_pins":null,"pinned":null,"file_size":null,"x":null}]}`,
+		"null anchors":               `{"anchors":null,"previous_manifest_cid":null,"processed_events":null}`,
+		"no anchors":                 `{"a":1}`,
+		"empty anchors":              `{"anchors":[]}`,
+		"whitespace":                 " {\n \"anchors\" : [ \n" + rec + " , " + rec + "\n] , \"s\" : { \"k\" : [ 1 , 2 ] } }\n",
+		"duplicate top-level key":    `{"anchors":[` + rec + `],"anchors":[]}`,
+		"duplicate record key":       `{"anchors":[{"file_path":"a","file_path":"b"}]}`,
+		"duplicate extra key":        `{"anchors":[{"x":1,"x":2}]}`,
+		"invalid utf-8":              "{\"anchors\":[{\"file_path\":\"a\xff\"}]}",
+		"invalid utf-8 elsewhere":    "{\"note\":\"\xfe\",\"anchors\":[]}",
+		"size as string":             `{"anchors":[{"file_size":"3"}]}`,
+		"size as float":              `{"anchors":[{"file_size":3.5}]}`,
+		"size 1e3":                   `{"anchors":[{"file_size":1e3}]}`,
+		"size -0":                    `{"anchors":[{"file_size":-0}]}`,
+		"size too big":               `{"anchors":[{"file_size":99999999999999999999}]}`,
+		"pinned as number":           `{"anchors":[{"pinned":1}]}`,
+		"path as number":             `{"anchors":[{"file_path":7}]}`,
+		"remote pins wrong":          `{"anchors":[{"remote_pins":{"a":1}}]}`,
+		"remote pins ok":             `{"anchors":[{"remote_pins":[{"service":"s","request_id":"r","status":"queued","updated_at":"t","more":1}]}]}`,
+		"record not an object":       `{"anchors":[1]}`,
+		"null record":                `{"anchors":[null]}`,
+		"anchors an object":          `{"anchors":{}}`,
+		"trailing data":              `{"anchors":[]} x`,
+		"two objects":                `{"anchors":[]}{}`,
+		"not an object":              `[1,2]`,
+		"truncated":                  `{"anchors":[` + rec,
+		"previous wrong type":        `{"previous_manifest_cid":1}`,
+		"processed wrong type":       `{"processed_events":"x"}`,
+		"processed case-insensitive": `{"processed_events":{"COUNT":2,"last_proof_anchor":"x"}}`,
+		"name not shared":            `{"anchors":[{"file_path":"a/b.md","file_name":"c.md"}]}`,
+		"empty":                      ``,
+	}
+	for name, doc := range docs {
+		checkParseAgrees(t, name, []byte(doc))
+	}
+	// Every byte position of a manifest this tool wrote, cut or flipped.
+	small := big[:min(len(big), 4000)]
+	for i := 0; i < len(small); i += 1 + rnd.IntN(7) {
+		checkParseAgrees(t, "cut at "+strconv.Itoa(i), small[:i])
+		flipped := bytes.Clone(small)
+		const bytesToTry = "\"{}[],:0an\\ \x00\xff"
+		flipped[i] = bytesToTry[rnd.IntN(len(bytesToTry))]
+		checkParseAgrees(t, "flipped at "+strconv.Itoa(i), flipped)
+	}
+}
+
+// TestDecodeManifestSharesStrings: the strings records share are kept once
+// and file_name points into file_path.
+func TestDecodeManifestSharesStrings(t *testing.T) {
+	m := NewManifest("v1", time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC))
+	for i := range 3 {
+		m.Records = append(m.Records, randomRecord(rand.New(rand.NewPCG(1, uint64(i))), i))
+		m.Records[i].Extra, m.Records[i].RemotePins = nil, nil
+		m.Records[i].FileName = m.Records[i].FilePath[strings.LastIndexByte(m.Records[i].FilePath, '/')+1:]
+	}
+	b, err := m.MarshalUnsigned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseManifest(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := func(a, b string) bool { return a != "" && unsafeData(a) == unsafeData(b) }
+	if !same(got.Records[0].EventProofAnchor, got.Records[2].EventProofAnchor) || !same(got.Records[0].CIDProfile, got.Records[1].CIDProfile) {
+		t.Error("records keep separate copies of the strings they share")
+	}
+	r := got.Records[1]
+	if unsafeData(r.FileName) != unsafeData(r.FilePath)+uintptr(len(r.FilePath)-len(r.FileName)) {
+		t.Error("file_name is a copy, not the end of file_path")
+	}
+}
+
+// TestRenderMatchesIndent: the manifest rendered value by value is the
+// bytes json.Indent gives for the whole compact object, the form every
+// manifest so far was written in.
+func TestRenderMatchesIndent(t *testing.T) {
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	rnd := rand.New(rand.NewPCG(seed, 9))
+	m, _ := sampleManifest(t)
+	for _, n := range []int{0, 1, 300} {
+		m.Records = m.Records[:0]
+		for i := range n {
+			m.Records = append(m.Records, randomRecord(rnd, i))
+		}
+		m.keys = append(m.keys, KV{"ünknown", json.RawMessage(`{ "y" : [ 2 , { } , [ ] ] ,"x":"\u00e9"}`)}, KV{"n", json.RawMessage(`1.0`)})
+		if err := m.prepare(); err != nil {
+			t.Fatal(err)
+		}
+		got, err := m.render()
+		if err != nil {
+			t.Fatal(err)
+		}
+		kvs, err := m.keysEncoded()
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj, _ := marshalObject(kvs)
+		var want bytes.Buffer
+		if err := json.Indent(&want, obj, "", "  "); err != nil {
+			t.Fatal(err)
+		}
+		want.WriteByte('\n')
+		if !bytes.Equal(got, want.Bytes()) {
+			i := 0
+			for i < len(got) && i < want.Len() && got[i] == want.Bytes()[i] {
+				i++
+			}
+			t.Fatalf("%d records: rendered bytes differ at %d:\n got …%q\nwant …%q", n, i, got[max(0, i-60):min(len(got), i+60)], want.Bytes()[max(0, i-60):min(want.Len(), i+60)])
+		}
+	}
+	empty := &Manifest{}
+	if got, _ := empty.render(); string(got) != "{}\n" {
+		t.Errorf("no keys: %q", got)
+	}
+}
