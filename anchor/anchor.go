@@ -167,14 +167,20 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 
 	// Paths never recorded go first: after an interruption the next run
 	// makes progress before it re-hashes files that are probably unchanged.
-	known := map[string]bool{}
-	recorded := map[string]bool{} // path NUL hash: the identity of a record
-	for _, r := range man.Records {
+	// The maps' keys are the records' own strings.
+	known := make(map[string]bool, len(man.Records))
+	recorded := make(identities, len(man.Records))
+	for i := range man.Records {
+		r := &man.Records[i]
 		known[r.FilePath] = true
-		recorded[r.FilePath+"\x00"+r.FileHash] = true
+		recorded.add(r)
 	}
 	sort.SliceStable(work, func(i, j int) bool { return !known[work[i].path] && known[work[j].path] })
-	run := &runState{o: o, man: man, manPath: o.Paths.Manifest, oldBytes: oldBytes, res: res, now: o.Now().UTC().Format(time.RFC3339)}
+	run, err := newRunState(o, man, oldBytes, res)
+	if err != nil {
+		return nil, err
+	}
+	oldBytes = nil // the previous manifest is added from its file (commit)
 	if err := run.open(ctx); err != nil {
 		return nil, err
 	}
@@ -201,24 +207,24 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 			o.Log.Warn("file not anchored", "file", w.path, "err", err)
 			continue
 		}
-		if recorded[rec.FilePath+"\x00"+rec.FileHash] {
+		if recorded.has(rec.FilePath, rec.FileHash) {
 			res.Skipped = append(res.Skipped, Skip{Path: w.path, Reason: "content already anchored"})
 			continue
 		}
 		rec.IPFSGatewayURL = o.Config.GatewayURL(rec.IPFSCID)
 		rec.AnchoredAt = run.now
-		rec.EventType = w.ev.Name()
-		rec.EventVersion = w.ev.Field("version")
-		rec.EventTimestamp = w.ev.Field("timestamp")
+		rec.EventType = w.ev.name
+		rec.EventVersion = w.ev.version
+		rec.EventTimestamp = w.ev.timestamp
 		rec.BlueprintVersion = o.Config.BlueprintVersion
-		rec.EventProofAnchor = w.ev.ProofAnchor
+		rec.EventProofAnchor = w.ev.proof
 		rec.Pinned = run.batch != nil
 		rec.CIDProfile = o.Params.Profile
 		if run.batch != nil {
 			run.batch.Link(path.Base(rec.FilePath), mustCID(rec.IPFSCID))
 		}
 		run.pending = append(run.pending, rec)
-		recorded[rec.FilePath+"\x00"+rec.FileHash] = true
+		recorded.add(&run.pending[len(run.pending)-1])
 	}
 	if len(work) > 0 && len(res.Failed) == len(work) {
 		return res, fmt.Errorf("none of the %d selected files could be anchored", len(work))
@@ -250,16 +256,48 @@ func lockManifest(o RunOptions) (func(), error) {
 	return unlock, err
 }
 
+// identities are the (file_path, file_hash) pairs recorded: a record's
+// identity (SPEC 2.2). The strings are the records' own.
+type identities map[identity]struct{}
+
+type identity struct{ path, hash string }
+
+func (ids identities) add(r *Record) { ids[identity{r.FilePath, r.FileHash}] = struct{}{} }
+
+func (ids identities) has(path, hash string) bool {
+	_, ok := ids[identity{path, hash}]
+	return ok
+}
+
 // runState carries one run's open batch and the manifest as last written.
 type runState struct {
-	o        RunOptions
-	man      *Manifest
-	manPath  string // root-relative
-	oldBytes []byte
-	res      *Result
-	now      string
-	batch    Batch
-	pending  []Record
+	o       RunOptions
+	man     *Manifest
+	manPath string // root-relative
+	// prevCID is the CID of the manifest file as this run read it (or last
+	// wrote it), undefined when there was none. The file itself is added
+	// as the previous manifest at commit, read again from disk: its bytes
+	// are not held through the run, and what is added must hash to this
+	// CID, so a file changed behind the lock is not chained unseen.
+	prevCID cid.Cid
+	res     *Result
+	now     string
+	batch   Batch
+	pending []Record
+}
+
+// newRunState starts the run state for a manifest read as oldBytes (nil:
+// there was none).
+func newRunState(o RunOptions, man *Manifest, oldBytes []byte, res *Result) (*runState, error) {
+	r := &runState{o: o, man: man, manPath: o.Paths.Manifest, res: res, now: o.Now().UTC().Format(time.RFC3339)}
+	if oldBytes != nil {
+		c, err := node.ComputeCID(bytesReader(oldBytes), manifestParams, nil)
+		if err != nil {
+			return nil, fmt.Errorf("hashing the manifest: %w", err)
+		}
+		r.prevCID = c
+	}
+	return r, nil
 }
 
 func (r *runState) open(ctx context.Context) error {
@@ -292,10 +330,10 @@ func (r *runState) commit(ctx context.Context, mark *Watermark) error {
 	if mark != nil {
 		man.Processed = *mark
 	}
-	if r.oldBytes != nil {
-		prev, err := addBytes(r.batch, r.oldBytes)
+	if r.prevCID.Defined() {
+		prev, err := r.addPrevious()
 		if err != nil {
-			return fmt.Errorf("adding the previous manifest: %w", err)
+			return err
 		}
 		if r.batch != nil {
 			r.batch.Link("previous-manifest.json", prev)
@@ -332,7 +370,7 @@ func (r *runState) commit(ctx context.Context, mark *Watermark) error {
 	if err := r.o.Root.WriteFileAtomic(r.manPath, newBytes, 0o644); err != nil {
 		return fmt.Errorf("writing manifest %s: %w", r.manPath, err)
 	}
-	r.oldBytes = newBytes
+	r.prevCID = mc
 	r.res.Rewritten = true
 	if r.o.OnCommit != nil {
 		if err := r.o.OnCommit(mc.String()); err != nil {
@@ -343,6 +381,28 @@ func (r *runState) commit(ctx context.Context, mark *Watermark) error {
 		return r.open(ctx)
 	}
 	return nil
+}
+
+// addPrevious adds the manifest file the run replaces, read again from
+// disk, and checks it is the file the run read. A dry run only needs its
+// CID.
+func (r *runState) addPrevious() (cid.Cid, error) {
+	if r.batch == nil {
+		return r.prevCID, nil
+	}
+	f, err := r.o.Root.Open(r.manPath)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("adding the previous manifest: %w", err)
+	}
+	defer f.Close()
+	c, err := r.batch.AddFile(io.LimitReader(f, maxManifestSize+1), manifestParams, nil)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("adding the previous manifest: %w", err)
+	}
+	if !c.Equals(r.prevCID) {
+		return cid.Undef, fmt.Errorf("manifest %s changed on disk during the run (it was %s when read, it is %s now), not through ssid-anchor, which holds its lock; nothing was written: check the change and run again", r.manPath, r.prevCID, c)
+	}
+	return c, nil
 }
 
 // marshal renders the manifest, signed unless the run is dry (a dry run
@@ -377,7 +437,18 @@ func addBytes(b Batch, data []byte) (cid.Cid, error) {
 
 type workItem struct {
 	path string
-	ev   tree.Event
+	ev   *eventInfo
+}
+
+// eventInfo is an event with the fields its records copy, read once for
+// all the files it selects (their records share the strings).
+type eventInfo struct {
+	ev                               tree.Event
+	name, version, timestamp, proof string
+}
+
+func newEventInfo(e tree.Event) *eventInfo {
+	return &eventInfo{ev: e, name: e.Name(), version: e.Field("version"), timestamp: e.Field("timestamp"), proof: e.ProofAnchor}
 }
 
 // collect scans the log for events past the watermark (and, with
@@ -385,7 +456,7 @@ type workItem struct {
 // each with the newest event that selected it.
 func collect(o RunOptions, sel *Selector, mark Watermark, res *Result) ([]workItem, Watermark, error) {
 	type pick struct {
-		ev    tree.Event
+		ev    *eventInfo
 		order int
 	}
 	early := map[string]pick{} // events at or before the old watermark
@@ -430,9 +501,12 @@ func collect(o RunOptions, sel *Selector, mark Watermark, res *Result) ([]workIt
 			dst = early
 			early0.addUnmatched(none)
 		}
-		for _, f := range files {
-			order++
-			dst[f] = pick{e, order}
+		if len(files) > 0 {
+			info := newEventInfo(e)
+			for _, f := range files {
+				order++
+				dst[f] = pick{info, order}
+			}
 		}
 		return nil
 	})
@@ -470,7 +544,7 @@ func collect(o RunOptions, sel *Selector, mark Watermark, res *Result) ([]workIt
 		}
 		picks = late
 	}
-	var items []workItem
+	items := make([]workItem, 0, len(picks))
 	for f, p := range picks {
 		items = append(items, workItem{path: f, ev: p.ev})
 	}
@@ -502,7 +576,7 @@ const recheckMax = 16 << 20
 // tree for every event): it is hashed without storing anything first, and
 // added only when its content is new. An unchanged file then costs one read
 // instead of one read plus a write of every block into the repo.
-func anchorKnown(ctx context.Context, o RunOptions, b Batch, rel string, known bool, recorded map[string]bool) (Record, error) {
+func anchorKnown(ctx context.Context, o RunOptions, b Batch, rel string, known bool, recorded identities) (Record, error) {
 	if b == nil || !known {
 		return anchorFile(ctx, o, b, rel)
 	}
@@ -512,7 +586,7 @@ func anchorKnown(ctx context.Context, o RunOptions, b Batch, rel string, known b
 	q := o
 	q.OnFile = nil
 	rec, err := anchorFile(ctx, q, nil, rel)
-	if err != nil || recorded[rec.FilePath+"\x00"+rec.FileHash] {
+	if err != nil || recorded.has(rec.FilePath, rec.FileHash) {
 		return rec, err
 	}
 	return anchorFile(ctx, o, b, rel)

@@ -214,7 +214,9 @@ func (b *Batch) AddBytes(data []byte, p ImportParams) (cid.Cid, error) {
 // Link puts c under the run's root as name; the name is made unique and free
 // of path separators.
 func (b *Batch) Link(name string, c cid.Cid) {
-	name = strings.NewReplacer("/", "_", "\x00", "_").Replace(name)
+	if strings.ContainsAny(name, "/\x00") {
+		name = linkNameReplacer.Replace(name)
+	}
 	if name == "" || name == "." || name == ".." {
 		name = "_"
 	}
@@ -226,6 +228,8 @@ func (b *Batch) Link(name string, c cid.Cid) {
 	}
 	b.links = append(b.links, &ipld.Link{Name: name, Cid: c})
 }
+
+var linkNameReplacer = strings.NewReplacer("/", "_", "\x00", "_")
 
 // maxRootLinks keeps every root block well below the 1 MiB block limit.
 const maxRootLinks = 1024
