@@ -98,6 +98,9 @@ type Result struct {
 
 	// SignedBy is the peer ID whose key signed the manifest written.
 	SignedBy string `json:"signed_by,omitempty"`
+	// Checkpoints counts the manifests a long run wrote before its final
+	// one (anchor.checkpoint_interval); they are off the chain.
+	Checkpoints int `json:"checkpoints,omitempty"`
 
 	// read is how the registry log was read (from the cursor or whole).
 	read tree.CursorRead
@@ -274,12 +277,13 @@ type runState struct {
 	o       RunOptions
 	man     *Manifest
 	manPath string // root-relative
-	// prevCID is the CID of the manifest file as this run read it (or last
-	// wrote it), undefined when there was none. The file itself is added
-	// as the previous manifest at commit, read again from disk: its bytes
-	// are not held through the run, and what is added must hash to this
-	// CID, so a file changed behind the lock is not chained unseen.
-	prevCID cid.Cid
+	// prevCID is the CID of the manifest file as this run read it,
+	// undefined when there was none. The file itself is added as the
+	// previous manifest at the first commit, read again from disk: its
+	// bytes are not held through the run, and what is added must hash to
+	// this CID, so a file changed behind the lock is not chained unseen.
+	prevCID   cid.Cid
+	prevAdded bool
 	res     *Result
 	now     string
 	batch   Batch
@@ -321,7 +325,16 @@ func (r *runState) abort() {
 // commit records the pending records: the previous manifest and the new one
 // are added next to the run's files, everything is pinned under one root and
 // synced, and only then is the manifest file replaced. mark, when set,
-// advances the processed-events watermark.
+// advances the processed-events watermark and makes this the run's final
+// commit; without it the commit is a checkpoint.
+//
+// Every manifest a run writes names the manifest the run started from as
+// its previous_manifest_cid, checkpoints included, and only the final one
+// becomes the repo's chain head: the chain gains one link per run however
+// many checkpoints it saved (the checkpoints are signed, pinned manifests
+// off the chain, each a descendant of the head). A run killed after a
+// checkpoint leaves that checkpoint in the tree, a descendant of the head;
+// the next run chains onto it, so such a run adds two links.
 func (r *runState) commit(ctx context.Context, mark *Watermark) error {
 	man := r.man
 	man.Records = append(man.Records, r.pending...)
@@ -331,17 +344,16 @@ func (r *runState) commit(ctx context.Context, mark *Watermark) error {
 		man.Processed = *mark
 	}
 	if r.prevCID.Defined() {
-		prev, err := r.addPrevious()
-		if err != nil {
-			return err
+		if !r.prevAdded {
+			if _, err := r.addPrevious(); err != nil {
+				return err
+			}
 		}
 		if r.batch != nil {
-			r.batch.Link("previous-manifest.json", prev)
+			r.batch.Link("previous-manifest.json", r.prevCID)
 		}
-		man.PreviousCID = prev.String()
-		if r.res.PreviousCID == "" {
-			r.res.PreviousCID = man.PreviousCID
-		}
+		man.PreviousCID = r.prevCID.String()
+		r.res.PreviousCID = man.PreviousCID
 	}
 	if err := man.Touch(r.o.Now(), r.o.Provider); err != nil {
 		return err
@@ -370,15 +382,18 @@ func (r *runState) commit(ctx context.Context, mark *Watermark) error {
 	if err := r.o.Root.WriteFileAtomic(r.manPath, newBytes, 0o644); err != nil {
 		return fmt.Errorf("writing manifest %s: %w", r.manPath, err)
 	}
-	r.prevCID = mc
+	// The manifest the run started from is durable and pinned under this
+	// commit's root: later commits link it without adding it again.
+	r.prevAdded = true
 	r.res.Rewritten = true
+	if mark == nil {
+		r.res.Checkpoints++
+		return r.open(ctx)
+	}
 	if r.o.OnCommit != nil {
 		if err := r.o.OnCommit(mc.String()); err != nil {
 			return err
 		}
-	}
-	if mark == nil {
-		return r.open(ctx)
 	}
 	return nil
 }

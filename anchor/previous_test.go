@@ -85,3 +85,81 @@ func TestRunRefusesManifestChangedDuringRun(t *testing.T) {
 		t.Error("the hand edit was not kept by the next run")
 	}
 }
+
+// TestLongRunAddsOneChainLink: a run that saves a checkpoint before every
+// file (checkpoint_interval 1ns) writes many signed, pinned manifests, but
+// each names the manifest the run started from as its predecessor and only
+// the last becomes the chain head: the chain gains one link per run, and
+// verify (chain, signatures, head) passes.
+func TestLongRunAddsOneChainLink(t *testing.T) {
+	dir := t.TempDir()
+	rootDir := filepath.Join(dir, "root")
+	p := tree.DefaultPaths()
+	files := map[string]string{p.EventsLog: tree.InitLine + "\n"}
+	for i := range 6 {
+		files[filepath.Join("docs", string(rune('a'+i))+".md")] = strings.Repeat("x", i+1)
+	}
+	writeFiles(t, rootDir, files)
+	root := openRoot(t, rootDir)
+	repo := filepath.Join(dir, "repo")
+	if _, err := node.Init(repo, node.Config{Profile: node.ProfileAirGapped}); err != nil {
+		t.Fatal(err)
+	}
+	params, _ := node.ParamsFor(node.CIDProfileDefault)
+	cfg := DefaultConfig()
+	cfg.Rules = []Rule{{Match: []string{"*"}, Globs: []string{"docs/*.md"}}}
+	cfg.Checkpoint = "1ns"
+	n, err := node.Open(context.Background(), repo, node.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	manPath := filepath.Join(rootDir, p.Manifest)
+	run := func(event string) *Result {
+		t.Helper()
+		if _, err := tree.AppendEvent(filepath.Join(rootDir, p.EventsLog), tree.NewEvent{Event: event, Version: "v1"}); err != nil {
+			t.Fatal(err)
+		}
+		res, err := Run(context.Background(), RunOptions{
+			Root: root, Paths: p, Config: cfg, Params: params, Signer: n, OnCommit: n.SetChainHead,
+			OpenBatch: func(ctx context.Context) (Batch, error) { return n.NewBatch(ctx) },
+			Now:       func() time.Time { return time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC) },
+		})
+		if err != nil {
+			t.Fatalf("run %s: %v", event, err)
+		}
+		return res
+	}
+	first := run("first")
+	if first.Checkpoints < 4 {
+		t.Fatalf("the first run saved %d checkpoints, want one before each file after the first", first.Checkpoints)
+	}
+	if first.PreviousCID != "" {
+		t.Errorf("the first run of a new manifest names a predecessor: %s", first.PreviousCID)
+	}
+	for i := range 6 {
+		writeFiles(t, rootDir, map[string]string{filepath.Join("docs", string(rune('a'+i))+".md"): "changed " + strings.Repeat("y", i)})
+	}
+	second := run("second")
+	if second.Checkpoints < 4 || second.PreviousCID != first.ManifestCID {
+		t.Fatalf("second run: %d checkpoints, previous %s; want several and %s (the first run's manifest)", second.Checkpoints, second.PreviousCID, first.ManifestCID)
+	}
+	m, _, err := LoadManifest(manPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.PreviousCID != first.ManifestCID || len(m.Records) != 12 {
+		t.Fatalf("final manifest: previous %s, %d records; want %s and 12", m.PreviousCID, len(m.Records), first.ManifestCID)
+	}
+	head, err := n.ChainHead()
+	if err != nil || head != second.ManifestCID {
+		t.Fatalf("chain head %q (%v), want the final manifest %s", head, err, second.ManifestCID)
+	}
+	rep, err := Verify(context.Background(), VerifyOptions{Root: root, ManifestPath: manPath, Store: n, StoreName: "the repo", Pins: n, ExpectHead: head})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK || len(rep.Chain.Manifests) != 2 {
+		t.Fatalf("verify: ok %v, chain %+v, signatures %+v; want ok and two links (one per run)", rep.OK, rep.Chain, rep.Signatures)
+	}
+}
