@@ -284,10 +284,10 @@ type runState struct {
 	// this CID, so a file changed behind the lock is not chained unseen.
 	prevCID   cid.Cid
 	prevAdded bool
-	res     *Result
-	now     string
-	batch   Batch
-	pending []Record
+	res       *Result
+	now       string
+	batch     Batch
+	pending   []Record
 }
 
 // newRunState starts the run state for a manifest read as oldBytes (nil:
@@ -458,7 +458,7 @@ type workItem struct {
 // eventInfo is an event with the fields its records copy, read once for
 // all the files it selects (their records share the strings).
 type eventInfo struct {
-	ev                               tree.Event
+	ev                              tree.Event
 	name, version, timestamp, proof string
 }
 
