@@ -150,22 +150,40 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 		defer unlock()
 	}
 
-	man, oldBytes, err := LoadManifestIn(o.Root, o.Paths.Manifest)
-	if errors.Is(err, fs.ErrNotExist) {
+	// A run with nothing new reads the watermark alone (scanProcessed
+	// checks the JSON but decodes no record); the records are decoded once
+	// the log has something to anchor.
+	var man *Manifest
+	var processed Watermark
+	oldBytes, err := readManifestIn(o.Root, o.Paths.Manifest)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		man = NewManifest(o.Config.BlueprintVersion, o.Now())
-	} else if err != nil {
+	case err != nil:
 		return nil, err
+	default:
+		if processed, err = scanProcessed(oldBytes); err != nil {
+			if man, err = parseManifestAt(oldBytes, o.Paths.Manifest); err != nil {
+				return nil, err
+			}
+			processed = man.Processed
+		}
 	}
 
 	t0 := time.Now()
-	work, mark, err := collect(o, sel, man.Processed, res)
+	work, mark, err := collect(o, sel, processed, res)
 	if err != nil {
 		return nil, err
 	}
 	o.Log.Debug("events scanned", "read", res.read.Mode, "from_offset", res.read.From, "bytes", res.read.BytesRead, "events", res.read.Events,
 		"new_events", res.NewEvents, "files", len(work), "took", time.Since(t0))
-	if res.NewEvents == 0 && res.Reprocessed == 0 && mark.sameEvents(man.Processed) {
+	if res.NewEvents == 0 && res.Reprocessed == 0 && mark.sameEvents(processed) {
 		return res, nil
+	}
+	if man == nil {
+		if man, err = parseManifestAt(oldBytes, o.Paths.Manifest); err != nil {
+			return nil, err
+		}
 	}
 
 	// Paths never recorded go first: after an interruption the next run

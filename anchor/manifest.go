@@ -336,20 +336,34 @@ func (m *Manifest) keysEncoded() ([]KV, error) {
 // confined by the kernel. A missing file returns fs.ErrNotExist so the
 // caller can start a new one.
 func LoadManifestIn(r tree.Root, rel string) (*Manifest, []byte, error) {
-	f, err := r.Open(rel)
+	b, err := readManifestIn(r, rel)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer f.Close()
-	b, err := readManifestBytes(f, rel)
+	m, err := parseManifestAt(b, rel)
 	if err != nil {
 		return nil, nil, err
-	}
-	m, err := ParseManifest(b)
-	if err != nil {
-		return nil, nil, fmt.Errorf("manifest %s: %w (fix the JSON or restore it from git)", rel, err)
 	}
 	return m, b, nil
+}
+
+// readManifestIn is LoadManifestIn's read.
+func readManifestIn(r tree.Root, rel string) ([]byte, error) {
+	f, err := r.Open(rel)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readManifestBytes(f, rel)
+}
+
+// parseManifestAt is LoadManifestIn's parse, its error naming the file.
+func parseManifestAt(b []byte, rel string) (*Manifest, error) {
+	m, err := ParseManifest(b)
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s: %w (fix the JSON or restore it from git)", rel, err)
+	}
+	return m, nil
 }
 
 // LoadManifest reads the manifest at path (one carried in, --manifest);
@@ -379,16 +393,34 @@ func readManifestFile(path string) ([]byte, error) {
 }
 
 // readManifestBytes reads a manifest file, at most maxManifestSize bytes:
-// a huge file put in the manifest's place must not take all memory.
-func readManifestBytes(r io.Reader, name string) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, maxManifestSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading manifest %s: %w", name, err)
+// a huge file put in the manifest's place must not take all memory. The
+// buffer is sized from the file's size once (io.ReadAll's doubling cost a
+// nothing-new run over a 12.7 MB manifest 0.15 s of page faults).
+func readManifestBytes(f *os.File, name string) ([]byte, error) {
+	size := 512
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+		if st.Size() > maxManifestSize {
+			return nil, errManifestTooBig(name)
+		}
+		size = int(st.Size()) + 1 // +1: a file that grew is still read to its end
 	}
-	if len(b) > maxManifestSize {
-		return nil, errManifestTooBig(name)
+	b := make([]byte, 0, size)
+	for {
+		n, err := f.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if len(b) > maxManifestSize {
+			return nil, errManifestTooBig(name)
+		}
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading manifest %s: %w", name, err)
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
 	}
-	return b, nil
 }
 
 func errManifestTooBig(name string) error {

@@ -87,6 +87,46 @@ func decodeManifest(b []byte) (*Manifest, error) {
 	return m, nil
 }
 
+// scanProcessed reads only a manifest's processed_events watermark,
+// checking the rest is well-formed JSON without decoding the records:
+// all a run needs to find that the registry log has nothing new. Anything
+// unusual (errUnusual) is left to ParseManifest, which decides.
+func scanProcessed(b []byte) (Watermark, error) {
+	var w Watermark
+	d := jsontext.NewDecoder(bytes.NewBuffer(b))
+	if tok, err := d.ReadToken(); err != nil || tok.Kind() != '{' {
+		return w, errUnusual
+	}
+	for d.PeekKind() != '}' {
+		name, err := d.ReadToken()
+		if err != nil {
+			return w, errUnusual
+		}
+		if name.String() != keyProcessed {
+			if err := d.SkipValue(); err != nil {
+				return w, errUnusual
+			}
+			continue
+		}
+		v, err := d.ReadValue()
+		if err != nil {
+			return w, errUnusual
+		}
+		if string(v) != "null" {
+			if err := json.Unmarshal(v, &w); err != nil {
+				return w, errUnusual
+			}
+		}
+	}
+	if _, err := d.ReadToken(); err != nil {
+		return w, errUnusual
+	}
+	if _, err := d.ReadValue(); err != io.EOF {
+		return w, errUnusual
+	}
+	return w, nil
+}
+
 // decodeRecords reads the anchors value: null or an array of records.
 func decodeRecords(d *jsontext.Decoder, in *interner) ([]Record, error) {
 	switch d.PeekKind() {

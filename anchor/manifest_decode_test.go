@@ -21,6 +21,16 @@ func checkParseAgrees(t *testing.T, name string, b []byte) {
 	t.Helper()
 	want, werr := parseManifestSlow(b)
 	got, gerr := ParseManifest(b)
+	// The watermark-only scan of a run with nothing new: never on what is
+	// not JSON, and the same watermark as the full parse.
+	if w, err := scanProcessed(b); err == nil {
+		if !json.Valid(b) {
+			t.Fatalf("%s: scanProcessed accepts what is not JSON", name)
+		}
+		if werr == nil && w != want.Processed {
+			t.Fatalf("%s: scanProcessed %+v, ParseManifest %+v", name, w, want.Processed)
+		}
+	}
 	if (werr == nil) != (gerr == nil) {
 		t.Fatalf("%s: encoding/json: %v, ParseManifest: %v", name, werr, gerr)
 	}
