@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/ssid/ssid-anchor/anchor/statcache"
 	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/ssid/ssid-anchor/node"
 	"golang.org/x/sys/unix"
@@ -56,9 +57,15 @@ type RunOptions struct {
 	// "all", or the proof anchor of the first event to take again. Files
 	// already anchored with the same content are still skipped.
 	Reprocess string
-	// OnCommit, when set, is called with the manifest's CID each time a
-	// run has written it (the repo records it as its chain head).
+	// OnCommit, when set, is called with the manifest's CID when a run has
+	// written its final manifest (the repo records it as its chain head).
 	OnCommit func(manifestCID string) error
+	// StatCache, when set, is the file (in the repo) of the stat cache
+	// (package statcache): a selected file whose content the manifest
+	// records and whose metadata is what the last run saw is not read
+	// again. Dry runs do not use it. Its entries are judged racy against
+	// Now (see statcache.RacyWindow).
+	StatCache string
 }
 
 // ErrReprocessNotFound means --reprocess names no event of the log.
@@ -206,6 +213,16 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 		return nil, err
 	}
 	defer run.abort()
+	// The stat cache: unchanged known files are skipped without a read.
+	var cache *statcache.Cache
+	var next *statcache.Builder
+	if o.StatCache != "" && !res.DryRun {
+		c, why := statcache.Load(o.StatCache, o.Root.Dir())
+		if why != "" {
+			o.Log.Debug("stat cache not used", "why", why)
+		}
+		cache, next = c, c.Next(o.Root.Dir(), o.Now())
+	}
 	lastCommit := time.Now()
 	for _, w := range work {
 		if err := ctx.Err(); err != nil {
@@ -219,15 +236,27 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 			}
 			lastCommit = time.Now()
 		}
-		rec, err := anchorKnown(ctx, o, run.batch, w.path, known[w.path], recorded)
+		if cache != nil && known[w.path] && unchanged(o.Root, cache, w.path, recorded) {
+			res.Skipped = append(res.Skipped, Skip{Path: w.path, Reason: "content already anchored"})
+			continue
+		}
+		fr, err := anchorKnown(ctx, o, run.batch, w.path, known[w.path], recorded)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if next != nil {
+			if err == nil && fr.stable {
+				next.Add(w.path, fr.st, fr.rec.FileHash)
+			} else {
+				next.Drop(w.path)
+			}
 		}
 		if err != nil {
 			res.Failed = append(res.Failed, FileError{Path: w.path, Err: err.Error()})
 			o.Log.Warn("file not anchored", "file", w.path, "err", err)
 			continue
 		}
+		rec := fr.rec
 		if recorded.has(rec.FilePath, rec.FileHash) {
 			res.Skipped = append(res.Skipped, Skip{Path: w.path, Reason: "content already anchored"})
 			continue
@@ -247,6 +276,20 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 		run.pending = append(run.pending, rec)
 		recorded.add(&run.pending[len(run.pending)-1])
 	}
+	// Written once the run's manifest is: a run killed while it writes
+	// the cache has lost nothing. One that cannot be written only costs a
+	// full read next time.
+	saveCache := func() {
+		if next == nil {
+			return
+		}
+		t1 := time.Now()
+		if err := next.Write(o.StatCache); err != nil {
+			o.Log.Warn("stat cache not saved; the next run reads every file", "err", err)
+		} else {
+			o.Log.Debug("stat cache saved", "took", time.Since(t1))
+		}
+	}
 	if len(work) > 0 && len(res.Failed) == len(work) {
 		return res, fmt.Errorf("none of the %d selected files could be anchored", len(work))
 	}
@@ -257,6 +300,7 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 		final = nil
 	}
 	if len(run.pending) == 0 && final == nil {
+		saveCache()
 		return res, nil
 	}
 	o.Log.Debug("files processed", "anchored", len(run.pending)+len(res.Records), "took", time.Since(t0))
@@ -264,6 +308,7 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 		return nil, err
 	}
 	o.Log.Debug("run committed", "took", time.Since(t0))
+	saveCache()
 	return res, nil
 }
 
@@ -604,12 +649,37 @@ func (r *Result) addUnmatched(u []Unmatched) {
 // a larger one is added at once, as before, and shows one progress bar.
 const recheckMax = 16 << 20
 
+// fileRead is what reading one selected file gave.
+type fileRead struct {
+	rec Record
+	// st is the file's metadata before the read; stable says it was the
+	// same after, so the stat cache may remember st with the hash.
+	st     statcache.Stat
+	stable bool
+}
+
+// unchanged reports whether the stat cache vouches for a known file: its
+// metadata is what a run saw when it hashed it, and the manifest records
+// that content for this path.
+func unchanged(root tree.Root, c *statcache.Cache, rel string, recorded identities) bool {
+	fi, err := root.Stat(rel)
+	if err != nil || !fi.Mode().IsRegular() {
+		return false
+	}
+	st, ok := statcache.Of(fi)
+	if !ok {
+		return false
+	}
+	hash, ok := c.Lookup(rel, st)
+	return ok && recorded.has(rel, hash)
+}
+
 // anchorKnown anchors one selected file. A file at a path the manifest
 // already records is, on most runs, unchanged (a ** rule selects the whole
 // tree for every event): it is hashed without storing anything first, and
 // added only when its content is new. An unchanged file then costs one read
 // instead of one read plus a write of every block into the repo.
-func anchorKnown(ctx context.Context, o RunOptions, b Batch, rel string, known bool, recorded identities) (Record, error) {
+func anchorKnown(ctx context.Context, o RunOptions, b Batch, rel string, known bool, recorded identities) (fileRead, error) {
 	if b == nil || !known {
 		return anchorFile(ctx, o, b, rel)
 	}
@@ -618,27 +688,27 @@ func anchorKnown(ctx context.Context, o RunOptions, b Batch, rel string, known b
 	}
 	q := o
 	q.OnFile = nil
-	rec, err := anchorFile(ctx, q, nil, rel)
-	if err != nil || recorded.has(rec.FilePath, rec.FileHash) {
-		return rec, err
+	fr, err := anchorFile(ctx, q, nil, rel)
+	if err != nil || recorded.has(fr.rec.FilePath, fr.rec.FileHash) {
+		return fr, err
 	}
 	return anchorFile(ctx, o, b, rel)
 }
 
 // anchorFile hashes and adds one file in a single read; the importer runs
 // the file's SHA-256 beside the block hashing.
-func anchorFile(ctx context.Context, o RunOptions, b Batch, rel string) (Record, error) {
+func anchorFile(ctx context.Context, o RunOptions, b Batch, rel string) (fileRead, error) {
 	f, err := o.Root.Open(rel)
 	if err != nil {
-		return Record{}, err
+		return fileRead{}, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return Record{}, err
+		return fileRead{}, err
 	}
 	if !st.Mode().IsRegular() {
-		return Record{}, fmt.Errorf("not a regular file")
+		return fileRead{}, fmt.Errorf("not a regular file")
 	}
 	if st.Size() >= parallelHashMin {
 		_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
@@ -669,18 +739,25 @@ func anchorFile(ctx context.Context, o RunOptions, b Batch, rel string) (Record,
 	}
 	sum, n := h.sum()
 	if err != nil {
-		return Record{}, err
+		return fileRead{}, err
 	}
 	if n != st.Size() {
-		return Record{}, fmt.Errorf("file changed while it was read (%d bytes read, %d expected); run again", n, st.Size())
+		return fileRead{}, fmt.Errorf("file changed while it was read (%d bytes read, %d expected); run again", n, st.Size())
 	}
-	return Record{
+	fr := fileRead{rec: Record{
 		FilePath: rel,
 		FileName: path.Base(rel),
 		FileHash: sum,
 		IPFSCID:  c.String(),
 		FileSize: n,
-	}, nil
+	}}
+	if before, ok := statcache.Of(st); ok {
+		if after, err := f.Stat(); err == nil {
+			now, ok := statcache.Of(after)
+			fr.st, fr.stable = before, ok && now == before
+		}
+	}
+	return fr, nil
 }
 
 // fileHasher computes a file's SHA-256 from chunks it is shown. Above

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -55,14 +58,93 @@ func (r Root) openBeneath(rel string, flags int) (f *os.File, ok bool, err error
 	}
 }
 
-// statBeneath is Stat through openBeneath: an O_PATH descriptor (which
-// opens no FIFO or device) and fstat, following symlinks inside the root.
+// statBeneath is Stat through openat2: an O_PATH descriptor (which opens no
+// FIFO or device) and fstat, following symlinks inside the root. It uses
+// the raw descriptor (no *os.File: that adds an fcntl, a finalizer and a
+// poller check per call), since an anchoring run stats every selected file
+// to consult its stat cache.
 func (r Root) statBeneath(rel string) (fs.FileInfo, bool, error) {
-	f, ok, err := r.openBeneath(rel, unix.O_PATH)
-	if !ok || err != nil {
-		return nil, ok, err
+	if r.dirf == nil {
+		return nil, false, nil
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	return st, true, err
+	rc, err := r.dirf.SyscallConn()
+	if err != nil {
+		return nil, false, nil
+	}
+	how := unix.OpenHow{
+		Flags:   uint64(unix.O_PATH | unix.O_CLOEXEC),
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
+	}
+	var st syscall.Stat_t
+	var oerr, serr error
+	cerr := rc.Control(func(dirfd uintptr) {
+		fd := -1
+		for range 8 { // as openBeneath: EAGAIN/EINTR ask to try again
+			fd, oerr = unix.Openat2(int(dirfd), rel, &how)
+			if oerr != unix.EAGAIN && oerr != unix.EINTR {
+				break
+			}
+		}
+		if oerr != nil {
+			return
+		}
+		serr = syscall.Fstat(fd, &st)
+		unix.Close(fd)
+	})
+	switch {
+	case cerr != nil:
+		return nil, false, nil
+	case oerr == nil && serr == nil:
+		return &statInfo{name: filepath.Base(r.Path(rel)), sys: st}, true, nil
+	case oerr == nil:
+		return nil, true, &os.PathError{Op: "fstat", Path: r.Path(rel), Err: serr}
+	case errors.Is(oerr, unix.ENOSYS), errors.Is(oerr, unix.EPERM), errors.Is(oerr, unix.EAGAIN):
+		return nil, false, nil
+	case errors.Is(oerr, unix.EXDEV):
+		return nil, true, fmt.Errorf("%w: opening %q leads outside %s (through a symlink that is absolute or climbs out)", ErrOutsideRoot, rel, r.dir)
+	default:
+		return nil, true, &os.PathError{Op: "openat2", Path: r.Path(rel), Err: oerr}
+	}
+}
+
+// statInfo is an fs.FileInfo of a raw stat, read as os.Stat reads it
+// (os has no constructor for one); Sys is the *syscall.Stat_t.
+type statInfo struct {
+	name string
+	sys  syscall.Stat_t
+}
+
+func (s *statInfo) Name() string       { return s.name }
+func (s *statInfo) Size() int64        { return s.sys.Size }
+func (s *statInfo) ModTime() time.Time { return time.Unix(s.sys.Mtim.Unix()) }
+func (s *statInfo) IsDir() bool        { return s.Mode().IsDir() }
+func (s *statInfo) Sys() any           { return &s.sys }
+
+// Mode is os's fillFileStatFromSys mapping of st_mode.
+func (s *statInfo) Mode() fs.FileMode {
+	m := fs.FileMode(s.sys.Mode & 0o777)
+	switch s.sys.Mode & syscall.S_IFMT {
+	case syscall.S_IFBLK:
+		m |= fs.ModeDevice
+	case syscall.S_IFCHR:
+		m |= fs.ModeDevice | fs.ModeCharDevice
+	case syscall.S_IFDIR:
+		m |= fs.ModeDir
+	case syscall.S_IFIFO:
+		m |= fs.ModeNamedPipe
+	case syscall.S_IFLNK:
+		m |= fs.ModeSymlink
+	case syscall.S_IFSOCK:
+		m |= fs.ModeSocket
+	}
+	if s.sys.Mode&syscall.S_ISGID != 0 {
+		m |= fs.ModeSetgid
+	}
+	if s.sys.Mode&syscall.S_ISUID != 0 {
+		m |= fs.ModeSetuid
+	}
+	if s.sys.Mode&syscall.S_ISVTX != 0 {
+		m |= fs.ModeSticky
+	}
+	return m
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -62,5 +63,40 @@ func TestOpenBeneath(t *testing.T) {
 	}
 	if _, err := r.Open("a/b/nope.yaml"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Open of a missing file = %v, want fs.ErrNotExist", err)
+	}
+}
+
+// TestStatBeneathMatchesOsStat: the raw-descriptor Stat gives what os.Stat
+// gives for every kind of file, with the same *syscall.Stat_t.
+func TestStatBeneathMatchesOsStat(t *testing.T) {
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(root, "f"), []byte("12345"), 0o640)
+	os.Chmod(filepath.Join(root, "f"), 0o640|os.ModeSetuid|os.ModeSetgid)
+	os.Mkdir(filepath.Join(root, "d"), 0o750)
+	os.Chmod(filepath.Join(root, "d"), 0o750|os.ModeSticky)
+	if err := syscall.Mkfifo(filepath.Join(root, "p"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Symlink("f", filepath.Join(root, "l"))
+	r, err := OpenRoot(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, name := range []string{"f", "d", "p", "l", "."} {
+		got, ok, err := r.statBeneath(name)
+		if !ok || err != nil {
+			t.Fatalf("statBeneath(%q): ok %v, %v", name, ok, err)
+		}
+		want, err := os.Stat(filepath.Join(root, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Name() != want.Name() || got.Size() != want.Size() || got.Mode() != want.Mode() ||
+			!got.ModTime().Equal(want.ModTime()) || got.IsDir() != want.IsDir() ||
+			*got.Sys().(*syscall.Stat_t) != *want.Sys().(*syscall.Stat_t) {
+			t.Errorf("%s: statBeneath %v %d %v %v, os.Stat %v %d %v %v", name, got.Name(), got.Size(), got.Mode(), got.ModTime(),
+				want.Name(), want.Size(), want.Mode(), want.ModTime())
+		}
 	}
 }

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/cheggaaa/pb/v3"
 	"github.com/mattn/go-isatty"
 	"github.com/ssid/ssid-anchor/anchor"
+	"github.com/ssid/ssid-anchor/anchor/statcache"
 	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/ssid/ssid-anchor/node"
 	"github.com/urfave/cli/v2"
@@ -167,6 +169,7 @@ func execAnchor(ctx context.Context, o anchorOptions, g *globalOptions) (*anchor
 		ro.OpenBatch = func(ctx context.Context) (anchor.Batch, error) { return n.NewBatch(ctx) }
 		ro.OnCommit = n.SetChainHead
 		ro.Signer = n
+		ro.StatCache = filepath.Join(n.RepoPath(), statcache.FileName)
 	}
 	res, err := anchor.Run(ctx, ro)
 	if res != nil && !res.DryRun && g.daemon != nil {
