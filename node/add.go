@@ -120,9 +120,12 @@ type Batch struct {
 func (n *Node) NewBatch(ctx context.Context) (*Batch, error) {
 	unlocker := n.ipfs.Blockstore.PinLock(ctx)
 	b := &Batch{
-		n:       n,
-		ctx:     ctx,
-		dag:     ipld.NewBufferedDAG(ctx, n.ipfs.DAG, ipld.MaxSizeBatchOption(8<<20), ipld.MaxNodesBatchOption(256)),
+		n:   n,
+		ctx: ctx,
+		// 2 MiB of small files' blocks buffered at most (split over the
+		// commits in flight): a run over many small files held 8 MiB of
+		// them, which flatfs writes no faster.
+		dag:     ipld.NewBufferedDAG(ctx, n.ipfs.DAG, ipld.MaxSizeBatchOption(2<<20), ipld.MaxNodesBatchOption(256)),
 		unlock:  unlocker.Unlock,
 		names:   map[string]int{},
 		flusher: newFlusher(n.blocksDir()),
