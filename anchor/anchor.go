@@ -230,7 +230,7 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 		}
 		// A long run saves its progress now and then, so an interruption
 		// loses at most one interval of work.
-		if len(run.pending) > 0 && run.batch != nil && o.Config.CheckpointEvery() > 0 && time.Since(lastCommit) >= o.Config.CheckpointEvery() {
+		if run.pending() > 0 && run.batch != nil && o.Config.CheckpointEvery() > 0 && time.Since(lastCommit) >= o.Config.CheckpointEvery() {
 			if err := run.commit(ctx, nil); err != nil {
 				return nil, err
 			}
@@ -273,8 +273,8 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 		if run.batch != nil {
 			run.batch.Link(path.Base(rec.FilePath), mustCID(rec.IPFSCID))
 		}
-		run.pending = append(run.pending, rec)
-		recorded.add(&run.pending[len(run.pending)-1])
+		man.Records = append(man.Records, rec)
+		recorded.add(&rec)
 	}
 	// Written once the run's manifest is: a run killed while it writes
 	// the cache has lost nothing. One that cannot be written only costs a
@@ -299,11 +299,11 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 	if len(res.Failed) > 0 || mark.sameEvents(man.Processed) {
 		final = nil
 	}
-	if len(run.pending) == 0 && final == nil {
+	if run.pending() == 0 && final == nil {
 		saveCache()
 		return res, nil
 	}
-	o.Log.Debug("files processed", "anchored", len(run.pending)+len(res.Records), "took", time.Since(t0))
+	o.Log.Debug("files processed", "anchored", len(man.Records)-run.base, "took", time.Since(t0))
 	if err := run.commit(ctx, final); err != nil {
 		return nil, err
 	}
@@ -347,16 +347,25 @@ type runState struct {
 	// this CID, so a file changed behind the lock is not chained unseen.
 	prevCID   cid.Cid
 	prevAdded bool
-	res       *Result
-	now       string
-	batch     Batch
-	pending   []Record
+	res   *Result
+	now   string
+	batch Batch
+	// The run appends its records to man.Records: those from base on are
+	// the run's, those from committed on not yet written.
+	base, committed int
+	// buf holds the canonical form, then the rendered manifest, at each
+	// commit (Manifest.marshalInto): one buffer for every commit of a run.
+	buf []byte
 }
+
+// pending counts the records not yet written.
+func (r *runState) pending() int { return len(r.man.Records) - r.committed }
 
 // newRunState starts the run state for a manifest read as oldBytes (nil:
 // there was none).
 func newRunState(o RunOptions, man *Manifest, oldBytes []byte, res *Result) (*runState, error) {
-	r := &runState{o: o, man: man, manPath: o.Paths.Manifest, res: res, now: o.Now().UTC().Format(time.RFC3339)}
+	r := &runState{o: o, man: man, manPath: o.Paths.Manifest, res: res, now: o.Now().UTC().Format(time.RFC3339),
+		base: len(man.Records), committed: len(man.Records)}
 	if oldBytes != nil {
 		c, err := node.ComputeCID(bytesReader(oldBytes), manifestParams, nil)
 		if err != nil {
@@ -400,9 +409,10 @@ func (r *runState) abort() {
 // the next run chains onto it, so such a run adds two links.
 func (r *runState) commit(ctx context.Context, mark *Watermark) error {
 	man := r.man
-	man.Records = append(man.Records, r.pending...)
-	r.res.Records = append(r.res.Records, r.pending...)
-	r.pending = nil
+	r.committed = len(man.Records)
+	// The result shares the manifest's records (capacity cut, so the
+	// run's later appends never write into it).
+	r.res.Records = man.Records[r.base:len(man.Records):len(man.Records)]
 	if mark != nil {
 		man.Processed = *mark
 	}
@@ -425,6 +435,7 @@ func (r *runState) commit(ctx context.Context, mark *Watermark) error {
 	if err != nil {
 		return err
 	}
+	r.buf = newBytes[:0]
 	mc, err := addBytes(r.batch, newBytes)
 	if err != nil {
 		return fmt.Errorf("adding the new manifest: %w", err)
@@ -490,7 +501,7 @@ func (r *runState) marshal() ([]byte, error) {
 		return r.man.MarshalUnsigned()
 	}
 	r.res.SignedBy = r.o.Signer.PeerID()
-	return r.man.Marshal(r.o.Signer)
+	return r.man.marshalInto(r.o.Signer, r.buf)
 }
 
 func mustCID(s string) cid.Cid {

@@ -156,15 +156,19 @@ func isArray(v json.RawMessage) bool {
 // a second of CPU and the largest block of the run's peak memory. Every
 // other top-level value still goes through jcs, one at a time, and so do
 // records that are not plain (see canonicalRecord). The anchors key of
-// m.keys stands for m.Records (prepare sets it just before).
+// m.keys stands for m.Records (prepare sets it just before). The form is
+// appended to buf[:0] and the records are written straight into it, so
+// the manifest's canonical form exists once.
 // A test checks the result is byte for byte canonicalize's.
-func (m *Manifest) canonicalManifest() ([]byte, error) {
+func (m *Manifest) canonicalManifest(buf []byte) ([]byte, error) {
 	type member struct {
-		key  []uint16 // JCS sorts members by the UTF-16 code units of the key
-		text []byte   // "key":value, canonical
+		key     []uint16 // JCS sorts members by the UTF-16 code units of the key
+		text    []byte   // "key":value, canonical
+		anchors bool     // built from m.Records
 	}
 	var members []member
 	seen := map[string]bool{}
+	n := 2
 	for _, kv := range m.keys {
 		if kv.Key == keySignature {
 			continue
@@ -178,19 +182,13 @@ func (m *Manifest) canonicalManifest() ([]byte, error) {
 			return canonicalize(kvs)
 		}
 		seen[kv.Key] = true
-		var text []byte
+		mb := member{key: utf16.Encode([]rune(kv.Key))}
 		if kv.Key == keyAnchors {
-			// The canonical array is about as long as the compact one.
-			n := 64
+			mb.anchors = true
+			n += len(`"anchors":[]`)
 			for i := range m.Records {
 				// Keys and punctuation of a plain record: about 290 bytes.
 				n += recordIndentedSize(&m.Records[i]) - 400 + 300
-			}
-			text = make([]byte, 0, n)
-			text = append(text, `"anchors":`...)
-			var err error
-			if text, err = canonicalRecords(text, m.Records); err != nil {
-				return nil, err
 			}
 		} else {
 			obj, _ := marshalObject([]KV{kv})
@@ -198,22 +196,30 @@ func (m *Manifest) canonicalManifest() ([]byte, error) {
 			if err != nil {
 				return nil, fmt.Errorf("canonicalising the manifest (RFC 8785): key %q: %w", kv.Key, err)
 			}
-			text = c[1 : len(c)-1]
+			mb.text = c[1 : len(c)-1]
+			n += len(mb.text) + 1
 		}
-		members = append(members, member{utf16.Encode([]rune(kv.Key)), text})
+		members = append(members, mb)
 	}
 	slices.SortFunc(members, func(a, b member) int { return slices.Compare(a.key, b.key) })
-	n := 2
-	for _, mb := range members {
-		n += len(mb.text) + 1
+	out := buf[:0]
+	if cap(out) < n {
+		out = make([]byte, 0, n)
 	}
-	out := make([]byte, 0, n)
 	out = append(out, '{')
 	for i, mb := range members {
 		if i > 0 {
 			out = append(out, ',')
 		}
-		out = append(out, mb.text...)
+		if !mb.anchors {
+			out = append(out, mb.text...)
+			continue
+		}
+		out = append(out, `"anchors":`...)
+		var err error
+		if out, err = canonicalRecords(out, m.Records); err != nil {
+			return nil, err
+		}
 	}
 	return append(out, '}'), nil
 }

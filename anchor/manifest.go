@@ -546,16 +546,28 @@ func setKV(kvs []KV, key string, v json.RawMessage) []KV {
 // signed by s (SPEC 2.2): every manifest the tool writes goes through here,
 // so none can be written unsigned by mistake; s must not be nil.
 func (m *Manifest) Marshal(s Signer) ([]byte, error) {
+	return m.marshalInto(s, nil)
+}
+
+// marshalInto is Marshal building both the canonical form (to sign) and
+// the rendered manifest in buf, one after the other: the returned bytes
+// are buf's (grown to the manifest's size when smaller), so a run that
+// commits often keeps one buffer, and the two large forms never exist at
+// once.
+func (m *Manifest) marshalInto(s Signer, buf []byte) ([]byte, error) {
 	if s == nil {
 		return nil, errNoSigner
 	}
 	if err := m.prepare(); err != nil {
 		return nil, err
 	}
-	if err := m.sign(s); err != nil {
+	if size := m.renderSize(); cap(buf) < size {
+		buf = make([]byte, 0, size)
+	}
+	if err := m.sign(s, buf); err != nil {
 		return nil, err
 	}
-	return m.render()
+	return m.renderInto(buf)
 }
 
 // MarshalUnsigned renders the manifest without a signature; a signature it
@@ -595,6 +607,11 @@ func (m *Manifest) prepare() error {
 // the output, so the manifest exists once in memory instead of as the
 // compact object, the indented copy and the buffer's growth steps.
 func (m *Manifest) render() ([]byte, error) {
+	return m.renderInto(make([]byte, 0, m.renderSize()))
+}
+
+// renderSize is about the rendered manifest's size (a little more).
+func (m *Manifest) renderSize() int {
 	size := 64
 	for _, kv := range m.keys {
 		size += len(kv.Key) + len(kv.Value) + len(kv.Value)/4 + 8
@@ -602,7 +619,12 @@ func (m *Manifest) render() ([]byte, error) {
 	for i := range m.Records {
 		size += recordIndentedSize(&m.Records[i])
 	}
-	out := bytes.NewBuffer(make([]byte, 0, size))
+	return size
+}
+
+// renderInto is render appending to buf[:0].
+func (m *Manifest) renderInto(buf []byte) ([]byte, error) {
+	out := bytes.NewBuffer(buf[:0])
 	out.WriteByte('{')
 	var scratch []byte
 	for i, kv := range m.keys {

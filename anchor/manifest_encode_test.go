@@ -144,7 +144,7 @@ func TestCanonicalManifestUnchanged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := m.canonicalManifest()
+	got, err := m.canonicalManifest(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestCanonicalManifestUnchanged(t *testing.T) {
 	}
 	// A duplicate top-level key is refused, as jcs refuses it.
 	m.keys = append(m.keys, KV{"ünknown", json.RawMessage(`1`)})
-	if _, err := m.canonicalManifest(); err == nil {
+	if _, err := m.canonicalManifest(nil); err == nil {
 		t.Error("a duplicate top-level key was canonicalised")
 	}
 }

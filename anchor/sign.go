@@ -62,11 +62,12 @@ func CanonicalForm(manifest []byte) ([]byte, error) {
 
 // sign replaces any signature the manifest carries with s's signature over
 // its current content. Every key is covered, including the ones this
-// version does not know and passes through.
-func (m *Manifest) sign(s Signer) error {
+// version does not know and passes through. The canonical form is built in
+// buf, which the caller may use again once sign returns.
+func (m *Manifest) sign(s Signer, buf []byte) error {
 	m.keys = slices.DeleteFunc(m.keys, func(kv KV) bool { return kv.Key == keySignature })
 	// prepare has just made the anchors key stand for m.Records.
-	canon, err := m.canonicalManifest()
+	canon, err := m.canonicalManifest(buf)
 	if err != nil {
 		return err
 	}
