@@ -347,9 +347,9 @@ type runState struct {
 	// this CID, so a file changed behind the lock is not chained unseen.
 	prevCID   cid.Cid
 	prevAdded bool
-	res   *Result
-	now   string
-	batch Batch
+	res       *Result
+	now       string
+	batch     Batch
 	// The run appends its records to man.Records: those from base on are
 	// the run's, those from committed on not yet written.
 	base, committed int
