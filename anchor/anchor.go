@@ -501,7 +501,11 @@ func (r *runState) marshal() ([]byte, error) {
 		return r.man.MarshalUnsigned()
 	}
 	r.res.SignedBy = r.o.Signer.PeerID()
-	return r.man.marshalInto(r.o.Signer, r.buf)
+	// Handed over, not kept: when the manifest has outgrown it, the old
+	// buffer is garbage before the new one is made.
+	buf := r.buf
+	r.buf = nil
+	return r.man.marshalInto(r.o.Signer, buf)
 }
 
 func mustCID(s string) cid.Cid {
