@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/go-json-experiment/json/jsontext"
+	"github.com/ssid/ssid-anchor/anchor/tree"
 )
 
 // The manifest decoder every reader uses (ParseManifest). A profile of a
@@ -33,7 +34,11 @@ import (
 var errUnusual = errors.New("not the ordinary manifest shape")
 
 // decodeManifest is ParseManifest's fast path.
-func decodeManifest(b []byte) (*Manifest, error) {
+func decodeManifest(b []byte) (*Manifest, error) { return decodeManifestWith(b, nil) }
+
+// decodeManifestWith decodes b; with each set, every record is handed to
+// it (in a struct reused for the next one) instead of kept.
+func decodeManifestWith(b []byte, each func(*Record)) (*Manifest, error) {
 	d := jsontext.NewDecoder(bytes.NewBuffer(b))
 	if tok, err := d.ReadToken(); err != nil || tok.Kind() != '{' {
 		return nil, errUnusual
@@ -47,7 +52,7 @@ func decodeManifest(b []byte) (*Manifest, error) {
 		}
 		key := name.String()
 		if key == keyAnchors {
-			recs, err := decodeRecords(d, in, len(b)/recordBytesMin)
+			recs, err := decodeRecords(d, in, len(b)/recordBytesMin, each)
 			if err != nil {
 				return nil, err
 			}
@@ -133,8 +138,9 @@ func scanProcessed(b []byte) (Watermark, error) {
 // other shapes does not use is never touched.
 const recordBytesMin = 500
 
-// decodeRecords reads the anchors value: null or an array of records.
-func decodeRecords(d *jsontext.Decoder, in *interner, capHint int) ([]Record, error) {
+// decodeRecords reads the anchors value: null or an array of records,
+// kept or, with each set, handed to each one by one.
+func decodeRecords(d *jsontext.Decoder, in *interner, capHint int, each func(*Record)) ([]Record, error) {
 	switch d.PeekKind() {
 	case 'n':
 		if _, err := d.ReadToken(); err != nil {
@@ -148,8 +154,20 @@ func decodeRecords(d *jsontext.Decoder, in *interner, capHint int) ([]Record, er
 	if _, err := d.ReadToken(); err != nil {
 		return nil, errUnusual
 	}
+	if each != nil {
+		capHint = 0
+	}
 	recs := make([]Record, 0, capHint)
+	var one Record
 	for d.PeekKind() != ']' {
+		if each != nil {
+			one = Record{}
+			if err := decodeRecord(d, &one, in); err != nil {
+				return nil, err
+			}
+			each(&one)
+			continue
+		}
 		recs = append(recs, Record{})
 		if err := decodeRecord(d, &recs[len(recs)-1], in); err != nil {
 			return nil, err
@@ -322,4 +340,68 @@ func (in *interner) share(r *Record) {
 		}
 	}
 	shareName(r)
+}
+
+// Summary is what status and metrics show of a manifest: its records
+// counted, read one at a time and not kept (16,500 of them are 10 MB), and
+// the manifest without its records.
+type Summary struct {
+	Records, Files, Pinned int
+	// RemotePins counts the records' remote pin requests by status.
+	RemotePins map[string]int
+	// Head is the manifest with every top-level key but no records.
+	Head *Manifest
+}
+
+// SummarizeManifestIn reads the manifest at rel inside the governance root
+// as LoadManifestIn does (same checks and errors) and counts its records.
+func SummarizeManifestIn(r tree.Root, rel string) (*Summary, error) {
+	b, err := readManifestIn(r, rel)
+	if err != nil {
+		return nil, err
+	}
+	return summarize(b, rel)
+}
+
+// SummarizeManifest counts the records of a manifest held in b (one read
+// from the repo, for example); errors are ParseManifest's.
+func SummarizeManifest(b []byte) (*Summary, error) { return summarize(b, "") }
+
+func summarize(b []byte, rel string) (*Summary, error) {
+	s := &Summary{RemotePins: map[string]int{}}
+	files := map[string]struct{}{}
+	count := func(rec *Record) {
+		s.Records++
+		if _, ok := files[rec.FilePath]; !ok {
+			files[rec.FilePath] = struct{}{}
+		}
+		if rec.Pinned {
+			s.Pinned++
+		}
+		for _, rp := range rec.RemotePins {
+			s.RemotePins[rp.Status]++
+		}
+	}
+	m, err := decodeManifestWith(b, count)
+	if err != nil {
+		// The unusual shapes: the whole parse, which decides and names
+		// any problem.
+		*s = Summary{RemotePins: map[string]int{}}
+		clear(files)
+		if rel == "" {
+			m, err = ParseManifest(b)
+		} else {
+			m, err = parseManifestAt(b, rel)
+		}
+		if err != nil {
+			return nil, err
+		}
+		for i := range m.Records {
+			count(&m.Records[i])
+		}
+		m.Records = nil
+	}
+	s.Files = len(files)
+	s.Head = m
+	return s, nil
 }

@@ -3,13 +3,19 @@ package anchor
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/ssid/ssid-anchor/anchor/tree"
 )
 
 func unsafeData(s string) uintptr { return uintptr(unsafe.Pointer(unsafe.StringData(s))) }
@@ -230,5 +236,69 @@ func TestRenderMatchesIndent(t *testing.T) {
 	empty := &Manifest{}
 	if got, _ := empty.render(); string(got) != "{}\n" {
 		t.Errorf("no keys: %q", got)
+	}
+}
+
+// TestSummarizeManifestCounts: the record-by-record count equals counting
+// the parsed records, on the fast path and on encoding/json's.
+func TestSummarizeManifestCounts(t *testing.T) {
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	rnd := rand.New(rand.NewPCG(seed, 11))
+	m, _ := sampleManifest(t)
+	for i := range 300 {
+		r := randomRecord(rnd, i%120) // paths repeat: several versions of a file
+		r.Pinned = i%3 != 0
+		m.Records = append(m.Records, r)
+	}
+	m.PreviousCID = "QmPrev"
+	ordinary, err := m.MarshalUnsigned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	unusual := bytes.Replace(ordinary, []byte(`"manifest_version"`), []byte(`"x": 1, "x": 2, "manifest_version"`), 1)
+	for name, b := range map[string][]byte{"ordinary": ordinary, "duplicate key": unusual} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "m.json"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		root, err := tree.OpenRoot(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := SummarizeManifestIn(root, "m.json")
+		root.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		full, err := ParseManifest(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := Summary{RemotePins: map[string]int{}}
+		files := map[string]bool{}
+		for _, r := range full.Records {
+			want.Records++
+			files[r.FilePath] = true
+			if r.Pinned {
+				want.Pinned++
+			}
+			for _, p := range r.RemotePins {
+				want.RemotePins[p.Status]++
+			}
+		}
+		want.Files = len(files)
+		if got.Records != want.Records || got.Files != want.Files || got.Pinned != want.Pinned || !reflect.DeepEqual(got.RemotePins, want.RemotePins) {
+			t.Errorf("%s: summary %+v, counting the parse gives %+v", name, *got, want)
+		}
+		if got.Head.PreviousCID != "QmPrev" || len(got.Head.Records) != 0 {
+			t.Errorf("%s: head previous %q with %d records", name, got.Head.PreviousCID, len(got.Head.Records))
+		}
+		if _, ok := got.Head.Get("last_updated"); !ok {
+			t.Errorf("%s: the head lost its keys", name)
+		}
+	}
+	if _, err := SummarizeManifestIn(openRoot(t, t.TempDir()), "missing.json"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing manifest: %v, want fs.ErrNotExist", err)
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"net/http"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -155,24 +154,14 @@ func countAnchors(root string, paths tree.Paths) (anchorStats, *anchor.Manifest)
 		return s, nil
 	}
 	defer r.Close()
-	man, _, err := anchor.LoadManifestIn(r, paths.Manifest)
+	// Counted record by record: the records are not kept (issue 22).
+	sum, err := anchor.SummarizeManifestIn(r, paths.Manifest)
 	if err != nil {
 		s.Err = err.Error()
 		return s, nil
 	}
-	files := map[string]bool{}
-	for _, rec := range man.Records {
-		s.Records++
-		files[filepath.ToSlash(rec.FilePath)] = true
-		if rec.Pinned {
-			s.Pinned++
-		}
-		for _, rp := range rec.RemotePins {
-			s.RemotePins[rp.Status]++
-		}
-	}
-	s.Files = len(files)
-	return s, man
+	s.Records, s.Files, s.Pinned, s.RemotePins = sum.Records, sum.Files, sum.Pinned, sum.RemotePins
+	return s, sum.Head
 }
 
 // refreshAnchorStats recounts after a run (and at start).
