@@ -3,7 +3,7 @@ GO ?= go
 BIN := bin/ssid-anchor
 IPFS := bin/ipfs
 
-.PHONY: build run test bench fuzz ipfs clean
+.PHONY: build run test bench soak fuzz ipfs clean
 
 # noplugin: kubo's loader of external plugin .so files (which ssid-anchor
 # never loads) links Go's plugin package, which makes the linker export
@@ -28,6 +28,12 @@ test: build ipfs
 # BENCH_FLAGS go to the anchoring benchmark (go run ./scripts/bench -h).
 bench: build ipfs
 	./scripts/bench.sh $(BENCH_FLAGS)
+
+# The daemon soak (issue 22): the daemon over the benchmark's anchored tree,
+# /metrics, /status and the console scraped every 5 s for 10 minutes, its
+# memory read once a minute (go run ./scripts/bench -h: -soak, -scrape).
+soak: build ipfs
+	go run ./scripts/bench -bin bin/ssid-anchor -ipfs bin/ipfs -only soak $(BENCH_FLAGS)
 
 fuzz:
 	$(GO) test ./anchor/tree -run '^$$' -fuzz FuzzScanEvents -fuzztime 30s
