@@ -11,8 +11,10 @@ import (
 	"io/fs"
 	"log/slog"
 	"path"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -223,8 +225,15 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 		}
 		cache, next = c, c.Next(o.Root.Dir(), o.Now())
 	}
+	// Stat the known files for the cache first, on every core: one
+	// openat2, fstat and close each, 16,500 of them in a run over the
+	// real tree.
+	var same []bool
+	if cache != nil {
+		same = checkUnchanged(o.Root, cache, work, known, recorded)
+	}
 	lastCommit := time.Now()
-	for _, w := range work {
+	for i, w := range work {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -236,7 +245,7 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 			}
 			lastCommit = time.Now()
 		}
-		if cache != nil && known[w.path] && unchanged(o.Root, cache, w.path, recorded) {
+		if same != nil && same[i] {
 			res.Skipped = append(res.Skipped, Skip{Path: w.path, Reason: "content already anchored"})
 			continue
 		}
@@ -671,6 +680,30 @@ type fileRead struct {
 	// same after, so the stat cache may remember st with the hash.
 	st     statcache.Stat
 	stable bool
+}
+
+// checkUnchanged runs unchanged for the known paths of work on every core.
+func checkUnchanged(root tree.Root, c *statcache.Cache, work []workItem, known map[string]bool, recorded identities) []bool {
+	same := make([]bool, len(work))
+	next := make(chan int, 256)
+	var wg sync.WaitGroup
+	for range max(1, runtime.GOMAXPROCS(0)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				same[i] = unchanged(root, c, work[i].path, recorded)
+			}
+		}()
+	}
+	for i := range work {
+		if known[work[i].path] {
+			next <- i
+		}
+	}
+	close(next)
+	wg.Wait()
+	return same
 }
 
 // unchanged reports whether the stat cache vouches for a known file: its

@@ -162,7 +162,18 @@ func (b *Batch) AddFile(r io.Reader, p ImportParams, observe func([]byte)) (cid.
 		return cid.Undef, fmt.Errorf("batch already committed")
 	}
 	bs := b.n.ipfs.Blockstore
-	put := func(ctx context.Context, blk blocks.Block) error { return bs.Put(ctx, blk) }
+	// A file of several chunks whose blocks are already stored (the
+	// previous manifest added again, the new manifest whose middle chunks
+	// are the old one's, a bundle anchored again) is not written again:
+	// kubo's write-through (the default) rewrites every block it is given
+	// (temp file and rename), 25 MB of writes per commit over a 12.7 MB
+	// manifest. One stat per 256 KiB block is the price.
+	put := func(ctx context.Context, blk blocks.Block) error {
+		if ok, err := bs.Has(ctx, blk.Cid()); err == nil && ok {
+			return nil
+		}
+		return bs.Put(ctx, blk)
+	}
 	return importFile(b.ctx, r, p, b.dag, put, observe, &b.flusher.written)
 }
 
