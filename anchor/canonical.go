@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"unicode/utf16"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/gowebpki/jcs"
 )
 
@@ -87,6 +89,10 @@ func canonicalValue(out *bytes.Buffer, v json.RawMessage) error {
 			out.WriteByte(',')
 		}
 		n++
+		if c, ok := canonicalPlainElement(out.AvailableBuffer(), el); ok {
+			out.Write(c)
+			return nil
+		}
 		c, err := jcs.Transform(el)
 		if err != nil {
 			return err
@@ -315,4 +321,95 @@ func plainJSONString(s string) bool {
 		}
 	}
 	return true
+}
+
+// canonicalPlainElement is jcs.Transform of one element of the anchors
+// array when the element is a record as this tool writes it: an object of
+// exactly the record's fifteen keys, each once, whose strings are plain
+// (plainJSONString, no escapes), file_size an integer below 2^53 written
+// as Go writes it, pinned a boolean and remote_pins an empty array. Its
+// canonical form is then canonicalRecord's, which builds it without a
+// parse tree: checking a signature over 16,500 records took four seconds
+// in jcs. ok is false for anything else (jcs decides).
+// TestCanonicalPlainElementMatchesJCS compares the two.
+func canonicalPlainElement(dst, el []byte) (out []byte, ok bool) {
+	d := jsontext.NewDecoder(bytes.NewBuffer(el))
+	if tok, err := d.ReadToken(); err != nil || tok.Kind() != '{' {
+		return nil, false
+	}
+	var r Record
+	seen := 0
+	for d.PeekKind() != '}' {
+		name, err := d.ReadValue()
+		if err != nil || bytes.IndexByte(name, '\\') >= 0 || len(name) < 2 {
+			return nil, false
+		}
+		key := string(name[1 : len(name)-1])
+		v, err := d.ReadValue()
+		if err != nil {
+			return nil, false
+		}
+		var dst *string
+		switch key {
+		case "file_path":
+			dst = &r.FilePath
+		case "file_name":
+			dst = &r.FileName
+		case "file_hash":
+			dst = &r.FileHash
+		case "ipfs_cid":
+			dst = &r.IPFSCID
+		case "ipfs_gateway_url":
+			dst = &r.IPFSGatewayURL
+		case "anchored_at":
+			dst = &r.AnchoredAt
+		case "event_type":
+			dst = &r.EventType
+		case "event_version":
+			dst = &r.EventVersion
+		case "event_timestamp":
+			dst = &r.EventTimestamp
+		case "blueprint_version":
+			dst = &r.BlueprintVersion
+		case "event_proof_anchor":
+			dst = &r.EventProofAnchor
+		case "cid_profile":
+			dst = &r.CIDProfile
+		case "file_size":
+			n, err := strconv.ParseInt(string(v), 10, 64)
+			if err != nil || strconv.FormatInt(n, 10) != string(v) || n >= maxExactInt || n <= -maxExactInt {
+				return nil, false
+			}
+			r.FileSize = n
+		case "pinned":
+			switch string(v) {
+			case "true":
+				r.Pinned = true
+			case "false":
+			default:
+				return nil, false
+			}
+		case "remote_pins":
+			if len(v) < 2 || v[0] != '[' || len(bytes.TrimSpace(v[1:len(v)-1])) != 0 {
+				return nil, false
+			}
+		default:
+			return nil, false
+		}
+		if dst != nil {
+			if len(v) < 2 || v[0] != '"' || !plainJSONString(string(v[1:len(v)-1])) {
+				return nil, false
+			}
+			*dst = string(v[1 : len(v)-1])
+		}
+		seen++
+	}
+	if _, err := d.ReadToken(); err != nil || seen != 15 {
+		return nil, false // a key missing (duplicates fail in the decoder)
+	}
+	if _, err := d.ReadValue(); err != io.EOF {
+		return nil, false
+	}
+	out, err := canonicalRecord(dst, &r)
+	return out, err == nil
 }

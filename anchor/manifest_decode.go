@@ -405,3 +405,37 @@ func summarize(b []byte, rel string) (*Summary, error) {
 	s.Head = m
 	return s, nil
 }
+
+// splitObject is decodeObject (a JSON object's keys in order with their
+// raw values) for a whole manifest, with jsontext: encoding/json's token
+// API took half of checking a 12.7 MB manifest's signature. Anything
+// jsontext refuses (a duplicate key, invalid UTF-8, not JSON) goes to
+// decodeObject, which decides and names the problem.
+func splitObject(b []byte) ([]KV, error) {
+	d := jsontext.NewDecoder(bytes.NewBuffer(b))
+	if tok, err := d.ReadToken(); err != nil || tok.Kind() != '{' {
+		return decodeObject(b)
+	}
+	var kvs []KV
+	for d.PeekKind() != '}' {
+		name, err := d.ReadToken()
+		if err != nil {
+			return decodeObject(b)
+		}
+		key := name.String() // before the next read voids the token
+		v, err := d.ReadValue()
+		if err != nil {
+			return decodeObject(b)
+		}
+		// The raw value aliases b (ReadValue's bytes are the input's).
+		start := int(d.InputOffset()) - len(v)
+		kvs = append(kvs, KV{key, json.RawMessage(b[start : start+len(v) : start+len(v)])})
+	}
+	if _, err := d.ReadToken(); err != nil {
+		return decodeObject(b)
+	}
+	if _, err := d.ReadValue(); err != io.EOF {
+		return decodeObject(b)
+	}
+	return kvs, nil
+}

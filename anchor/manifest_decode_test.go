@@ -15,6 +15,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/gowebpki/jcs"
 	"github.com/ssid/ssid-anchor/anchor/tree"
 )
 
@@ -300,5 +301,99 @@ func TestSummarizeManifestCounts(t *testing.T) {
 	}
 	if _, err := SummarizeManifestIn(openRoot(t, t.TempDir()), "missing.json"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing manifest: %v, want fs.ErrNotExist", err)
+	}
+}
+
+// TestCanonicalPlainElementMatchesJCS: the signature check's fast path
+// gives jcs's bytes for every record it takes, takes the records this tool
+// writes, and leaves everything else to jcs.
+func TestCanonicalPlainElementMatchesJCS(t *testing.T) {
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	rnd := rand.New(rand.NewPCG(seed, 13))
+	plain := randomRecord(rnd, 1)
+	plain.Extra, plain.RemotePins, plain.FileName, plain.EventVersion, plain.FileSize = nil, nil, "f1.yaml", "v1", 12345
+	compact, err := plain.appendJSON(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := canonicalPlainElement(nil, compact); !ok {
+		t.Fatalf("a plain record of this tool is not taken: %s", compact)
+	}
+	var indented bytes.Buffer
+	json.Indent(&indented, compact, "    ", "  ")
+	docs := [][]byte{compact, indented.Bytes()}
+	for i := range 400 {
+		r := randomRecord(rnd, i)
+		b, err := r.appendJSON(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, b)
+	}
+	for _, mut := range []func(string) string{
+		func(s string) string { return strings.Replace(s, `"pinned":`, `"pinned":null,"x":`, 1) },
+		func(s string) string { return strings.Replace(s, `,"cid_profile":"kubo-default"`, ``, 1) },
+		func(s string) string { return strings.Replace(s, `"file_size":12345`, `"file_size":1.2345e4`, 1) },
+		func(s string) string { return strings.Replace(s, `"file_size":12345`, `"file_size":-0`, 1) },
+		func(s string) string {
+			return strings.Replace(s, `"file_size":12345`, `"file_size":9007199254740993`, 1)
+		},
+		func(s string) string { return strings.Replace(s, `"remote_pins":[]`, `"remote_pins":[ ]`, 1) },
+		func(s string) string { return strings.Replace(s, `"remote_pins":[]`, `"remote_pins":null`, 1) },
+		func(s string) string { return strings.Replace(s, `"remote_pins":[]`, `"remote_pins":[{}]`, 1) },
+		func(s string) string {
+			return strings.Replace(s, `"file_name":"f1.yaml"`, `"file_name":"f1\u002eyaml"`, 1)
+		},
+		func(s string) string { return strings.Replace(s, `"file_name":"f1.yaml"`, `"file_name":"f1/yaml"`, 1) },
+		func(s string) string { return strings.Replace(s, `"file_name":"f1.yaml"`, `"file_name":"é"`, 1) },
+		func(s string) string { return strings.Replace(s, `"file_name":"f1.yaml"`, `"file_name":7`, 1) },
+		func(s string) string {
+			return strings.Replace(s, `"file_name":"f1.yaml"`, `"file_name":"a","file_name":"b"`, 1)
+		},
+		func(s string) string { return strings.Replace(s, `"file_path"`, `"file\u005fpath"`, 1) },
+		func(s string) string { return strings.Replace(s, `"pinned":`, `"pinned":1,"q":`, 1) },
+		func(s string) string { return s + " " },
+		func(s string) string { return s + "x" },
+		func(s string) string { return "[" + s + "]" },
+		func(s string) string { return "{" + s[strings.Index(s, `"file_name"`):] }, // no file_path
+	} {
+		docs = append(docs, []byte(mut(string(compact))))
+	}
+	taken := 0
+	for _, d := range docs {
+		got, ok := canonicalPlainElement(nil, d)
+		want, werr := jcs.Transform(d)
+		if !ok {
+			continue
+		}
+		taken++
+		if werr != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s:\n fast %s\n jcs  %s (%v)", d, got, want, werr)
+		}
+	}
+	if taken < 3 {
+		t.Fatalf("the fast path took %d of %d records", taken, len(docs))
+	}
+}
+
+// TestSplitObjectMatchesDecodeObject: the signature check's key split is
+// decodeObject's, byte for byte, and its errors are decodeObject's.
+func TestSplitObjectMatchesDecodeObject(t *testing.T) {
+	_, raw := sampleManifest(t)
+	docs := []string{string(raw), `{}`, ` { "a" : [ 1 , {"b":null} ] , "c":"\u00e9" } `, `{"a":1,"a":2}`, "{\"a\":\"\xff\"}",
+		`{"a":1} x`, `{"a":1}{}`, `[1]`, `{"a":`, ``, `{"a\u0062":1}`}
+	for i := 0; i < len(raw); i += 997 {
+		docs = append(docs, string(raw[:i]))
+	}
+	for _, d := range docs {
+		got, gerr := splitObject([]byte(d))
+		want, werr := decodeObject([]byte(d))
+		if (gerr == nil) != (werr == nil) || (gerr != nil && gerr.Error() != werr.Error()) {
+			t.Fatalf("%.60q: splitObject %v, decodeObject %v", d, gerr, werr)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%.60q: split %v, decode %v", d, got, want)
+		}
 	}
 }

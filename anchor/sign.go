@@ -123,7 +123,7 @@ func publicKeyOf(s string) (crypto.PubKey, error) {
 // CheckSignature checks the signature of a manifest's exact bytes against
 // the public key inside its own peer ID, with libp2p's key functions.
 func CheckSignature(manifest []byte) SignatureCheck {
-	kvs, err := decodeObject(manifest)
+	kvs, err := splitObject(manifest)
 	if err != nil {
 		return SignatureCheck{Status: SigInvalid, Err: fmt.Errorf("not a JSON object: %w", err)}
 	}

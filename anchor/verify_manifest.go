@@ -44,6 +44,18 @@ type manifestRefs struct {
 // read is handed to ParseManifest, whose error then names the problem (and
 // which, should the two ever disagree, decides).
 func parseManifestRefs(b []byte) (*manifestRefs, error) {
+	// The fast decoder first (a tenth of the time for the ordinary shape),
+	// then encoding/json record by record, then the whole parse.
+	var refs []recordRef
+	if m, err := decodeManifestWith(b, func(r *Record) { refs = append(refs, refOf(r)) }); err == nil {
+		out := &manifestRefs{PreviousCID: m.PreviousCID, LastUpdated: lastUpdated(m)}
+		_, out.HasAnchors = m.Get(keyAnchors)
+		if refs == nil && m.Records != nil { // an empty array, not null
+			refs = []recordRef{}
+		}
+		out.Records = refs
+		return out, nil
+	}
 	m, err := scanManifestRefs(b)
 	if err == nil {
 		return m, nil
