@@ -62,6 +62,10 @@ type RunOptions struct {
 	// OnCommit, when set, is called with the manifest's CID when a run has
 	// written its final manifest (the repo records it as its chain head).
 	OnCommit func(manifestCID string) error
+	// OnWork, when set, is told how many records the manifest holds and
+	// how many selected files the run will consider, once it knows (a
+	// one-shot process sizes its memory limit by them).
+	OnWork func(records, files int)
 	// StatCache, when set, is the file (in the repo) of the stat cache
 	// (package statcache): a selected file whose content the manifest
 	// records and whose metadata is what the last run saw is not read
@@ -195,6 +199,9 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 		}
 	}
 
+	if o.OnWork != nil {
+		o.OnWork(len(man.Records), len(work))
+	}
 	// Paths never recorded go first: after an interruption the next run
 	// makes progress before it re-hashes files that are probably unchanged.
 	// The maps' keys are the records' own strings.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -170,6 +171,12 @@ func execAnchor(ctx context.Context, o anchorOptions, g *globalOptions) (*anchor
 		ro.OnCommit = n.SetChainHead
 		ro.Signer = n
 		ro.StatCache = filepath.Join(n.RepoPath(), statcache.FileName)
+		if !g.served {
+			// Process-wide, so a one-shot process only (as verify's).
+			undo := setAnchorMemoryLimit(0, 0)
+			defer undo()
+			ro.OnWork = func(records, files int) { setAnchorMemoryLimit(records, files) }
+		}
 	}
 	res, err := anchor.Run(ctx, ro)
 	if res != nil && !res.DryRun && g.daemon != nil {
@@ -330,4 +337,21 @@ func progressBars(w io.Writer) func(string, int64) func(int) {
 			}
 		}
 	}
+}
+
+// setAnchorMemoryLimit sets the soft memory limit of a one-shot anchoring
+// run sized for a manifest of records and files selected files, and
+// returns the undo. Go hands freed heap pages back to the kernel only
+// slowly (its scavenger paces itself to about 1 % of a core): without a
+// limit a run over 16,500 files kept 20-30 MB of freed pages resident at
+// its commit, above what its live data needed; at the limit the scavenger
+// returns them and collections come sooner. The limit is well above the
+// live data (about 1.2 KiB per record and file at the peak, measured, plus
+// the node's own 15-20 MiB), so the collector never runs back to back:
+// 24 MiB + 2 KiB per record and file, at least 64 MiB (measured over the
+// 16,500-file tree: peak RSS 124 -> 104 MB at the same CPU time).
+func setAnchorMemoryLimit(records, files int) func() {
+	limit := max(int64(64<<20), int64(24<<20)+int64(records+files)*2048)
+	old := debug.SetMemoryLimit(limit)
+	return func() { debug.SetMemoryLimit(old) }
 }
