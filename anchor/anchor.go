@@ -104,16 +104,20 @@ type Result struct {
 	Reprocessed  int    `json:"reprocessed_events,omitempty"`
 	ManifestPath string `json:"manifest"`
 	ManifestCID  string `json:"manifest_cid,omitempty"`
-	PreviousCID  string `json:"previous_manifest_cid,omitempty"`
+	PreviousCID  string `json:"previous_manifest_cid,omitempty"` // the written manifest's: the manifest the run started from
 	RunRoot      string `json:"run_root_cid,omitempty"`
 	DryRun       bool   `json:"dry_run"`
 	Rewritten    bool   `json:"manifest_rewritten"`
 
 	// SignedBy is the peer ID whose key signed the manifest written.
 	SignedBy string `json:"signed_by,omitempty"`
-	// Checkpoints counts the manifests a long run wrote before its final
-	// one (anchor.checkpoint_interval); they are off the chain.
-	Checkpoints int `json:"checkpoints,omitempty"`
+
+	// Checkpoints are the manifests a long run wrote on the way, oldest
+	// first (anchor.checkpoint_interval): signed and pinned, each naming
+	// the manifest the run started from as its previous_manifest_cid, as
+	// the final one does; none becomes the chain head, so they are off the
+	// chain (one link per run).
+	Checkpoints []string `json:"checkpoint_manifest_cids,omitempty"`
 
 	// read is how the registry log was read (from the cursor or whole).
 	read tree.CursorRead
@@ -456,6 +460,9 @@ func (r *runState) commit(ctx context.Context, mark *Watermark) error {
 	if err != nil {
 		return fmt.Errorf("adding the new manifest: %w", err)
 	}
+	if r.res.Rewritten {
+		r.res.Checkpoints = append(r.res.Checkpoints, r.res.ManifestCID)
+	}
 	r.res.ManifestCID = mc.String()
 	if r.batch == nil {
 		return nil
@@ -477,7 +484,6 @@ func (r *runState) commit(ctx context.Context, mark *Watermark) error {
 	r.prevAdded = true
 	r.res.Rewritten = true
 	if mark == nil {
-		r.res.Checkpoints++
 		return r.open(ctx)
 	}
 	if r.o.OnCommit != nil {

@@ -20,6 +20,9 @@ type RemotePin struct {
 	RequestID string `json:"request_id"`
 	Status    string `json:"status"`
 	UpdatedAt string `json:"updated_at"`
+	// MovedTo names the service `pins move` handed this request to
+	// (status "moved"); the entry stays as history.
+	MovedTo string `json:"moved_to,omitempty"`
 }
 
 // Record is one anchored file version. Fields keep the seed's order, then

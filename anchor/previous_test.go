@@ -131,8 +131,8 @@ func TestLongRunAddsOneChainLink(t *testing.T) {
 		return res
 	}
 	first := run("first")
-	if first.Checkpoints < 4 {
-		t.Fatalf("the first run saved %d checkpoints, want one before each file after the first", first.Checkpoints)
+	if len(first.Checkpoints) < 4 {
+		t.Fatalf("the first run saved %d checkpoints, want one before each file after the first", len(first.Checkpoints))
 	}
 	if first.PreviousCID != "" {
 		t.Errorf("the first run of a new manifest names a predecessor: %s", first.PreviousCID)
@@ -141,8 +141,8 @@ func TestLongRunAddsOneChainLink(t *testing.T) {
 		writeFiles(t, rootDir, map[string]string{filepath.Join("docs", string(rune('a'+i))+".md"): "changed " + strings.Repeat("y", i)})
 	}
 	second := run("second")
-	if second.Checkpoints < 4 || second.PreviousCID != first.ManifestCID {
-		t.Fatalf("second run: %d checkpoints, previous %s; want several and %s (the first run's manifest)", second.Checkpoints, second.PreviousCID, first.ManifestCID)
+	if len(second.Checkpoints) < 4 || second.PreviousCID != first.ManifestCID {
+		t.Fatalf("second run: %d checkpoints, previous %s; want several and %s (the first run's manifest)", len(second.Checkpoints), second.PreviousCID, first.ManifestCID)
 	}
 	m, _, err := LoadManifest(manPath)
 	if err != nil {

@@ -20,6 +20,8 @@ type RemotePinUpdate struct {
 	RequestID string
 	Status    string
 	UpdatedAt time.Time
+	// MovedTo names the service a moved request went to.
+	MovedTo string
 	// Provider is added to statistics.storage_providers once the service
 	// holds the content (Status "pinned").
 	Provider string
@@ -96,13 +98,13 @@ func applyRemotePin(r *Record, u RemotePinUpdate) bool {
 		if p.Service != u.Service {
 			continue
 		}
-		if p.RequestID == u.RequestID && p.Status == u.Status {
+		if p.RequestID == u.RequestID && p.Status == u.Status && p.MovedTo == u.MovedTo {
 			return false
 		}
-		p.RequestID, p.Status, p.UpdatedAt = u.RequestID, u.Status, ts
+		p.RequestID, p.Status, p.UpdatedAt, p.MovedTo = u.RequestID, u.Status, ts, u.MovedTo
 		return true
 	}
-	r.RemotePins = append(r.RemotePins, RemotePin{Service: u.Service, RequestID: u.RequestID, Status: u.Status, UpdatedAt: ts})
+	r.RemotePins = append(r.RemotePins, RemotePin{Service: u.Service, RequestID: u.RequestID, Status: u.Status, UpdatedAt: ts, MovedTo: u.MovedTo})
 	return true
 }
 

@@ -179,6 +179,11 @@ func (s *Selector) match(pat string) ([]string, error) {
 		switch {
 		case err == nil && st.Mode().IsRegular() && !s.isOwn(pat):
 			out = []string{pat}
+		case err == nil && st.Mode()&specialFile != 0 && !s.isOwn(pat):
+			// Selected so the run refuses it by name (only regular files
+			// are read), as the walk does for a glob; "matched no file"
+			// would hide it and let the run pass.
+			out = []string{pat}
 		case errors.Is(err, tree.ErrOutsideRoot):
 			return nil, err
 		}
@@ -203,6 +208,11 @@ func (s *Selector) match(pat string) ([]string, error) {
 	s.cache[pat] = out
 	return out, nil
 }
+
+// specialFile are the kinds of file a selection names so that the run
+// refuses them (SPEC 4.1: FIFOs, devices and sockets are refused without
+// blocking).
+const specialFile = fs.ModeNamedPipe | fs.ModeSocket | fs.ModeDevice | fs.ModeCharDevice
 
 func hasMeta(p string) bool { return strings.ContainsAny(p, `*?[{\`) }
 
@@ -267,7 +277,7 @@ func (s *Selector) walk() error {
 			} else if err == nil && st.Mode().IsRegular() {
 				s.files = append(s.files, p)
 			}
-		case d.Type()&(fs.ModeNamedPipe|fs.ModeSocket|fs.ModeDevice|fs.ModeCharDevice) != 0:
+		case d.Type()&specialFile != 0:
 			// Kept so the run refuses it by name rather than skip it.
 			s.files = append(s.files, p)
 		}
@@ -279,6 +289,27 @@ func (s *Selector) walk() error {
 	sort.Strings(s.files)
 	s.walked = true
 	return nil
+}
+
+// Selects reports whether some rule's glob matches the root-relative path
+// rel, whatever the event: a file no rule selects is never anchored again
+// (verify says so when such a file changed). The tool's own outputs are
+// never selected.
+func (s *Selector) Selects(rel string) bool {
+	rel = path.Clean(rel)
+	if s.isOwn(rel) {
+		return false
+	}
+	for _, r := range s.rules {
+		for _, alts := range r.alts {
+			for _, pat := range alts {
+				if doublestar.MatchUnvalidated(path.Clean(pat), rel) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // Select returns the root-relative files an event calls for, in rule order

@@ -214,16 +214,39 @@ type SignatureResult struct {
 // verifySignatures judges the signatures of the head and of each manifest
 // of the chain that verifyChain could follow: checks[i] is CheckSignature of
 // chain.Manifests[i]'s bytes, taken while verifyChain held them (each
-// manifest is read once). Without trust: an invalid signature, or an
-// unsigned manifest newer than a signed one (a stripped signature), fails;
-// a change of signer is a warning. With trust: every manifest must be
-// signed by a trusted peer.
+// manifest is read once).
+//
+// Every SSID chain starts at the unsigned seed manifest, so manifests older
+// than the first (oldest) signed one are accepted unsigned: that signed
+// manifest's previous_manifest_cid, and the chain behind it, fix their
+// bytes, and they are reported "unsigned, covered by <its CID>". Newer than
+// it, an unsigned manifest fails (a stripped signature), and so does an
+// invalid signature. Without trust a change of signer is a warning. With
+// trust, the head and every manifest from the first signed one on must be
+// signed by a trusted peer; the unsigned older ones pass only when the
+// manifest covering them is signed by a trusted peer.
 func verifySignatures(o VerifyOptions, checks []SignatureCheck, chain ChainResult) (SignatureResult, *SignerInfo) {
 	res := SignatureResult{Trusted: o.Trust}
 	trusted := func(p string) bool { return slices.Contains(o.Trust, p) }
 	for len(checks) < len(chain.Manifests) { // walkChain checks each one it appends; never a pass by omission
 		checks = append(checks, SignatureCheck{Status: SigInvalid, Err: errors.New("its signature was not checked")})
 	}
+	// firstSigned is the oldest manifest that carries a signature at all.
+	firstSigned := -1
+	for i := len(chain.Manifests) - 1; i >= 0; i-- {
+		if checks[i].Status != SigUnsigned {
+			firstSigned = i
+			break
+		}
+	}
+	// cover is what vouches for the unsigned manifests older than it.
+	coverOK, coverCID := false, ""
+	if firstSigned >= 0 {
+		c := checks[firstSigned]
+		coverCID = chain.Manifests[firstSigned].CID
+		coverOK = c.Status == SigValid && (len(o.Trust) == 0 || trusted(c.PeerID))
+	}
+	covered := 0
 	for i, l := range chain.Manifests {
 		c := checks[i]
 		ms := ManifestSignature{CID: l.CID, LastUpdated: l.LastUpdated, Status: c.Status, PeerID: c.PeerID, OK: true}
@@ -239,12 +262,24 @@ func verifySignatures(o VerifyOptions, checks []SignatureCheck, chain ChainResul
 		case c.Status == SigInvalid:
 			ms.OK = false
 			ms.Detail = "signature invalid: " + c.Err.Error()
-		case c.Status == SigUnsigned && olderSigner != "":
+		case c.Status == SigUnsigned && i < firstSigned && olderSigner != "":
 			ms.OK = false
 			ms.Detail = fmt.Sprintf("unsigned, but the older manifest %s is signed by %s: the signature was stripped", olderCID, olderSigner)
+		case c.Status == SigUnsigned && i < firstSigned:
+			ms.OK = false
+			ms.Detail = fmt.Sprintf("unsigned, but the older manifest %s carries a signature: a manifest after the first signed one must be signed", coverCID)
+		case c.Status == SigUnsigned && firstSigned >= 0 && coverOK:
+			covered++
+			ms.Detail = fmt.Sprintf("unsigned, covered by %s (written before manifests were signed; the signed manifest's previous_manifest_cid chain fixes its bytes)", coverCID)
+		case c.Status == SigUnsigned && len(o.Trust) > 0 && i == 0:
+			ms.OK = false
+			ms.Detail = fmt.Sprintf("unsigned; --trust requires the newest manifest to be signed by %s", trustList(o.Trust))
+		case c.Status == SigUnsigned && len(o.Trust) > 0 && firstSigned >= 0:
+			ms.OK = false
+			ms.Detail = fmt.Sprintf("unsigned, and the manifest %s that would cover it is not signed by %s", coverCID, trustList(o.Trust))
 		case c.Status == SigUnsigned && len(o.Trust) > 0:
 			ms.OK = false
-			ms.Detail = fmt.Sprintf("unsigned; --trust requires every manifest to be signed by %s", trustList(o.Trust))
+			ms.Detail = fmt.Sprintf("unsigned, and no manifest of the chain is signed; --trust requires %s to sign the newest", trustList(o.Trust))
 		case c.Status == SigUnsigned:
 			ms.Detail = "unsigned (written before manifests were signed)"
 		case len(o.Trust) > 0 && !trusted(c.PeerID):
@@ -271,8 +306,11 @@ func verifySignatures(o VerifyOptions, checks []SignatureCheck, chain ChainResul
 			unsigned++
 		}
 	}
-	if unsigned > 0 {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("%d manifest(s) of the chain are unsigned (written before manifests were signed); --trust would fail them", unsigned))
+	switch {
+	case covered > 0:
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%d manifest(s) of the chain older than %s are unsigned (written before manifests were signed), covered by its signature through previous_manifest_cid", covered, coverCID))
+	case unsigned > 0:
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%d manifest(s) of the chain are unsigned and no signed manifest covers them; --trust would fail them", unsigned))
 	}
 	if len(checks) == 0 || checks[0].Status != SigValid {
 		return res, nil

@@ -527,7 +527,9 @@ func TestVerifySignatureTamperMatrix(t *testing.T) {
 
 // TestVerifyUnsignedHistory: the shipped sample manifest, written before
 // manifests were signed, sits at the start of the chain. It is reported as
-// unsigned, not failed; with --trust it fails.
+// "unsigned, covered by" the first signed manifest, whose
+// previous_manifest_cid fixes its bytes, and passes, with --trust too
+// (issue 19.3: main failed every real SSID chain under --trust).
 func TestVerifyUnsignedHistory(t *testing.T) {
 	f := vtBuild(t, t.TempDir())
 	owner := stPeerID(t, f)
@@ -535,16 +537,116 @@ func TestVerifyUnsignedHistory(t *testing.T) {
 	if !rep.OK {
 		t.Fatalf("an unsigned manifest from before signing must not fail: %+v", rep.Signatures)
 	}
-	stWantSig(t, rep, 2, SigUnsigned, true, "written before manifests were signed")
-	if rep.Signer == nil || rep.Signer.PeerID != owner || rep.Signer.Since.ManifestCID != rep.Chain.Manifests[1].CID {
+	firstSigned := rep.Chain.Manifests[1].CID
+	stWantSig(t, rep, 2, SigUnsigned, true, "unsigned, covered by "+firstSigned)
+	if rep.Signer == nil || rep.Signer.PeerID != owner || rep.Signer.Since.ManifestCID != firstSigned {
 		t.Fatalf("signer %+v", rep.Signer)
 	}
-	if len(rep.Signatures.Warnings) == 0 || !strings.Contains(strings.Join(rep.Signatures.Warnings, " "), "1 manifest(s) of the chain are unsigned") {
+	if w := strings.Join(rep.Signatures.Warnings, " "); !strings.Contains(w, "1 manifest(s) of the chain older than "+firstSigned+" are unsigned") {
 		t.Fatalf("warnings %q", rep.Signatures.Warnings)
 	}
 	rep = vtVerify(t, f, func(o *VerifyOptions) { o.Trust = []string{owner} })
-	stWantSig(t, rep, 2, SigUnsigned, false, "--trust requires every manifest to be signed by "+owner)
+	if !rep.OK || !rep.Signatures.OK {
+		t.Fatalf("--trust %s on a chain that starts at the seed manifest: %+v", owner, rep.Signatures)
+	}
+	stWantSig(t, rep, 2, SigUnsigned, true, "unsigned, covered by "+firstSigned)
+	stWantSig(t, rep, 1, SigValid, true, "(trusted)")
 	stWantSig(t, rep, 0, SigValid, true, "(trusted)")
+	// Covered only by a trusted signature: another peer's signature on the
+	// first signed manifest covers nothing under --trust.
+	other := newKeySigner(t)
+	rep = vtVerify(t, f, func(o *VerifyOptions) { o.Trust = []string{other.PeerID()} })
+	stWantSig(t, rep, 2, SigUnsigned, false, "is not signed by "+other.PeerID())
+	stWantSig(t, rep, 0, SigValid, false, "not trusted")
+}
+
+// TestVerifyTrustUnsignedAfterSigned: an unsigned manifest after the first
+// signed one fails, with and without --trust, whether it is the head or in
+// the middle of the chain; an unsigned chain fails --trust at its head.
+func TestVerifyTrustUnsignedAfterSigned(t *testing.T) {
+	pristine := vtBuild(t, t.TempDir())
+	owner := stPeerID(t, pristine)
+	trust := func(o *VerifyOptions) { o.Trust = []string{owner} }
+	// appendManifest writes a successor of the tree's manifest, signed by
+	// the repo's node key or unsigned, as the tree's manifest; the old one
+	// is stored in the repo as its previous_manifest_cid.
+	appendManifest := func(t *testing.T, f vtFixture, signed bool) {
+		t.Helper()
+		m, old, err := LoadManifest(f.manifestPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		vtWithNode(t, f, func(n *node.Node) {
+			b, err := n.NewBatch(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := b.AddBytes(old, manifestParams)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Link("previous.json", c)
+			if _, err := b.Commit("test"); err != nil {
+				t.Fatal(err)
+			}
+			m.PreviousCID = c.String()
+			out, err := m.MarshalUnsigned()
+			if signed {
+				out, err = m.Marshal(n)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			vtWrite(t, f.manifestPath(), out)
+		})
+	}
+
+	t.Run("unsigned head after signed ones", func(t *testing.T) {
+		f := vtClone(t, pristine)
+		appendManifest(t, f, false)
+		rep := vtVerify(t, f, nil)
+		stWantSig(t, rep, 0, SigUnsigned, false, "the signature was stripped")
+		rep = vtVerify(t, f, trust)
+		stWantSig(t, rep, 0, SigUnsigned, false, "the signature was stripped")
+		stWantSig(t, rep, 3, SigUnsigned, true, "unsigned, covered by")
+	})
+	t.Run("unsigned manifest between signed ones", func(t *testing.T) {
+		f := vtClone(t, pristine)
+		appendManifest(t, f, false)
+		appendManifest(t, f, true)
+		rep := vtVerify(t, f, trust)
+		if len(rep.Signatures.Manifests) != 5 {
+			t.Fatalf("chain of %d, want 5: %+v", len(rep.Signatures.Manifests), rep.Signatures)
+		}
+		stWantSig(t, rep, 0, SigValid, true, "(trusted)")
+		stWantSig(t, rep, 1, SigUnsigned, false, "the signature was stripped")
+		stWantSig(t, rep, 4, SigUnsigned, true, "unsigned, covered by")
+		rep = vtVerify(t, f, nil)
+		stWantSig(t, rep, 1, SigUnsigned, false, "the signature was stripped")
+	})
+	t.Run("nothing signed", func(t *testing.T) {
+		dir := t.TempDir()
+		rootDir := filepath.Join(dir, "root")
+		paths := tree.DefaultPaths()
+		vtWrite(t, filepath.Join(rootDir, paths.Manifest), vtReadTestdata(t, "ipfs_anchor_manifest.json"))
+		root, err := tree.OpenRoot(rootDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer root.Close()
+		f := vtFixture{dir: dir, root: root, paths: paths, repo: filepath.Join(dir, "repo")}
+		if _, err := node.Init(f.repo, node.Config{Profile: node.ProfileAirGapped}); err != nil {
+			t.Fatal(err)
+		}
+		appendManifest(t, f, false) // the seed and an unsigned successor
+		rep := vtVerify(t, f, nil)
+		if !rep.Signatures.OK || !strings.Contains(strings.Join(rep.Signatures.Warnings, " "), "no signed manifest covers them") {
+			t.Fatalf("unsigned chain without --trust: %+v", rep.Signatures)
+		}
+		rep = vtVerify(t, f, trust)
+		stWantSig(t, rep, 0, SigUnsigned, false, "--trust requires the newest manifest to be signed by "+owner)
+		stWantSig(t, rep, 1, SigUnsigned, false, "no manifest of the chain is signed")
+	})
 }
 
 func TestValidatePeerID(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"path"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -61,6 +62,16 @@ type VerifyOptions struct {
 	// ExpectHead is the manifest CID the repo last committed (its chain
 	// head); when set, the manifest must be that one or a descendant of it.
 	ExpectHead string
+	// ChainHeadFile is where the repo keeps its chain head (for messages);
+	// "" when no repo is used (CAR files), so no head can be checked.
+	ChainHeadFile string
+	// EventsLog is the root-relative registry events log: it is append-only,
+	// so a record of it passes when its bytes are a prefix of today's log.
+	EventsLog string
+	// Selected, when set, says whether a rule of anchor.rules selects a
+	// root-relative path (a changed file no rule selects is never
+	// anchored again, and the failure says so).
+	Selected func(rel string) bool
 	// Workers is how many records are checked at once (default: CPUs).
 	Workers int
 	Log     *slog.Logger
@@ -101,6 +112,9 @@ type RecordResult struct {
 	CIDProfile string  `json:"cid_profile"`
 	OK         bool    `json:"ok"`
 	Checks     []Check `json:"checks"`
+	// Note says why a record that passed needs a word (the registry log
+	// grew since it was anchored).
+	Note string `json:"note,omitempty"`
 }
 
 // Failed lists the failed checks.
@@ -148,6 +162,10 @@ type VerifyReport struct {
 	// Signatures is the verdict on every manifest of the chain.
 	Signer     *SignerInfo     `json:"signer"`
 	Signatures SignatureResult `json:"signatures"`
+
+	// Rollback says whether the manifest was checked against the chain
+	// head the repo committed, and if not, why.
+	Rollback RollbackCheck `json:"rollback"`
 }
 
 // CIDs lists every CID the manifest vouches for: the records', the
@@ -265,6 +283,7 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
 			mc, o.ExpectHead, o.ExpectHead))
 		rep.Chain.OK = false
 	}
+	rep.Rollback = rollbackOf(o, rep)
 	rep.Signatures, rep.Signer = verifySignatures(o, sigs, rep.Chain)
 	rep.OK = rep.Failed == 0 && rep.Chain.OK && rep.Signatures.OK
 	return rep, nil
@@ -395,6 +414,7 @@ func verifyRecord(ctx context.Context, o VerifyOptions, r recordRef, idx, latest
 	// Local side: the file, its CID, the stored blocks.
 	fileMatched := false
 	var fc node.FileCheck
+	prefixBlocks := 0 // > 0: the log grew; its anchored prefix was checked from the store
 	switch {
 	case o.NoTree:
 		add("file", StatusSkipped, "no governance tree given; content checked from %s", o.StoreName)
@@ -411,8 +431,16 @@ func verifyRecord(ctx context.Context, o VerifyOptions, r recordRef, idx, latest
 			add("file", StatusFailed, "%v", err)
 		case sum != r.FileHash && latest != idx:
 			add("file", StatusSkipped, "changed since; record %d covers its current content", latest+1)
+		case sum != r.FileHash && o.EventsLog != "" && r.FilePath == path.Clean(o.EventsLog):
+			// Append-only: the anchored bytes must start today's log.
+			if lp, err := logPrefixCheck(ctx, o, want, r, size); err != nil {
+				add("file", StatusFailed, "%v", err)
+			} else {
+				add("file", StatusOK, "%s", lp.detail)
+				prefixBlocks, res.Note = lp.blocks, lp.detail
+			}
 		case sum != r.FileHash:
-			add("file", StatusFailed, "sha256 of %s is %s, the record says %s: the file changed after it was anchored (restore it, or anchor the new content with `ssid-anchor anchor`)", r.FilePath, sum, r.FileHash)
+			add("file", StatusFailed, "sha256 of %s is %s, the record says %s: the file changed after it was anchored %s", r.FilePath, sum, r.FileHash, changedHint(o, r.FilePath))
 		case r.FileSize > 0 && size != r.FileSize:
 			add("file", StatusFailed, "%s is %d bytes, the record says %d", r.FilePath, size, r.FileSize)
 		default:
@@ -432,10 +460,14 @@ func verifyRecord(ctx context.Context, o VerifyOptions, r recordRef, idx, latest
 		} else {
 			add("cid", StatusFailed, "re-chunking the file with %s gives %s, the record says %s (the record's CID was edited, or its cid_profile is wrong)", res.CIDProfile, fc.Root, want)
 		}
+	} else if prefixBlocks > 0 {
+		add("cid", StatusSkipped, "the log grew since; its anchored prefix was compared with the content under %s instead", want)
 	} else {
 		add("cid", StatusSkipped, "no file content to re-chunk")
 	}
-	if !fileMatched || !fc.Root.Equals(want) {
+	if prefixBlocks > 0 {
+		add("blocks", StatusOK, "rebuilt from %d blocks in %s; sha256 matches file_hash, and today's log starts with these bytes", prefixBlocks, o.StoreName)
+	} else if !fileMatched || !fc.Root.Equals(want) {
 		// The content must then come from the store itself.
 		blocks, err := contentCheck(ctx, o.Store, want, r)
 		if err != nil {
@@ -634,24 +666,12 @@ func (c ChainResult) reaches(head string) bool {
 
 // StoredChain reads the manifest with CID c from store and follows its
 // previous_manifest_cid links there. It returns the chain's CIDs newest
-// first, or ok=false when c is not a manifest (any other anchored file).
-// Content that does not start like a JSON object is not read past its
-// first block.
+// first, or ok=false when c does not have a manifest's shape (any other
+// anchored file; see looksLikeManifest).
 func StoredChain(ctx context.Context, store BlockStore, c cid.Cid) (chain []string, ok bool, err error) {
-	buf := &jsonObjectBuffer{limitedBuffer: limitedBuffer{max: maxManifestSize}}
-	if _, err := store.ReadFile(ctx, c, node.MaxDAGBytes(maxManifestSize), buf); err != nil {
-		if buf.notJSON || errors.Is(err, node.ErrDAGTooLarge) {
-			return nil, false, nil
-		}
+	man, ok, err := storedManifestRefs(ctx, store, c)
+	if !ok || err != nil {
 		return nil, false, err
-	}
-	man, err := parseManifestRefs(buf.Bytes())
-	buf = nil
-	if err != nil {
-		return nil, false, nil
-	}
-	if !man.HasAnchors {
-		return nil, false, nil // another JSON document (a release manifest, ...)
 	}
 	res := verifyChain(ctx, VerifyOptions{Store: store, StoreName: "the repo"}, man, c)
 	for _, l := range res.Manifests {

@@ -7,8 +7,12 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/ipfs/go-cid"
 	"github.com/ssid/ssid-anchor/anchor/tree"
 )
+
+// keyManifestVersion is the seed's manifest_version key.
+const keyManifestVersion = "manifest_version"
 
 // recordRef is what verification and export read of a record: four strings
 // and a size. A parsed Record with its pass-through keys, and the raw value
@@ -34,9 +38,31 @@ type manifestRefs struct {
 	// LastUpdated is the first last_updated key's value, unquoted (as
 	// Manifest.Get reads it).
 	LastUpdated string
-	// HasAnchors says whether the object has an anchors key at all (what
-	// tells a manifest from another JSON document).
+	// HasAnchors says whether the object has an anchors key at all.
 	HasAnchors bool
+	// Statistics, Version: the object has a statistics object, a
+	// manifest_version string (with anchors, the seed's shape).
+	Statistics, Version bool
+}
+
+// looksLikeManifest says whether m has an anchor manifest's shape: an
+// anchors list whose every record names a file_path, a file_hash and a CID,
+// and a statistics object, a manifest_version or a previous_manifest_cid
+// beside it. Other governance JSON files have an anchors key too (the SSID
+// tree's proof_chain_anchors.json), so that key alone tells nothing.
+func (m *manifestRefs) looksLikeManifest() bool {
+	if !m.HasAnchors || !(m.Statistics || m.Version || m.PreviousCID != "") {
+		return false
+	}
+	for _, r := range m.Records {
+		if r.FilePath == "" || r.FileHash == "" {
+			return false
+		}
+		if _, err := cid.Decode(r.IPFSCID); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // parseManifestRefs reads what verification needs of a manifest, record by
@@ -70,7 +96,15 @@ func parseManifestRefs(b []byte) (*manifestRefs, error) {
 // refsOf converts a fully parsed manifest.
 func refsOf(m *Manifest) *manifestRefs {
 	out := &manifestRefs{PreviousCID: m.PreviousCID, LastUpdated: lastUpdated(m)}
-	_, out.HasAnchors = m.Get(keyAnchors)
+	var raw json.RawMessage
+	raw, out.HasAnchors = m.Get(keyAnchors)
+	out.HasAnchors = out.HasAnchors && (string(raw) == "null" || bytes.HasPrefix(bytes.TrimSpace(raw), []byte("[")))
+	if raw, ok := m.Get(keyStatistics); ok {
+		out.Statistics = bytes.HasPrefix(bytes.TrimSpace(raw), []byte("{"))
+	}
+	if raw, ok := m.Get(keyManifestVersion); ok {
+		out.Version = bytes.HasPrefix(bytes.TrimSpace(raw), []byte(`"`))
+	}
 	if m.Records != nil {
 		out.Records = make([]recordRef, len(m.Records))
 		for i := range m.Records {
@@ -113,6 +147,10 @@ func scanManifestRefs(b []byte) (*manifestRefs, error) {
 			return nil, fmt.Errorf("key %q: %w", key, err)
 		}
 		switch key {
+		case keyStatistics:
+			m.Statistics = len(raw) > 0 && raw[0] == '{'
+		case keyManifestVersion:
+			m.Version = len(raw) > 0 && raw[0] == '"'
 		case keyPrevious:
 			if string(raw) != "null" {
 				if err := json.Unmarshal(raw, &m.PreviousCID); err != nil {

@@ -37,6 +37,13 @@ type CARSet struct {
 	problems map[int][]string // per file
 
 	fds fdCache
+
+	// bytes is the size of the CAR files; budget is how many block bytes
+	// the walks of records without a trusted size may still read (see
+	// ReadFile).
+	bytes    int64
+	budgetMu sync.Mutex
+	budget   int64
 }
 
 type carFile struct {
@@ -177,9 +184,13 @@ func OpenCARs(paths []string) (*CARSet, error) {
 		}
 		cf := &carFile{path: p, label: "car " + p}
 		s.files = append(s.files, cf)
+		if st, err := f.Stat(); err == nil {
+			s.bytes += st.Size()
+		}
 		s.indexFile(len(s.files)-1, cf, f)
 		f.Close()
 	}
+	s.budget = MaxDAGBytes(s.bytes) + untrustedFloor
 	return s, nil
 }
 
@@ -311,9 +322,84 @@ func (s *CARSet) CheckFile(ctx context.Context, r io.Reader, p ImportParams, obs
 
 // ReadFile rebuilds the file at c from the CARs, checking each block, and
 // stops once the blocks read exceed maxBytes (see MaxDAGBytes).
+//
+// maxBytes <= 0 means the record gives no size (the seed manifest's records
+// have no file_size). The size the root block declares is then the
+// attacker's word, not a limit: a CAR of a few hundred KB can declare
+// 256 TB and link one block a billion times. Such walks are bounded by the
+// CARs themselves instead: together they may read what the CAR files hold
+// (plus untrustedFloor, for the legitimate file of repeated chunks that
+// its CAR stores once), however many records point into them, so verify
+// --car ends in about the time it takes to read its CARs.
 func (s *CARSet) ReadFile(ctx context.Context, c cid.Cid, maxBytes int64, w io.Writer) (int, error) {
-	return readFile(ctx, s, c, maxBytes, w)
+	if maxBytes > 0 {
+		return readFile(ctx, s, c, maxBytes, w)
+	}
+	data, err := s.getBlock(ctx, c)
+	if err != nil {
+		return 0, err
+	}
+	declared := MaxDAGBytes(declaredSize(c, data))
+	limit := s.reserve(declared)
+	if limit <= 0 {
+		return 0, &CARLimitError{CID: c, CARBytes: s.bytes}
+	}
+	cw := &countWriter{w: w}
+	n, err := readFile(ctx, s, c, limit, cw)
+	used := cw.n
+	var le *DAGLimitError
+	if errors.As(err, &le) {
+		used = limit
+		if limit < declared {
+			err = &CARLimitError{CID: c, Limit: limit, CARBytes: s.bytes}
+		} else {
+			le.Declared = true
+		}
+	}
+	s.refund(limit - used)
+	return n, err
 }
+
+// untrustedFloor is what walks without a trusted size may read beyond the
+// size of the CARs: a file of repeated chunks (zeros, padding) is stored
+// once per distinct chunk, so its CAR is far smaller than the file.
+const untrustedFloor = 256 << 20
+
+// reserve takes up to want bytes from the budget of untrusted walks.
+func (s *CARSet) reserve(want int64) int64 {
+	s.budgetMu.Lock()
+	defer s.budgetMu.Unlock()
+	got := min(want, s.budget)
+	s.budget -= got
+	return got
+}
+
+func (s *CARSet) refund(n int64) {
+	if n <= 0 {
+		return
+	}
+	s.budgetMu.Lock()
+	s.budget += n
+	s.budgetMu.Unlock()
+}
+
+// CARLimitError stops the walk of a record without a trusted size (no
+// file_size) once the CARs' budget is spent. It matches ErrDAGTooLarge.
+type CARLimitError struct {
+	CID      cid.Cid
+	Limit    int64 // 0: the budget was spent by earlier records
+	CARBytes int64
+}
+
+func (e *CARLimitError) Error() string {
+	const why = "the size a root declares is not trusted; verify with the file itself, or with a manifest whose records carry file_size"
+	if e.Limit == 0 {
+		return fmt.Sprintf("the DAG under %s was not read: records without file_size already read all that %d bytes of CAR files allow (%s)", e.CID, e.CARBytes, why)
+	}
+	return fmt.Sprintf("the DAG under %s reads more than %d bytes, all that records without file_size may still read from %d bytes of CAR files: refusing to walk further (%s)", e.CID, e.Limit, e.CARBytes, why)
+}
+
+func (e *CARLimitError) Unwrap() error { return ErrDAGTooLarge }
 
 // Reports finishes the check of every file: each root must be a CID the
 // caller vouches for (known) and a complete DAG, and every block not yet

@@ -3,10 +3,12 @@ package node
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/ipfs/go-cid"
 )
@@ -16,19 +18,50 @@ import (
 // that was rolled back or rewritten from the one this repo vouches for.
 const chainHeadFile = "ssid-anchor-chain-head"
 
+// maxChainHeadSize bounds what ChainHead reads: one CID and a newline.
+const maxChainHeadSize = 256
+
+// ChainHeadPath is where the repo keeps its chain head, for messages.
+func (n *Node) ChainHeadPath() string { return filepath.Join(n.repoPath, chainHeadFile) }
+
 // ChainHead returns the manifest CID recorded with SetChainHead, or "" when
-// this repo has recorded none (it never anchored nor imported a manifest).
+// this repo has recorded none (it never anchored nor imported a manifest,
+// or the file was removed: verify says which).
+//
+// The file's content is never quoted in an error: it is read only when it
+// is a regular file (not followed as a symlink, which could lead to any
+// file of the box) and at most maxChainHeadSize bytes of it.
 func (n *Node) ChainHead() (string, error) {
-	b, err := os.ReadFile(filepath.Join(n.repoPath, chainHeadFile))
+	path := n.ChainHeadPath()
+	fix := "remove it and run `ssid-anchor anchor` (or `ssid-anchor import` the anchoring box's export) to record the head again"
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil
 	}
+	if errors.Is(err, syscall.ELOOP) {
+		return "", fmt.Errorf("chain head %s is a symlink, not the file ssid-anchor writes; %s", path, fix)
+	}
 	if err != nil {
-		return "", fmt.Errorf("reading the chain head: %w", err)
+		return "", fmt.Errorf("reading the chain head %s: %w", path, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("reading the chain head %s: %w", path, err)
+	}
+	if !st.Mode().IsRegular() {
+		return "", fmt.Errorf("chain head %s is not a regular file (%s); %s", path, st.Mode().Type(), fix)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxChainHeadSize+1))
+	if err != nil {
+		return "", fmt.Errorf("reading the chain head %s: %w", path, err)
+	}
+	if len(b) > maxChainHeadSize {
+		return "", fmt.Errorf("chain head %s is %d bytes, but holds one CID (the file was replaced); %s", path, st.Size(), fix)
 	}
 	s := strings.TrimSpace(string(b))
 	if _, err := cid.Decode(s); err != nil {
-		return "", fmt.Errorf("chain head %s: %q is not a CID (the file was edited; remove it and re-run anchor)", filepath.Join(n.repoPath, chainHeadFile), s)
+		return "", fmt.Errorf("chain head %s does not hold a CID (%d bytes; the file was edited or damaged); %s", path, len(b), fix)
 	}
 	return s, nil
 }
@@ -40,7 +73,7 @@ func (n *Node) SetChainHead(manifestCID string) error {
 	if _, err := cid.Decode(manifestCID); err != nil {
 		return fmt.Errorf("recording the chain head: %q is not a CID", manifestCID)
 	}
-	path := filepath.Join(n.repoPath, chainHeadFile)
+	path := n.ChainHeadPath()
 	f, err := os.CreateTemp(n.repoPath, "."+chainHeadFile+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("recording the chain head: %w", err)

@@ -2,7 +2,9 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"path/filepath"
 	"sync"
@@ -13,7 +15,10 @@ import (
 	coreiface "github.com/ipfs/kubo/core/coreiface"
 	"github.com/ipfs/kubo/core/node/libp2p"
 	"github.com/ipfs/kubo/repo/fsrepo"
+	golibp2p "github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
 )
 
 // Node is an open kubo node. Close it to release the repo lock.
@@ -30,6 +35,7 @@ type Node struct {
 	gw      http.Handler
 	gwErr   error
 	provide provideState
+	pins    *guardedPinner
 }
 
 // OpenOptions choose how the node runs.
@@ -54,6 +60,9 @@ func Open(ctx context.Context, repoPath string, o OpenOptions) (*Node, error) {
 	abs, err := filepath.Abs(repoPath)
 	if err != nil {
 		return nil, fmt.Errorf("repo path %q: %w", repoPath, err)
+	}
+	if err := checkAccess(abs); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
 	}
 	if !fsrepo.IsInitialized(abs) {
 		return nil, fmt.Errorf("%w: %s", ErrNotInitialized, abs)
@@ -87,6 +96,12 @@ func Open(ctx context.Context, repoPath string, o OpenOptions) (*Node, error) {
 		cfg.Peering.Peers = append(cfg.Peering.Peers, *ai)
 	}
 	bc := &core.BuildCfg{Online: o.Online, Permanent: true, Repo: r}
+	if o.Online && profile == ProfileAirGapped {
+		peering := append([]peer.AddrInfo(nil), cfg.Peering.Peers...)
+		bc.Host = func(id peer.ID, ps peerstore.Peerstore, opts ...golibp2p.Option) (host.Host, error) {
+			return libp2p.DefaultHostOption(id, ps, append(opts, airGapped(peering))...)
+		}
+	}
 	routing := RoutingNone
 	if o.Online {
 		// Routing.Type is read only by kubo's daemon, so the router is chosen here.
@@ -117,13 +132,17 @@ func Open(ctx context.Context, repoPath string, o OpenOptions) (*Node, error) {
 		r.Close()
 		return nil, fmt.Errorf("starting node: %w", err)
 	}
+	// Before anything can use the node: every pin removal goes through
+	// the guard (SetPinGuard).
+	pins := &guardedPinner{Pinner: n.Pinning, bs: n.Blockstore}
+	n.Pinning = pins
 	api, err := coreapi.NewCoreAPI(n)
 	if err != nil {
 		n.Close()
 		cancel()
 		return nil, fmt.Errorf("core api: %w", err)
 	}
-	return &Node{ipfs: n, api: api, repoPath: abs, online: o.Online, profile: profile, routing: routing, cancel: cancel}, nil
+	return &Node{ipfs: n, api: api, repoPath: abs, online: o.Online, profile: profile, routing: routing, cancel: cancel, pins: pins}, nil
 }
 
 // Close stops the node and releases the repo lock.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -82,6 +83,9 @@ func Init(repoPath string, cfg Config) (InitResult, error) {
 	profile := cfg.Profile
 	if profile == "" {
 		profile = ProfileAirGapped
+	}
+	if err := checkAccess(repoPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return InitResult{}, err
 	}
 	if fsrepo.IsInitialized(repoPath) {
 		id, p, err := readIdentity(repoPath)
@@ -196,6 +200,14 @@ func classifyOpenError(repoPath string, err error) error {
 	var le lockfile.LockedError
 	if errors.As(err, &le) {
 		return fmt.Errorf("%w: %s (%v)", ErrLocked, repoPath, err)
+	}
+	if errors.Is(err, fs.ErrPermission) {
+		path := repoPath
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			path = pe.Path
+		}
+		return PermissionError(repoPath, path, err)
 	}
 	var nr fsrepo.NoRepoError
 	if errors.As(err, &nr) {

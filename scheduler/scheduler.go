@@ -90,10 +90,17 @@ type job struct {
 	lastTook time.Duration
 }
 
+// parser reads every schedule: five fields, or one of robfig/cron's
+// descriptors (@every <duration>, @hourly, @daily, @midnight, @weekly,
+// @monthly, @yearly, @annually), with robfig/cron's own parser options.
 var parser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
-// ParseSpec checks a cron spec ("0 9 1 1,4,7,10 *", "@every 5m") the way
-// Add does, so config validation can reject it before anything starts.
+// SpecForms says in words what a spec may be, for error messages.
+const SpecForms = `5 fields: minute hour day-of-month month day-of-week, e.g. "0 9 1 1,4,7,10 *"; or a descriptor: "@every 10m", "@hourly", "@daily", "@weekly", "@monthly", "@yearly"`
+
+// ParseSpec checks a cron spec ("0 9 1 1,4,7,10 *", "@every 5m", "@daily")
+// the way Add does, so config validation can reject it before anything
+// starts.
 func ParseSpec(spec string) error {
 	_, err := parser.Parse(spec)
 	return err
@@ -130,7 +137,7 @@ func New(o Options) (*Scheduler, error) {
 func (s *Scheduler) Add(name, spec string, run Job) error {
 	sched, err := parser.Parse(spec)
 	if err != nil {
-		return fmt.Errorf("schedule %s: %q is not a cron spec (5 fields or @every <duration>): %w", name, spec, err)
+		return fmt.Errorf("schedule %s: %q is not a cron spec (%s): %w", name, spec, SpecForms, err)
 	}
 	s.put(&job{name: name, spec: spec, schedule: sched, run: run})
 	return nil

@@ -60,7 +60,7 @@ stop() { kill -TERM "$1"; wait "$1" 2>/dev/null || true; }
 declare -a s_rss k_rss s_start k_start s_rps k_rps s_p99 k_p99
 for ((i = 1; i <= ROUNDS; i++)); do
   t0=$(now_ms)
-  "$BIN" --root "$tree" --repo "$repo" daemon --http "127.0.0.1:$SPORT" --swarm /ip4/127.0.0.1/tcp/0 >"$work/s.log" 2>&1 &
+  "$BIN" --root "$tree" --repo "$repo" daemon --http "127.0.0.1:$SPORT" --swarm /ip4/127.0.0.1/tcp/0 --rpc /ip4/127.0.0.1/tcp/0 >"$work/s.log" 2>&1 &
   sp=$!; pids+=("$sp")
   wait_ok "http://127.0.0.1:$SPORT/healthz"
   s_start+=($(($(now_ms) - t0)))

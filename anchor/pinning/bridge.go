@@ -15,6 +15,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/ssid/ssid-anchor/anchor/retry"
+	"github.com/ssid/ssid-anchor/anchor/servicetext"
 	"github.com/ssid/ssid-anchor/anchor/storacha"
 	"github.com/ssid/ssid-anchor/anchor/tree"
 )
@@ -61,7 +62,15 @@ type BridgeEvidence struct {
 	ReceiptStatus string              `json:"receipt_status"`
 	Shards        []string            `json:"shards"`
 	Receipts      []storacha.Evidence `json:"receipts"`
+	// Omitted counts receipts left out to keep the evidence within
+	// maxEvidence (a root spread over very many shards).
+	Omitted int `json:"omitted,omitempty"`
 }
+
+// maxEvidence bounds the evidence kept with one request: the queue is
+// rewritten whole on every change, so what a service sends must not make
+// it grow without bound.
+const maxEvidence = 64 << 10
 
 // NewBridge builds the backend for s (kind storacha-bridge). Missing token
 // variables are not an error here: each push reports them by name, so
@@ -100,7 +109,7 @@ func (b *StorachaBridge) shardDir() string {
 }
 
 // MissingEnv names the token variables of s that are not set (never their
-// values).
+// values); an optional token (TokenOptional) is not missing.
 func MissingEnv(s Service, getenv func(string) string) []string {
 	s = s.WithDefaults()
 	if getenv == nil {
@@ -115,7 +124,7 @@ func MissingEnv(s Service, getenv func(string) string) []string {
 			}
 		}
 	case KindPinningService:
-		if s.TokenEnv != "" && getenv(s.TokenEnv) == "" {
+		if s.TokenEnv != "" && !s.TokenOptional && getenv(s.TokenEnv) == "" {
 			out = append(out, s.TokenEnv)
 		}
 	}
@@ -200,6 +209,17 @@ func (b *StorachaBridge) Push(ctx context.Context, reqs []*Request) error {
 			return ctx.Err()
 		}
 		b.apply(st, byCID, uerr)
+		if _, gone := storacha.IsGone(uerr); gone {
+			// The service will never take this batch: do not resume it.
+			// Its other requests are refused the same way without asking.
+			b.abandon(st)
+			for _, r := range reqs {
+				if !inBatch[r.CID] {
+					b.refuse(r, uerr, nil)
+				}
+			}
+			return nil
+		}
 		if uerr != nil {
 			// The rest waits for this batch: one upload at a time.
 			for _, r := range reqs {
@@ -247,6 +267,10 @@ func (b *StorachaBridge) Push(ctx context.Context, reqs []*Request) error {
 		return ctx.Err()
 	}
 	b.apply(st, byCID, uerr)
+	if _, gone := storacha.IsGone(uerr); gone {
+		b.abandon(st)
+		return nil
+	}
 	if uerr == nil {
 		if err := b.dropState(); err != nil {
 			return fmt.Errorf("service %s: removing the finished batch state: %w", b.svc.Name, err)
@@ -255,13 +279,62 @@ func (b *StorachaBridge) Push(ctx context.Context, reqs []*Request) error {
 	return nil
 }
 
+// abandon drops a batch the service refused for good: its state and its
+// shard files (the anchors stay in the node; `pins move` sends them
+// elsewhere).
+func (b *StorachaBridge) abandon(st *storacha.State) {
+	st.RemoveFiles()
+	if err := b.dropState(); err != nil {
+		b.o.Log.Warn("storacha: removing the refused batch state", "service", b.svc.Name, "err", err)
+	}
+}
+
+// refuse marks r as refused by the service for good (ServiceGone): failed,
+// never sent again by a drain, with the service's words, what to do, and
+// the refusing receipts as evidence.
+func (b *StorachaBridge) refuse(r *Request, err error, ev *BridgeEvidence) {
+	ge, _ := storacha.IsGone(err)
+	now := b.o.Now()
+	r.Status, r.Permanent, r.ServiceGone = StatusFailed, true, true
+	r.Attempts, r.Updated = 0, now
+	r.LastError = b.redact(GoneMessage(b.svc, ge.Name, ge.Op+": "+ge.Msg, b.svc.ServiceDID != ""))
+	if ev != nil {
+		if data, err := json.Marshal(ev); err == nil {
+			r.Evidence = data
+		}
+	}
+}
+
+// GoneMessage is what a request refused for good says: the service's own
+// words and the way forward. name is the refusal (HandlerNotFound,
+// ServiceUnavailable), words the service's message.
+func GoneMessage(s Service, name, words string, verified bool) string {
+	from := s.Name
+	head := "the service takes no such uploads any more"
+	if s.IsStorachaPublic() {
+		head = Web3StorageStopped
+	}
+	note := ""
+	if !verified {
+		note = "; the receipt is unverified (no service_did configured)"
+	}
+	return fmt.Sprintf("%s (service: %s%s); move these requests: ssid-anchor pins move --from %s --to NAME", head, words, note, from)
+}
+
 // apply maps a batch's outcome onto its requests: a registered root is
-// pinned with its receipts as evidence; the others carry the error.
+// pinned with its receipts as evidence; the others carry the error (a
+// refusal for good with its receipts as evidence).
 func (b *StorachaBridge) apply(st *storacha.State, byCID map[string]*Request, uerr error) {
 	now := b.o.Now()
+	_, gone := storacha.IsGone(uerr)
 	for _, rs := range st.Roots {
 		r, ok := byCID[rs.Root]
 		if !ok {
+			continue
+		}
+		if gone && !rs.Uploaded {
+			ev := evidenceFor(st, rs)
+			b.refuse(r, uerr, &ev)
 			continue
 		}
 		if rs.Uploaded {
@@ -284,14 +357,32 @@ func (b *StorachaBridge) apply(st *storacha.State, byCID map[string]*Request, ue
 
 func evidenceFor(st *storacha.State, rs storacha.RootState) BridgeEvidence {
 	ev := BridgeEvidence{Kind: KindStorachaBridge, ReceiptStatus: st.ReceiptStatus(), Shards: rs.Shards}
-	about := map[string]bool{rs.Root: true}
+	shard := map[string]bool{}
 	for _, s := range rs.Shards {
-		about[s] = true
+		shard[s] = true
 	}
-	for _, e := range st.Receipts {
-		if about[e.About] {
-			ev.Receipts = append(ev.Receipts, e)
+	// The receipts about the root (upload/add) first, newest first: they
+	// are the proof; then those about its shards, until maxEvidence.
+	var mine []storacha.Evidence
+	for i := len(st.Receipts) - 1; i >= 0; i-- {
+		if st.Receipts[i].About == rs.Root {
+			mine = append(mine, st.Receipts[i])
 		}
+	}
+	for i := len(st.Receipts) - 1; i >= 0; i-- {
+		if shard[st.Receipts[i].About] {
+			mine = append(mine, st.Receipts[i])
+		}
+	}
+	size := 0
+	for _, e := range mine {
+		n := len(e.Receipt) + 300
+		if size+n > maxEvidence {
+			ev.Omitted++
+			continue
+		}
+		size += n
+		ev.Receipts = append(ev.Receipts, e)
 	}
 	if len(ev.Receipts) > 0 {
 		sub := storacha.State{Receipts: ev.Receipts}
@@ -308,7 +399,11 @@ func (b *StorachaBridge) fail(r *Request, err error, permanent bool) {
 	r.LastError = b.redact(err.Error())
 	r.Updated = now
 	if errors.Is(err, storacha.ErrBadReceipt) {
-		permanent = true
+		// Not the service's word: nothing it claims is taken, the request
+		// stays queued, stopped until the operator looks (`pins --retry`).
+		r.Status, r.Permanent = StatusQueued, true
+		r.LastError = b.redact(err.Error() + "; not taken as the service's word (check service_did and service_issuer, or who answers at the endpoint)")
+		return
 	}
 	if permanent {
 		r.Status, r.Permanent = StatusFailed, true
@@ -322,11 +417,9 @@ func (b *StorachaBridge) fail(r *Request, err error, permanent bool) {
 	r.NextAttempt = b.next
 }
 
+// redact makes text for a request's last error safe to keep and print:
+// the bridge tokens out in any case or encoding, no control characters,
+// bounded.
 func (b *StorachaBridge) redact(s string) string {
-	for _, t := range []string{b.secret, b.authz} {
-		if len(t) >= 4 {
-			s = strings.ReplaceAll(s, t, "[redacted]")
-		}
-	}
-	return s
+	return servicetext.Safe(s, 900, b.secret, b.authz)
 }

@@ -83,7 +83,7 @@ func newBridgeHarness(t *testing.T, secret string) *bridgeHarness {
 		t.Fatal(err)
 	}
 	svc := Service{Name: "w3", Kind: KindStorachaBridge, Endpoint: h.b.Endpoint(), Space: h.b.Space,
-		ServiceDID: h.b.DID, AuthSecretEnv: "S", AuthorizationEnv: "A"}
+		ServiceDID: h.b.DID, ServiceIssuer: h.b.Issuer, AuthSecretEnv: "S", AuthorizationEnv: "A"}
 	h.svc, h.n, h.env = svc, n, map[string]string{"A": h.b.Authz}
 	q := OpenQueue(h.dir, h.clock.Now)
 	h.d = &Drainer{Queue: q, Services: []Service{svc}, Backends: map[string]Backend{}, Policy: retry.Default(), Now: h.clock.Now}

@@ -19,6 +19,24 @@ const (
 // Web3Storage is the preset service name behind `anchor --web3-storage`.
 const Web3Storage = "web3-storage"
 
+// FilecoinPin is the preset name of Filecoin Pin's local Pinning Service API
+// server (filecoin-project/filecoin-pin, `filecoin-pin server`), which
+// Storacha names as its users' migration target.
+const FilecoinPin = "filecoin-pin"
+
+// Storacha's public bridge and the identity that signs its receipts:
+// receipts are issued as did:web:up.storacha.network and signed with the
+// key this did:web resolves to (storacha/indexing-service presets).
+const (
+	storachaEndpoint = "https://up.storacha.network/bridge"
+	storachaIssuer   = "did:web:up.storacha.network"
+	storachaKey      = "did:key:z6MkqdncRZ1wj8zxCTDUQ8CRT8NQWd63T7mZRvZUX8B7XDFi"
+)
+
+// Web3StorageStopped is what the public service's refusals mean, with
+// the dates (Storacha's announcement; upload-service PRs #643, #688, #708).
+const Web3StorageStopped = "Web3.Storage (Storacha) stopped taking uploads on 15 April 2026 and has refused writes since 15 May 2026"
+
 // DefaultShardSize is the CAR shard size of Storacha's reference client.
 const DefaultShardSize = 133_169_152
 
@@ -31,6 +49,10 @@ type Service struct {
 	// TokenEnv names the environment variable holding the bearer token
 	// (pinning-service). The token itself never appears in config.
 	TokenEnv string `json:"token_env,omitempty"`
+	// TokenOptional lets requests go without a token while TokenEnv is
+	// unset (a server run without authentication, such as
+	// `filecoin-pin server --allow-no-auth`).
+	TokenOptional bool `json:"token_optional,omitempty"`
 	// Auto sends every new anchor to this service.
 	Auto bool `json:"auto,omitempty"`
 
@@ -46,20 +68,48 @@ type Service struct {
 }
 
 // Web3StoragePreset is what the name web3-storage means when the config
-// leaves a key out: Storacha's public bridge and the variables its docs use.
+// leaves a key out: Storacha's public bridge, the variables its docs use,
+// and the service's signing key, so its receipts are verified. The public
+// service takes no uploads any more (Web3StorageStopped); the preset stays
+// for the requests already queued and for deployments that still do.
 func Web3StoragePreset() Service {
 	return Service{
 		Name:             Web3Storage,
 		Kind:             KindStorachaBridge,
-		Endpoint:         "https://up.storacha.network/bridge",
+		Endpoint:         storachaEndpoint,
 		AuthSecretEnv:    "WEB3_STORAGE_AUTH_SECRET",
 		AuthorizationEnv: "WEB3_STORAGE_AUTHORIZATION",
+		ServiceDID:       storachaKey,
+		ServiceIssuer:    storachaIssuer,
 		ShardSize:        DefaultShardSize,
 	}
 }
 
+// FilecoinPinPreset is what the name filecoin-pin means when the config
+// leaves a key out: `filecoin-pin server --port 3456` on this machine, its
+// access token (ACCESS_TOKEN there) in FILECOIN_PIN_TOKEN, which may stay
+// unset for a server run with --allow-no-auth. It needs no config entry.
+func FilecoinPinPreset() Service {
+	return Service{
+		Name:          FilecoinPin,
+		Kind:          KindPinningService,
+		Endpoint:      "http://127.0.0.1:3456",
+		TokenEnv:      "FILECOIN_PIN_TOKEN",
+		TokenOptional: true,
+	}
+}
+
+// IsStorachaPublic says whether s is Storacha's public service, whose
+// refusals mean Web3StorageStopped.
+func (s Service) IsStorachaPublic() bool {
+	s = s.WithDefaults()
+	return s.Name == Web3Storage || strings.TrimRight(s.Endpoint, "/") == storachaEndpoint
+}
+
 // WithDefaults fills in what an entry leaves out: the kind, and for the
-// name web3-storage everything of the preset it omits.
+// preset names web3-storage and filecoin-pin everything of the preset it
+// omits. Storacha's signing key is filled in only with Storacha's own
+// endpoint: another deployment signs with its own.
 func (s Service) WithDefaults() Service {
 	if s.Name == Web3Storage {
 		p := Web3StoragePreset()
@@ -76,6 +126,18 @@ func (s Service) WithDefaults() Service {
 			if s.AuthorizationEnv == "" {
 				s.AuthorizationEnv = p.AuthorizationEnv
 			}
+			if s.ServiceDID == "" && s.ServiceIssuer == "" && strings.TrimRight(s.Endpoint, "/") == p.Endpoint {
+				s.ServiceDID, s.ServiceIssuer = p.ServiceDID, p.ServiceIssuer
+			}
+		}
+	}
+	if s.Name == FilecoinPin && (s.Kind == "" || s.Kind == KindPinningService) {
+		p := FilecoinPinPreset()
+		if s.Endpoint == "" {
+			s.Endpoint = p.Endpoint
+		}
+		if s.TokenEnv == "" {
+			s.TokenEnv, s.TokenOptional = p.TokenEnv, p.TokenOptional
 		}
 	}
 	if s.Kind == "" {
@@ -131,7 +193,7 @@ func (s Service) Validate(key string) error {
 			return fmt.Errorf("%s.shard_size: only for kind %q; this service is %q", key, KindStorachaBridge, s.Kind)
 		}
 	case KindStorachaBridge:
-		if s.TokenEnv != "" {
+		if s.TokenEnv != "" || s.TokenOptional {
 			return fmt.Errorf("%s.token_env: kind %q authenticates with auth_secret_env and authorization_env, not a bearer token", key, s.Kind)
 		}
 		if s.Space == "" {
@@ -191,14 +253,17 @@ func ValidateServices(ss []Service) error {
 	return nil
 }
 
-// Lookup finds the service called name. web3-storage resolves to the preset
-// even without a config entry, so the error then names what it still needs
-// (its space).
+// Lookup finds the service called name. The presets resolve even without a
+// config entry: filecoin-pin needs nothing more, web3-storage still needs
+// its space, which the error then names.
 func Lookup(ss []Service, name string) (Service, error) {
 	for _, s := range ss {
 		if s.Name == name {
 			return s.WithDefaults(), nil
 		}
+	}
+	if name == FilecoinPin {
+		return FilecoinPinPreset(), nil
 	}
 	if name == Web3Storage {
 		p := Web3StoragePreset()
@@ -215,6 +280,22 @@ func Lookup(ss []Service, name string) (Service, error) {
 		return Service{}, fmt.Errorf("no remote pinning service named %q: remote_pinning.services is empty in the appliance config", name)
 	}
 	return Service{}, fmt.Errorf("no remote pinning service named %q (configured: %s)", name, strings.Join(names, ", "))
+}
+
+// WithPresets is ss with defaults applied, plus the filecoin-pin preset when
+// no entry claims its name: it needs no config, so requests queued for it
+// (by `pins move --to filecoin-pin`) always have a service to go to.
+func WithPresets(ss []Service) []Service {
+	out := make([]Service, 0, len(ss)+1)
+	have := false
+	for _, s := range ss {
+		out = append(out, s.WithDefaults())
+		have = have || s.Name == FilecoinPin
+	}
+	if !have {
+		out = append(out, FilecoinPinPreset())
+	}
+	return out
 }
 
 // redactURL drops userinfo, query and fragment, which may hold secrets.

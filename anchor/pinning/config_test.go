@@ -51,15 +51,47 @@ func TestServiceValidate(t *testing.T) {
 func TestWeb3StoragePresetFillsOmissions(t *testing.T) {
 	s := Service{Name: "web3-storage", Space: space, AuthSecretEnv: "MY_SECRET"}.WithDefaults()
 	want := Service{Name: "web3-storage", Kind: KindStorachaBridge, Endpoint: "https://up.storacha.network/bridge", Space: space,
-		AuthSecretEnv: "MY_SECRET", AuthorizationEnv: "WEB3_STORAGE_AUTHORIZATION", ShardSize: DefaultShardSize}
+		AuthSecretEnv: "MY_SECRET", AuthorizationEnv: "WEB3_STORAGE_AUTHORIZATION", ShardSize: DefaultShardSize,
+		ServiceDID: storachaKey, ServiceIssuer: "did:web:up.storacha.network"}
 	if s != want {
 		t.Fatalf("got %+v\nwant %+v", s, want)
+	}
+	// Another deployment under the name signs with its own key: the
+	// public service's is not assumed for it.
+	other := Service{Name: "web3-storage", Space: space, Endpoint: "https://bridge.example/bridge"}.WithDefaults()
+	if other.ServiceDID != "" || other.ServiceIssuer != "" {
+		t.Fatalf("Storacha's key filled in for another endpoint: %+v", other)
 	}
 	if _, err := Lookup(nil, "web3-storage"); err == nil || !strings.Contains(err.Error(), `"space"`) {
 		t.Fatalf("web3-storage without an entry: %v", err)
 	}
 	if _, err := Lookup([]Service{{Name: "a"}}, "b"); err == nil || !strings.Contains(err.Error(), "configured: a") {
 		t.Fatalf("unknown name: %v", err)
+	}
+}
+
+// TestFilecoinPinPreset: the name filecoin-pin needs no entry; it is Filecoin
+// Pin's local Pinning Service API server, its token optional.
+func TestFilecoinPinPreset(t *testing.T) {
+	s, err := Lookup(nil, FilecoinPin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Service{Name: "filecoin-pin", Kind: KindPinningService, Endpoint: "http://127.0.0.1:3456", TokenEnv: "FILECOIN_PIN_TOKEN", TokenOptional: true}
+	if s != want {
+		t.Fatalf("got %+v\nwant %+v", s, want)
+	}
+	if err := s.Validate("x"); err != nil {
+		t.Fatal(err)
+	}
+	if got := (Service{Name: FilecoinPin, Endpoint: "http://127.0.0.1:4000"}).WithDefaults(); got.Endpoint != "http://127.0.0.1:4000" || got.TokenEnv != "FILECOIN_PIN_TOKEN" {
+		t.Fatalf("an entry's own endpoint must win: %+v", got)
+	}
+	if got := WithPresets([]Service{{Name: "a", Endpoint: "http://x", TokenEnv: "T"}}); len(got) != 2 || got[1].Name != FilecoinPin {
+		t.Fatalf("WithPresets: %+v", got)
+	}
+	if got := WithPresets([]Service{{Name: FilecoinPin, Endpoint: "http://x:1"}}); len(got) != 1 || got[0].Endpoint != "http://x:1" {
+		t.Fatalf("WithPresets with an entry: %+v", got)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"time"
 
@@ -32,6 +33,8 @@ type Change struct {
 	RequestID string
 	Status    Status
 	UpdatedAt time.Time
+	// MovedTo names the service a moved request went to.
+	MovedTo string
 	// Provider names the service in statistics.storage_providers.
 	Provider string
 }
@@ -66,8 +69,20 @@ type Drainer struct {
 type DrainOptions struct {
 	// Force pushes every request that is not pinned now, including those
 	// waiting for their next attempt and permanent failures (after the
-	// operator fixed the token, say).
+	// operator fixed the token, say), but not those the service refused
+	// as no longer taking them (ServiceGone): they wait for `pins move`.
 	Force bool
+	// Services, when not empty, limits the drain to these services (the
+	// others are neither pushed nor touched; the manifest still catches up
+	// on every recorded change).
+	Services []string
+	// RetryGone, with Force, also sends the ServiceGone requests of
+	// Services again (the operator says the service takes them again).
+	RetryGone bool
+}
+
+func (o DrainOptions) covers(service string) bool {
+	return len(o.Services) == 0 || slices.Contains(o.Services, service)
 }
 
 // Report says what a drain did.
@@ -75,6 +90,10 @@ type Report struct {
 	Pushed   int `json:"pushed"`
 	Changed  int `json:"changed"`
 	Recorded int `json:"recorded_in_manifest"`
+	// Interrupted counts the requests whose push the context cut short
+	// (SIGINT, or Settle's wait running out); they are retried as they
+	// were.
+	Interrupted int `json:"interrupted,omitempty"`
 	// Waiting is the earliest next attempt of an unfinished request that
 	// has a backend; zero when none is left.
 	Waiting time.Time `json:"next_attempt,omitzero"`
@@ -138,12 +157,15 @@ func (d *Drainer) Drain(ctx context.Context, o DrainOptions) (Report, error) {
 	orig := map[string]Request{}
 	var order []string
 	for _, r := range all {
-		if r.Done() {
+		if r.Done() || !o.covers(r.Service) {
 			continue
 		}
 		before := *r
-		if o.Force {
+		if o.Force && (!r.ServiceGone || o.RetryGone) {
 			r.NextAttempt = now
+			if r.ServiceGone {
+				r.ServiceGone, r.Permanent = false, true
+			}
 			if r.Permanent {
 				r.Permanent, r.Attempts = false, 0
 				if r.Status == StatusFailed {
@@ -179,7 +201,15 @@ func (d *Drainer) Drain(ctx context.Context, o DrainOptions) (Report, error) {
 		rep.Pushed += len(reqs)
 		perr := b.Push(ctx, reqs)
 		if ctx.Err() != nil {
-			// Interrupted: keep what the backend finished, retry the rest.
+			// Interrupted: keep what the backend finished, retry the rest
+			// as it was, and say so on each.
+			msg := fmt.Sprintf("stopped before the service answered (%v); the next drain goes on", context.Cause(ctx))
+			for _, r := range reqs {
+				if !r.NextAttempt.After(now) && !r.Done() && !r.Permanent {
+					r.LastError = msg
+					rep.Interrupted++
+				}
+			}
 			break
 		}
 		for _, r := range reqs {
@@ -242,7 +272,7 @@ func (d *Drainer) Drain(ctx context.Context, o DrainOptions) (Report, error) {
 	err = d.Queue.Update(func(cur []*Request) ([]*Request, error) {
 		for _, r := range cur {
 			if c, ok := done[r.Key()]; ok {
-				r.Recorded = &RecordedState{Status: c.Status, RequestID: c.RequestID}
+				r.Recorded = &RecordedState{Status: c.Status, RequestID: c.RequestID, MovedTo: c.MovedTo}
 			}
 		}
 		return cur, nil
@@ -255,14 +285,14 @@ func (d *Drainer) Drain(ctx context.Context, o DrainOptions) (Report, error) {
 func (d *Drainer) unrecorded(reqs []*Request, services map[string]Service) []Change {
 	var out []Change
 	for _, r := range reqs {
-		if r.Recorded != nil && r.Recorded.Status == r.Status && r.Recorded.RequestID == r.RequestID {
+		if r.Recorded != nil && r.Recorded.Status == r.Status && r.Recorded.RequestID == r.RequestID && r.Recorded.MovedTo == r.MovedTo {
 			continue
 		}
 		prov := ""
 		if s, ok := services[r.Service]; ok {
 			prov = s.Provider()
 		}
-		out = append(out, Change{Service: r.Service, CID: r.CID, RequestID: r.RequestID, Status: r.Status, UpdatedAt: r.Updated, Provider: prov})
+		out = append(out, Change{Service: r.Service, CID: r.CID, RequestID: r.RequestID, Status: r.Status, UpdatedAt: r.Updated, MovedTo: r.MovedTo, Provider: prov})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		return out[i].CID < out[j].CID || out[i].CID == out[j].CID && out[i].Service < out[j].Service
@@ -281,13 +311,14 @@ func setNote(reqs []*Request, msg string, now time.Time) {
 
 func sameState(a, b *Request) bool {
 	return a.Status == b.Status && a.RequestID == b.RequestID && a.LastError == b.LastError &&
-		a.Permanent == b.Permanent && string(a.Evidence) == string(b.Evidence)
+		a.Permanent == b.Permanent && a.ServiceGone == b.ServiceGone && a.MovedTo == b.MovedTo &&
+		string(a.Evidence) == string(b.Evidence)
 }
 
 func waiting(all []*Request, backends map[string]Backend) time.Time {
 	var w time.Time
 	for _, r := range all {
-		if r.Done() || r.Permanent || backends[r.Service] == nil {
+		if r.Done() || r.Permanent || r.ServiceGone || backends[r.Service] == nil {
 			continue
 		}
 		if w.IsZero() || r.NextAttempt.Before(w) {
@@ -297,32 +328,60 @@ func waiting(all []*Request, backends map[string]Backend) time.Time {
 	return w
 }
 
+// ErrWaitOver is the cause of a push Settle cut short because its wait ran
+// out.
+var ErrWaitOver = errors.New("the wait is over")
+
 // Settle drains until no request with a backend is waiting any more (each
 // is pinned or failed permanently) or until maxWait has passed: what
 // `pins --retry` does while the node is online for the services' delegates.
 // The first pass is forced.
 func (d *Drainer) Settle(ctx context.Context, maxWait time.Duration) (Report, error) {
+	return d.SettleWith(ctx, maxWait, DrainOptions{Force: true})
+}
+
+// SettleWith is Settle with the first pass's options (later passes drop
+// Force). maxWait bounds the pushes too: a push still running when it has
+// passed is stopped, keeps what it finished, and the drain reports it
+// (Report.Interrupted, the cause ErrWaitOver); a slow or dripping service
+// cannot hold the command and the repo past it. maxWait 0 is one pass,
+// bounded only by the backends' own timeouts.
+func (d *Drainer) SettleWith(ctx context.Context, maxWait time.Duration, o DrainOptions) (Report, error) {
 	deadline := d.now().Add(maxWait)
+	if maxWait > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, maxWait, ErrWaitOver)
+		defer cancel()
+	}
 	sleep := d.Sleep
 	if sleep == nil {
 		sleep = sleepCtx
 	}
 	var total Report
-	force := true
 	for {
-		rep, err := d.Drain(ctx, DrainOptions{Force: force})
-		force = false
+		rep, err := d.Drain(ctx, o)
+		o.Force, o.RetryGone = false, false
 		total.Pushed += rep.Pushed
 		total.Changed += rep.Changed
 		total.Recorded += rep.Recorded
+		total.Interrupted += rep.Interrupted
 		total.Waiting = rep.Waiting
 		if err != nil {
 			return total, err
+		}
+		if ctx.Err() != nil {
+			if errors.Is(context.Cause(ctx), ErrWaitOver) {
+				return total, nil // the requests say what was cut
+			}
+			return total, ctx.Err()
 		}
 		if rep.Waiting.IsZero() || rep.Waiting.After(deadline) {
 			return total, nil
 		}
 		if err := sleep(ctx, rep.Waiting.Sub(d.now())); err != nil {
+			if errors.Is(context.Cause(ctx), ErrWaitOver) {
+				return total, nil
+			}
 			return total, err
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/ipfs/boxo/pinning/remote/client/openapi"
 	"github.com/ipfs/go-cid"
 	"github.com/ssid/ssid-anchor/anchor/retry"
+	"github.com/ssid/ssid-anchor/anchor/servicetext"
 )
 
 // PSA is the backend for kind pinning-service: the IPFS Pinning Service API
@@ -50,9 +51,12 @@ type PSAOptions struct {
 	// Origins returns our node's full multiaddrs for Pin.origins.
 	Origins func() []string
 	// Connect dials the service's delegates so it can fetch from us; the
-	// node's swarm connect.
+	// node's swarm connect. It only ever sees delegates Delegates allows.
 	Connect func(ctx context.Context, addrs []string) error
-	Policy  retry.Policy
+	// Delegates says which delegates may be dialed; nil is the air-gapped
+	// policy (loopback only).
+	Delegates *DelegatePolicy
+	Policy    retry.Policy
 	// PollInterval is how soon a queued or pinning request is asked again.
 	PollInterval time.Duration
 	// Workers bounds the requests in flight to one service.
@@ -73,6 +77,18 @@ func NewPSA(s Service, o PSAOptions) (*PSA, error) {
 	}
 	if o.HTTPClient == nil {
 		o.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	// net/http follows redirects to another port, and from https to http,
+	// with the Authorization header still on (it strips it only for another
+	// host). The token belongs to the configured origin: a redirect to any
+	// other origin is refused, never followed without the token either,
+	// so the operator sees it and fixes the endpoint.
+	hc := *o.HTTPClient
+	hc.CheckRedirect = sameOriginRedirects(s.Endpoint)
+	o.HTTPClient = &hc
+	if o.Delegates == nil {
+		p := AirGappedDelegates()
+		o.Delegates = &p
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = 5 * time.Second
@@ -97,7 +113,7 @@ func (p *PSA) Name() string { return p.svc.Name }
 
 // Push advances each request one step: find or create the pin, or poll it.
 func (p *PSA) Push(ctx context.Context, reqs []*Request) error {
-	if p.token == "" {
+	if p.token == "" && !p.svc.TokenOptional {
 		return fmt.Errorf("service %s: environment variable %s is not set (it holds the service's access token)", p.svc.Name, p.svc.TokenEnv)
 	}
 	work := make(chan *Request)
@@ -148,11 +164,63 @@ func (e *HTTPError) Permanent() bool {
 	return !retry.Transient(e.Code) && e.Code >= 400 && e.Code < 500
 }
 
+// answerError is an answer this client refuses (too large, a redirect to
+// another origin, an unusable request id): the service or the endpoint is
+// wrong, so retrying on a schedule cannot help.
+type answerError struct{ msg string }
+
+func (e *answerError) Error() string   { return e.msg }
+func (e *answerError) Permanent() bool { return true }
+
+// maxAnswer bounds what is read of one answer: a page of 1000 pin statuses
+// is well under a MiB.
+const maxAnswer = 8 << 20
+
+// Bounds on the service's words kept with a request.
+const (
+	maxReason  = 200
+	maxDetails = 300
+	maxID      = 128
+)
+
+// stepTimeout bounds one step of one request (a find may page through
+// several answers), whatever the service does.
+const stepTimeout = 2 * time.Minute
+
+func sameOriginRedirects(endpoint string) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 5 {
+			return &answerError{"the service redirected more than 5 times; fix the endpoint in the config"}
+		}
+		from, err := url.Parse(endpoint)
+		if err == nil && origin(req.URL) == origin(from) {
+			return nil
+		}
+		return &answerError{fmt.Sprintf("the service redirected to another origin (%s); the token is not sent there: fix the endpoint in the config", servicetext.Clean(redactURL(origin(req.URL)), 200))}
+	}
+}
+
+// origin is scheme://host:port with the default port spelled out.
+func origin(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		switch u.Scheme {
+		case "https":
+			port = "443"
+		case "http":
+			port = "80"
+		}
+	}
+	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Hostname()) + ":" + port
+}
+
 func (p *PSA) step(ctx context.Context, r *Request) {
 	if until := p.pausedUntil.Load(); until > 0 && p.o.Now().UnixNano() < until {
 		r.NextAttempt = time.Unix(0, until).UTC()
 		return
 	}
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
 	var st *openapi.PinStatus
 	var err error
 	if r.RequestID == "" {
@@ -186,6 +254,10 @@ func (p *PSA) step(ctx context.Context, r *Request) {
 
 func (p *PSA) apply(ctx context.Context, r *Request, st *openapi.PinStatus) {
 	now := p.o.Now()
+	if !usableID(st.Requestid) {
+		p.fail(r, &answerError{fmt.Sprintf("the service answered an unusable requestid %q (empty, longer than %d bytes, or not printable ASCII)", p.redact(st.Requestid, 60), maxID)})
+		return
+	}
 	r.RequestID = st.Requestid
 	r.Attempts = 0
 	r.LastError = ""
@@ -198,36 +270,70 @@ func (p *PSA) apply(ctx context.Context, r *Request, st *openapi.PinStatus) {
 		r.LastError = "the service reports the pin failed"
 		if st.Info != nil {
 			if d := (*st.Info)["status_details"]; d != "" {
-				r.LastError += ": " + p.redact(d)
+				r.LastError += ": " + p.redact(d, maxDetails)
 			}
 		}
 	case StatusQueued, StatusPinning:
 		r.Status = Status(st.Status)
 		r.NextAttempt = now.Add(p.o.PollInterval)
-		if p.o.Connect != nil && len(st.Delegates) > 0 {
-			if err := p.o.Connect(ctx, st.Delegates); err != nil {
-				// Not fatal: the service may still find us through origins.
-				r.LastError = "connecting to the service's delegates: " + p.redact(err.Error())
-				p.o.Log.Debug("delegates not reachable", "service", p.svc.Name, "err", err)
-			}
-		}
+		p.connect(ctx, r, st.Delegates)
 	default:
-		p.fail(r, fmt.Errorf("the service answered an unknown status %q", st.Status))
+		p.fail(r, &answerError{fmt.Sprintf("the service answered an unknown status %q", p.redact(string(st.Status), 40))})
 		return
 	}
 	r.Updated = now
 }
 
+// connect dials the delegates the node's policy allows; the others are
+// named on the request (never dialed), so the operator sees why a service
+// that only offers those cannot fetch from us.
+func (p *PSA) connect(ctx context.Context, r *Request, delegates []string) {
+	if p.o.Connect == nil || len(delegates) == 0 {
+		return
+	}
+	ok, refused := p.o.Delegates.Filter(delegates)
+	var notes []string
+	if len(refused) > 0 {
+		notes = append(notes, fmt.Sprintf("not dialing %d of the service's delegates: %s", len(refused), strings.Join(refused[:min(len(refused), 3)], "; ")))
+		p.o.Log.Warn("delegates refused", "service", p.svc.Name, "profile", p.o.Delegates.Profile, "refused", len(refused))
+	}
+	if len(ok) > 0 {
+		if err := p.o.Connect(ctx, ok); err != nil {
+			// Not fatal: the service may still find us through origins.
+			notes = append(notes, "connecting to the service's delegates: "+p.redact(err.Error(), maxDetails))
+			p.o.Log.Debug("delegates not reachable", "service", p.svc.Name, "err", err)
+		}
+	}
+	if len(notes) > 0 {
+		r.LastError = truncate(strings.Join(notes, "; "), 600)
+	}
+}
+
+// usableID accepts what a request id may be: short printable ASCII. It is
+// kept in the queue and the manifest and goes into URLs.
+func usableID(id string) bool {
+	if id == "" || len(id) > maxID {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] <= ' ' || id[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 func (p *PSA) fail(r *Request, err error) {
 	now := p.o.Now()
-	r.LastError = p.redact(err.Error())
+	r.LastError = p.redact(err.Error(), 600)
 	r.Updated = now
-	var he *HTTPError
-	if errors.As(err, &he) && he.Permanent() {
+	var perm interface{ Permanent() bool }
+	if errors.As(err, &perm) && perm.Permanent() {
 		r.Status = StatusFailed
 		r.Permanent = true
 		return
 	}
+	var he *HTTPError
 	r.Attempts++
 	var after time.Duration
 	if errors.As(err, &he) && he.RetryAfter > 0 {
@@ -239,13 +345,12 @@ func (p *PSA) fail(r *Request, err error) {
 	r.NextAttempt = now.Add(p.o.Policy.Next(r.Attempts, after))
 }
 
-// redact removes the token from text a service sent back (a careless one
-// might echo the Authorization header in its error details).
-func (p *PSA) redact(s string) string {
-	if p.token == "" {
-		return s
-	}
-	return strings.ReplaceAll(s, p.token, "***")
+// redact makes text a service sent back safe to print and keep: the token
+// removed in whatever case or encoding it was echoed (a careless service
+// may quote the Authorization header), control characters and terminal
+// escapes removed, at most n bytes.
+func (p *PSA) redact(s string, n int) string {
+	return servicetext.Safe(s, n, p.token)
 }
 
 // find returns the best existing pin for c (pinned, else pinning, else
@@ -338,7 +443,9 @@ func (p *PSA) do(ctx context.Context, method, path string, q url.Values, in, out
 	if err != nil {
 		return fmt.Errorf("%s %s: %v", method, redactURL(u), errors.Unwrap(err))
 	}
-	req.Header.Set("Authorization", "Bearer "+p.token)
+	if p.token != "" {
+		req.Header.Set("Authorization", "Bearer "+p.token)
+	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "ssid-anchor")
 	if in != nil {
@@ -352,23 +459,33 @@ func (p *PSA) do(ctx context.Context, method, path string, q url.Values, in, out
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
+		var ae *answerError
+		if errors.As(err, &ae) {
+			return fmt.Errorf("%s %s%s: %w", method, redactURL(p.endpoint), path, ae)
+		}
 		return fmt.Errorf("%s %s%s: %w", method, redactURL(p.endpoint), path, err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
 	if err != nil {
 		return fmt.Errorf("%s %s%s: reading the answer: %w", method, redactURL(p.endpoint), path, err)
+	}
+	if len(b) > maxAnswer {
+		return &answerError{fmt.Sprintf("%s %s%s: the answer is larger than %d MiB; refused", method, redactURL(p.endpoint), path, maxAnswer>>20)}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		he := &HTTPError{Code: resp.StatusCode}
 		var f openapi.Failure
 		if json.Unmarshal(b, &f) == nil && f.Error.Reason != "" {
-			he.Reason = p.redact(f.Error.Reason)
+			he.Reason = p.redact(f.Error.Reason, maxReason)
 			if f.Error.Details != nil {
-				he.Details = p.redact(*f.Error.Details)
+				he.Details = p.redact(*f.Error.Details, maxDetails)
 			}
 		} else if len(b) > 0 {
-			he.Details = p.redact(truncate(strings.TrimSpace(string(b)), 200))
+			he.Details = p.redact(string(b), maxReason)
+		}
+		if p.token == "" && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) {
+			he.Details = strings.TrimPrefix(he.Details+"; ", "; ") + fmt.Sprintf("no token was sent: set %s", p.svc.TokenEnv)
 		}
 		if d, ok := retry.ParseRetryAfter(resp.Header.Get("Retry-After"), p.o.Now()); ok {
 			he.RetryAfter = d
@@ -377,7 +494,7 @@ func (p *PSA) do(ctx context.Context, method, path string, q url.Values, in, out
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
-			return fmt.Errorf("%s %s%s: the answer is not a valid %T: %v", method, redactURL(p.endpoint), path, out, err)
+			return fmt.Errorf("%s %s%s: the answer is not a valid %T: %v", method, redactURL(p.endpoint), path, out, p.redact(err.Error(), maxReason))
 		}
 	}
 	return nil

@@ -373,7 +373,7 @@ func TestPSAFaults(t *testing.T) {
 		if r.Status != StatusFailed || !r.Permanent || !strings.Contains(r.LastError, "HTTP 401: UNAUTHORIZED: token revoked") {
 			t.Fatalf("%+v", r)
 		}
-		if !strings.Contains(r.LastError, "Bearer ***") {
+		if !strings.Contains(r.LastError, "Bearer [redacted]") {
 			t.Fatalf("the echoed token should be redacted, not dropped: %q", r.LastError)
 		}
 		// Not hammered: later drains leave it alone.

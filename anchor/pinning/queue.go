@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -19,13 +20,23 @@ import (
 // API's.
 type Status string
 
-// Request states: queued → pinning → pinned, or failed.
+// Request states: queued → pinning → pinned, or failed; moved when
+// `pins move` handed the request to another service (MovedTo).
 const (
 	StatusQueued  Status = "queued"
 	StatusPinning Status = "pinning"
 	StatusPinned  Status = "pinned"
 	StatusFailed  Status = "failed"
+	StatusMoved   Status = "moved"
 )
+
+func (s Status) known() bool {
+	switch s {
+	case StatusQueued, StatusPinning, StatusPinned, StatusFailed, StatusMoved:
+		return true
+	}
+	return false
+}
 
 // Meta is what a request tells the service about the anchor (Pin.meta).
 type Meta struct {
@@ -61,6 +72,15 @@ type Request struct {
 	// Permanent marks a failure that retrying cannot fix (bad token,
 	// refused content): drains leave it alone until `pins --retry`.
 	Permanent bool `json:"permanent,omitempty"`
+	// ServiceGone marks a request the service refused because it takes no
+	// such requests any more (Storacha's HandlerNotFound and
+	// ServiceUnavailable): no drain sends it again, `pins --retry`
+	// included; `pins move` hands it to another service, and
+	// `pins --retry --service NAME` asks that service once more.
+	ServiceGone bool `json:"service_gone,omitempty"`
+	// MovedTo names the service `pins move` queued this CID on; the
+	// request's status is then moved.
+	MovedTo string `json:"moved_to,omitempty"`
 	// Evidence is backend-specific state kept with the request (a batch
 	// backend's receipts, say). This package never interprets it.
 	Evidence json.RawMessage `json:"evidence,omitempty"`
@@ -75,17 +95,19 @@ type Request struct {
 type RecordedState struct {
 	Status    Status `json:"status"`
 	RequestID string `json:"request_id,omitempty"`
+	MovedTo   string `json:"moved_to,omitempty"`
 }
 
 // Key is the request's identity in the queue.
 func (r *Request) Key() string { return r.Service + "\x00" + r.CID }
 
-// Done reports whether the request needs no more work.
-func (r *Request) Done() bool { return r.Status == StatusPinned }
+// Done reports whether the request needs no more work: the service holds
+// the content, or the request was moved to another service.
+func (r *Request) Done() bool { return r.Status == StatusPinned || r.Status == StatusMoved }
 
 // Due reports whether a drain should push the request at now.
 func (r *Request) Due(now time.Time) bool {
-	return !r.Done() && !r.Permanent && !now.Before(r.NextAttempt)
+	return !r.Done() && !r.Permanent && !r.ServiceGone && !now.Before(r.NextAttempt)
 }
 
 // queueFile is the queue's on-disk form.
@@ -144,25 +166,80 @@ func (q *Queue) lock() (func(), error) {
 	}, nil
 }
 
+// maxQueueFile bounds what is read of queue.json. Requests are a few
+// hundred bytes plus bounded evidence (maxEvidence), so a quarter of a GiB
+// is far past any real queue; a bigger file is damage, not data.
+const maxQueueFile = 256 << 20
+
 func (q *Queue) read() ([]*Request, []byte, error) {
-	b, err := os.ReadFile(q.Path())
+	f, err := os.Open(q.Path())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, nil
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading the remote pin queue: %w", err)
 	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxQueueFile+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the remote pin queue: %w", err)
+	}
+	if len(b) > maxQueueFile {
+		return nil, nil, q.corrupt(fmt.Errorf("larger than %d MiB", maxQueueFile>>20))
+	}
+	reqs, err := parseQueue(b)
+	if err != nil {
+		return nil, nil, q.corrupt(err)
+	}
+	return reqs, b, nil
+}
+
+// corrupt says what is wrong with the queue file and what to do; the
+// manifest's remote_pins still name every request, and anchors are not
+// touched.
+func (q *Queue) corrupt(err error) error {
+	return fmt.Errorf("remote pin queue %s is damaged: %w (restore it from a backup or move it away, then run the command again; anchors are not affected and the manifest's remote_pins still list every request)", q.Path(), err)
+}
+
+// parseQueue decodes queue.json strictly: one object, no unknown keys, no
+// trailing data, version 1, and every request whole (a null entry, a
+// missing service or CID, an unknown status or the same service and CID
+// twice is damage, refused like a truncated file).
+func parseQueue(b []byte) ([]*Request, error) {
 	var f queueFile
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
-		return nil, nil, fmt.Errorf("remote pin queue %s: %w (restore it from a backup or move it away; anchors are not affected)", q.Path(), err)
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("data after the JSON object at byte %d", dec.InputOffset())
 	}
 	if f.Version != 1 {
-		return nil, nil, fmt.Errorf("remote pin queue %s: version %d is not supported by this build", q.Path(), f.Version)
+		return nil, fmt.Errorf("version %d is not supported by this build (it reads version 1)", f.Version)
 	}
-	return f.Requests, b, nil
+	seen := make(map[string]int, len(f.Requests))
+	for i, r := range f.Requests {
+		at := fmt.Sprintf("requests[%d]", i)
+		switch {
+		case r == nil:
+			return nil, fmt.Errorf("%s is null", at)
+		case r.Service == "" || r.CID == "":
+			return nil, fmt.Errorf("%s has no service or no cid", at)
+		case !r.Status.known():
+			return nil, fmt.Errorf("%s: unknown status %q", at, truncate(r.Status.String(), 40))
+		case (r.Status == StatusMoved) != (r.MovedTo != ""):
+			return nil, fmt.Errorf("%s: status %q with moved_to %q", at, r.Status, truncate(r.MovedTo, 64))
+		}
+		if j, dup := seen[r.Key()]; dup {
+			return nil, fmt.Errorf("%s repeats requests[%d] (service %q, cid %s)", at, j, truncate(r.Service, 64), truncate(r.CID, 100))
+		}
+		seen[r.Key()] = i
+	}
+	return f.Requests, nil
 }
+
+func (s Status) String() string { return string(s) }
 
 func (q *Queue) write(reqs []*Request, old []byte) error {
 	sort.SliceStable(reqs, func(i, j int) bool { return reqs[i].Created.Before(reqs[j].Created) })

@@ -289,37 +289,60 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		entries = append(entries, zipEntry{name: in.Entry, open: open})
 		res.Files = append(res.Files, in.Entry)
 	}
-	var zbuf bytes.Buffer
-	if err := writeZip(&zbuf, entries, entryTime); err != nil {
+	// The zip goes straight to a temp file next to the bundle, hashed as it
+	// is written; it replaces the bundle only if its hash differs (step 1).
+	bundle, err := o.Root.CreateAtomic(lay.Bundle, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("writing %s: %w", lay.Bundle, err)
+	}
+	defer bundle.Abort()
+	spill, err := o.Root.CreateAtomic(lay.Bundle+".deflate", 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("writing %s: %w", lay.Bundle, err)
+	}
+	defer spill.Abort()
+	h := sha256.New()
+	zout := &countWriter{w: io.MultiWriter(bundle, h)}
+	bw := bufio.NewWriterSize(zout, 1<<20)
+	err = writeZip(ctx, bw, spill.File, entries, entryTime)
+	if err == nil {
+		err = bw.Flush()
+	}
+	spill.Abort()
+	if err != nil {
 		return nil, fmt.Errorf("building %s: %w", lay.Bundle, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(zbuf.Bytes())
-	res.Hash = hex.EncodeToString(sum[:])
-	res.SizeBytes = int64(zbuf.Len())
+	res.Hash = hex.EncodeToString(h.Sum(nil))
+	res.SizeBytes = zout.n
 	res.GitCommit = gitCommit(o.Root)
-	lock, lockLabel := "violated", "FAIL"
-	switch st, err := tree.CheckRoot24(o.Root); {
-	case err != nil:
-		res.Warnings = append(res.Warnings, fmt.Sprintf("Root-24-LOCK could not be measured (%v); recorded as FAIL", err))
-	case st.OK():
-		lock, lockLabel = "active", "PASS"
+	st := tree.CheckRoot24(o.Root)
+	lock, lockLabel := st.Status(), "FAIL"
+	switch lock {
+	case tree.Root24Active:
+		lockLabel = "PASS"
+	case tree.Root24Unknown:
+		lockLabel = "UNKNOWN"
+		res.Warnings = append(res.Warnings, "Root-24-LOCK could not be measured: "+st.Reason)
 	default:
 		res.Warnings = append(res.Warnings, "Root-24-LOCK is violated: "+strings.Join(st.Problems, "; "))
 	}
 	res.Root24Lock = lockLabel
 
 	// 1. The bundle.
-	old, err := FileSHA256(o.Root, lay.Bundle)
+	old, err := bundleSHA256(ctx, o.Root, lay.Bundle)
+	if cerr := ctx.Err(); cerr != nil {
+		return nil, cerr
+	}
 	switch {
 	case err == nil && old == res.Hash:
 	case err == nil || errors.Is(err, fs.ErrNotExist):
 		if err == nil {
 			res.Replaced = old
 		}
-		if err := o.Root.WriteFileAtomic(lay.Bundle, zbuf.Bytes(), 0o644); err != nil {
+		if err := bundle.Commit(); err != nil {
 			return nil, fmt.Errorf("writing %s: %w", lay.Bundle, err)
 		}
 		res.Written = append(res.Written, lay.Bundle)
@@ -504,6 +527,21 @@ func writeJSONAtomic(root tree.Root, rel string, v any) error {
 		return err
 	}
 	return root.WriteFileAtomic(rel, b.Bytes(), 0o644)
+}
+
+// bundleSHA256 is FileSHA256 of the bundle already at rel, stopping when
+// ctx ends: a 10 GB bundle takes a while to read.
+func bundleSHA256(ctx context.Context, root tree.Root, rel string) (string, error) {
+	f, err := root.Open(rel)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, ctxReader{ctx, f}); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // FileSHA256 is the SHA-256 (hex) of a file in the tree, read through the

@@ -2,11 +2,12 @@ package release
 
 import (
 	"archive/zip"
-	"bytes"
 	"compress/flate"
+	"context"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"os"
 	"time"
 )
 
@@ -24,30 +25,46 @@ type zipEntry struct {
 // writeZip writes a reproducible zip of entries to w: every entry has the
 // same modification time (MS-DOS fields only, so no extended-timestamp extra
 // field), Unix mode 0644, deflate at deflateLevel, and sizes and CRC in the
-// local header (compressed first, then written raw) so there are no data
-// descriptors. archive/zip does the format; only the header fields that
-// would otherwise vary are set by hand.
-func writeZip(w io.Writer, entries []zipEntry, mod time.Time) error {
+// local header so there are no data descriptors. archive/zip does the
+// format; only the header fields that would otherwise vary are set by hand.
+//
+// The local header comes before the data but must carry the compressed
+// size, so each entry is compressed once into spill (a scratch file next
+// to the bundle, emptied per entry) and copied from there: memory stays at
+// the compressor's window whatever the inputs weigh (a bundle of a 10 GB
+// log needs no 10 GB buffer). ctx is checked between entries and at every
+// read inside one, so SIGINT stops a long bundle at once (SPEC 4.7).
+func writeZip(ctx context.Context, w io.Writer, spill *os.File, entries []zipEntry, mod time.Time) error {
 	date, tm := msDosTime(mod)
 	zw := zip.NewWriter(w)
+	fw, err := flate.NewWriter(io.Discard, deflateLevel)
+	if err != nil {
+		return err
+	}
 	for _, e := range entries {
-		var comp bytes.Buffer
-		fw, err := flate.NewWriter(&comp, deflateLevel)
-		if err != nil {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if _, err := spill.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		if err := spill.Truncate(0); err != nil {
+			return err
+		}
+		comp := &countWriter{w: spill}
+		fw.Reset(comp)
 		r, err := e.open()
 		if err != nil {
 			return err
 		}
 		crc := crc32.NewIEEE()
-		n, err := io.Copy(io.MultiWriter(fw, crc), r)
+		n, err := io.Copy(io.MultiWriter(fw, crc), ctxReader{ctx, r})
 		r.Close()
 		if err != nil {
 			return fmt.Errorf("reading %s: %w", e.name, err)
 		}
 		if err := fw.Close(); err != nil {
-			return err
+			return fmt.Errorf("compressing %s: %w", e.name, err)
 		}
 		fh := &zip.FileHeader{
 			Name:               e.name,
@@ -55,7 +72,7 @@ func writeZip(w io.Writer, entries []zipEntry, mod time.Time) error {
 			ModifiedDate:       date,
 			ModifiedTime:       tm,
 			CRC32:              crc.Sum32(),
-			CompressedSize64:   uint64(comp.Len()),
+			CompressedSize64:   uint64(comp.n),
 			UncompressedSize64: uint64(n),
 		}
 		fh.SetMode(0o644)
@@ -65,11 +82,39 @@ func writeZip(w io.Writer, entries []zipEntry, mod time.Time) error {
 		if err != nil {
 			return err
 		}
-		if _, err := out.Write(comp.Bytes()); err != nil {
+		if _, err := spill.Seek(0, io.SeekStart); err != nil {
 			return err
+		}
+		if _, err := io.Copy(out, ctxReader{ctx, io.LimitReader(spill, comp.n)}); err != nil {
+			return fmt.Errorf("writing %s: %w", e.name, err)
 		}
 	}
 	return zw.Close()
+}
+
+// ctxReader ends a read once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// countWriter counts what goes through it.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // msDosTime encodes t (taken as is, UTC) in the MS-DOS date and time fields:

@@ -21,6 +21,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/ssid/ssid-anchor/anchor/retry"
+	"github.com/ssid/ssid-anchor/anchor/servicetext"
 )
 
 // Error is a failure talking to the bridge or the PUT target. Transient
@@ -33,6 +34,24 @@ type Error struct {
 	Transient  bool
 	RetryAfter time.Duration
 	Msg        string // the service's message, tokens redacted
+	// Name is the out.error.name of the receipt that refused the task,
+	// when a receipt did (HandlerNotFound, ServiceUnavailable, ...).
+	Name string
+}
+
+// Gone says the service refused because it takes no such request any
+// more: a verified (or, without service_did, unverified) receipt whose
+// out.error.name is HandlerNotFound or ServiceUnavailable. Sending the same
+// request again cannot help.
+func (e *Error) Gone() bool { return isGone(e.Name) }
+
+// IsGone reports whether err is such a refusal, and its Error.
+func IsGone(err error) (*Error, bool) {
+	var e *Error
+	if errors.As(err, &e) && e.Gone() {
+		return e, true
+	}
+	return nil, false
 }
 
 func (e *Error) Error() string {
@@ -64,11 +83,12 @@ func IsTransient(err error) (bool, time.Duration) {
 
 // Client talks to one bridge.
 type Client struct {
-	cfg    Config
-	http   *http.Client
-	log    *slog.Logger
-	key    crypto.PubKey // nil: receipts unverified
-	issuer string
+	cfg     Config
+	http    *http.Client
+	putHTTP *http.Client // for the upload URLs the service names
+	log     *slog.Logger
+	key     crypto.PubKey // nil: receipts unverified
+	issuer  string
 }
 
 // New checks cfg and returns a client for it.
@@ -77,7 +97,10 @@ func New(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{cfg: cfg, log: cfg.Logger}
-	hc := http.Client{Timeout: defaultHTTPTimeout}
+	// No whole-request timeout: a bridge answer is bounded by
+	// AnswerTimeout and an upload by its progress (watchStall), so a large
+	// shard on a slow line is not cut while a dripping peer is.
+	hc := http.Client{}
 	if cfg.HTTPClient != nil {
 		hc = *cfg.HTTPClient
 	}
@@ -86,6 +109,12 @@ func New(cfg Config) (*Client, error) {
 	// configured endpoint. A redirect shows up as its 3xx status.
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	c.http = &hc
+	// The upload URL comes from the service: its connections are checked
+	// when dialed, so a name that resolves to a metadata address is
+	// refused too (checkPutURL checks the URL as written).
+	pc := hc
+	pc.Transport = guardedTransport(hc.Transport, cfg.Endpoint)
+	c.putHTTP = &pc
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -106,18 +135,13 @@ func New(cfg Config) (*Client, error) {
 // Verifies says whether receipts are checked against a service DID.
 func (c *Client) Verifies() bool { return c.key != nil }
 
-// redact removes the tokens from text that came from outside (a service
-// message, a transport error) before it goes into an error.
-func (c *Client) redact(s string) string {
-	for _, t := range []string{c.cfg.AuthSecret, c.cfg.Authorization} {
-		if len(t) >= 4 {
-			s = strings.ReplaceAll(s, t, "[redacted]")
-		}
-	}
-	if len(s) > maxServiceMessage {
-		s = s[:maxServiceMessage] + "…"
-	}
-	return s
+// redact makes text that came from outside (a service message, a
+// transport error) safe to carry in an error, print and keep: the tokens
+// (and extra secrets such as a presigned query) removed in any case or
+// common encoding, control characters and terminal escapes removed, at
+// most maxServiceMessage bytes.
+func (c *Client) redact(s string, extra ...string) string {
+	return servicetext.Safe(s, maxServiceMessage, append([]string{c.cfg.AuthSecret, c.cfg.Authorization}, extra...)...)
 }
 
 // task is one [ability, space, args] entry of a bridge request.
@@ -149,6 +173,10 @@ func (c *Client) invoke(ctx context.Context, op string, tasks []task) ([]*receip
 	if err := dagjson.Encode(body, &buf); err != nil {
 		return nil, fmt.Errorf("%s: encoding request: %w", op, err)
 	}
+	// The answer is small and quick; a bridge that drips it is cut.
+	parent := ctx
+	ctx, cancel := context.WithTimeoutCause(ctx, c.cfg.answerTimeout(), errSlowAnswer)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.Endpoint, &buf)
 	if err != nil {
 		return nil, fmt.Errorf("%s: building request for the endpoint: %s", op, c.redact(err.Error()))
@@ -159,12 +187,16 @@ func (c *Client) invoke(ctx context.Context, op string, tasks []task) ([]*receip
 	req.Header.Set("Authorization", c.cfg.Authorization)
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, c.transportError(ctx, op, err)
+		return nil, c.transportError(parent, ctx, op, err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBodySize))
+	limit := answerLimit(len(tasks))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return nil, &Error{Op: op, Transient: true, Msg: "reading the answer: " + c.redact(unwrapURLError(err).Error())}
+		return nil, c.transportError(parent, ctx, op, fmt.Errorf("reading the answer: %w", err))
+	}
+	if int64(len(data)) > limit {
+		return nil, &Error{Op: op, Status: resp.StatusCode, Msg: fmt.Sprintf("the bridge answered more than %d bytes for %d tasks; refused (a receipt is about a kilobyte)", limit, len(tasks))}
 	}
 	if e := c.statusError(op, resp, data); e != nil {
 		return nil, e
@@ -188,12 +220,29 @@ func (c *Client) invoke(ctx context.Context, op string, tasks []task) ([]*receip
 }
 
 // transportError wraps a net/http failure without its URL (*url.Error
-// prints it whole, and a presigned PUT URL is a credential).
-func (c *Client) transportError(ctx context.Context, op string, err error) error {
+// prints it whole, and a presigned PUT URL is a credential). parent is the
+// caller's context (its end is the caller's business); ctx the call's own,
+// whose end (a slow answer, a stalled upload) is a transient failure that
+// says which.
+func (c *Client) transportError(parent, ctx context.Context, op string, err error) error {
+	if parent.Err() != nil {
+		return fmt.Errorf("%s: %w", op, context.Cause(parent))
+	}
 	if ctx.Err() != nil {
-		return fmt.Errorf("%s: %w", op, ctx.Err())
+		return &Error{Op: op, Transient: true, Msg: context.Cause(ctx).Error()}
 	}
 	return &Error{Op: op, Transient: true, Msg: c.redact(unwrapURLError(err).Error())}
+}
+
+var (
+	errSlowAnswer = errors.New("no complete answer in time; the bridge is too slow or stalled")
+	errStalled    = errors.New("the upload stalled (too few bytes moved in a minute)")
+)
+
+// answerLimit bounds what is read of a bridge answer for n tasks: a
+// receipt is about a kilobyte; a stack trace in an error one a few more.
+func answerLimit(n int) int64 {
+	return min(int64(1<<20)+int64(n)*(64<<10), maxResponseBodySize)
 }
 
 func unwrapURLError(err error) error {
@@ -209,10 +258,15 @@ func unwrapURLError(err error) error {
 
 // statusError classifies a non-2xx answer.
 func (c *Client) statusError(op string, resp *http.Response, body []byte) error {
+	return c.statusErrorWith(op, resp, body)
+}
+
+// statusErrorWith is statusError redacting extra secrets from the body too.
+func (c *Client) statusErrorWith(op string, resp *http.Response, body []byte, extra ...string) error {
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return nil
 	}
-	e := &Error{Op: op, Status: resp.StatusCode, Msg: c.redact(strings.TrimSpace(string(body)))}
+	e := &Error{Op: op, Status: resp.StatusCode, Msg: c.redact(string(body), extra...)}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
 		e.Transient = true
 		e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
@@ -229,13 +283,21 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 
 // put sends the CAR file's exact bytes to url with exactly the headers the
 // service returned (plus the Content-Length net/http derives from size).
-func (c *Client) put(ctx context.Context, op, url string, headers map[string]string, path string, size int64) error {
+// The URL is the service's choice, so it is checked first (checkPutURL);
+// the exchange is cut when it stops making progress (watchStall).
+func (c *Client) put(ctx context.Context, op, rawURL string, headers map[string]string, path string, size int64) error {
+	if err := checkPutURL(rawURL, c.cfg.Endpoint); err != nil {
+		return &Error{Op: op, Msg: err.Error()}
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	defer f.Close()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, f)
+	parent := ctx
+	ctx, w, stop := watchStall(ctx, c.cfg.stallWindow(), c.cfg.minProgress())
+	defer stop()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, rawURL, countingReader{f, w})
 	if err != nil {
 		return &Error{Op: op, Msg: "the service gave an unusable upload URL"}
 	}
@@ -249,15 +311,19 @@ func (c *Client) put(ctx context.Context, op, url string, headers map[string]str
 		}
 		req.Header.Set(k, v)
 	}
-	resp, err := c.http.Do(req)
+	resp, err := c.putHTTP.Do(req)
 	if err != nil {
-		return c.transportError(ctx, op, err)
+		if blocked := (*dialRefused)(nil); errors.As(err, &blocked) {
+			return &Error{Op: op, Msg: blocked.Error()}
+		}
+		return c.transportError(parent, ctx, op, err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	body, _ := io.ReadAll(io.LimitReader(countingReader{resp.Body, w}, 4096))
 	// A storage node's error may quote the presigned query (a credential).
 	if q := req.URL.RawQuery; q != "" {
 		body = bytes.ReplaceAll(body, []byte(q), []byte("…"))
+		return c.statusErrorWith(op, resp, body, q)
 	}
 	return c.statusError(op, resp, body)
 }

@@ -18,15 +18,17 @@ import (
 // The web3-storage preset: Storacha's public bridge and the variables the
 // tokens are read from.
 const (
-	PresetName          = "web3-storage"
-	DefaultEndpoint     = "https://up.storacha.network/bridge"
-	EnvAuthSecret       = "WEB3_STORAGE_AUTH_SECRET"
-	EnvAuthorization    = "WEB3_STORAGE_AUTHORIZATION"
-	DefaultShardSize    = 133_169_152 // the JS reference client's shard limit
-	minShardSize        = 1 << 10
-	defaultHTTPTimeout  = 10 * time.Minute // a PUT of a full shard on a slow uplink
-	maxServiceMessage   = 300
-	maxResponseBodySize = 64 << 20
+	PresetName           = "web3-storage"
+	DefaultEndpoint      = "https://up.storacha.network/bridge"
+	EnvAuthSecret        = "WEB3_STORAGE_AUTH_SECRET"
+	EnvAuthorization     = "WEB3_STORAGE_AUTHORIZATION"
+	DefaultShardSize     = 133_169_152 // the JS reference client's shard limit
+	minShardSize         = 1 << 10
+	defaultAnswerTimeout = 2 * time.Minute // a bridge answer: receipts, small
+	defaultStallWindow   = time.Minute     // an upload moving less than
+	defaultMinProgress   = 64 << 10        // this in a window is stalled
+	maxServiceMessage    = 300
+	maxResponseBodySize  = 32 << 20
 )
 
 // Config is one storacha-bridge service. The caller reads AuthSecret and
@@ -49,6 +51,33 @@ type Config struct {
 	TempDir       string // where shard CARs are written; "" means os.TempDir()
 	HTTPClient    *http.Client
 	Logger        *slog.Logger
+	// AnswerTimeout bounds one bridge request, answer included (0: 2 min).
+	AnswerTimeout time.Duration
+	// StallWindow and MinProgress: an upload that moves fewer than
+	// MinProgress bytes in a StallWindow is cut (0: a minute, 64 KiB).
+	StallWindow time.Duration
+	MinProgress int64
+}
+
+func (c Config) answerTimeout() time.Duration {
+	if c.AnswerTimeout > 0 {
+		return c.AnswerTimeout
+	}
+	return defaultAnswerTimeout
+}
+
+func (c Config) stallWindow() time.Duration {
+	if c.StallWindow > 0 {
+		return c.StallWindow
+	}
+	return defaultStallWindow
+}
+
+func (c Config) minProgress() int64 {
+	if c.MinProgress > 0 {
+		return c.MinProgress
+	}
+	return defaultMinProgress
 }
 
 // String never shows the tokens, so a Config printed by mistake leaks nothing.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/ipld/go-ipld-prime/codec/dagcbor"
 	"github.com/ipld/go-ipld-prime/codec/dagjson"
@@ -29,18 +30,37 @@ type Evidence struct {
 	// Verified says the signature was checked against the configured
 	// service DID; false means no service_did was configured.
 	Verified bool `json:"verified"`
-	// Receipt is the receipt, p and s, as canonical DAG-JSON.
-	Receipt json.RawMessage `json:"receipt"`
+	// Error is the service's out.error name, when the receipt is a refusal
+	// ("HandlerNotFound", "ServiceUnavailable").
+	Error string `json:"error,omitempty"`
+	// Receipt is the receipt, p and s, as canonical DAG-JSON. It is left
+	// out when larger than MaxEvidenceReceipt (Size and SHA256 then
+	// identify it).
+	Receipt json.RawMessage `json:"receipt,omitempty"`
+	// Redacted names what was taken out of the receipt before it was kept:
+	// store/add's upload url query and headers are credentials for the
+	// PUT. Its signature cannot be checked again then; it was checked when
+	// the receipt came (Verified).
+	Redacted []string `json:"redacted,omitempty"`
+	// Size and SHA256 describe the receipt as received (canonical DAG-JSON).
+	Size   int    `json:"size,omitempty"`
+	SHA256 string `json:"sha256,omitempty"`
 }
+
+// MaxEvidenceReceipt bounds one kept receipt: real ones are about a
+// kilobyte; a service that sends megabytes does not get them stored.
+const MaxEvidenceReceipt = 16 << 10
 
 // receipt is one decoded bridge receipt.
 type receipt struct {
-	p      datamodel.Node
-	s      []byte
-	iss    string
-	ok     datamodel.Node // nil when out is an error
-	errMsg string         // service's error name and message
-	raw    []byte         // canonical DAG-JSON of {p, s}
+	p       datamodel.Node
+	s       []byte
+	iss     string
+	ok      datamodel.Node // nil when out is an error
+	errName string         // out.error.name
+	errMsg  string         // service's error name and message
+	raw     []byte         // canonical DAG-JSON of {p, s}
+	node    datamodel.Node // {p, s} as decoded
 }
 
 // decodeReceipts reads the bridge's answer: a DAG-JSON list of {p, s}
@@ -111,6 +131,11 @@ func decodeReceipt(n datamodel.Node) (*receipt, error) {
 		r.ok = ok
 	} else if e, err := out.LookupByString("error"); err == nil {
 		r.errMsg = errorText(e, out)
+		if e.Kind() == datamodel.Kind_Map {
+			if v, err := e.LookupByString("name"); err == nil {
+				r.errName, _ = v.AsString()
+			}
+		}
 	} else {
 		return nil, errors.New("out has neither ok nor error")
 	}
@@ -119,8 +144,20 @@ func decodeReceipt(n datamodel.Node) (*receipt, error) {
 		return nil, fmt.Errorf("re-encoding: %w", err)
 	}
 	r.raw = buf.Bytes()
+	r.node = n
 	return r, nil
 }
+
+// Refusals by which a service says it takes no such request any more: the
+// ucanto server's answer for a capability it has no handler for (Storacha
+// removed store/add on 2026-01-29), and upload-service's answer for every
+// write while it runs with writes disabled (since 2026-05-15).
+const (
+	HandlerNotFound    = "HandlerNotFound"
+	ServiceUnavailable = "ServiceUnavailable"
+)
+
+func isGone(name string) bool { return name == HandlerNotFound || name == ServiceUnavailable }
 
 // errorText renders out.error: {name, message} per the UCAN receipt shape;
 // w3-store.md's older form is error: true next to a message.
@@ -227,6 +264,9 @@ func okHeaders(ok datamodel.Node) (map[string]string, error) {
 // auditor with the service's DID): its signature over p must verify against
 // serviceDID and p.iss must be issuer ("" means serviceDID).
 func VerifyEvidence(e Evidence, serviceDID, issuer string) error {
+	if len(e.Receipt) == 0 {
+		return fmt.Errorf("evidence for %s %s keeps no receipt (it was %d bytes, more than %d; sha256 %s)", e.Ability, e.About, e.Size, MaxEvidenceReceipt, e.SHA256)
+	}
 	key, err := parseDIDKey(serviceDID)
 	if err != nil {
 		return fmt.Errorf("service_did: %w", err)
@@ -240,6 +280,9 @@ func VerifyEvidence(e Evidence, serviceDID, issuer string) error {
 	}
 	if len(rs) != 1 {
 		return fmt.Errorf("evidence for %s %s holds %d receipts, want 1", e.Ability, e.About, len(rs))
+	}
+	if len(e.Redacted) > 0 {
+		return fmt.Errorf("evidence for %s %s: %s was taken out before it was kept (credentials for the upload), so the signature cannot be checked again; it was checked when the receipt came (verified: %v)", e.Ability, e.About, strings.Join(e.Redacted, " and "), e.Verified)
 	}
 	if err := rs[0].verify(key, issuer); err != nil {
 		return fmt.Errorf("evidence for %s %s: %w", e.Ability, e.About, err)

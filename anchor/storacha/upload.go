@@ -2,6 +2,8 @@ package storacha
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +12,7 @@ import (
 	"github.com/ipld/go-ipld-prime/datamodel"
 	"github.com/ipld/go-ipld-prime/fluent/qp"
 	cidlink "github.com/ipld/go-ipld-prime/linking/cid"
+	"github.com/ssid/ssid-anchor/anchor/servicetext"
 )
 
 // State is the progress of one batch upload. It holds no secret and no
@@ -227,10 +230,14 @@ func (c *Client) store(ctx context.Context, src Blocks, roots []cid.Cid, st *Sta
 	}
 	var puts []putJob
 	var failed []string
+	var gone *receipt
 	for k, r := range rs {
 		i := pending[k]
 		st.Receipts = append(st.Receipts, c.evidence("store/add", st.Shards[i].Link, r))
 		if r.ok == nil {
+			if isGone(r.errName) && gone == nil {
+				gone = r
+			}
 			failed = append(failed, fmt.Sprintf("%s: %s", st.Shards[i].Link, c.redact(r.errMsg)))
 			continue
 		}
@@ -255,6 +262,9 @@ func (c *Client) store(ctx context.Context, src Blocks, roots []cid.Cid, st *Sta
 	}
 	if err := save(st); err != nil {
 		return fmt.Errorf("saving upload state: %w", err)
+	}
+	if gone != nil {
+		return &Error{Op: "store/add", Name: gone.errName, Msg: c.redact(gone.errMsg)}
 	}
 	if len(failed) > 0 {
 		return &Error{Op: "store/add", Msg: fmt.Sprintf("the service refused %d of %d shards: %s", len(failed), len(rs), joinMax(failed, 3))}
@@ -313,10 +323,14 @@ func (c *Client) register(ctx context.Context, st *State, save func(*State) erro
 		return err
 	}
 	var failed []string
+	var gone *receipt
 	for k, r := range rs {
 		i := pending[k]
 		st.Receipts = append(st.Receipts, c.evidence("upload/add", st.Roots[i].Root, r))
 		if r.ok == nil {
+			if isGone(r.errName) && gone == nil {
+				gone = r
+			}
 			failed = append(failed, fmt.Sprintf("%s: %s", st.Roots[i].Root, c.redact(r.errMsg)))
 			// The service may have lost a shard (ShardsNotFound): ask
 			// store/add about this root's shards again next time; for
@@ -340,6 +354,9 @@ func (c *Client) register(ctx context.Context, st *State, save func(*State) erro
 	if err := save(st); err != nil {
 		return fmt.Errorf("saving upload state: %w", err)
 	}
+	if gone != nil {
+		return &Error{Op: "upload/add", Name: gone.errName, Msg: c.redact(gone.errMsg)}
+	}
 	if len(failed) > 0 {
 		return &Error{Op: "upload/add", Msg: fmt.Sprintf("the service refused %d of %d roots: %s", len(failed), len(rs), joinMax(failed, 3))}
 	}
@@ -347,8 +364,28 @@ func (c *Client) register(ctx context.Context, st *State, save func(*State) erro
 	return nil
 }
 
+// evidence keeps r: without the credentials a store/add answer carries (the
+// presigned upload URL's query and the headers to send with it), and only
+// when it is small enough to keep.
 func (c *Client) evidence(ability, about string, r *receipt) Evidence {
-	return Evidence{Ability: ability, About: about, Issuer: r.iss, Verified: c.key != nil, Receipt: r.raw}
+	sum := sha256.Sum256(r.raw)
+	e := Evidence{Ability: ability, About: about, Issuer: servicetext.Clean(r.iss, 200), Verified: c.key != nil,
+		Error: servicetext.Clean(r.errName, 64), Size: len(r.raw), SHA256: hex.EncodeToString(sum[:])}
+	raw := r.raw
+	if ability == "store/add" && r.ok != nil {
+		kept, redacted, err := withoutCredentials(r.node)
+		if err != nil {
+			c.log.Warn("storacha: a store/add receipt could not be cleaned; it is not kept", "err", err)
+			return e
+		}
+		if len(redacted) > 0 {
+			raw, e.Redacted = kept, redacted
+		}
+	}
+	if len(raw) <= MaxEvidenceReceipt {
+		e.Receipt = raw
+	}
+	return e
 }
 
 func joinMax(items []string, n int) string {

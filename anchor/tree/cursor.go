@@ -83,6 +83,9 @@ type CursorRead struct {
 	From      int64
 	BytesRead int64
 	Events    int
+	// Header is the line of the optional first line "Registry events
+	// initialized." when this read skipped it (it is not an event), else 0.
+	Header int
 }
 
 // ReadEventsFrom reads the events of an open log f after cursor c (nil: from
@@ -133,14 +136,14 @@ func ReadEventsAt(f *os.File, size int64, base Cursor, fn func(Event) error) (Cu
 		return Cursor{}, info, nil, fmt.Errorf("reading %s: offset %d past the end (%d bytes)", f.Name(), base.Offset, size)
 	}
 	cr := &countingReader{r: io.NewSectionReader(f, base.Offset, size-base.Offset)}
-	bad, end, err := scanEvents(cr, func(e Event) error {
+	bad, end, err := scanEvents(cr, base.Offset == 0, func(e Event) error {
 		info.Events++
 		e.Line += base.Lines
 		e.EndLine += base.Lines
 		e.Index += base.Count
 		return fn(e)
 	})
-	info.BytesRead = cr.n
+	info.BytesRead, info.Header = cr.n, end.Header
 	for i := range bad {
 		bad[i].Line += base.Lines
 		if bad[i].EndLine > 0 {

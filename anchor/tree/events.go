@@ -99,7 +99,7 @@ const maxEventBytes = 1 << 20
 // scan goes on. Memory use is bounded by the largest event, not the file.
 // An error from fn stops the scan and is returned.
 func ScanEvents(r io.Reader, fn func(Event) error) (bad []BadBlock, err error) {
-	bad, _, err = scanEvents(r, fn)
+	bad, _, err = scanEvents(r, true, fn)
 	return bad, err
 }
 
@@ -112,9 +112,15 @@ type scanEnd struct {
 	Lines  int
 	Count  int
 	Last   string
+	// Header is the line of the "Registry events initialized." header the
+	// scan skipped, 0 when it read none.
+	Header int
 }
 
-func scanEvents(r io.Reader, fn func(Event) error) (bad []BadBlock, safe scanEnd, err error) {
+// scanEvents scans r; atStart says r starts at the log's first byte, where
+// the optional InitLine header may stand (anywhere else it is text outside
+// any event, reported like any other).
+func scanEvents(r io.Reader, atStart bool, fn func(Event) error) (bad []BadBlock, safe scanEnd, err error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	var (
 		pos   int64 // bytes consumed
@@ -129,7 +135,8 @@ func scanEvents(r io.Reader, fn func(Event) error) (bad []BadBlock, safe scanEnd
 		inStr     bool
 		esc       bool
 		overflow  bool
-		seenFirst bool
+		seenFirst = !atStart
+		header    int
 	)
 	const maxBad = 10000
 	report := func(b BadBlock) {
@@ -243,7 +250,11 @@ func scanEvents(r io.Reader, fn func(Event) error) (bad []BadBlock, safe scanEnd
 			}
 		default:
 			trimmed := bytes.TrimSpace(body)
-			if len(trimmed) > 0 && (seenFirst || string(trimmed) != InitLine) {
+			switch {
+			case len(trimmed) == 0:
+			case !seenFirst && string(trimmed) == InitLine:
+				header = lineNo // the seed's header: not an event, said once (CursorRead.Header)
+			default:
 				report(BadBlock{Line: lineNo, Reason: fmt.Sprintf("text outside any event: %.60q", trimmed)})
 			}
 		}
@@ -255,7 +266,7 @@ func scanEvents(r io.Reader, fn func(Event) error) (bad []BadBlock, safe scanEnd
 			if line[len(line)-1] != '\n' {
 				done--
 			}
-			safe = scanEnd{Offset: pos, Lines: done, Count: count, Last: last}
+			safe = scanEnd{Offset: pos, Lines: done, Count: count, Last: last, Header: header}
 		}
 		if rerr == io.EOF {
 			break

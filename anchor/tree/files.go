@@ -123,58 +123,15 @@ func (r Root) LockDir(rel string) (func(), error) {
 // fsynced, renamed over it (os.Root.Rename), and the directory fsynced. A
 // crash at any instant leaves the old or the new file.
 func (r Root) WriteFileAtomic(rel string, data []byte, perm fs.FileMode) error {
-	name, err := r.check(rel)
+	f, err := r.CreateAtomic(rel, perm)
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(name)
-	if err := r.r.MkdirAll(dir, 0o755); err != nil {
-		return r.confined("creating", rel, err)
-	}
-	var f *os.File
-	var tmp string
-	for range 100 {
-		tmp = filepath.Join(dir, "."+filepath.Base(name)+".tmp-"+randomSuffix())
-		f, err = r.r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if !errors.Is(err, fs.ErrExist) {
-			break
-		}
-	}
-	if err != nil {
-		return r.confined("creating", rel, err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			r.r.Remove(tmp)
-		}
-	}()
+	defer f.Abort()
 	if _, err := f.Write(data); err != nil {
 		return err
 	}
-	if err := f.Chmod(perm); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := r.r.Rename(tmp, name); err != nil {
-		return r.confined("renaming onto", rel, err)
-	}
-	ok = true
-	d, err := r.r.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY, 0)
-	if err != nil {
-		return r.confined("opening", filepath.ToSlash(dir), err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing directory %s: %w", r.Path(filepath.ToSlash(dir)), err)
-	}
-	return nil
+	return f.Commit()
 }
 
 // IsTemp reports whether name (a base name) is a temp file WriteFileAtomic

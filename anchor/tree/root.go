@@ -127,6 +127,13 @@ func (r Root) Open(rel string) (*os.File, error) {
 		f, err = r.r.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	}
 	if err != nil {
+		// open(2) of a socket fails with ENXIO, which says nothing useful:
+		// name what is there instead.
+		if errors.Is(err, syscall.ENXIO) {
+			if st, serr := r.Stat(rel); serr == nil && !st.Mode().IsRegular() {
+				return nil, notRegular(rel, st.Mode())
+			}
+		}
 		return nil, r.confined("opening", rel, err)
 	}
 	if err := regularOnly(f, rel); err != nil {
@@ -143,9 +150,13 @@ func regularOnly(f *os.File, name string) error {
 		return err
 	}
 	if !st.Mode().IsRegular() {
-		return fmt.Errorf("%w: %s is a %s; only regular files are read (replace it with a file or change the config)", ErrNotRegular, name, kindOf(st.Mode()))
+		return notRegular(name, st.Mode())
 	}
 	return nil
+}
+
+func notRegular(name string, m fs.FileMode) error {
+	return fmt.Errorf("%w: %s is a %s; only regular files are read (replace it with a file or change the config)", ErrNotRegular, name, kindOf(m))
 }
 
 func kindOf(m fs.FileMode) string {
@@ -229,8 +240,24 @@ func (r Root) ReadEvents(rel string, fn func(Event) error) ([]BadBlock, error) {
 	return ScanEvents(f, fn)
 }
 
+// Root-24-LOCK verdicts: the only three words any view (guard, event,
+// telemetry, /status, the console, the release manifest) shows.
+const (
+	Root24Active   = "active"
+	Root24Violated = "violated"
+	// Root24Unknown: the lock could not be measured (the exceptions file
+	// cannot be read or understood, the root cannot be listed). It is never
+	// reported as violated: that would write a false fact into the
+	// append-only registry log.
+	Root24Unknown = "unknown"
+)
+
 // Root24 is the measured Root-24-LOCK state of a tree.
 type Root24 struct {
+	// Lock is the verdict: Root24Active, Root24Violated or Root24Unknown.
+	Lock string `json:"root_24_lock"`
+	// Reason says why the verdict is unknown ("" otherwise).
+	Reason string `json:"reason,omitempty"`
 	// Modules are the NN_* directories found at the root.
 	Modules []string `json:"modules"`
 	// Missing lists the numbers 01..24 that have no directory.
@@ -239,22 +266,31 @@ type Root24 struct {
 	Duplicates []string `json:"duplicates,omitempty"`
 	// Unexpected lists other root entries not named in the exceptions file.
 	Unexpected []string `json:"unexpected,omitempty"`
+	// Unjudged lists the root entries only the exceptions file could allow,
+	// when it cannot be read (the verdict is then unknown).
+	Unjudged []string `json:"unjudged,omitempty"`
 	// ExceptionsFile is the exceptions list that was read, if any.
 	ExceptionsFile string `json:"exceptions_file"`
-	// Problems says in words why the lock is broken.
+	// Problems says in words why the lock is broken or unknown.
 	Problems []string `json:"problems,omitempty"`
 }
 
-// OK reports whether the tree holds exactly the 24 modules plus exceptions.
-func (s Root24) OK() bool { return len(s.Problems) == 0 }
+// OK reports whether the lock was measured and holds: exactly the 24
+// modules plus exceptions.
+func (s Root24) OK() bool { return s.Status() == Root24Active }
 
-// Status is the label telemetry shows: "active" when the lock holds,
-// "violated" otherwise.
+// Status is the verdict every view shows: "active", "violated" or
+// "unknown".
 func (s Root24) Status() string {
-	if s.OK() {
-		return "active"
+	switch {
+	case s.Lock != "":
+		return s.Lock
+	case s.Reason != "":
+		return Root24Unknown
+	case len(s.Problems) > 0:
+		return Root24Violated
 	}
-	return "violated"
+	return Root24Active
 }
 
 // RootExceptionsPath is where the allowed non-module root entries are listed.
@@ -266,33 +302,37 @@ var moduleRe = regexp.MustCompile(`^([0-9]{2})_[A-Za-z0-9_.-]+$`)
 // 01..24 and no other root entry unless the exceptions file lists it. Names
 // in the exceptions file are matched exactly (the old guard used substring
 // matching, which let "README" excuse "READ").
-func CheckRoot24(r Root) (Root24, error) {
+//
+// It is the one verdict of the tool: guard, event, telemetry, /status, the
+// console and the release manifest all show its Status. It never fails:
+// when the root cannot be listed, or the exceptions file cannot be read or
+// understood, the verdict is unknown with the reason (SPEC 1), never
+// violated, and what could be measured (missing modules, ...) is still
+// listed in Problems.
+func CheckRoot24(r Root) Root24 {
+	var s Root24
+	unknown := func(reason string) Root24 {
+		s.Reason = reason
+		s.Lock = Root24Unknown
+		s.Problems = append([]string{reason}, s.Problems...)
+		return s
+	}
 	if r.r == nil {
-		return Root24{}, fmt.Errorf("no governance root is open")
+		return unknown("no governance root is open")
 	}
 	d, err := r.r.Open(".")
 	if err != nil {
-		return Root24{}, fmt.Errorf("reading root %s: %w", r.dir, err)
+		return unknown(fmt.Sprintf("reading root %s: %v", r.dir, err))
 	}
 	entries, err := d.ReadDir(-1)
 	d.Close()
 	if err != nil {
-		return Root24{}, fmt.Errorf("reading root %s: %w", r.dir, err)
+		return unknown(fmt.Sprintf("reading root %s: %v", r.dir, err))
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
-	var s Root24
-	var exc map[string]bool
-	b, excErr := r.ReadFile(RootExceptionsPath)
-	switch {
-	case excErr == nil:
-		if exc, err = ParseExceptions(b); err != nil {
-			return Root24{}, fmt.Errorf("%s: %w", RootExceptionsPath, err)
-		}
+	exc, excErr := readExceptions(r)
+	if excErr == nil {
 		s.ExceptionsFile = RootExceptionsPath
-	case errors.Is(excErr, fs.ErrNotExist):
-		s.Problems = append(s.Problems, "exceptions file "+RootExceptionsPath+" is missing")
-	default:
-		return Root24{}, excErr
 	}
 	seen := map[string]int{}
 	for _, e := range entries {
@@ -306,10 +346,12 @@ func CheckRoot24(r Root) (Root24, error) {
 			}
 			continue
 		}
-		if exc[name] {
-			continue
+		switch {
+		case excErr != nil:
+			s.Unjudged = append(s.Unjudged, name)
+		case !exc[name]:
+			s.Unexpected = append(s.Unexpected, name)
 		}
-		s.Unexpected = append(s.Unexpected, name)
 	}
 	for i := 1; i <= 24; i++ {
 		n := fmt.Sprintf("%02d", i)
@@ -330,23 +372,74 @@ func CheckRoot24(r Root) (Root24, error) {
 	if len(s.Unexpected) > 0 {
 		s.Problems = append(s.Problems, "entries not allowed at the root: "+strings.Join(s.Unexpected, ", "))
 	}
-	return s, nil
+	if excErr != nil {
+		if len(s.Unjudged) > 0 {
+			s.Problems = append(s.Problems, "not judged (only the exceptions file could allow them): "+strings.Join(s.Unjudged, ", "))
+		}
+		return unknown(excErr.Error())
+	}
+	s.Lock = s.Status()
+	return s
+}
+
+// maxExceptionsSize bounds the exceptions file: it lists a few dozen names.
+const maxExceptionsSize = 1 << 20
+
+// readExceptions reads and parses the exceptions file; its error names the
+// file, what is wrong, and what to do.
+func readExceptions(r Root) (map[string]bool, error) {
+	f, err := r.Open(RootExceptionsPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("exceptions file %s does not exist, so the entries it would allow cannot be judged (restore it from git; a file with only a comment allows nothing)", RootExceptionsPath)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("exceptions file %s cannot be read: %w", RootExceptionsPath, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxExceptionsSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("exceptions file %s cannot be read: %w", RootExceptionsPath, err)
+	}
+	if len(b) > maxExceptionsSize {
+		return nil, fmt.Errorf("exceptions file %s is larger than %d KiB; it lists root entry names, so it cannot be this big (restore it from git)", RootExceptionsPath, maxExceptionsSize>>10)
+	}
+	exc, err := ParseExceptions(b)
+	if err != nil {
+		return nil, fmt.Errorf("exceptions file %s cannot be understood: %w", RootExceptionsPath, err)
+	}
+	return exc, nil
 }
 
 // exceptionKeys hold the allowed root names in the current SSID shape.
 var exceptionKeys = []string{"allowed_directories", "allowed_files"}
 
+// exceptionsSection is the top-level key the SSID repository keeps
+// exceptionKeys under.
+const exceptionsSection = "root_level_exceptions"
+
 // ParseExceptions reads root_level_exceptions.yaml. The allowed names are
 // the string leaves under allowed_directories and allowed_files, whatever
 // their nesting (the SSID repository groups them: `git_infrastructure:
-// [".git", ".github"]`); group keys are not names. The older shape, a plain
-// top-level list of names, is accepted too. Anything else is an error, so a
-// file in a shape nobody anticipated cannot excuse everything or nothing
-// silently.
+// [".git", ".github"]`); group keys are not names. The SSID repository
+// keeps the two keys under a top-level root_level_exceptions key; at the
+// top level they are read too. The older shape, a plain top-level list of
+// names (or such a list under root_level_exceptions), is accepted as well.
+// Anything else is an error, so a file in a shape nobody anticipated cannot
+// excuse everything or nothing silently.
+//
+// Anchors and aliases are refused: the names are few and written out, and
+// a 500-byte file of aliases to aliases stands for billions of names (an
+// "alias bomb" any contributor could commit, read on every event).
 func ParseExceptions(b []byte) (map[string]bool, error) {
+	if len(b) > maxExceptionsSize {
+		return nil, fmt.Errorf("larger than %d KiB", maxExceptionsSize>>10)
+	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err != nil {
 		return nil, fmt.Errorf("parsing YAML: %w", err)
+	}
+	if err := refuseAliases(&doc); err != nil {
+		return nil, err
 	}
 	out := map[string]bool{}
 	if len(doc.Content) == 0 {
@@ -362,23 +455,67 @@ func ParseExceptions(b []byte) (map[string]bool, error) {
 		return out, nil
 	case yaml.MappingNode:
 		found := false
+		// The keys at the top level, and under root_level_exceptions.
+		sections := []*yaml.Node{top}
+		prefix := map[*yaml.Node]string{top: ""}
 		for i := 0; i+1 < len(top.Content); i += 2 {
 			k, v := top.Content[i], top.Content[i+1]
-			if !slices.Contains(exceptionKeys, k.Value) {
+			if k.Value != exceptionsSection {
 				continue
 			}
-			found = true
-			if err := stringLeaves(v, out); err != nil {
-				return nil, fmt.Errorf("%s: %w", k.Value, err)
+			switch v.Kind {
+			case yaml.MappingNode:
+				sections = append(sections, v)
+				prefix[v] = exceptionsSection + "."
+			case yaml.SequenceNode:
+				found = true
+				if err := stringLeaves(v, out); err != nil {
+					return nil, fmt.Errorf("%s: %w", exceptionsSection, err)
+				}
+			case yaml.ScalarNode:
+				if v.Tag != "!!null" {
+					return nil, fmt.Errorf("line %d: %s is %s; expected a mapping with allowed_directories / allowed_files", v.Line, exceptionsSection, nodeKind(v))
+				}
+			}
+		}
+		for _, sec := range sections {
+			for i := 0; i+1 < len(sec.Content); i += 2 {
+				k, v := sec.Content[i], sec.Content[i+1]
+				if !slices.Contains(exceptionKeys, k.Value) {
+					continue
+				}
+				found = true
+				if err := stringLeaves(v, out); err != nil {
+					return nil, fmt.Errorf("%s%s: %w", prefix[sec], k.Value, err)
+				}
 			}
 		}
 		if !found {
-			return nil, fmt.Errorf("line %d: neither allowed_directories nor allowed_files is present (nor is the file a plain list of names)", top.Line)
+			return nil, fmt.Errorf("line %d: neither allowed_directories nor allowed_files is present, at the top level or under %s (nor is the file a plain list of names)", top.Line, exceptionsSection)
 		}
 		return out, nil
 	default:
 		return nil, fmt.Errorf("line %d: expected a mapping with allowed_directories / allowed_files or a list of names, got %s", top.Line, nodeKind(top))
 	}
+}
+
+// refuseAliases walks the parsed document once (aliases are not followed)
+// and refuses any anchor or alias, naming the first one's line.
+func refuseAliases(doc *yaml.Node) error {
+	first := 0
+	stack := []*yaml.Node{doc}
+	for len(stack) > 0 {
+		n := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if (n.Kind == yaml.AliasNode || n.Anchor != "") && (first == 0 || n.Line < first) {
+			first = n.Line
+		}
+		stack = append(stack, n.Content...)
+	}
+	if first > 0 {
+		return fmt.Errorf("line %d: YAML anchors and aliases (&name, *name) are not accepted here; write every name out (an alias can stand for billions of entries)", first)
+	}
+	return nil
 }
 
 // stringLeaves collects the scalar values under n: sequence items and
@@ -412,9 +549,8 @@ func stringLeavesDepth(n *yaml.Node, out map[string]bool, depth int) error {
 			}
 		}
 	case yaml.AliasNode:
-		if n.Alias != nil {
-			return stringLeavesDepth(n.Alias, out, depth+1)
-		}
+		// refuseAliases has refused every alias before this walk.
+		return fmt.Errorf("line %d: YAML aliases are not accepted here", n.Line)
 	}
 	return nil
 }

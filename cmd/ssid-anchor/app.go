@@ -90,6 +90,11 @@ func newApp(g *globalOptions) *cli.App {
 				return err
 			}
 			g.log = log
+			if g.served {
+				if err := g.checkServed(c); err != nil {
+					return err
+				}
+			}
 			cfg, err := loadApplianceConfig(g.configPath(), g.ConfigFile != "")
 			if err != nil {
 				return err
@@ -265,7 +270,7 @@ func runWith(ctx context.Context, g *globalOptions, args []string) int {
 	}
 	g.log = slog.New(slog.NewTextHandler(stderr, nil))
 	app := newApp(g)
-	args = hoistGlobalFlags(args)
+	args = spreadListFlags(hoistGlobalFlags(args))
 	err := app.RunContext(ctx, args)
 	var fe forwardedExit
 	if errors.As(err, &fe) {

@@ -60,7 +60,7 @@ failed, 2 bad flag or config, 3 repo missing or locked, 130 interrupted.`,
 			&cli.StringFlag{Name: "reprocess", Destination: &o.Reprocess, Usage: "select files again for the events since proof anchor `SINCE` (or all), after a rules change"},
 			&cli.BoolFlag{Name: "markdown", Destination: &o.Markdown, Usage: "print a Proof-Anchor markdown block for a PR body on stdout"},
 			&cli.StringSliceFlag{Name: "remote", Usage: "queue the new anchors for the remote pinning service `NAME` (repeatable; see `ssid-anchor pins`)"},
-			&cli.BoolFlag{Name: "web3-storage", Destination: &o.Web3Storage, Usage: "queue the new anchors for the service named web3-storage (Storacha)"},
+			&cli.BoolFlag{Name: "web3-storage", Destination: &o.Web3Storage, Usage: "queue the new anchors for the service named web3-storage (Storacha, which stopped taking uploads on 15 April 2026: move its requests with `ssid-anchor pins move --from web3-storage --to filecoin-pin`)"},
 			&cli.BoolFlag{Name: "verify", Usage: "verify instead of anchoring: the same as ssid-anchor verify, whose flags it takes (the seed's flag)"},
 		}, verifyFlags()...),
 		Action: func(c *cli.Context) error {
@@ -200,7 +200,10 @@ func reportAnchor(g *globalOptions, o anchorOptions, res *anchor.Result, queued 
 		if err := writeJSON(g.stdout, struct {
 			*anchor.Result
 			RemotePins *queuedRemotePins `json:"remote_pins_queued,omitempty"`
-		}{res, queued}); err != nil {
+			// LogHeader is the line of the log's "Registry events
+			// initialized." header this run read and skipped.
+			LogHeader int `json:"log_header_line,omitempty"`
+		}{res, queued, res.LogRead().Header}); err != nil {
 			return err
 		}
 	} else {
@@ -217,6 +220,9 @@ func reportAnchor(g *globalOptions, o anchorOptions, res *anchor.Result, queued 
 }
 
 func printAnchorHuman(w io.Writer, res *anchor.Result) {
+	if h := res.LogRead().Header; h > 0 {
+		fmt.Fprintf(w, "note: registry log line %d: %q is the log's header, not an event; skipped\n", h, tree.InitLine)
+	}
 	for _, b := range res.BadBlocks {
 		fmt.Fprintf(w, "warning: registry log %s: skipped\n", b)
 	}
@@ -247,11 +253,15 @@ func printAnchorHuman(w io.Writer, res *anchor.Result) {
 		fmt.Fprintf(w, "  FAILED %s: %s\n", f.Path, f.Err)
 	}
 	if res.Rewritten {
+		// Named as the manifest names them.
 		fmt.Fprintf(w, "manifest %s (cid %s", res.ManifestPath, res.ManifestCID)
 		if res.PreviousCID != "" {
-			fmt.Fprintf(w, ", previous %s", res.PreviousCID)
+			fmt.Fprintf(w, ", previous_manifest_cid %s", res.PreviousCID)
 		}
 		fmt.Fprintf(w, "), pinned under run root %s, signed by %s\n", res.RunRoot, res.SignedBy)
+		if len(res.Checkpoints) > 0 {
+			fmt.Fprintf(w, "checkpoint manifests written on the way (oldest first): %s\n", strings.Join(res.Checkpoints, ", "))
+		}
 	} else if !res.DryRun {
 		fmt.Fprintln(w, "manifest unchanged")
 	}
@@ -308,7 +318,7 @@ func proofAnchorMarkdown(res *anchor.Result) string {
 	if res.ManifestCID != "" {
 		fmt.Fprintf(&b, "\nManifest CID: `%s`", res.ManifestCID)
 		if res.PreviousCID != "" {
-			fmt.Fprintf(&b, " (previous: `%s`)", res.PreviousCID)
+			fmt.Fprintf(&b, " (previous_manifest_cid: `%s`)", res.PreviousCID)
 		}
 		b.WriteString("\n")
 	}

@@ -29,6 +29,7 @@ import (
 
 type daemonOptions struct {
 	HTTP  string
+	RPC   string
 	Swarm []string
 	// Debounce is how long the registry log must stay quiet before the
 	// anchor job runs.
@@ -53,7 +54,10 @@ func newDaemonCommand(g *globalOptions) *cli.Command {
 anchors, anchors when the registry log changes, runs telemetry every
 check_interval_seconds and the quarterly pipeline on schedule.quarterly, and
 serves the web console at /, /ipfs/<cid> (local content only), /healthz,
-/metrics and /status on http.listen. A remote-pins job pushes the remote pin
+/metrics and /status on http.listen. It serves kubo's RPC API on rpc.listen
+(default /ip4/127.0.0.1/tcp/5001) and writes <repo>/api, so the stock ipfs
+CLI and scripts work against its node; an ipfs pin rm that would unpin an
+anchor is refused. A remote-pins job pushes the remote pin
 queue every minute and right after a run queued requests. Every other command run while it is up is executed by the daemon
 on its open node (over <repo>/ssid-anchor.sock), with the same output and
 exit code. SIGHUP reloads the appliance and telemetry configs; SIGTERM or
@@ -64,6 +68,7 @@ Exit codes: 0 stopped by a signal, 1 failure, 2 bad flag or config,
 3 repo missing or already held (another daemon).`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "http", Destination: &o.HTTP, Usage: "serve HTTP on `ADDR` (overrides http.listen; \"\" keeps it)"},
+			&cli.StringFlag{Name: "rpc", Destination: &o.RPC, Usage: "serve kubo's RPC API on `MULTIADDR` (overrides rpc.listen; \"\" keeps it)"},
 			&cli.StringSliceFlag{Name: "swarm", Usage: "listen on `MULTIADDR` (repeatable; overrides node.swarm)"},
 			&cli.DurationFlag{Name: "anchor-debounce", Value: 2 * time.Second, Destination: &o.Debounce, Hidden: true,
 				Usage: "anchor once the registry log has been quiet this long"},
@@ -93,6 +98,7 @@ type daemon struct {
 	ready         atomic.Bool
 	httpAddr      string
 	debounce      time.Duration
+	rpc           *node.RPCServer // kubo's RPC API; nil when rpc.listen is ""
 
 	mu        sync.Mutex
 	cfg       applianceConfig
@@ -106,6 +112,9 @@ func runDaemon(ctx context.Context, o daemonOptions, g *globalOptions) error {
 	cfg := g.cfg
 	if o.HTTP != "" {
 		cfg.HTTP.Listen = o.HTTP
+	}
+	if o.RPC != "" {
+		cfg.RPC.Listen = o.RPC
 	}
 	if len(o.Swarm) > 0 {
 		cfg.Node.Swarm = o.Swarm
@@ -149,6 +158,10 @@ func runDaemon(ctx context.Context, o daemonOptions, g *globalOptions) error {
 	if err := d.addJobs(cfg); err != nil {
 		return usageError{err}
 	}
+	if err := d.startRPC(); err != nil {
+		return err
+	}
+	defer d.stopRPC(context.Background())
 
 	var ln net.Listener
 	if cfg.HTTP.Listen != "" {
@@ -179,6 +192,14 @@ func runDaemon(ctx context.Context, o daemonOptions, g *globalOptions) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	// Reloads run beside the loop, which alone feeds the watchdog: a
+	// reload that reads or checks slowly must not look like a wedged
+	// daemon to systemd.
+	reloads := newReloader(func() {
+		sddaemon.SdNotify(false, sddaemon.SdNotifyReloading)
+		d.reload()
+		sddaemon.SdNotify(false, sddaemon.SdNotifyReady)
+	})
 
 	stopWatch, err := d.watchRegistry()
 	if err != nil {
@@ -213,9 +234,7 @@ func runDaemon(ctx context.Context, o daemonOptions, g *globalOptions) error {
 		case <-ctx.Done():
 			running = false
 		case <-hup:
-			sddaemon.SdNotify(false, sddaemon.SdNotifyReloading)
-			d.reload()
-			sddaemon.SdNotify(false, sddaemon.SdNotifyReady)
+			reloads.request()
 		case <-watchdog:
 			// Fed only while the loop runs: a wedged daemon is restarted.
 			sddaemon.SdNotify(false, sddaemon.SdNotifyWatchdog)
@@ -225,6 +244,7 @@ func runDaemon(ctx context.Context, o daemonOptions, g *globalOptions) error {
 	g.log.Info("stopping: no new jobs or commands; cancelling the running ones at a safe point")
 	sddaemon.SdNotify(false, sddaemon.SdNotifyStopping)
 	d.ready.Store(false)
+	reloads.stop() // a reload in progress finishes before the jobs stop
 	stopWatch()
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -237,6 +257,7 @@ func runDaemon(ctx context.Context, o daemonOptions, g *globalOptions) error {
 	hctx, hcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer hcancel()
 	srv.Shutdown(hctx)
+	d.stopRPC(hctx)
 	g.log.Info("daemon stopped; closing the node and releasing the repo lock")
 	return nil
 }
@@ -250,29 +271,16 @@ func (d *daemon) serveRequest(ctx context.Context, req controlRequest, stdout, s
 			}
 			return os.Getenv(k)
 		}}
-	if len(req.Argv) < 2 || !forwardedCommands[commandOf(req.Argv)] {
-		fmt.Fprintf(stderr, "ssid-anchor: the daemon runs only %v\n", keysOf(forwardedCommands))
+	if len(req.Argv) < 2 {
+		fmt.Fprintf(stderr, "ssid-anchor: the daemon runs only %s\n", strings.Join(keysOf(forwardedCommands), ", "))
 		return exitUsage
 	}
 	d.g.log.Info("command", "argv", redactArgv(req.Argv), "cwd", req.Cwd)
 	defer releaseMemory()
+	// Which command runs, and on which repo, is decided by the parser that
+	// runs it (checkServed, in the app's Before), never by a second reading
+	// of argv that could disagree with it.
 	return runWith(ctx, g, req.Argv)
-}
-
-// commandOf finds the command name in a canonical argv (after the global
-// flags, which all take a value except --json).
-func commandOf(argv []string) string {
-	for i := 1; i < len(argv); i++ {
-		a := argv[i]
-		switch {
-		case a == "--json":
-		case len(a) > 2 && a[:2] == "--":
-			i++
-		default:
-			return a
-		}
-	}
-	return ""
 }
 
 // redactArgv keeps flags' names and drops values that might be URLs with
@@ -314,6 +322,9 @@ func (d *daemon) reload() {
 	if err == nil && d.o.HTTP != "" {
 		next.HTTP.Listen = d.o.HTTP
 	}
+	if err == nil && d.o.RPC != "" {
+		next.RPC.Listen = d.o.RPC
+	}
 	if err == nil && len(d.o.Swarm) > 0 {
 		next.Node.Swarm = d.o.Swarm
 	}
@@ -329,7 +340,7 @@ func (d *daemon) reload() {
 	}
 	changed := diffSections(old, next)
 	for _, s := range changed {
-		if s == "node" || s == "http" {
+		if s == "node" || s == "http" || s == "rpc" {
 			log.Warn("SIGHUP: this section changed but takes effect only at restart", "section", s)
 		}
 	}
@@ -344,6 +355,43 @@ func (d *daemon) reload() {
 		jobs = append(jobs, e.Name+"="+e.Spec)
 	}
 	log.Info("SIGHUP: configs reloaded", "changed_sections", changed, "jobs", strings.Join(jobs, ", "))
+}
+
+// reloader runs reloads one at a time on a goroutine of its own. A
+// request while one runs leaves one more pending (it reads the newest
+// files); more requests meanwhile add nothing.
+type reloader struct {
+	pending chan struct{}
+	done    chan struct{}
+}
+
+func newReloader(reload func()) *reloader {
+	r := &reloader{pending: make(chan struct{}, 1), done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		for range r.pending {
+			reload()
+		}
+	}()
+	return r
+}
+
+// request asks for a reload and returns at once.
+func (r *reloader) request() {
+	select {
+	case r.pending <- struct{}{}:
+	default: // one is pending already
+	}
+}
+
+// stop waits for the reload in progress, if any, and drops a pending one.
+func (r *reloader) stop() {
+	select {
+	case <-r.pending:
+	default:
+	}
+	close(r.pending)
+	<-r.done
 }
 
 // diffSections names the top-level config sections that differ.

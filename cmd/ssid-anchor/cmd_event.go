@@ -49,13 +49,15 @@ func runEvent(_ context.Context, o eventOptions, g *globalOptions) error {
 	if err := tree.CheckRelative(g.cfg.Paths.EventsLog); err != nil {
 		return usagef("paths.events_log: %v", err)
 	}
-	lock := "violated"
-	switch st, err := tree.CheckRoot24(root); {
-	case err != nil:
-		g.log.Warn("Root-24-LOCK could not be measured; recording it as violated", "err", err)
-	case st.OK():
-		lock = "active"
-	default:
+	// The one verdict guard, telemetry, /status and the console show; an
+	// exceptions file that cannot be read is recorded as unknown, never as
+	// violated (the log is append-only: a false fact would stay).
+	st := tree.CheckRoot24(root)
+	lock := st.Status()
+	switch lock {
+	case tree.Root24Unknown:
+		g.log.Warn("Root-24-LOCK could not be measured; recording it as unknown", "reason", st.Reason)
+	case tree.Root24Violated:
 		g.log.Warn("Root-24-LOCK is violated; see `ssid-anchor guard`", "problems", strings.Join(st.Problems, "; "))
 	}
 	bp := o.Blueprint

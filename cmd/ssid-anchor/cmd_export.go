@@ -126,12 +126,20 @@ func runExport(ctx context.Context, o exportOptions, g *globalOptions) error {
 		}
 		out = append(out, e)
 	}
+	// Which CARs hold the manifest chain, newest first: import recognises
+	// manifests by their shape and chain, and this says it outright.
+	var chainCARs []string
+	for i, it := range items {
+		if it.what == "manifest" || it.what == "previous manifest" {
+			chainCARs = append(chainCARs, targets[i].Path)
+		}
+	}
 	manCopy := filepath.Join(o.Dir, filepath.Base(manPath))
 	if err := copyFile(manPath, manCopy); err != nil {
 		return fmt.Errorf("copying the manifest into %s: %w", o.Dir, err)
 	}
 	if g.JSON {
-		if err := writeJSON(g.stdout, map[string]any{"dir": o.Dir, "manifest": manCopy, "manifest_cid": plan.Manifest.String(), "cars": out, "chain_problems": plan.ChainProblems}); err != nil {
+		if err := writeJSON(g.stdout, map[string]any{"dir": o.Dir, "manifest": manCopy, "manifest_cid": plan.Manifest.String(), "cars": out, "manifest_chain": chainCARs, "chain_problems": plan.ChainProblems}); err != nil {
 			return err
 		}
 	} else {
@@ -145,6 +153,7 @@ func runExport(ctx context.Context, o exportOptions, g *globalOptions) error {
 		for _, p := range plan.ChainProblems {
 			fmt.Fprintf(g.stderr, "chain   %s\n", p)
 		}
+		fmt.Fprintf(g.stderr, "the manifest chain is in %d CAR(s): %s\n", len(chainCARs), strings.Join(chainCARs, " "))
 		fmt.Fprintf(g.stderr, "manifest copied to %s\n", manCopy)
 		fmt.Fprintf(g.stderr, "on the audit machine: ssid-anchor verify --manifest %s --car %s\n", manCopy, filepath.Join(o.Dir, "*.car"))
 	}

@@ -14,10 +14,13 @@ func newGuardCommand(g *globalOptions) *cli.Command {
 		Name:  "guard",
 		Usage: "measure Root-24-LOCK: exactly the 24 module directories plus listed exceptions",
 		Description: `Reads the root: one directory NN_* for each of 01..24, and no other entry unless
-23_compliance/exceptions/root_level_exceptions.yaml lists it. Prints "active" or
-"violated" and why; with --json, the whole measurement.
+23_compliance/exceptions/root_level_exceptions.yaml lists it. Prints "active",
+"violated" or "unknown" and why; with --json, the whole measurement. The
+verdict is unknown (never violated) when the exceptions file cannot be read
+or understood (missing, not YAML, an unknown shape, YAML aliases); event,
+telemetry, /status and the console show the same verdict.
 
-Exit codes: 0 active, 1 violated (or the root could not be read), 2 bad --root.`,
+Exit codes: 0 active, 1 violated or unknown, 2 bad --root.`,
 		Action: func(c *cli.Context) error { return runGuard(c.Context, g) },
 	}
 }
@@ -28,16 +31,17 @@ func runGuard(_ context.Context, g *globalOptions) error {
 		return usageError{err}
 	}
 	defer root.Close()
-	st, err := tree.CheckRoot24(root)
-	if err != nil {
-		return err
-	}
+	st := tree.CheckRoot24(root)
 	if g.JSON {
-		if err := writeJSON(g.stdout, map[string]any{
+		doc := map[string]any{
 			"root": root.Dir(), "root_24_lock": st.Status(), "ok": st.OK(), "modules": len(st.Modules),
 			"missing": nonNil(st.Missing), "duplicates": nonNil(st.Duplicates), "unexpected": nonNil(st.Unexpected),
 			"exceptions_file": st.ExceptionsFile, "problems": nonNil(st.Problems),
-		}); err != nil {
+		}
+		if st.Reason != "" {
+			doc["reason"], doc["unjudged"] = st.Reason, nonNil(st.Unjudged)
+		}
+		if err := writeJSON(g.stdout, doc); err != nil {
 			return err
 		}
 	} else {
@@ -51,7 +55,10 @@ func runGuard(_ context.Context, g *globalOptions) error {
 			fmt.Fprintf(g.stderr, "  %s\n", p)
 		}
 	}
-	if !st.OK() {
+	switch st.Status() {
+	case tree.Root24Unknown:
+		return failure{"Root-24-LOCK could not be measured: " + st.Reason}
+	case tree.Root24Violated:
 		return failure{"Root-24-LOCK is violated: " + strings.Join(st.Problems, "; ")}
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/ipfs/go-cid"
 	"github.com/ssid/ssid-anchor/anchor"
@@ -30,66 +31,92 @@ imported.
 Manifests among the roots move the repo's chain head (what verify checks a
 tree's manifest against) forward: on a repo with no head yet, to the newest
 manifest of the carried chain; afterwards only to a manifest that descends
-from the current head. An older manifest or a fork leaves the head alone.
+from the current head. A manifest is recognised by its shape (an anchors
+list of records, statistics, manifest_version) and its chain, not by one
+key: a governance JSON file that has an anchors key and is one of the
+chain's records is content, not a manifest. An older manifest leaves the
+head alone (a warning); manifests that fork, among themselves or from the
+head, leave it too and fail the import.
 
-Exit codes: 0 all imported, 1 a CAR was refused or could not be stored,
-2 no CAR given, 3 repo missing or locked.`,
+Exit codes: 0 all imported, 1 a CAR was refused or could not be stored, or
+the manifests fork, 2 no CAR given, 3 repo missing or locked.`,
 		Action: func(c *cli.Context) error {
 			return runImport(c.Context, importOptions{CARs: c.Args().Slice()}, g)
 		},
 	}
 }
 
+// chainImport is what an import did to the repo's chain head.
+type chainImport struct {
+	Head string `json:"chain_head"`
+	Note string `json:"chain_head_note,omitempty"`
+	// Chain are the manifests of the imported chain, newest first.
+	Chain []string `json:"manifest_chain,omitempty"`
+	// Content are imported JSON files shaped like a manifest (an anchors
+	// key) that the chain records as anchored files.
+	Content []string `json:"anchored_files_like_manifests,omitempty"`
+	// Fork is set when the imported manifests fork, among themselves or
+	// from the repo's head: import then fails.
+	Fork bool `json:"fork"`
+}
+
 // advanceChainHead moves the repo's chain head to the newest manifest among
-// the imported roots. The first import on an audit box trusts the chain it
-// was carried with (there is nothing to compare it with); later imports move
-// the head only forward, so carrying in an old manifest cannot roll it back.
-func advanceChainHead(ctx context.Context, n *node.Node, roots []string) (head, note string, err error) {
+// the imported roots (recognised by shape and chain: anchor.FindImportedChain).
+// The first import on an audit box trusts the chain it was carried with
+// (there is nothing to compare it with); later imports move the head only
+// forward, so carrying in an old manifest cannot roll it back. Manifests
+// that fork, among themselves or from the repo's head, leave the head and
+// set Fork.
+func advanceChainHead(ctx context.Context, n *node.Node, roots []string) (chainImport, error) {
 	cur, err := n.ChainHead()
 	if err != nil {
-		return "", "", err
+		return chainImport{}, err
 	}
-	chains := map[string][]string{}
+	out := chainImport{Head: cur}
+	var cids []cid.Cid
 	for _, r := range roots {
-		c, err := cid.Decode(r)
-		if err != nil {
-			continue
-		}
-		chain, ok, err := anchor.StoredChain(ctx, n, c)
-		if err != nil {
-			return cur, "", fmt.Errorf("reading imported root %s: %w", r, err)
-		}
-		if ok {
-			chains[chain[0]] = chain
+		if c, err := cid.Decode(r); err == nil {
+			cids = append(cids, c)
 		}
 	}
-	if len(chains) == 0 {
-		return cur, "", nil
+	ic, err := anchor.FindImportedChain(ctx, n, cids)
+	if err != nil {
+		return out, fmt.Errorf("reading the imported roots: %w", err)
 	}
-	contains := func(chain []string, c string) bool { return slices.Contains(chain, c) }
-	var tip string
-	for t, chain := range chains {
-		all := true
-		for other := range chains {
-			all = all && contains(chain, other)
-		}
-		if all {
-			tip = t
-		}
-	}
+	out.Chain, out.Content = ic.Chain, ic.Content
 	switch {
-	case tip == "":
-		return cur, "the imported manifests fork (none descends from all others); the chain head stays " + orNone(cur), nil
-	case cur == "" || contains(chains[tip], cur):
-		if tip != cur {
-			if err := n.SetChainHead(tip); err != nil {
-				return cur, "", err
+	case len(ic.Forks) > 0:
+		out.Fork = true
+		out.Note = fmt.Sprintf("the imported manifests fork: %s each descend from none of the others (two different histories were carried in); the chain head stays %s. Import the CARs of one export only",
+			strings.Join(ic.Forks, ", "), orNone(cur))
+	case ic.Tip == "":
+	case cur == "" || slices.Contains(ic.Chain, cur):
+		if ic.Tip != cur {
+			if err := n.SetChainHead(ic.Tip); err != nil {
+				return out, err
 			}
 		}
-		return tip, "", nil
+		out.Head = ic.Tip
 	default:
-		return cur, fmt.Sprintf("the imported manifest %s does not descend from this repo's chain head %s (older, or a fork); the head stays", tip, cur), nil
+		curChain, _, err := anchor.StoredChain(ctx, n, mustDecodeCID(cur))
+		if err != nil {
+			out.Fork = true
+			out.Note = fmt.Sprintf("the imported manifest %s does not descend from this repo's chain head %s, whose manifest cannot be read here (%v); the head stays", ic.Tip, cur, err)
+			break
+		}
+		if slices.Contains(curChain, ic.Tip) {
+			out.Note = fmt.Sprintf("the imported manifest %s is older than this repo's chain head %s (an ancestor of it); the head stays", ic.Tip, cur)
+			break
+		}
+		out.Fork = true
+		out.Note = fmt.Sprintf("the imported manifest %s does not descend from this repo's chain head %s, nor is it one of its ancestors: the histories fork; the head stays. Find out which tree's manifest is the true one before importing it", ic.Tip, cur)
 	}
+	return out, nil
+}
+
+func mustDecodeCID(s string) cid.Cid {
+	c, _ := cid.Decode(s)
+	return c
 }
 
 func orNone(s string) string {
@@ -133,12 +160,15 @@ func runImport(ctx context.Context, o importOptions, g *globalOptions) error {
 			roots = append(roots, e.Roots...)
 		}
 	}
-	head, note, err := advanceChainHead(ctx, n, roots)
+	chain, err := advanceChainHead(ctx, n, roots)
 	if err != nil {
 		return err
 	}
 	if g.JSON {
-		if err := writeJSON(g.stdout, map[string]any{"imported": out, "chain_head": head, "chain_head_note": note}); err != nil {
+		if err := writeJSON(g.stdout, struct {
+			Imported []importedCAR `json:"imported"`
+			chainImport
+		}{out, chain}); err != nil {
 			return err
 		}
 	} else {
@@ -149,14 +179,27 @@ func runImport(ctx context.Context, o importOptions, g *globalOptions) error {
 			}
 			fmt.Fprintf(g.stderr, "pinned  %v from %s (%d blocks, %d bytes)\n", e.Roots, e.Path, e.Blocks, e.Bytes)
 		}
-		if note != "" {
-			fmt.Fprintf(g.stderr, "warning: %s\n", note)
-		} else if head != "" {
-			fmt.Fprintf(g.stderr, "chain head %s\n", head)
+		if len(chain.Content) > 0 {
+			fmt.Fprintf(g.stderr, "note    %d anchored JSON file(s) with an anchors key are records of the chain, not manifests of it: %s\n", len(chain.Content), strings.Join(chain.Content, ", "))
+		}
+		switch {
+		case chain.Fork:
+			fmt.Fprintf(g.stderr, "FAILED  %s\n", chain.Note)
+		case chain.Note != "":
+			fmt.Fprintf(g.stderr, "warning: %s\n", chain.Note)
+		case chain.Head != "":
+			fmt.Fprintf(g.stderr, "chain head %s (%d manifest(s) in the imported chain)\n", chain.Head, len(chain.Chain))
 		}
 	}
+	var what []string
 	if failed > 0 {
-		return failure{fmt.Sprintf("%d of %d CARs were not imported", failed, len(o.CARs))}
+		what = append(what, fmt.Sprintf("%d of %d CARs were not imported", failed, len(o.CARs)))
+	}
+	if chain.Fork {
+		what = append(what, "the imported manifests fork, so the chain head was not moved")
+	}
+	if len(what) > 0 {
+		return failure{strings.Join(what, "; ")}
 	}
 	return nil
 }

@@ -15,38 +15,76 @@ import (
 	"github.com/ssid/ssid-anchor/anchor"
 	"github.com/ssid/ssid-anchor/anchor/pinning"
 	"github.com/ssid/ssid-anchor/anchor/retry"
+	"github.com/ssid/ssid-anchor/anchor/servicetext"
 	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/ssid/ssid-anchor/node"
 	"github.com/urfave/cli/v2"
 )
 
 type pinsOptions struct {
-	Retry bool
-	Wait  time.Duration
+	Retry   bool
+	Wait    time.Duration
+	Service string
 }
 
 func newPinsCommand(g *globalOptions) *cli.Command {
 	var o pinsOptions
 	return &cli.Command{
-		Name:  "pins",
-		Usage: "list remote pin requests; --retry pushes queued and failed ones now",
+		Name:      "pins",
+		Usage:     "list remote pin requests; --retry pushes queued and failed ones now; move hands them to another service",
+		ArgsUsage: "[move --from A --to B [--all] [--wait D]]",
 		Description: `Lists every remote pin request in the repo's queue (<repo>/remote-pins/queue.json):
-service, CID, file, status (queued, pinning, pinned, failed), age and the last
-error. Requests are queued by ` + "`anchor --remote NAME`" + `, ` + "`anchor --web3-storage`" + ` and
-services marked "auto": true; the daemon drains the queue on its schedule.
+service, CID, file, status (queued, pinning, pinned, failed, moved), age and
+the last error. Requests are queued by ` + "`anchor --remote NAME`" + `, ` + "`anchor --web3-storage`" + `
+and services marked "auto": true; the daemon drains the queue on its schedule.
 
 With --retry, the node goes online, every request that is not pinned is pushed
 now (permanent failures too, after you fixed their cause), and the command
 stays up to --wait so the services' delegates can fetch the content from this
-node; the manifest's remote_pins record the outcome.
+node; the manifest's remote_pins record the outcome. --wait bounds the pushes
+too: one still running when it ends is stopped, keeps what it finished, and
+the next drain goes on from there.
+
+A request the service refused because it takes no such requests any more
+(Web3.Storage: Storacha stopped taking uploads on 15 April 2026) is failed for
+good: no drain sends it again, --retry included. Move it:
+
+  ssid-anchor pins move --from A --to B [--all] [--wait D]
+
+queues on service B every request of A that is not pinned (--all: pinned ones
+too), once per CID, marks A's moved ones "moved" (kept in the manifest's
+history), then pushes B's requests with the node online for up to --wait.
+It is one atomic change of the queue, so a killed move run again moves
+nothing twice. B is any configured service or the preset filecoin-pin
+(Filecoin Pin's local server). --retry --service NAME pushes only NAME's
+requests, and sends those it refused for good once more (for a service that
+takes them again).
 
 Exit codes: 0 listed / nothing failed, 1 a request failed or could not reach its
 service, 2 bad flag or config, 3 repo missing or locked.`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "retry", Destination: &o.Retry, Usage: "push queued and failed requests now, with the node online"},
-			&cli.DurationFlag{Name: "wait", Value: 2 * time.Minute, Destination: &o.Wait, Usage: "with --retry, how long to stay online for requests still pinning"},
+			&cli.DurationFlag{Name: "wait", Value: 2 * time.Minute, Destination: &o.Wait, Usage: "with --retry, how long to stay online for requests still pinning (and the longest a push may run)"},
+			&cli.StringFlag{Name: "service", Destination: &o.Service, Usage: "with --retry, push only the requests of service `NAME`, those it refused for good included"},
 		},
-		Action: func(c *cli.Context) error { return runPins(c.Context, o, g) },
+		Action: func(c *cli.Context) error {
+			// `pins move ...` is an argument of pins, not a urfave
+			// subcommand, so the command line sent to a running daemon
+			// (its first word decides where it runs) stays "pins".
+			if args := c.Args().Slice(); len(args) > 0 {
+				if args[0] != "move" {
+					return usagef("pins: unknown argument %q (did you mean `ssid-anchor pins move --from A --to B`?)", args[0])
+				}
+				if o.Retry || o.Service != "" {
+					return usagef("pins move: --retry and --service do not go with move (it pushes the moved requests itself)")
+				}
+				return runPinsMoveArgs(c.Context, g, args[1:])
+			}
+			if o.Service != "" && !o.Retry {
+				return usagef("pins: --service goes with --retry")
+			}
+			return runPins(c.Context, o, g)
+		},
 	}
 }
 
@@ -55,6 +93,13 @@ func runPins(ctx context.Context, o pinsOptions, g *globalOptions) error {
 	var rep *pinning.Report
 	var drainErr error
 	if o.Retry {
+		dopts := pinning.DrainOptions{Force: true}
+		if o.Service != "" {
+			if _, err := pinning.Lookup(g.cfg.RemotePinning.Services, o.Service); err != nil {
+				return usagef("--service: %v", err)
+			}
+			dopts.Services, dopts.RetryGone = []string{o.Service}, true
+		}
 		n, release, err := g.openNode(ctx, node.OpenOptions{Online: true, Swarm: g.cfg.Node.Swarm, Peering: g.cfg.Node.Peering})
 		if err != nil {
 			return err
@@ -64,7 +109,7 @@ func runPins(ctx context.Context, o pinsOptions, g *globalOptions) error {
 		if err != nil {
 			return err
 		}
-		r, err := d.Settle(ctx, o.Wait)
+		r, err := d.SettleWith(ctx, o.Wait, dopts)
 		if errors.Is(err, pinning.ErrBusy) {
 			return fmt.Errorf("%w: %w", node.ErrLocked, err)
 		}
@@ -101,6 +146,22 @@ func runPins(ctx context.Context, o pinsOptions, g *globalOptions) error {
 	if drainErr != nil {
 		return drainErr
 	}
+	if o.Service != "" {
+		var mine []*pinning.Request
+		for _, r := range reqs {
+			if r.Service == o.Service {
+				mine = append(mine, r)
+			}
+		}
+		reqs = mine
+	}
+	return pushOutcome(g, reqs, rep, o.Wait)
+}
+
+// pushOutcome is the exit of a command that pushed reqs: 1 when one failed,
+// could not reach its service or was cut by the wait; a note for those
+// still in progress.
+func pushOutcome(g *globalOptions, reqs []*pinning.Request, rep *pinning.Report, wait time.Duration) error {
 	var failed, erring, pending int
 	for _, r := range reqs {
 		switch {
@@ -114,7 +175,11 @@ func runPins(ctx context.Context, o pinsOptions, g *globalOptions) error {
 		}
 	}
 	if failed+erring > 0 {
-		return failure{fmt.Sprintf("%d of %d remote pin requests failed or could not reach their service (see last error above)", failed+erring, len(reqs))}
+		msg := fmt.Sprintf("%d of %d remote pin requests failed or could not reach their service (see last error above)", failed+erring, len(reqs))
+		if rep != nil && rep.Interrupted > 0 {
+			msg += fmt.Sprintf("; %d pushes were stopped when --wait %s ran out (what they finished is kept; the daemon or the next `ssid-anchor pins --retry` goes on)", rep.Interrupted, wait)
+		}
+		return failure{msg}
 	}
 	if pending > 0 {
 		fmt.Fprintf(g.stderr, "%d requests still in progress; the daemon or the next `ssid-anchor pins --retry` follows them up\n", pending)
@@ -127,21 +192,29 @@ func printPins(w io.Writer, reqs []*pinning.Request, now time.Time, services []p
 		fmt.Fprintln(w, "no remote pin requests")
 		return
 	}
+	// Every field may hold what a service or a file name put there: one
+	// printable line each, never a terminal escape (the queue may have been
+	// written by an older build that kept service text raw).
+	clean := func(s string, n int) string { return servicetext.Clean(s, n) }
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tCID\tSTATUS\tAGE\tFILE\tLAST ERROR")
 	for _, r := range reqs {
 		status := string(r.Status)
-		if r.Permanent && r.Status != pinning.StatusFailed {
+		switch {
+		case r.Status == pinning.StatusMoved:
+			status += " to " + r.MovedTo
+		case r.Permanent && r.Status != pinning.StatusFailed:
 			status += " (stopped)"
 		}
 		errText := r.LastError
 		if r.Done() {
 			errText = evidenceNote(r)
 		}
-		if r.Attempts > 0 && !r.Permanent {
+		if r.Attempts > 0 && !r.Permanent && !r.Done() {
 			errText = fmt.Sprintf("%s (attempt %d, next %s)", errText, r.Attempts, age(now, r.NextAttempt, true))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Service, r.CID, status, age(now, r.Created, false), r.Meta.FilePath, oneLine(errText))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", clean(r.Service, 64), clean(r.CID, 100), clean(status, 80),
+			age(now, r.Created, false), clean(r.Meta.FilePath, 200), clean(errText, 1000))
 	}
 	tw.Flush()
 }
@@ -160,14 +233,22 @@ func evidenceNote(r *pinning.Request) string {
 }
 
 // printServiceNotes says, for every service with requests, what the
-// operator must know: token variables missing (by name, never a value) and,
-// for storacha-bridge, whether receipts are verified.
+// operator must know: token variables missing (by name, never a value),
+// for storacha-bridge whether receipts are verified, and for requests a
+// service refused for good, the move that sends them elsewhere.
 func printServiceNotes(w io.Writer, reqs []*pinning.Request, services []pinning.Service, getenv func(string) string) {
 	used := map[string]bool{}
+	gone := map[string]int{}
 	for _, r := range reqs {
+		if r.Status == pinning.StatusMoved {
+			continue
+		}
 		used[r.Service] = true
+		if r.ServiceGone {
+			gone[r.Service]++
+		}
 	}
-	all := append([]pinning.Service(nil), services...)
+	all := pinning.WithPresets(services)
 	if used[pinning.Web3Storage] {
 		if _, err := pinning.Lookup(services, pinning.Web3Storage); err != nil {
 			all = append(all, pinning.Web3StoragePreset())
@@ -189,11 +270,31 @@ func printServiceNotes(w io.Writer, reqs []*pinning.Request, services []pinning.
 		}
 		if miss := pinning.MissingEnv(s, getenv); len(miss) > 0 {
 			notes = append(notes, "environment variable "+strings.Join(miss, " and ")+" not set")
+		} else if s.TokenOptional && getenv(s.TokenEnv) == "" {
+			notes = append(notes, "environment variable "+s.TokenEnv+" not set: requests go without a token (a server run with --allow-no-auth)")
+		}
+		if n := gone[s.Name]; n > 0 {
+			head := "the service takes no such uploads any more"
+			if s.IsStorachaPublic() {
+				head = pinning.Web3StorageStopped
+			}
+			notes = append(notes, fmt.Sprintf("%d requests refused for good: %s; move them: ssid-anchor pins move --from %s --to %s", n, head, s.Name, moveTarget(services, s.Name)))
 		}
 		if len(notes) > 0 {
 			fmt.Fprintf(w, "%s (%s): %s\n", s.Name, s.Kind, strings.Join(notes, "; "))
 		}
 	}
+}
+
+// moveTarget suggests where to move a service's requests: a configured
+// Pinning Service API service, else the filecoin-pin preset.
+func moveTarget(services []pinning.Service, from string) string {
+	for _, s := range services {
+		if s = s.WithDefaults(); s.Name != from && s.Kind == pinning.KindPinningService {
+			return s.Name
+		}
+	}
+	return pinning.FilecoinPin
 }
 
 // age prints a duration the way an operator reads it: 40s, 5m, 3h, 2d.
@@ -228,17 +329,21 @@ func age(now, t time.Time, future bool) string {
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // newDrainer builds the queue's drainer on node n: a backend for every
-// configured service this build can speak, the manifest as recorder.
+// configured service this build can speak (and the filecoin-pin preset,
+// which needs no entry), the manifest as recorder. A service's delegates
+// are dialed only as the node's profile allows.
 func newDrainer(g *globalOptions, n *node.Node) (*pinning.Drainer, error) {
-	services := make([]pinning.Service, 0, len(g.cfg.RemotePinning.Services))
+	services := pinning.WithPresets(g.cfg.RemotePinning.Services)
 	backends := map[string]pinning.Backend{}
-	for _, s := range g.cfg.RemotePinning.Services {
-		s = s.WithDefaults()
-		services = append(services, s)
+	for _, s := range services {
 		switch s.Kind {
 		case pinning.KindPinningService:
+			policy := pinning.AirGappedDelegates()
+			if n.Profile() == node.ProfilePublic {
+				policy = pinning.PublicDelegates(s.Endpoint)
+			}
 			b, err := pinning.NewPSA(s, pinning.PSAOptions{
-				Origins: n.Addrs, Connect: connectDelegates(n), Policy: retry.Default(),
+				Origins: n.Addrs, Connect: connectDelegates(n), Delegates: &policy, Policy: retry.Default(),
 				Now: g.now, Log: g.log, Getenv: g.env,
 			})
 			if err != nil {
@@ -327,7 +432,7 @@ func (m manifestRecorder) RecordRemotePins(ctx context.Context, changes []pinnin
 	defer root.Close()
 	ups := make([]anchor.RemotePinUpdate, len(changes))
 	for i, c := range changes {
-		ups[i] = anchor.RemotePinUpdate{CID: c.CID, Service: c.Service, RequestID: c.RequestID, Status: string(c.Status), UpdatedAt: c.UpdatedAt, Provider: c.Provider}
+		ups[i] = anchor.RemotePinUpdate{CID: c.CID, Service: c.Service, RequestID: c.RequestID, Status: string(c.Status), UpdatedAt: c.UpdatedAt, MovedTo: c.MovedTo, Provider: c.Provider}
 	}
 	res, err := anchor.RecordRemotePins(ctx, anchor.RewriteOptions{
 		Root: root, Paths: m.g.cfg.Paths, Provider: "embedded-ipfs:" + m.n.PeerID(), Now: m.g.now, Log: m.g.log,
@@ -373,6 +478,10 @@ func remoteTargets(g *globalOptions, names []string, web3 bool) ([]pinning.Servi
 		if miss := pinning.MissingEnv(s, g.env); len(miss) > 0 {
 			fmt.Fprintf(g.stderr, "warning: remote pinning service %s: environment variable %s not set; its requests stay queued until it is\n", s.Name, strings.Join(miss, " and "))
 		}
+		if s.Kind == pinning.KindStorachaBridge && s.Endpoint == pinning.Web3StoragePreset().Endpoint {
+			fmt.Fprintf(g.stderr, "warning: remote pinning service %s: %s; its requests will fail with the service's answer. Move them: ssid-anchor pins move --from %s --to %s\n",
+				s.Name, pinning.Web3StorageStopped, s.Name, moveTarget(g.cfg.RemotePinning.Services, s.Name))
+		}
 	}
 	return out, nil
 }
@@ -409,4 +518,159 @@ func queueRemotePins(g *globalOptions, services []pinning.Service, recs []anchor
 	}
 	info.Queued = n
 	return info, nil
+}
+
+type pinsMoveOptions struct {
+	From, To string
+	All      bool
+	Wait     time.Duration
+}
+
+// runPinsMoveArgs parses `pins move`'s own flags (args after "move") with
+// urfave/cli, so they get the same help and usage errors as any command.
+func runPinsMoveArgs(ctx context.Context, g *globalOptions, args []string) error {
+	var o pinsMoveOptions
+	move := &cli.Command{
+		Name:  "move",
+		Usage: "queue on service B every request of service A that is not pinned, and mark A's moved",
+		Description: `Every request of A that is not pinned (--all: pinned ones too) gets a request on
+B, once per CID (one already there is kept); A's become "moved" to B and stay
+in the manifest's remote_pins as history. Then B's requests are pushed with
+the node online for up to --wait (the daemon, or ` + "`pins --retry`" + `, follows up).
+The change to the queue is one atomic rewrite: a move killed at any point and
+run again queues nothing twice. B is any configured service or the preset
+filecoin-pin.`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "from", Destination: &o.From, Usage: "service `A` whose requests move (required)"},
+			&cli.StringFlag{Name: "to", Destination: &o.To, Usage: "service `B` that takes them (required)"},
+			&cli.BoolFlag{Name: "all", Destination: &o.All, Usage: "also copy requests A has pinned (they stay pinned on A)"},
+			&cli.DurationFlag{Name: "wait", Value: 2 * time.Minute, Destination: &o.Wait, Usage: "how long to stay online while B fetches"},
+		},
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err} },
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return usagef("pins move: unexpected argument %q", c.Args().First())
+			}
+			if o.From == "" || o.To == "" {
+				return usagef("pins move: --from and --to are required (e.g. ssid-anchor pins move --from web3-storage --to filecoin-pin)")
+			}
+			return runPinsMove(c.Context, o, g)
+		},
+	}
+	app := &cli.App{
+		Name: "ssid-anchor pins", HideVersion: true, HideHelpCommand: true,
+		Writer: g.stderr, ErrWriter: g.stderr,
+		Commands:       []*cli.Command{move},
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError:   func(_ *cli.Context, err error, _ bool) error { return usageError{err} },
+	}
+	return app.RunContext(ctx, append([]string{"ssid-anchor pins", "move"}, args...))
+}
+
+// runPinsMove moves A's requests to B in the queue (one atomic rewrite),
+// then pushes B's requests like `pins --retry --service B`, which also
+// records the move in the manifest.
+func runPinsMove(ctx context.Context, o pinsMoveOptions, g *globalOptions) error {
+	to, err := pinning.Lookup(g.cfg.RemotePinning.Services, o.To)
+	if err != nil {
+		return usagef("--to: %v", err)
+	}
+	q := pinning.OpenQueue(pinning.QueueDir(g.Repo), g.now)
+	// The node first: while another process holds the repo, nothing moves.
+	n, release, err := g.openNode(ctx, node.OpenOptions{Online: true, Swarm: g.cfg.Node.Swarm, Peering: g.cfg.Node.Peering})
+	if err != nil {
+		return err
+	}
+	defer release()
+	mv, err := q.Move(o.From, to.Name, o.All)
+	if errors.Is(err, pinning.ErrNotQueued) {
+		return usagef("--from: %v", err)
+	}
+	if err != nil {
+		return err
+	}
+	{
+		fmt.Fprintf(g.stderr, "moved %d requests from %s to %s (%d newly queued on %s", mv.Moved, mv.From, mv.To, mv.Queued, mv.To)
+		if mv.Copied > 0 {
+			fmt.Fprintf(g.stderr, ", %d pinned ones copied", mv.Copied)
+		}
+		if mv.KeptPinned > 0 {
+			fmt.Fprintf(g.stderr, ", %d pinned on %s left there; --all copies them", mv.KeptPinned, mv.From)
+		}
+		if mv.Before > 0 {
+			fmt.Fprintf(g.stderr, ", %d moved by an earlier run", mv.Before)
+		}
+		fmt.Fprintln(g.stderr, ")")
+	}
+	d, err := newDrainer(g, n)
+	if err != nil {
+		return err
+	}
+	if err := d.DropBatch(o.From); err != nil && !errors.Is(err, pinning.ErrBusy) {
+		g.log.Warn("removing the moved service's unfinished batch", "service", o.From, "err", err)
+	}
+	rep, err := d.SettleWith(ctx, o.Wait, pinning.DrainOptions{Services: []string{to.Name}})
+	busy := errors.Is(err, pinning.ErrBusy)
+	if busy {
+		// A drain is running (the daemon's job): it pushes them.
+		err = nil
+		if g.daemon != nil {
+			g.daemon.remotePinsQueued()
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	reqs, lerr := q.List()
+	if lerr != nil {
+		return lerr
+	}
+	var onB []*pinning.Request
+	for _, r := range reqs {
+		if r.Service == to.Name {
+			onB = append(onB, r)
+		}
+	}
+	if g.JSON {
+		doc := map[string]any{"move": mv, "queue": q.Path(), "requests": onB}
+		if !busy {
+			doc["drain"] = rep
+		}
+		if werr := writeJSON(g.stdout, doc); werr != nil {
+			return werr
+		}
+	} else {
+		printPins(g.stdout, onB, g.now(), g.cfg.RemotePinning.Services)
+		printServiceNotes(g.stdout, onB, g.cfg.RemotePinning.Services, g.env)
+	}
+	if err != nil {
+		return err
+	}
+	if busy {
+		fmt.Fprintf(g.stderr, "another drain is running; it pushes the requests on %s\n", to.Name)
+		return nil
+	}
+	return pushOutcome(g, onB, &rep, o.Wait)
+}
+
+// remotePinOther counts, in a summary, remote pins whose status is none of
+// the known ones.
+const remotePinOther = "other"
+
+// summariseRemotePins keeps the counts of the known remote pin statuses
+// and folds every other status into one "other" count. The statuses come
+// from the manifest, which anyone who can commit to the tree can write:
+// 50,000 made-up statuses must not become 50,000 entries (a 3 MB status
+// line, a JSON document of that size).
+func summariseRemotePins(m map[string]int) map[string]int {
+	out := make(map[string]int, 6)
+	for st, n := range m {
+		switch pinning.Status(st) {
+		case pinning.StatusQueued, pinning.StatusPinning, pinning.StatusPinned, pinning.StatusFailed, pinning.StatusMoved:
+			out[st] += n
+		default:
+			out[remotePinOther] += n
+		}
+	}
+	return out
 }

@@ -66,7 +66,7 @@ Exit codes: 0 every step ok or skipped, 1 a step failed, 2 bad flag or config,
 			&cli.StringFlag{Name: "github-output", Destination: &o.GitHubOutput, Usage: "append the release's outputs to `FILE` ($GITHUB_OUTPUT)"},
 			&cli.BoolFlag{Name: "markdown", Destination: &o.Markdown, Usage: "print the Proof-Anchor markdown for a PR body on stdout"},
 			&cli.StringSliceFlag{Name: "remote", Usage: "pin the bundle and release manifest on the remote pinning service `NAME` too (repeatable; see `ssid-anchor pins`)"},
-			&cli.BoolFlag{Name: "web3-storage", Destination: &o.Web3Storage, Usage: "pin the bundle and release manifest on the service named web3-storage (Storacha) too"},
+			&cli.BoolFlag{Name: "web3-storage", Destination: &o.Web3Storage, Usage: "pin the bundle and release manifest on the service named web3-storage (Storacha, which stopped taking uploads on 15 April 2026; see `ssid-anchor pins move`) too"},
 			&cli.DurationFlag{Name: "remote-wait", Value: 2 * time.Minute, Destination: &o.RemoteWait, Usage: "without a daemon, stay online up to `DURATION` while the remote services fetch"},
 		},
 		Action: func(c *cli.Context) error {

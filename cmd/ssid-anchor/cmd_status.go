@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/ssid/ssid-anchor/node"
 	"github.com/ssid/ssid-anchor/scheduler"
 	"github.com/urfave/cli/v2"
@@ -46,9 +47,12 @@ type statusDoc struct {
 	IPNS           statusIPNS        `json:"ipns"`
 	Provide        node.ProvideStats `json:"provide"`
 	anchorStats
+	// Root-24-LOCK as guard measures it (tree.CheckRoot24).
+	statusRoot24
 	Manifest statusManifest    `json:"manifest"`
 	Jobs     []scheduler.Entry `json:"jobs"`
 	HTTP     *statusHTTP       `json:"http,omitempty"`
+	RPC      *statusRPC        `json:"rpc,omitempty"`
 	Config   applianceConfig   `json:"config"`
 }
 
@@ -64,6 +68,26 @@ type statusManifest struct {
 	LastUpdated    string `json:"last_updated,omitempty"`
 	LastAnchorDate string `json:"last_anchor_date,omitempty"`
 	PreviousCID    string `json:"previous_manifest_cid,omitempty"`
+}
+
+// statusRoot24 is the Root-24-LOCK verdict: the same word guard, event,
+// telemetry and the console show.
+type statusRoot24 struct {
+	Root24Lock     string   `json:"root_24_lock"`
+	Root24Reason   string   `json:"root_24_lock_reason,omitempty"`
+	Root24Problems []string `json:"root_24_lock_problems,omitempty"`
+}
+
+// root24Status measures Root-24-LOCK for status.
+func root24Status(dir string) statusRoot24 {
+	root, err := tree.OpenRoot(dir)
+	if err != nil {
+		reason := fmt.Sprintf("--root: %v", err)
+		return statusRoot24{Root24Lock: tree.Root24Unknown, Root24Reason: reason, Root24Problems: []string{reason}}
+	}
+	defer root.Close()
+	st := tree.CheckRoot24(root)
+	return statusRoot24{Root24Lock: st.Status(), Root24Reason: st.Reason, Root24Problems: st.Problems}
 }
 
 type statusHTTP struct {
@@ -114,6 +138,7 @@ func buildStatus(_ context.Context, g *globalOptions, n *node.Node, d *daemon) (
 	}
 	stats, man := countAnchors(g.Root, g.cfg.Paths)
 	doc.anchorStats = stats
+	doc.statusRoot24 = root24Status(g.Root)
 	doc.Manifest.Path = g.cfg.Paths.Manifest
 	if man != nil {
 		doc.Manifest.PreviousCID = man.PreviousCID
@@ -126,6 +151,7 @@ func buildStatus(_ context.Context, g *globalOptions, n *node.Node, d *daemon) (
 			doc.Manifest.LastAnchorDate = s.Last
 		}
 	}
+	doc.RemotePins = summariseRemotePins(doc.RemotePins)
 	if d != nil {
 		doc.DaemonPID = os.Getpid()
 		started := d.started
@@ -141,6 +167,7 @@ func buildStatus(_ context.Context, g *globalOptions, n *node.Node, d *daemon) (
 		if d.httpAddr != "" {
 			doc.HTTP = &statusHTTP{Listen: d.httpAddr, URL: "http://" + d.httpAddr + "/"}
 		}
+		doc.RPC = d.rpcStatus()
 		return doc, nil
 	}
 	jobs, err := offlineJobs(g, n.RepoPath())
@@ -196,6 +223,11 @@ func printStatus(g *globalOptions, doc *statusDoc) {
 	}
 	fmt.Fprintf(w, "daemon:     %s\n", state)
 	fmt.Fprintf(w, "repo:       %s\nroot:       %s\n", doc.Repo, doc.Root)
+	fmt.Fprintf(w, "root-24:    %s", doc.Root24Lock)
+	if len(doc.Root24Problems) > 0 {
+		fmt.Fprintf(w, " (%s)", strings.Join(doc.Root24Problems, "; "))
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "peer id:    %s (profile %s, routing %s)\n", doc.PeerID, doc.Profile, doc.Routing)
 	for _, a := range doc.Addresses {
 		fmt.Fprintf(w, "address:    %s\n", a)
@@ -221,10 +253,10 @@ func printStatus(g *globalOptions, doc *statusDoc) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "anchors:    %d records of %d files, %d pinned", doc.Records, doc.Files, doc.Pinned)
-	if len(doc.RemotePins) > 0 {
+	if rp := summariseRemotePins(doc.RemotePins); len(rp) > 0 {
 		var parts []string
-		for _, st := range sortedKeysOfInt(doc.RemotePins) {
-			parts = append(parts, fmt.Sprintf("%d %s", doc.RemotePins[st], st))
+		for _, st := range sortedKeysOfInt(rp) {
+			parts = append(parts, fmt.Sprintf("%d %s", rp[st], st))
 		}
 		fmt.Fprintf(w, "; remote pins: %s", strings.Join(parts, ", "))
 	}
@@ -255,6 +287,14 @@ func printStatus(g *globalOptions, doc *statusDoc) {
 		fmt.Fprintf(w, "http:       %s (gateway %sipfs/<cid>)\n", doc.HTTP.Listen, doc.HTTP.URL)
 	} else {
 		fmt.Fprintf(w, "http:       %s (when the daemon runs)\n", orDash(doc.Config.HTTP.Listen))
+	}
+	switch {
+	case doc.RPC != nil:
+		fmt.Fprintf(w, "rpc:        %s (kubo RPC API; the ipfs CLI finds it through %s)\n", doc.RPC.Listen, doc.RPC.APIFile)
+	case doc.Config.RPC.Listen == "":
+		fmt.Fprintln(w, "rpc:        off (rpc.listen is \"\")")
+	default:
+		fmt.Fprintf(w, "rpc:        %s (when the daemon runs)\n", doc.Config.RPC.Listen)
 	}
 }
 

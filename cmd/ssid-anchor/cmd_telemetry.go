@@ -82,7 +82,10 @@ func loadTelemetryConfig(g *globalOptions) (telemetrySetup, error) {
 func loadTelemetryConfigIn(g *globalOptions, root tree.Root) (telemetrySetup, error) {
 	var s telemetrySetup
 	s.root, s.cfgRel = root, g.cfg.Paths.TelemetryConfig
-	b, err := root.ReadFile(s.cfgRel)
+	b, err := readTreeConfig(root, s.cfgRel)
+	if errors.Is(err, errConfigTooLarge) {
+		return s, usagef("telemetry config %s: %w", s.cfgRel, err)
+	}
 	if errors.Is(err, tree.ErrOutsideRoot) {
 		return s, usagef("paths.telemetry_config: %v", err)
 	}

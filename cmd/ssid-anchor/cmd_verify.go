@@ -41,7 +41,7 @@ func verifyFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "car", TakesFile: true, Usage: "verify from CAR `FILE`s instead of the repo (no repo needed); repeatable"},
 		&cli.BoolFlag{Name: "allow-missing", Usage: "a record whose file was removed passes on the IPFS side alone"},
 		&cli.StringSliceFlag{Name: "peer", Usage: "with --network, connect to `MULTIADDR` (with /p2p/<id>) first; repeatable"},
-		&cli.StringSliceFlag{Name: "trust", Usage: "require every manifest of the chain to be signed by `PEERID` (repeatable; default: anchor.trust)"},
+		&cli.StringSliceFlag{Name: "trust", Usage: "require `PEERID`'s signature on the head and every manifest from the first signed one on (repeatable; default: anchor.trust)"},
 		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "give up on a peer or gateway request after this long without data"},
 	}
 }
@@ -68,14 +68,80 @@ func verifyOptionsFrom(c *cli.Context) verifyOptions {
 		Trust:        c.StringSlice("trust"),
 	}
 	if len(o.CARs) > 0 {
-		// `--car out/*.car`: the shell expands the glob into one --car
-		// value followed by plain arguments.
+		// spreadListFlags made every word of `--car out/*.car` a --car
+		// value; a CAR after another flag (`--car a --timeout 5s b`) is
+		// still one.
 		o.CARs = append(o.CARs, c.Args().Slice()...)
 	} else if c.Args().Len() > 0 {
 		o.stray = c.Args().Slice()
 	}
 	o.NoTree = len(o.CARs) > 0 && !c.IsSet("root")
 	return o
+}
+
+// listFlags are the flags, per command, that take several values after
+// one flag: `--car out/*.car`, which the shell expands into one word per
+// file.
+var listFlags = map[string]map[string]bool{"verify": {"car": true}, "anchor": {"car": true}}
+
+// spreadListFlags turns `verify --car a.car b.car --trust P` into `verify
+// --car a.car --car b.car --trust P`. urfave/cli (Go's flag package) stops
+// at the first plain word, so every flag after the CAR list was a CAR path
+// ("open --trust: no such file") and a mistyped one was never refused; now
+// they are parsed as flags (an unknown one is a usage error, exit 2), and
+// every CAR is a --car value (made absolute when the command is sent to a
+// daemon). args have the global flags first (hoistGlobalFlags); nothing
+// after "--" is touched.
+func spreadListFlags(args []string) []string {
+	i := commandIndex(args)
+	if i < 0 || listFlags[args[i]] == nil {
+		return args
+	}
+	lists := listFlags[args[i]]
+	out := append([]string(nil), args[:i+1]...)
+	open := "" // the list flag whose values follow
+	for j := i + 1; j < len(args); j++ {
+		a := args[j]
+		switch {
+		case a == "--":
+			return append(out, args[j:]...)
+		case strings.HasPrefix(a, "-") && a != "-":
+			open = ""
+			name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+			out = append(out, a)
+			if lists[name] && !strings.HasPrefix(a, "---") {
+				open = name
+				if !hasValue && j+1 < len(args) {
+					j++
+					out = append(out, args[j])
+				}
+			}
+		case open != "":
+			out = append(out, "--"+open, a)
+		default:
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// commandIndex is the index of the command word in args whose global flags
+// come first, or -1.
+func commandIndex(args []string) int {
+	for k := 1; k < len(args); k++ {
+		a := args[k]
+		if a == "--" {
+			return -1
+		}
+		if !strings.HasPrefix(a, "-") {
+			return k
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if takesValue := globalFlags[name]; takesValue && !hasValue {
+			k++
+		}
+	}
+	return -1
 }
 
 func newVerifyCommand(g *globalOptions) *cli.Command {
@@ -95,16 +161,26 @@ Every manifest carries a signature by the node key of the repo that wrote it
 (the "signature" key: peer ID, ed25519, over the RFC 8785 form of the rest).
 verify checks each one and names the signer and since which manifest it has
 signed. An invalid signature, or an unsigned manifest newer than a signed
-one, fails; a change of signer is reported. --trust PEERID (repeatable, or
-anchor.trust in the config) requires every manifest to be signed by that
-peer: an unsigned one (also from before signing existed) or another signer
-then fails.
+one, fails; a change of signer is reported. Unsigned manifests older than the
+first signed one (the SSID seed) pass as "unsigned, covered by <CID>": that
+signed manifest's previous_manifest_cid chain fixes their bytes. --trust
+PEERID (repeatable, or anchor.trust in the config) requires that peer's
+signature on the head and on every manifest from the first signed one on;
+another signer, or an unsigned chain, then fails.
+
+The tree's manifest must be the chain head this repo committed, or a
+descendant of it. Without a head to compare with (a repo that never anchored
+nor imported a manifest, CAR files without a repo, or a head file that was
+removed) the rollback check is off, and the last line and --json (rollback)
+say so. The registry events log is append-only: a record of it passes when
+its anchored bytes start today's log.
 
 --network and --gateway fetch every anchor again from peers or gateways,
 check each block against its CID, rebuild the file and compare its SHA-256.
 --car verifies from CAR files (see export) with no repo and no network; when
 --root is not given the files are not looked at and content is checked from
-the CARs alone.
+the CARs alone. Every word after --car up to the next flag is a CAR file
+(--car out/*.car --trust PEERID).
 
 Exit codes: 0 every record, the chain and its signatures passed, 1 something
 failed (each failure is printed), 2 bad flag, 3 repo missing or locked, 130
@@ -147,6 +223,7 @@ func runVerify(ctx context.Context, o verifyOptions, g *globalOptions) error {
 			return usagef("--root: %v", err)
 		}
 		vo.Root = root
+		treeVerifyOptions(&vo, g)
 	}
 	vo.ManifestPath = o.Manifest
 	if vo.ManifestPath == "" {
@@ -175,8 +252,7 @@ func runVerify(ctx context.Context, o verifyOptions, g *globalOptions) error {
 			return err
 		}
 		defer release()
-		vo.Store, vo.StoreName, vo.Pins = n, "the repo", n
-		if vo.ExpectHead, err = n.ChainHead(); err != nil {
+		if err := repoVerifyOptions(&vo, n); err != nil {
 			return err
 		}
 		if o.Network {
@@ -259,6 +335,25 @@ func runVerify(ctx context.Context, o verifyOptions, g *globalOptions) error {
 		return failure{"verification failed: " + strings.Join(what, "; ")}
 	}
 	return nil
+}
+
+// treeVerifyOptions tells verify what the config says about the tree: the
+// registry events log is append-only, and which files the rules select.
+func treeVerifyOptions(vo *anchor.VerifyOptions, g *globalOptions) {
+	vo.EventsLog = g.cfg.Paths.EventsLog
+	if sel, err := anchor.NewSelector(vo.Root, g.cfg.Paths, g.cfg.Anchor.Rules); err == nil {
+		vo.Selected = sel.Selects
+	}
+}
+
+// repoVerifyOptions verifies against the repo of n: its blocks, its pins
+// and the chain head it committed.
+func repoVerifyOptions(vo *anchor.VerifyOptions, n *node.Node) error {
+	vo.Store, vo.StoreName, vo.Pins = n, "the repo", n
+	vo.ChainHeadFile = n.ChainHeadPath()
+	var err error
+	vo.ExpectHead, err = n.ChainHead()
+	return err
 }
 
 // setVerifyGC tunes the collector for a one-shot verify and returns the
@@ -397,6 +492,9 @@ func printRecordHuman(w io.Writer, r anchor.RecordResult) {
 				note = "; file " + c.Detail
 			}
 		}
+		if r.Note != "" {
+			note += "; " + r.Note
+		}
 		fmt.Fprintf(w, "ok      %s  %s  (%s%s)\n", r.IPFSCID, r.FilePath, strings.Join(parts, ", "), note)
 		return
 	}
@@ -415,8 +513,14 @@ func printVerifyTail(w io.Writer, out verifyResult) {
 			fmt.Fprintf(w, "chain   FAILED: %s\n", p)
 		}
 	}
-	if rep.ChainHead != "" && rep.Chain.OK {
-		fmt.Fprintf(w, "head    ok: the manifest is the chain head this repo committed (%s) or a descendant of it\n", rep.ChainHead)
+	switch rb := rep.Rollback; rb.Status {
+	case anchor.RollbackOK:
+		fmt.Fprintf(w, "head    ok: %s\n", rb.Detail)
+	case anchor.RollbackFailed:
+	case anchor.RollbackHeadMissing:
+		fmt.Fprintf(w, "WARNING head missing: %s\n", rb.Detail)
+	default:
+		fmt.Fprintf(w, "head    none: %s\n", rb.Detail)
 	}
 	printSignaturesHuman(w, rep)
 	if !rep.ManifestStored {
@@ -441,5 +545,20 @@ func printVerifyTail(w io.Writer, out verifyResult) {
 			verdict = "FAILED"
 		}
 	}
-	fmt.Fprintf(w, "%d of %d records passed; chain %s; %s\n", rep.Passed, rep.Total(), map[bool]string{true: "intact", false: "broken"}[rep.Chain.OK], verdict)
+	fmt.Fprintf(w, "%d of %d records passed; chain %s; %s%s\n", rep.Passed, rep.Total(), map[bool]string{true: "intact", false: "broken"}[rep.Chain.OK], verdict, rollbackVerdict(rep.Rollback))
+}
+
+// rollbackVerdict is what the verdict line says when the manifest could
+// not be checked against a chain head: that check is then off, and a
+// passing verify must not look like one that made it.
+func rollbackVerdict(rb anchor.RollbackCheck) string {
+	switch rb.Status {
+	case anchor.RollbackHeadMissing:
+		return "; WARNING: rollback NOT checked, the chain head this repo recorded is gone"
+	case anchor.RollbackNoHead:
+		return "; rollback not checked: this repo has recorded no chain head"
+	case anchor.RollbackNoRepo:
+		return "; rollback not checked: no repo, so no chain head"
+	}
+	return ""
 }

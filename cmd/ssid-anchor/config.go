@@ -9,15 +9,15 @@ import (
 	"io/fs"
 	"math"
 	"net"
-	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
-	"github.com/robfig/cron/v3"
 	"github.com/ssid/ssid-anchor/anchor"
 	"github.com/ssid/ssid-anchor/anchor/pinning"
 	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/ssid/ssid-anchor/node"
+	"github.com/ssid/ssid-anchor/scheduler"
 	"github.com/ssid/ssid-anchor/telemetry"
 )
 
@@ -42,6 +42,7 @@ type applianceConfig struct {
 		Listen      string `json:"listen"`
 		AllowRemote bool   `json:"allow_remote"`
 	} `json:"http"`
+	RPC rpcConfig `json:"rpc"`
 }
 
 func defaultApplianceConfig() applianceConfig {
@@ -52,6 +53,7 @@ func defaultApplianceConfig() applianceConfig {
 	c.RemotePinning.Services = []remoteService{}
 	c.Schedule.Quarterly = "0 9 1 1,4,7,10 *"
 	c.HTTP.Listen = "127.0.0.1:8089"
+	c.RPC = defaultRPCConfig()
 	return c
 }
 
@@ -59,12 +61,16 @@ func defaultApplianceConfig() applianceConfig {
 // unless the user named it explicitly.
 func loadApplianceConfig(path string, explicit bool) (applianceConfig, error) {
 	c := defaultApplianceConfig()
-	b, err := os.ReadFile(path)
+	b, err := readConfigFile(path)
 	if errors.Is(err, fs.ErrNotExist) && !explicit {
 		return c, nil
 	}
+	if errors.Is(err, fs.ErrPermission) && !explicit {
+		// The default config is in the repo: another user's repo (exit 3).
+		return c, node.PermissionError(filepath.Dir(path), path, err)
+	}
 	if err != nil {
-		return c, usagef("reading config %s: %v", path, err)
+		return c, usagef("reading config %s: %w", path, err)
 	}
 	if err := decodeStrict(b, &c); err != nil {
 		return c, usagef("config %s: %v", path, err)
@@ -162,13 +168,14 @@ func (c applianceConfig) validate() error {
 	if err := c.Node.Validate(); err != nil {
 		return err
 	}
-	cronSpec := cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow)
+	// The scheduler's own parser (robfig/cron with descriptors), so what
+	// the config accepts is exactly what the daemon can schedule.
 	for _, sc := range []struct{ key, spec string }{{"schedule.quarterly", c.Schedule.Quarterly}, {"schedule.telemetry", c.Schedule.Telemetry}} {
 		if sc.spec == "" {
 			continue
 		}
-		if _, err := cronSpec.Parse(sc.spec); err != nil {
-			return fmt.Errorf("%s: %q is not a cron spec (5 fields: minute hour day-of-month month day-of-week, e.g. \"0 9 1 1,4,7,10 *\"): %v", sc.key, sc.spec, err)
+		if err := scheduler.ParseSpec(sc.spec); err != nil {
+			return fmt.Errorf("%s: %q is not a cron spec (%s): %v", sc.key, sc.spec, scheduler.SpecForms, err)
 		}
 	}
 	if err := pinning.ValidateServices(c.RemotePinning.Services); err != nil {
@@ -183,5 +190,5 @@ func (c applianceConfig) validate() error {
 			return fmt.Errorf("http.listen: %q is not a loopback address; set http.allow_remote to true to serve it", c.HTTP.Listen)
 		}
 	}
-	return nil
+	return c.RPC.validate()
 }

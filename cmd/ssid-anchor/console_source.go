@@ -104,11 +104,8 @@ func (s *consoleSource) Snapshot(ctx context.Context) (*console.Snapshot, error)
 	if s.IPNSName != nil {
 		snap.Node.IPNSName = s.IPNSName()
 	}
-	if st, err := tree.CheckRoot24(root); err != nil {
-		snap.Node.Root24Lock, snap.Node.Root24Problems = "unknown", []string{err.Error()}
-	} else {
-		snap.Node.Root24Lock, snap.Node.Root24Problems = st.Status(), st.Problems
-	}
+	st := tree.CheckRoot24(root)
+	snap.Node.Root24Lock, snap.Node.Root24Problems = st.Status(), st.Problems
 
 	if err := s.readManifest(ctx, root, snap); err != nil {
 		snap.ManifestProblem = err.Error()
@@ -385,8 +382,12 @@ func (s *consoleSource) verify(ctx context.Context) (*anchor.VerifyReport, error
 		return nil, fmt.Errorf("opening the governance tree: %w", err)
 	}
 	defer root.Close()
-	// As cmd_verify does: Verify reads the manifest by path.
-	return anchor.Verify(ctx, anchor.VerifyOptions{
-		Root: root, ManifestPath: root.Path(s.g.cfg.Paths.Manifest), Store: s.n, StoreName: "the repo", Pins: s.n, Log: s.g.log,
-	})
+	// As cmd_verify does: Verify reads the manifest by path, against the
+	// repo's chain head, with the config's trusted signers.
+	vo := anchor.VerifyOptions{Root: root, ManifestPath: root.Path(s.g.cfg.Paths.Manifest), Log: s.g.log, Trust: s.g.cfg.Anchor.Trust}
+	treeVerifyOptions(&vo, s.g)
+	if err := repoVerifyOptions(&vo, s.n); err != nil {
+		return nil, err
+	}
+	return anchor.Verify(ctx, vo)
 }

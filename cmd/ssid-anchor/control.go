@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ssid/ssid-anchor/node"
 	"github.com/urfave/cli/v2"
 )
 
@@ -231,10 +233,28 @@ func (s *controlServer) serveConn(c *net.UnixConn) {
 	}()
 	out := &frameWriter{mu: &wmu, c: c, stream: "stdout", cancel: cancel}
 	errw := &frameWriter{mu: &wmu, c: c, stream: "stderr", cancel: cancel}
-	code := s.handle(ctx, req, out, errw)
+	code := s.run(ctx, req, out, errw)
 	wmu.Lock()
 	writeFrame(c, controlFrame{Exit: &code})
 	wmu.Unlock()
+}
+
+// run calls the handler. A panic in the command it runs is the command's
+// failure, not the daemon's: as the scheduler does for jobs, it is logged
+// with its stack, the client is told and gets exit 1, and the daemon goes
+// on serving. The command's deferred unlocks ran while the panic unwound.
+func (s *controlServer) run(ctx context.Context, req controlRequest, stdout, stderr io.Writer) (code int) {
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		s.log.Error("control socket: the command panicked; the daemon keeps running",
+			"argv", redactArgv(req.Argv), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		fmt.Fprintf(stderr, "ssid-anchor: internal error: the command panicked in the daemon (%v); the daemon logged the stack and keeps running; please report it with the daemon's log\n", v)
+		code = exitFailure
+	}()
+	return s.handle(ctx, req, stdout, stderr)
 }
 
 // close stops accepting, cancels the running requests and waits for them
@@ -351,6 +371,52 @@ var forwardedCommands = map[string]bool{
 	"status": true, "pins": true, "release": true,
 }
 
+// checkServed decides whether a command line the daemon received may run
+// there, with the parser that runs it: it is the app's Before, so the
+// global flags are parsed and c.Args().First() is the word urfave/cli is
+// about to run as the command. Anything but a forwarded command is refused
+// (a nested daemon would run on the daemon's node and replace its socket;
+// init, event and the others run in the client's process anyway), and so
+// is a command line that names another repo or config than the daemon's:
+// the command runs on the daemon's open node, and writes that repo's chain
+// head, remote pin queue and scheduler state, so it must be the repo (and
+// the config) the daemon was started with.
+func (g *globalOptions) checkServed(c *cli.Context) error {
+	name := c.Args().First()
+	cmd := c.App.Command(name)
+	if cmd == nil || !forwardedCommands[cmd.Name] {
+		return usagef("the daemon runs only %s, not %q; run that command without the daemon's socket (it does not need the repo)", strings.Join(keysOf(forwardedCommands), ", "), name)
+	}
+	d := g.daemon
+	if d == nil {
+		return fmt.Errorf("internal: a served command without its daemon")
+	}
+	if !samePath(g.Repo, d.node.RepoPath()) {
+		return usagef("--repo %s is not the repo this daemon serves (%s): a command sent to a daemon runs on that daemon's node; run it against the repo's own daemon, or stop the daemon", g.Repo, d.node.RepoPath())
+	}
+	if g.ConfigFile != "" && !samePath(g.ConfigFile, d.g.configPath()) {
+		return usagef("--config %s is not the config this daemon runs with (%s): a command sent to a daemon runs with the daemon's config; drop --config, or stop the daemon to run with another", g.ConfigFile, d.g.configPath())
+	}
+	return nil
+}
+
+// samePath says whether a and b name the same file or directory (through
+// any symlinks); two paths that do not exist are the same only when they
+// are spelled the same.
+func samePath(a, b string) bool {
+	sa, errA := os.Stat(a)
+	sb, errB := os.Stat(b)
+	if errA == nil && errB == nil {
+		return os.SameFile(sa, sb)
+	}
+	if errA == nil || errB == nil {
+		return false
+	}
+	aa, err1 := filepath.Abs(a)
+	bb, err2 := filepath.Abs(b)
+	return err1 == nil && err2 == nil && aa == bb
+}
+
 // secretEnvCommands may deliver notifications or pin remotely, so the
 // client's secrets travel with them (see requestEnv).
 var secretEnvCommands = map[string]bool{"anchor": true, "pins": true, "release": true}
@@ -366,11 +432,16 @@ func maybeForward(c *cli.Context, g *globalOptions) (ok bool, err error) {
 		return false, nil
 	}
 	conn, err := dialDaemon(g.Repo)
-	if errors.Is(err, errNoDaemon) {
-		return false, nil
-	}
 	if err != nil {
-		g.daemonErr = err
+		if !errors.Is(err, errNoDaemon) {
+			g.daemonErr = err
+		}
+		// The command opens the repo here: another user's repo is exit 3
+		// with the owner named, whichever file the command would have
+		// touched first (issue 25.16).
+		if err := node.CheckAccess(g.Repo); err != nil {
+			return true, err
+		}
 		return false, nil
 	}
 	argv, spelled, err := canonicalArgv(c, g)

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -53,6 +54,10 @@ func startDaemon(t *testing.T, root, repo string, env []string, extra ...string)
 func startDaemonWith(t *testing.T, root, repo string, env, globals []string, extra ...string) *daemonProc {
 	t.Helper()
 	args := append(append([]string{"--root", root, "--repo", repo}, globals...), "daemon", "--http", "127.0.0.1:0", "--swarm", "/ip4/127.0.0.1/tcp/0")
+	if !slices.Contains(extra, "--rpc") {
+		// kubo's RPC API on a free port, not 5001: tests run side by side.
+		args = append(args, "--rpc", "/ip4/127.0.0.1/tcp/0")
+	}
 	args = append(args, extra...)
 	cmd := exec.Command(anchorBinary(t), args...)
 	cmd.Env = append(os.Environ(), env...)
@@ -392,13 +397,33 @@ func TestDaemonRefusesNonLoopbackHTTP(t *testing.T) {
 func TestDaemonSdNotify(t *testing.T) {
 	root := newTree(t)
 	repo := initRepo(t)
+	sock, msgs := notifySocket(t)
+	d := startDaemon(t, root, repo, []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=200000"})
+	got := awaitNotify(t, msgs, "READY=1", "WATCHDOG=1")
+	d.stop(t)
+	stopping := false
+	for !stopping {
+		select {
+		case m := <-msgs:
+			stopping = strings.Contains(m, "STOPPING=1")
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no STOPPING=1 after SIGTERM; got %q", got)
+		}
+	}
+}
+
+// notifySocket listens where systemd would (NOTIFY_SOCKET) and passes on
+// what the daemon says there; messages beyond a test's appetite are
+// dropped rather than block the reader.
+func notifySocket(t *testing.T) (string, <-chan string) {
+	t.Helper()
 	sock := filepath.Join(t.TempDir(), "notify.sock")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	msgs := make(chan string, 64)
+	t.Cleanup(func() { conn.Close() })
+	msgs := make(chan string, 1024)
 	go func() {
 		buf := make([]byte, 4096)
 		for {
@@ -407,12 +432,20 @@ func TestDaemonSdNotify(t *testing.T) {
 				close(msgs)
 				return
 			}
-			msgs <- string(buf[:n])
+			select {
+			case msgs <- string(buf[:n]):
+			default:
+			}
 		}
 	}()
-	d := startDaemon(t, root, repo, []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=200000"})
-	want := []string{"READY=1", "WATCHDOG=1"}
-	deadline := time.After(30 * time.Second)
+	return sock, msgs
+}
+
+// awaitNotify reads msgs until the wanted messages came, in order, and
+// returns all it read.
+func awaitNotify(t *testing.T, msgs <-chan string, want ...string) []string {
+	t.Helper()
+	deadline := time.After(60 * time.Second)
 	var got []string
 	for len(want) > 0 {
 		select {
@@ -425,16 +458,7 @@ func TestDaemonSdNotify(t *testing.T) {
 			t.Fatalf("still waiting for %v; got %q", want, got)
 		}
 	}
-	d.stop(t)
-	stopping := false
-	for !stopping {
-		select {
-		case m := <-msgs:
-			stopping = strings.Contains(m, "STOPPING=1")
-		case <-time.After(10 * time.Second):
-			t.Fatalf("no STOPPING=1 after SIGTERM; got %q", got)
-		}
-	}
+	return got
 }
 
 // TestSecondDaemonIsRefused: a second daemon on the same repo fails with

@@ -49,11 +49,31 @@ func exitCode(err error) (int, string) {
 		return exitRepo, "another anchoring run holds this governance tree's manifest (perhaps with another --repo: CI and a daemon on one checkout); wait for it to finish, then run again"
 	case errors.Is(err, node.ErrLocked):
 		return exitRepo, "another ssid-anchor process (a running daemon or another command) holds the repo; wait for it to finish or stop it"
+	case errors.Is(err, node.ErrPermission):
+		return exitRepo, permissionHint(err)
 	case errors.As(err, &ue):
 		return exitUsage, "see `ssid-anchor help` for usage"
 	default:
 		return exitFailure, ""
 	}
+}
+
+// permissionHint tells the user of another user's repo what to do: run the
+// command as that user (the daemon's service account), or use a repo of
+// their own.
+func permissionHint(err error) string {
+	var ae *node.AccessError
+	if errors.As(err, &ae) && ae.Mine {
+		return fmt.Sprintf("give yourself access to %s again (chmod u+rw), or point --repo / SSID_ANCHOR_REPO at another repo", ae.Path)
+	}
+	owner := "the repo's owner"
+	if errors.As(err, &ae) && ae.Owner != "" {
+		owner = ae.Owner
+		if name, _, ok := strings.Cut(owner, " (uid"); ok {
+			owner = name
+		}
+	}
+	return fmt.Sprintf("run the command as %s (e.g. sudo -u %s ssid-anchor ...; a daemon running as that user serves it), or point --repo / SSID_ANCHOR_REPO at a repo of your own", owner, owner)
 }
 
 // errorText is the one-line message printError shows for err.

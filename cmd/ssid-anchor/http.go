@@ -3,7 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -21,6 +25,63 @@ type httpDeps struct {
 	// Console is the web console (SPEC 4.8) mounted at "/"; nil answers
 	// 404 with a list of what is served.
 	Console http.Handler
+	// Hosts decides which Host headers are answered; the zero value is
+	// the loopback listener's (localhost and loopback addresses).
+	Hosts hostCheck
+}
+
+// hostCheck refuses, with 421 Misdirected Request, a request whose Host
+// header names a host the daemon is not opened by. That is the DNS
+// rebinding defence for every route: a page on evil.example whose name is
+// re-bound to 127.0.0.1 reaches the loopback listener as same-origin, but
+// its requests still say Host: evil.example. IP literals cannot be
+// re-bound, so a loopback listener answers its loopback addresses and
+// localhost, and one opened to the network (http.allow_remote) answers any
+// IP address; a name is answered only when it is the configured listen
+// address's host. It is one check in front of the whole mux (the console
+// keeps its own as well).
+type hostCheck struct {
+	names  []string // lower-case, without port or trailing dot
+	remote bool
+}
+
+// newHostCheck is the policy for a listener on listen ("host:port").
+func newHostCheck(listen string, allowRemote bool) hostCheck {
+	h := hostCheck{remote: allowRemote}
+	if host, _, err := net.SplitHostPort(listen); err == nil {
+		if host = normHost(host); host != "" && net.ParseIP(host) == nil {
+			h.names = append(h.names, host)
+		}
+	}
+	return h
+}
+
+func normHost(hostport string) string {
+	host := hostport
+	if hh, _, err := net.SplitHostPort(hostport); err == nil {
+		host = hh
+	}
+	return strings.ToLower(strings.TrimSuffix(strings.Trim(host, "[]"), "."))
+}
+
+func (h hostCheck) allowed(hostport string) bool {
+	host := normHost(hostport)
+	if host == "localhost" || slices.Contains(h.names, host) {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && (ip.IsLoopback() || h.remote)
+}
+
+func (h hostCheck) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !h.allowed(r.Host) {
+			w.Header().Set("Cache-Control", "no-store")
+			http.Error(w, "ssid-anchor does not answer to host "+strconv.Quote(r.Host)+": open it by 127.0.0.1, [::1] or localhost (or by the host name of http.listen)", http.StatusMisdirectedRequest)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func newHTTPHandler(d httpDeps) http.Handler {
@@ -62,7 +123,7 @@ func newHTTPHandler(d httpDeps) http.Handler {
 			fmt.Fprintln(w, "ssid-anchor daemon: /ipfs/<cid>, /healthz, /metrics, /status")
 		})
 	}
-	return mux
+	return d.Hosts.wrap(mux)
 }
 
 // httpHandler wires the daemon's pieces.
@@ -71,7 +132,9 @@ func (d *daemon) httpHandler() http.Handler {
 	if d.o.Console != nil {
 		console = d.o.Console(d)
 	}
+	cfg := d.config().HTTP
 	return newHTTPHandler(httpDeps{
+		Hosts:   newHostCheck(cfg.Listen, cfg.AllowRemote),
 		Gateway: d.node.GatewayHandler(),
 		Ready:   d.ready.Load,
 		Metrics: d.metrics.handler(),

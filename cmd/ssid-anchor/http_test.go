@@ -16,7 +16,9 @@ func TestHTTPHandlerRoutes(t *testing.T) {
 	var ready atomic.Bool
 	get := func(h http.Handler, path string) (int, string) {
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		req.Host = "127.0.0.1:8089"
+		h.ServeHTTP(rec, req)
 		b, _ := io.ReadAll(rec.Result().Body)
 		return rec.Code, string(b)
 	}
@@ -42,5 +44,46 @@ func TestHTTPHandlerRoutes(t *testing.T) {
 	bare := newHTTPHandler(httpDeps{Ready: ready.Load})
 	if code, body := get(bare, "/"); code != 404 || !strings.Contains(body, "/ipfs/<cid>") {
 		t.Errorf("/ without console: %d %q", code, body)
+	}
+}
+
+// TestHostCheck is the Host policy of every route (issue 25.9): names are
+// what DNS rebinding forges, so only localhost and the listen address's
+// own name are answered; IP literals cannot be re-bound, and a loopback
+// listener answers its loopback addresses, one opened to the network
+// (allow_remote) any address.
+func TestHostCheck(t *testing.T) {
+	loop := newHostCheck("127.0.0.1:8089", false)
+	named := newHostCheck("governance.example.org:8089", true)
+	wild := newHostCheck("0.0.0.0:8089", true)
+	for _, tc := range []struct {
+		h    hostCheck
+		host string
+		ok   bool
+	}{
+		{loop, "127.0.0.1:8089", true},
+		{loop, "127.0.0.1", true},
+		{loop, "[::1]:8089", true},
+		{loop, "localhost:8089", true},
+		{loop, "LOCALHOST.:8089", true},
+		{loop, "", false},
+		{loop, "evil.example:8089", false},
+		{loop, "evil.example", false},
+		{loop, "127.0.0.1.evil.example:8089", false},
+		{loop, "localhost.evil.example", false},
+		{loop, "192.0.2.7:8089", false},
+		{loop, "governance.example.org:8089", false},
+		{named, "governance.example.org:8089", true},
+		{named, "Governance.Example.Org.", true},
+		{named, "192.0.2.7:8089", true},
+		{named, "evil.example:8089", false},
+		{wild, "192.0.2.7:8089", true},
+		{wild, "[2001:db8::7]:8089", true},
+		{wild, "localhost", true},
+		{wild, "evil.example", false},
+	} {
+		if got := tc.h.allowed(tc.host); got != tc.ok {
+			t.Errorf("%+v allowed(%q) = %v, want %v", tc.h, tc.host, got, tc.ok)
+		}
 	}
 }

@@ -204,16 +204,7 @@ func TestControlSocket(t *testing.T) {
 	}
 
 	call := func(ctx context.Context, argv ...string) (int, string, string) {
-		c, err := dialDaemon(repo)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out, errb strings.Builder
-		code, err := forward(ctx, c, controlRequest{Version: controlVersion, Argv: argv}, &out, &errb)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return code, out.String(), errb.String()
+		return callSocket(t, ctx, repo, argv...)
 	}
 	if code, out, errs := call(context.Background(), "ssid-anchor", "x"); code != 7 || out != "out:ssid-anchor x\n" || errs != "working\n" {
 		t.Errorf("got %d %q %q", code, out, errs)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/ssid/ssid-anchor/anchor"
+	"github.com/ssid/ssid-anchor/anchor/pinning"
 	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/ssid/ssid-anchor/telemetry"
 )
@@ -126,6 +128,24 @@ func (m *metrics) telemetryDone(rep *telemetry.Report) {
 	}
 }
 
+// remotePinStatuses are the values of the status label of
+// ssid_anchor_remote_pins: the Pinning Service API's states and "moved"
+// (`pins move`); every other string a manifest holds counts as
+// remotePinOther ("other", as in status's summariseRemotePins). The
+// manifest is tree content that anyone who commits can edit, so a label
+// value per distinct string would let it grow every scrape (and the
+// daemon's memory) without bound.
+var remotePinStatuses = []string{string(pinning.StatusQueued), string(pinning.StatusPinning), string(pinning.StatusPinned),
+	string(pinning.StatusFailed), string(pinning.StatusMoved)}
+
+// remotePinLabel is the label value a recorded status is counted under.
+func remotePinLabel(status string) string {
+	if slices.Contains(remotePinStatuses, status) {
+		return status
+	}
+	return remotePinOther
+}
+
 // remotePinCollector exports remote pin requests by status.
 type remotePinCollector struct {
 	m    *metrics
@@ -133,15 +153,25 @@ type remotePinCollector struct {
 }
 
 func newRemotePinCollector(m *metrics) prometheus.Collector {
-	return remotePinCollector{m: m, desc: prometheus.NewDesc("ssid_anchor_remote_pins", "Remote pin requests recorded in the manifest, by status.", []string{"status"}, nil)}
+	return remotePinCollector{m: m, desc: prometheus.NewDesc("ssid_anchor_remote_pins", "Remote pin requests recorded in the manifest, by status (other: a status this tool does not write).", []string{"status"}, nil)}
 }
 
 func (c remotePinCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect copies the counts and sends them without the lock: the registry
+// reads ch on the goroutine that also runs the gauge functions, which take
+// the same lock, so sending under it deadlocked the scrape, and then every
+// anchoring run waiting to store its counts (refreshAnchorStats). Every
+// label value is sent, 0 included, so the series do not come and go.
 func (c remotePinCollector) Collect(ch chan<- prometheus.Metric) {
+	counts := make(map[string]int, len(remotePinStatuses)+1)
 	c.m.mu.Lock()
-	defer c.m.mu.Unlock()
 	for st, n := range c.m.anchors.RemotePins {
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), st)
+		counts[remotePinLabel(st)] += n
+	}
+	c.m.mu.Unlock()
+	for _, st := range append(slices.Clone(remotePinStatuses), remotePinOther) {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[st]), st)
 	}
 }
 
@@ -160,7 +190,10 @@ func countAnchors(root string, paths tree.Paths) (anchorStats, *anchor.Manifest)
 		s.Err = err.Error()
 		return s, nil
 	}
-	s.Records, s.Files, s.Pinned, s.RemotePins = sum.Records, sum.Files, sum.Pinned, sum.RemotePins
+	s.Records, s.Files, s.Pinned = sum.Records, sum.Files, sum.Pinned
+	for status, n := range sum.RemotePins {
+		s.RemotePins[remotePinLabel(status)] += n
+	}
 	return s, sum.Head
 }
 

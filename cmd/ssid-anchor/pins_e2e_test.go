@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,9 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ipfs/boxo/files"
-	"github.com/ipfs/boxo/path"
-	"github.com/ipfs/go-cid"
 	"github.com/ssid/ssid-anchor/anchor/pinning"
 	"github.com/ssid/ssid-anchor/anchor/pinning/psatest"
 	"github.com/ssid/ssid-anchor/node"
@@ -42,21 +38,10 @@ func writePinConfig(t *testing.T, cfg, endpoint string, extra string) {
   {"name": "cluster", "endpoint": "`+endpoint+`", "token_env": "`+pinTokenEnv+`"}`+extra+`]}}`))
 }
 
-// runBin runs the built binary with the token in its environment.
+// runPinsBin runs the built binary with the token in its environment.
 func runPinsBin(t *testing.T, token string, args ...string) (int, string, string) {
 	t.Helper()
-	cmd := exec.Command(anchorBinary(t), args...)
-	cmd.Env = append(os.Environ(), pinTokenEnv+"="+token)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return code, out.String(), errb.String()
+	return runEnv(t, []string{pinTokenEnv + "=" + token}, args...)
 }
 
 func queueOf(t *testing.T, repo string) []*pinning.Request { return queueOfTB(t, repo) }
@@ -92,31 +77,9 @@ func serviceNode(t *testing.T) *node.Node {
 // manifest then records each pin and the service as a storage provider,
 // and verify still passes. The token appears nowhere.
 func TestRemotePinDelegatesFetchOverBitswap(t *testing.T) {
-	svcNode := serviceNode(t)
-	srv := psatest.New()
-	defer srv.Close()
-	srv.Delegates = svcNode.Addrs()
-	var fetchedMu sync.Mutex
-	fetched := map[string][]byte{}
-	srv.Fetch = func(ctx context.Context, c cid.Cid, origins []string) error {
-		// Only what our connection to the delegates makes possible: the
-		// service node has no router and never dials the origins.
-		if err := svcNode.API().Pin().Add(ctx, path.FromCid(c)); err != nil {
-			return err
-		}
-		nd, err := svcNode.API().Unixfs().Get(ctx, path.FromCid(c))
-		if err != nil {
-			return err
-		}
-		b, err := io.ReadAll(nd.(files.File))
-		if err != nil {
-			return err
-		}
-		fetchedMu.Lock()
-		fetched[c.String()] = b
-		fetchedMu.Unlock()
-		return nil
-	}
+	// Only what our connection to the delegates makes possible: the
+	// service node has no router and never dials the origins.
+	srv, fetched := fetchingService(t, true, false)
 	root, repo, cfg := pinTree(t)
 	writePinConfig(t, cfg, srv.URL, "")
 	g := []string{"--root", root, "--repo", repo, "--config", cfg}
@@ -156,9 +119,7 @@ func TestRemotePinDelegatesFetchOverBitswap(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fetchedMu.Lock()
-		got := fetched[r.IPFSCID]
-		fetchedMu.Unlock()
+		got := fetched.of(r.IPFSCID)
 		if !bytes.Equal(got, want) {
 			t.Errorf("%s: the service fetched %d bytes, the file has %d", r.FilePath, len(got), len(want))
 		}
@@ -200,29 +161,21 @@ func TestRemotePinDelegatesFetchOverBitswap(t *testing.T) {
 	}
 }
 
-// TestRemotePinSurvivesSIGKILL: the binary is killed while the service has
-// created pins whose answers it never received; after a restart every
-// request is pinned, none lost, and the service holds exactly one pin per
-// anchor.
-func TestRemotePinSurvivesSIGKILL(t *testing.T) {
-	srv := psatest.New()
+// killAtCreate runs the binary until the service srv has created a pin,
+// holds the service's answers, SIGKILLs it, and lets the service go on.
+func killAtCreate(t *testing.T, srv *psatest.Server, env []string, args ...string) {
+	t.Helper()
 	release := make(chan struct{})
 	created := make(chan struct{}, 16)
 	srv.OnCreate = func(psatest.PinStatus) {
 		created <- struct{}{}
 		<-release
 	}
-	defer srv.Close()
-	defer close(release)
-	root, repo, cfg := pinTree(t)
-	writePinConfig(t, cfg, srv.URL, "")
-	g := []string{"--root", root, "--repo", repo, "--config", cfg}
-	if code, _, stderr := runPinsBin(t, srv.Token, append(g, "anchor", "--remote", "cluster")...); code != 0 {
-		t.Fatalf("anchor: %s", stderr)
-	}
-
-	cmd := exec.Command(anchorBinary(t), append(g, "pins", "--retry")...)
-	cmd.Env = append(os.Environ(), pinTokenEnv+"="+srv.Token)
+	var once sync.Once
+	free := func() { once.Do(func() { srv.OnCreate = nil; close(release) }) }
+	defer free()
+	cmd := exec.Command(anchorBinary(t), args...)
+	cmd.Env = append(os.Environ(), env...)
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
@@ -232,6 +185,7 @@ func TestRemotePinSurvivesSIGKILL(t *testing.T) {
 	case <-created:
 	case <-time.After(2 * time.Minute):
 		cmd.Process.Kill()
+		cmd.Wait()
 		t.Fatalf("no pin was created\n%s", errb.String())
 	}
 	time.Sleep(200 * time.Millisecond) // let the other workers' creates arrive too
@@ -239,7 +193,22 @@ func TestRemotePinSurvivesSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd.Wait()
-	srv.OnCreate = nil
+}
+
+// TestRemotePinSurvivesSIGKILL: the binary is killed while the service has
+// created pins whose answers it never received; after a restart every
+// request is pinned, none lost, and the service holds exactly one pin per
+// anchor.
+func TestRemotePinSurvivesSIGKILL(t *testing.T) {
+	srv := psatest.New()
+	defer srv.Close()
+	root, repo, cfg := pinTree(t)
+	writePinConfig(t, cfg, srv.URL, "")
+	g := []string{"--root", root, "--repo", repo, "--config", cfg}
+	if code, _, stderr := runPinsBin(t, srv.Token, append(g, "anchor", "--remote", "cluster")...); code != 0 {
+		t.Fatalf("anchor: %s", stderr)
+	}
+	killAtCreate(t, srv, []string{pinTokenEnv + "=" + srv.Token}, append(g, "pins", "--retry")...)
 	for _, r := range queueOf(t, repo) {
 		if r.RequestID != "" {
 			t.Fatalf("the killed drain saved a request id it never received: %+v", r)

@@ -23,7 +23,7 @@ func w3Setup(t *testing.T, b *bridgetest.Bridge, serviceDID string) (g []string,
 	root, repo, cfg := pinTree(t)
 	did := ""
 	if serviceDID != "" {
-		did = `, "service_did": "` + serviceDID + `"`
+		did = `, "service_did": "` + serviceDID + `", "service_issuer": "` + b.Issuer + `"`
 	}
 	mustWrite(t, cfg, []byte(`{"remote_pinning": {"services": [
   {"name": "web3-storage", "endpoint": "`+b.Endpoint()+`", "space": "`+b.Space+`", "shard_size": 1048576`+did+`}]}}`))
@@ -36,18 +36,7 @@ func w3Env(b *bridgetest.Bridge) []string {
 
 func runW3(t *testing.T, b *bridgetest.Bridge, args ...string) (int, string, string) {
 	t.Helper()
-	cmd := exec.Command(anchorBinary(t), args...)
-	cmd.Env = w3Env(b)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return code, out.String(), errb.String()
+	return runEnv(t, []string{"WEB3_STORAGE_AUTH_SECRET=" + b.Secret, "WEB3_STORAGE_AUTHORIZATION=" + b.Authz}, args...)
 }
 
 // checkCARsGiveBackFiles imports every CAR the bridge received into a fresh

@@ -62,6 +62,13 @@ func vcGlobals(root, repo string) (*globalOptions, *bytes.Buffer, *bytes.Buffer)
 
 func vcAnchoredTree(t *testing.T) vcTree {
 	t.Helper()
+	return vcAnchoredTreeWith(t, nil, nil)
+}
+
+// vcAnchoredTreeWith is vcAnchoredTree with more files in the tree and the
+// anchoring run's options changed by opts (when not nil).
+func vcAnchoredTreeWith(t *testing.T, files map[string][]byte, opts func(*globalOptions)) vcTree {
+	t.Helper()
 	dir := t.TempDir()
 	tr := vcTree{root: filepath.Join(dir, "root"), repo: filepath.Join(dir, "repo")}
 	p := tree.DefaultPaths()
@@ -75,7 +82,13 @@ func vcAnchoredTree(t *testing.T) vcTree {
 		md.WriteString("| metric | " + strconv.FormatUint(r.Uint64(), 36) + " |\n")
 	}
 	vcWrite(t, filepath.Join(tr.root, p.DashboardMarkdown), md.Bytes())
+	for rel, b := range files {
+		vcWrite(t, filepath.Join(tr.root, rel), b)
+	}
 	g, _, errb := vcGlobals(tr.root, tr.repo)
+	if opts != nil {
+		opts(g)
+	}
 	ctx := context.Background()
 	if err := runInit(ctx, initOptions{Profile: node.ProfileAirGapped}, g); err != nil {
 		t.Fatal(err)

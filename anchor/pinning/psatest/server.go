@@ -54,8 +54,10 @@ type Fault struct {
 	Reason     string
 	Details    string
 	// EchoAuth appends the request's Authorization header to Details, as a
-	// careless service might.
-	EchoAuth bool
+	// careless service might; EchoAuthAs, when set, transforms it first
+	// (lower-cased, base64...).
+	EchoAuth   bool
+	EchoAuthAs func(string) string
 }
 
 // Call is one request the server received.
@@ -70,6 +72,9 @@ type Call struct {
 type Server struct {
 	URL   string
 	Token string
+	// Open serves requests without a token, as `filecoin-pin server
+	// --allow-no-auth` does; a request that sends one must send Token.
+	Open bool
 	// Delegates are returned with every pin status.
 	Delegates []string
 	// Fetch pulls a pin's content (origins are the client's multiaddrs).
@@ -223,7 +228,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	rec := &recorder{ResponseWriter: w, code: 200}
-	authorized := r.Header.Get("Authorization") == "Bearer "+s.Token
+	authorized := r.Header.Get("Authorization") == "Bearer "+s.Token || s.Open && r.Header.Get("Authorization") == ""
 	defer func() {
 		s.mu.Lock()
 		s.calls = append(s.calls, Call{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Authorized: authorized, Body: body, Code: rec.code})
@@ -237,7 +242,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		d := f.Details
 		if f.EchoAuth {
-			d += " (got " + r.Header.Get("Authorization") + ")"
+			auth := r.Header.Get("Authorization")
+			if f.EchoAuthAs != nil {
+				auth = f.EchoAuthAs(auth)
+			}
+			d += " (got " + auth + ")"
 		}
 		fail(w, f.Code, f.Reason, d)
 		return

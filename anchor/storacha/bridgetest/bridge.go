@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/ipld/go-ipld-prime/codec"
@@ -37,14 +38,23 @@ import (
 // w3-ucan-bridge.md and w3-store.md: it checks both tokens and the space,
 // answers store/add with upload URLs and headers of its own, checks PUT
 // bytes against the CAR CID and size, refuses upload/add for shards it never
-// received, and signs every receipt (varsig ed25519 over DAG-CBOR of p).
+// received, and signs every receipt as the live service does
+// (storacha/w3infra upload-api/functions/bridge.js returns each receipt's
+// outcome and signature as {p, s}; ucanto signs the DAG-CBOR encoding of
+// the outcome with the service key, varsig ed25519, and issues it as
+// did:web:up.storacha.network).
+//
+// LiveToday makes it answer as Storacha's public service does since
+// 2026-05-15: store/add has no handler any more (removed 2026-01-29,
+// upload-service #643) and every write is disabled (#708).
 type Bridge struct {
 	t      testing.TB
 	Srv    *httptest.Server
 	Space  string
 	Secret string             // expected X-Auth-Secret
 	Authz  string             // expected Authorization
-	DID    string             // iss of every receipt
+	DID    string             // did:key of Key (the service_did clients configure)
+	Issuer string             // iss of every receipt (service_issuer)
 	Key    ed25519.PrivateKey // signs receipts
 	// BeforePost, when set before the first request, sees every POST body
 	// before the bridge handles it, outside Mu (a test may block in it to
@@ -52,6 +62,23 @@ type Bridge struct {
 	BeforePost func(r *http.Request, body []byte)
 	// BadKeyFor: abilities whose receipts are signed with another key.
 	BadKeyFor map[string]bool
+	// StoreAddRemoved answers store/add as the live service does since its
+	// handler was removed: out.error HandlerNotFound.
+	StoreAddRemoved bool
+	// WritesDisabled answers every write (store/*, upload/*,
+	// space/blob/*, space/index/add) as the live service does since
+	// 2026-05-15: out.error ServiceUnavailable.
+	WritesDisabled bool
+	// PutURL, when set, is the upload URL store/add hands out for an
+	// allocation token (a hostile service's choice).
+	PutURL func(token string) string
+	// PadReceipts adds that many bytes to every receipt's meta (signed,
+	// so the receipt still verifies): a service sending huge answers.
+	PadReceipts int
+	// DripAnswer, when set, sends every answer one byte per DripAnswer.
+	DripAnswer time.Duration
+	// DripPUT, when set, reads PUT bodies one byte per DripPUT.
+	DripPUT time.Duration
 
 	// Mu guards everything below; hold it when changing a field while the
 	// server runs.
@@ -67,6 +94,10 @@ type Bridge struct {
 	Allocs     map[string]alloc  // upload token -> what it may carry
 	Uploads    map[string][]string
 	Problems   []string // protocol violations by the client
+	// DripCut counts dripped answers the client gave up on.
+	DripCut int
+
+	stop chan struct{} // closed when the test ends
 }
 
 type alloc struct {
@@ -91,18 +122,22 @@ func New(t testing.TB) *Bridge {
 		Authz:     "u" + RandToken(t, 200),
 		Key:       priv,
 		DID:       DIDKey(priv.Public().(ed25519.PublicKey)),
+		Issuer:    "did:web:up.storacha.network",
 		BadKeyFor: map[string]bool{},
 		ByAbility: map[string]int{},
 		Puts:      map[string]int{},
 		Cars:      map[string][]byte{},
 		Allocs:    map[string]alloc{},
 		Uploads:   map[string][]string{},
+		stop:      make(chan struct{}),
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /bridge", b.bridge)
 	mux.HandleFunc("PUT /put/{token}", b.put)
 	b.Srv = httptest.NewServer(mux)
 	t.Cleanup(b.Srv.Close)
+	// Runs before Close: a dripping handler stops, so Close does not wait.
+	t.Cleanup(func() { close(b.stop) })
 	return b
 }
 
@@ -117,6 +152,20 @@ func RandToken(t testing.TB, n int) string {
 
 // Endpoint is the URL clients POST to.
 func (b *Bridge) Endpoint() string { return b.Srv.URL + "/bridge" }
+
+// LiveToday makes the bridge answer as Storacha's public service does
+// today: store/add HandlerNotFound, every other write ServiceUnavailable.
+func (b *Bridge) LiveToday() {
+	b.Mu.Lock()
+	defer b.Mu.Unlock()
+	b.StoreAddRemoved, b.WritesDisabled = true, true
+}
+
+// writes are the capabilities upload-service disables (disable-writes.js).
+var writes = map[string]bool{
+	"space/blob/add": true, "space/blob/remove": true, "space/blob/replicate": true, "space/index/add": true,
+	"upload/add": true, "upload/remove": true, "store/add": true, "store/remove": true,
+}
 
 // DIDKey renders an ed25519 public key as did:key (base58btc of the
 // ed25519-pub multicodec and the key).
@@ -177,6 +226,12 @@ func (b *Bridge) bridge(w http.ResponseWriter, r *http.Request) {
 		b.ByAbility[ability]++
 		var out qp.Assemble
 		switch {
+		// ucanto answers a capability without a handler before any
+		// validation; the disabled handlers also run before it.
+		case ability == "store/add" && b.StoreAddRemoved:
+			out = handlerNotFound(ability, subject)
+		case b.WritesDisabled && writes[ability]:
+			out = serviceUnavailable(ability)
 		case subject != b.Space:
 			out = errOut("Unauthorized", fmt.Sprintf("the delegation does not cover %s", subject))
 		case ability == "store/add":
@@ -197,10 +252,54 @@ func (b *Bridge) bridge(w http.ResponseWriter, r *http.Request) {
 		b.t.Error(err)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Type", "application/vnd.ipld.dag-json")
 	// Keys unsorted on purpose: the client must re-encode p canonically.
-	if err := (dagjson.EncodeOptions{EncodeLinks: true, EncodeBytes: true, MapSortMode: codec.MapSortMode_None}).Encode(list, w); err != nil {
+	var out bytes.Buffer
+	if err := (dagjson.EncodeOptions{EncodeLinks: true, EncodeBytes: true, MapSortMode: codec.MapSortMode_None}).Encode(list, &out); err != nil {
 		b.t.Error(err)
+		return
+	}
+	b.write(w, r, out.Bytes())
+}
+
+// write sends an answer, dripping it when DripAnswer is set (until the
+// client goes away).
+func (b *Bridge) write(w http.ResponseWriter, r *http.Request, data []byte) {
+	if b.DripAnswer <= 0 {
+		w.Write(data)
+		return
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+	w.WriteHeader(http.StatusOK)
+	fl, _ := w.(http.Flusher)
+	b.Mu.Unlock() // the drip must not hold the counters
+	defer b.Mu.Lock()
+	for i := range data {
+		if _, err := w.Write(data[i : i+1]); err != nil {
+			return
+		}
+		if fl != nil {
+			fl.Flush()
+		}
+		if !b.dripWait(r, b.DripAnswer) {
+			return
+		}
+	}
+}
+
+// dripWait waits d between two dripped bytes; false when the client went
+// away (counted in DripCut) or the test ended.
+func (b *Bridge) dripWait(r *http.Request, d time.Duration) bool {
+	select {
+	case <-r.Context().Done():
+		b.Mu.Lock()
+		b.DripCut++
+		b.Mu.Unlock()
+		return false
+	case <-b.stop:
+		return false
+	case <-time.After(d):
+		return true
 	}
 }
 
@@ -218,6 +317,37 @@ func errOut(name, msg string) qp.Assemble {
 		qp.MapEntry(ma, "error", qp.Map(2, func(ma datamodel.MapAssembler) {
 			qp.MapEntry(ma, "name", qp.String(name))
 			qp.MapEntry(ma, "message", qp.String(msg))
+		}))
+	})
+}
+
+// handlerNotFound is ucanto's HandlerNotFound as the server serialises it
+// (@ucanto/server error.js toJSON: name, error, capability, message, stack).
+func handlerNotFound(ability, with string) qp.Assemble {
+	msg := fmt.Sprintf("service does not implement {can: %q} handler", ability)
+	return qp.Map(1, func(ma datamodel.MapAssembler) {
+		qp.MapEntry(ma, "error", qp.Map(5, func(ma datamodel.MapAssembler) {
+			qp.MapEntry(ma, "name", qp.String("HandlerNotFound"))
+			qp.MapEntry(ma, "error", qp.Bool(true))
+			qp.MapEntry(ma, "capability", qp.Map(2, func(ma datamodel.MapAssembler) {
+				qp.MapEntry(ma, "can", qp.String(ability))
+				qp.MapEntry(ma, "with", qp.String(with))
+			}))
+			qp.MapEntry(ma, "message", qp.String(msg))
+			qp.MapEntry(ma, "stack", qp.String("HandlerNotFound: "+msg+"\n    at run (file:///var/task/node_modules/@ucanto/server/src/server.js:147:16)"))
+		}))
+	})
+}
+
+// serviceUnavailable is upload-service's ServiceUnavailable (a ucanto
+// Failure: name, message, stack).
+func serviceUnavailable(ability string) qp.Assemble {
+	msg := fmt.Sprintf("The %q capability is currently disabled.", ability)
+	return qp.Map(1, func(ma datamodel.MapAssembler) {
+		qp.MapEntry(ma, "error", qp.Map(3, func(ma datamodel.MapAssembler) {
+			qp.MapEntry(ma, "name", qp.String("ServiceUnavailable"))
+			qp.MapEntry(ma, "message", qp.String(msg))
+			qp.MapEntry(ma, "stack", qp.String("ServiceUnavailable: "+msg+"\n    at disabledHandler (file:///var/task/node_modules/@storacha/upload-api/src/disable-writes.js:50:12)"))
 		}))
 	})
 }
@@ -273,7 +403,11 @@ func (b *Bridge) storeAdd(args datamodel.Node) qp.Assemble {
 		qp.MapEntry(ma, "status", qp.String("upload"))
 		qp.MapEntry(ma, "with", qp.String(b.Space))
 		qp.MapEntry(ma, "link", qp.Link(cidlink.Link{Cid: link}))
-		qp.MapEntry(ma, "url", qp.String(b.Srv.URL+"/put/"+token+"?X-Amz-Signature="+RandToken(b.t, 16)))
+		u := b.Srv.URL + "/put/" + token + "?X-Amz-Signature=" + RandToken(b.t, 16)
+		if b.PutURL != nil {
+			u = b.PutURL(token)
+		}
+		qp.MapEntry(ma, "url", qp.String(u))
 		qp.MapEntry(ma, "headers", qp.Map(2, func(ma datamodel.MapAssembler) {
 			qp.MapEntry(ma, "content-length", qp.String(strconv.FormatInt(size, 10)))
 			qp.MapEntry(ma, "x-amz-checksum-sha256", qp.String(sum))
@@ -328,11 +462,16 @@ func (b *Bridge) sign(ability string, tk datamodel.Node, out qp.Assemble) datamo
 		b.t.Fatal(err)
 	}
 	ran, _ := cid.V1Builder{Codec: cid.DagCBOR, MhType: multihash.SHA2_256}.Sum(inv.Bytes())
+	pad := b.PadReceipts
 	p, err := qp.BuildMap(basicnode.Prototype.Any, 6, func(ma datamodel.MapAssembler) {
 		qp.MapEntry(ma, "out", out)
-		qp.MapEntry(ma, "iss", qp.String(b.DID))
+		qp.MapEntry(ma, "iss", qp.String(b.Issuer))
 		qp.MapEntry(ma, "ran", qp.Link(cidlink.Link{Cid: ran}))
-		qp.MapEntry(ma, "meta", qp.Map(0, func(datamodel.MapAssembler) {}))
+		qp.MapEntry(ma, "meta", qp.Map(-1, func(ma datamodel.MapAssembler) {
+			if pad > 0 {
+				qp.MapEntry(ma, "pad", qp.String(strings.Repeat("x", pad)))
+			}
+		}))
 		qp.MapEntry(ma, "fx", qp.Map(1, func(ma datamodel.MapAssembler) {
 			qp.MapEntry(ma, "fork", qp.List(0, func(datamodel.ListAssembler) {}))
 		}))
@@ -362,6 +501,21 @@ func (b *Bridge) sign(ability string, tk datamodel.Node, out qp.Assemble) datamo
 }
 
 func (b *Bridge) put(w http.ResponseWriter, r *http.Request) {
+	b.Mu.Lock()
+	drip := b.DripPUT
+	b.Mu.Unlock()
+	if drip > 0 {
+		one := make([]byte, 1)
+		for {
+			if _, err := r.Body.Read(one); err != nil {
+				break
+			}
+			if !b.dripWait(r, drip) {
+				return
+			}
+		}
+		return
+	}
 	b.Mu.Lock()
 	defer b.Mu.Unlock()
 	b.PutTries++

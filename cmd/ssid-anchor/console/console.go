@@ -197,6 +197,9 @@ func verifySummary(v *VerifyRun) string {
 		return "verification could not finish: " + v.Err
 	case v.Report == nil:
 		return "verification finished"
+	case v.Report.OK && !v.Report.Rollback.Checked && v.Report.Rollback.Detail != "":
+		// The rollback check was off: a pass must not look like one that made it.
+		return fmt.Sprintf("verified: all %d records passed, manifest chain of %d intact; %s", v.Report.Passed, len(v.Report.Chain.Manifests), v.Report.Rollback.Detail)
 	case v.Report.OK:
 		return fmt.Sprintf("verified: all %d records passed, manifest chain of %d intact", v.Report.Passed, len(v.Report.Chain.Manifests))
 	default:

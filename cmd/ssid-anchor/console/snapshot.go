@@ -61,7 +61,8 @@ type Node struct {
 	IPNSName string
 	// Started is when the daemon started; zero when not known.
 	Started time.Time
-	// Root24Lock is "active" or "violated"; Root24Problems says why.
+	// Root24Lock is "active", "violated" or "unknown" (tree.CheckRoot24's
+	// verdict, as guard shows it); Root24Problems says why.
 	Root24Lock     string
 	Root24Problems []string
 }

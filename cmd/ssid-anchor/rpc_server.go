@@ -1,0 +1,282 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/ipfs/go-cid"
+	kuboconfig "github.com/ipfs/kubo/config"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+	"github.com/ssid/ssid-anchor/anchor"
+	"github.com/ssid/ssid-anchor/anchor/tree"
+	"github.com/ssid/ssid-anchor/node"
+)
+
+// The daemon's kubo RPC API (SPEC 4.5): the stock `ipfs` CLI and scripts
+// written for a separate `ipfs daemon` talk to the appliance's node.
+
+// defaultRPCListen is where `ipfs daemon` serves its RPC API by default, so
+// `ipfs --api /ip4/127.0.0.1/tcp/5001 …` in old scripts keeps working.
+const defaultRPCListen = "/ip4/127.0.0.1/tcp/5001"
+
+// rpcConfig is the appliance config's rpc section.
+type rpcConfig struct {
+	// Listen is a multiaddr; "" serves no RPC API.
+	Listen string `json:"listen"`
+	// AllowRemote permits a non-loopback Listen.
+	AllowRemote bool `json:"allow_remote"`
+	// Authorizations are kubo's API.Authorizations by user name, with the
+	// secret in an environment variable.
+	Authorizations map[string]rpcAuthorization `json:"authorizations"`
+}
+
+// rpcAuthorization is one of kubo's API.Authorizations entries, its
+// AuthSecret replaced by the name of the variable that holds it.
+type rpcAuthorization struct {
+	// AuthSecretEnv names the environment variable holding kubo's
+	// AuthSecret: "bearer:TOKEN", "basic:USER:PASSWORD" (or
+	// "basic:BASE64"), or a bare token (bearer).
+	AuthSecretEnv string `json:"auth_secret_env"`
+	// AllowedPaths are the RPC path prefixes the secret may call
+	// ("/api/v0" for all), as kubo's AllowedPaths.
+	AllowedPaths []string `json:"allowed_paths"`
+}
+
+var rpcEnvRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+func defaultRPCConfig() rpcConfig {
+	return rpcConfig{Listen: defaultRPCListen, Authorizations: map[string]rpcAuthorization{}}
+}
+
+func (c rpcConfig) validate() error {
+	if c.Listen != "" {
+		m, err := ma.NewMultiaddr(c.Listen)
+		if err != nil {
+			return fmt.Errorf("rpc.listen: %q is not a multiaddr (such as %s; \"\" turns the RPC API off): %v", c.Listen, defaultRPCListen, err)
+		}
+		if !c.AllowRemote && !localMultiaddr(m) {
+			return fmt.Errorf("rpc.listen: %q is not a loopback address; set rpc.allow_remote to true to serve kubo's RPC API beyond this machine (with rpc.authorizations: the API can unpin, add and reconfigure the node)", c.Listen)
+		}
+	}
+	for _, name := range sortedKeys(c.Authorizations) {
+		a := c.Authorizations[name]
+		key := "rpc.authorizations." + name
+		if strings.TrimSpace(name) == "" {
+			return fmt.Errorf("rpc.authorizations: a user name must not be empty")
+		}
+		if a.AuthSecretEnv == "" {
+			return fmt.Errorf("%s.auth_secret_env: required: the name of the environment variable holding the secret (kubo's AuthSecret form: bearer:TOKEN or basic:USER:PASSWORD); secrets never go in a config file", key)
+		}
+		if !rpcEnvRe.MatchString(a.AuthSecretEnv) {
+			return fmt.Errorf("%s.auth_secret_env: %q is not an environment variable name", key, a.AuthSecretEnv)
+		}
+		if len(a.AllowedPaths) == 0 {
+			return fmt.Errorf("%s.allowed_paths: required: the RPC path prefixes this secret may call ([\"/api/v0\"] for all of them)", key)
+		}
+		for i, p := range a.AllowedPaths {
+			if !strings.HasPrefix(p, "/api/v0") {
+				return fmt.Errorf("%s.allowed_paths[%d]: %q does not start with /api/v0 (kubo matches it against the request path, such as /api/v0/pin/ls)", key, i, p)
+			}
+		}
+	}
+	return nil
+}
+
+// localMultiaddr: a loopback IP address or a unix socket.
+func localMultiaddr(m ma.Multiaddr) bool {
+	if manet.IsIPLoopback(m) {
+		return true
+	}
+	_, err := m.ValueForProtocol(ma.P_UNIX)
+	return err == nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// rpcAuthorizations reads each secret from the environment and turns the
+// entries into kubo's API.Authorizations. Errors name the key and the
+// variable, never the value.
+func rpcAuthorizations(c rpcConfig, getenv func(string) string) (map[string]*kuboconfig.RPCAuthScope, error) {
+	out := map[string]*kuboconfig.RPCAuthScope{}
+	byHeader := map[string]string{}
+	for _, name := range sortedKeys(c.Authorizations) {
+		a := c.Authorizations[name]
+		key := "rpc.authorizations." + name
+		secret := getenv(a.AuthSecretEnv)
+		if secret == "" {
+			return nil, usagef("%s.auth_secret_env: %s is not set in the daemon's environment (under systemd: /etc/ssid-anchor/env); set it or remove the authorization", key, a.AuthSecretEnv)
+		}
+		header := kuboconfig.ConvertAuthSecret(secret)
+		if header == "" {
+			return nil, usagef("%s: the value of %s is not one of kubo's AuthSecret forms: bearer:TOKEN, basic:USER:PASSWORD, basic:BASE64 or a bare token", key, a.AuthSecretEnv)
+		}
+		if other, dup := byHeader[header]; dup {
+			return nil, usagef("%s: %s holds the same secret as rpc.authorizations.%s; each user needs a secret of its own", key, a.AuthSecretEnv, other)
+		}
+		byHeader[header] = name
+		out[name] = &kuboconfig.RPCAuthScope{AuthSecret: secret, AllowedPaths: append([]string(nil), a.AllowedPaths...)}
+	}
+	return out, nil
+}
+
+// pinGuardHint ends a refused `ipfs pin rm`: anchors stay pinned while the
+// daemon runs; an operator who means to drop one does it deliberately.
+const pinGuardHint = "ssid-anchor keeps anchored content pinned while the daemon runs; to remove it anyway, stop the daemon and unpin with the ipfs CLI on the repo (then `ssid-anchor verify` reports those records as unpinned)"
+
+// startRPC guards the node's pins and serves kubo's RPC API on rpc.listen.
+// A config problem (missing secret, secrets in the repo's kubo config) is
+// a usage error; a port already taken is an operational one.
+func (d *daemon) startRPC() error {
+	d.node.SetPinGuard(node.PinGuard{Protected: d.anchoredCIDs, Hint: pinGuardHint})
+	cfg := d.config().RPC
+	if cfg.Listen == "" {
+		return d.node.RemoveStaleAPIFile()
+	}
+	auths, err := rpcAuthorizations(cfg, os.Getenv)
+	if err != nil {
+		return err
+	}
+	// A few kubo commands find the repo the way kubo's daemon process
+	// does, from IPFS_PATH (`ipfs repo stat` reports it as RepoPath): in
+	// this process it names the node's repo.
+	if err := os.Setenv("IPFS_PATH", d.node.RepoPath()); err != nil {
+		return fmt.Errorf("setting IPFS_PATH for kubo's commands: %w", err)
+	}
+	s, err := d.node.ServeRPC(cfg.Listen, node.RPCOptions{Authorizations: auths})
+	switch {
+	case errors.Is(err, node.ErrRPCSecretInRepoConfig):
+		return usagef("%v: RPC secrets stay out of files here; remove it (with the daemon stopped: IPFS_PATH=%s ipfs config --json API.Authorizations '{}') and declare each user under rpc.authorizations in the appliance config, its secret in the variable auth_secret_env names", err, d.node.RepoPath())
+	case err != nil:
+		return fmt.Errorf("rpc.listen %s: %w (a separate `ipfs daemon` may still hold the port: stop it, or set rpc.listen to another address)", cfg.Listen, err)
+	}
+	d.rpc = s
+	d.g.log.Info("kubo RPC API listening", "rpc", s.Addr(), "api_file", s.APIFile(), "authorizations", sortedKeys(cfg.Authorizations))
+	if m, _ := ma.NewMultiaddr(cfg.Listen); m != nil && !localMultiaddr(m) && len(auths) == 0 {
+		d.g.log.Warn("kubo's RPC API is served beyond loopback without rpc.authorizations: anyone who reaches it controls the node", "rpc", s.Addr())
+	}
+	return nil
+}
+
+// stopRPC removes <repo>/api and lets running RPC requests finish.
+func (d *daemon) stopRPC(ctx context.Context) {
+	if d.rpc == nil {
+		return
+	}
+	if err := d.rpc.Close(ctx); err != nil {
+		d.g.log.Warn("stopping the RPC API", "err", err)
+	}
+}
+
+// anchoredCIDs is what the pin guard keeps pinned: the CID of every record
+// of the tree's manifest, and every manifest of the chain this repo vouches
+// for (verify reads them all). It holds the manifest lock, the one every
+// anchoring run takes, until release: no run can record a new anchor
+// between the check and the unpin.
+func (d *daemon) anchoredCIDs(ctx context.Context) (map[string]string, func(), error) {
+	paths := d.config().Paths
+	root, err := tree.OpenRoot(d.g.Root)
+	if err != nil {
+		return nil, nil, err
+	}
+	unlock, err := root.LockDir(path.Dir(paths.Manifest))
+	if err != nil {
+		root.Close()
+		if errors.Is(err, tree.ErrLocked) {
+			return nil, nil, fmt.Errorf("an anchoring run holds the manifest; try again when it has finished")
+		}
+		return nil, nil, err
+	}
+	release := func() {
+		unlock()
+		root.Close()
+	}
+	out := map[string]string{}
+	add := func(c, what string) {
+		if prev, ok := out[c]; ok {
+			what = prev + "; " + what
+		}
+		out[c] = what
+	}
+	var heads []string
+	man, _, err := anchor.LoadManifestIn(root, paths.Manifest)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		release()
+		return nil, nil, err
+	default:
+		for _, r := range man.Records {
+			add(r.IPFSCID, fmt.Sprintf("record %s, anchored %s", r.FilePath, r.AnchoredAt))
+		}
+		if man.PreviousCID != "" {
+			heads = append(heads, man.PreviousCID)
+		}
+	}
+	head, err := d.node.ChainHead()
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	if head != "" {
+		heads = append([]string{head}, heads...)
+	}
+	seen := map[string]bool{}
+	for _, h := range heads {
+		if seen[h] {
+			continue
+		}
+		hc, err := cid.Decode(h)
+		if err != nil {
+			release()
+			return nil, nil, fmt.Errorf("manifest chain: %q is not a CID", h)
+		}
+		chain, ok, err := anchor.StoredChain(ctx, d.node, hc)
+		if err != nil {
+			release()
+			return nil, nil, fmt.Errorf("reading the manifest chain from %s: %w", h, err)
+		}
+		if !ok {
+			chain = []string{h}
+		}
+		for i, m := range chain {
+			if seen[m] {
+				break
+			}
+			seen[m] = true
+			what := "the anchor manifest this repo last committed (chain head)"
+			if m != head || i > 0 {
+				what = "a manifest of the anchor manifest's chain (previous_manifest_cid)"
+			}
+			add(m, what)
+		}
+	}
+	return out, release, nil
+}
+
+// statusRPC is the RPC API in `status`.
+type statusRPC struct {
+	Listen  string `json:"listen"`
+	APIFile string `json:"api_file"`
+}
+
+func (d *daemon) rpcStatus() *statusRPC {
+	if d.rpc == nil {
+		return nil
+	}
+	return &statusRPC{Listen: d.rpc.Addr(), APIFile: d.rpc.APIFile()}
+}
