@@ -74,12 +74,13 @@ func parseManifestRefs(b []byte) (*manifestRefs, error) {
 	// then encoding/json record by record, then the whole parse.
 	var refs []recordRef
 	if m, err := decodeManifestWith(b, func(r *Record) { refs = append(refs, refOf(r)) }); err == nil {
-		out := &manifestRefs{PreviousCID: m.PreviousCID, LastUpdated: lastUpdated(m)}
-		_, out.HasAnchors = m.Get(keyAnchors)
-		if refs == nil && m.Records != nil { // an empty array, not null
-			refs = []recordRef{}
-		}
+		empty := m.Records != nil // an empty array, not null
+		m.Records = nil
+		out := refsOf(m)
 		out.Records = refs
+		if refs == nil && empty {
+			out.Records = []recordRef{}
+		}
 		return out, nil
 	}
 	m, err := scanManifestRefs(b)
@@ -98,7 +99,9 @@ func refsOf(m *Manifest) *manifestRefs {
 	out := &manifestRefs{PreviousCID: m.PreviousCID, LastUpdated: lastUpdated(m)}
 	var raw json.RawMessage
 	raw, out.HasAnchors = m.Get(keyAnchors)
-	out.HasAnchors = out.HasAnchors && (string(raw) == "null" || bytes.HasPrefix(bytes.TrimSpace(raw), []byte("[")))
+	// A nil value is the parsed records' (ParseManifest keeps them, not
+	// the raw array, which was an array or null).
+	out.HasAnchors = out.HasAnchors && (raw == nil || string(raw) == "null" || bytes.HasPrefix(bytes.TrimSpace(raw), []byte("[")))
 	if raw, ok := m.Get(keyStatistics); ok {
 		out.Statistics = bytes.HasPrefix(bytes.TrimSpace(raw), []byte("{"))
 	}
