@@ -695,36 +695,69 @@ type fileRead struct {
 	stable bool
 }
 
-// checkUnchanged runs unchanged for the known paths of work on every core.
+// checkUnchanged reports, for each item of work, whether the stat cache
+// vouches for it (a known path whose metadata is what a run saw when it
+// hashed it, with that hash recorded for the path). The known paths are
+// stat'ed directory by directory, each directory opened once (tree.Dir:
+// one fstatat per file instead of resolving its whole path), on every core.
 func checkUnchanged(root tree.Root, c *statcache.Cache, work []workItem, known map[string]bool, recorded identities) []bool {
 	same := make([]bool, len(work))
-	next := make(chan int, 256)
+	// Groups of indices into work that share a directory. work is sorted
+	// by path, but a directory's files and its subdirectories' interleave,
+	// so group through a map.
+	byDir := map[string][]int{}
+	var dirs []string
+	for i := range work {
+		if !known[work[i].path] {
+			continue
+		}
+		dir := path.Dir(work[i].path)
+		if _, ok := byDir[dir]; !ok {
+			dirs = append(dirs, dir)
+		}
+		byDir[dir] = append(byDir[dir], i)
+	}
+	next := make(chan string, 64)
 	var wg sync.WaitGroup
 	for range max(1, runtime.GOMAXPROCS(0)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range next {
-				same[i] = unchanged(root, c, work[i].path, recorded)
+			for dir := range next {
+				idx := byDir[dir]
+				d, ok, err := root.OpenDir(dir)
+				if err != nil {
+					continue // read as changed: the run will say why
+				}
+				for _, i := range idx {
+					p := work[i].path
+					var fi fs.FileInfo
+					if ok {
+						fi, err = d.Stat(path.Base(p))
+					} else {
+						fi, err = root.Stat(p)
+					}
+					same[i] = err == nil && vouches(c, p, fi, recorded)
+				}
+				if ok {
+					d.Close()
+				}
 			}
 		}()
 	}
-	for i := range work {
-		if known[work[i].path] {
-			next <- i
-		}
+	for _, dir := range dirs {
+		next <- dir
 	}
 	close(next)
 	wg.Wait()
 	return same
 }
 
-// unchanged reports whether the stat cache vouches for a known file: its
-// metadata is what a run saw when it hashed it, and the manifest records
-// that content for this path.
-func unchanged(root tree.Root, c *statcache.Cache, rel string, recorded identities) bool {
-	fi, err := root.Stat(rel)
-	if err != nil || !fi.Mode().IsRegular() {
+// vouches reports whether the stat cache vouches for the file rel whose
+// metadata is fi: a regular file whose metadata is what a run saw when it
+// hashed it, and the manifest records that hash for the path.
+func vouches(c *statcache.Cache, rel string, fi fs.FileInfo, recorded identities) bool {
+	if !fi.Mode().IsRegular() {
 		return false
 	}
 	st, ok := statcache.Of(fi)

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -120,10 +122,12 @@ func (s *statInfo) ModTime() time.Time { return time.Unix(s.sys.Mtim.Unix()) }
 func (s *statInfo) IsDir() bool        { return s.Mode().IsDir() }
 func (s *statInfo) Sys() any           { return &s.sys }
 
-// Mode is os's fillFileStatFromSys mapping of st_mode.
-func (s *statInfo) Mode() fs.FileMode {
-	m := fs.FileMode(s.sys.Mode & 0o777)
-	switch s.sys.Mode & syscall.S_IFMT {
+func (s *statInfo) Mode() fs.FileMode { return fileMode(s.sys.Mode) }
+
+// fileMode is os's fillFileStatFromSys mapping of st_mode.
+func fileMode(mode uint32) fs.FileMode {
+	m := fs.FileMode(mode & 0o777)
+	switch mode & syscall.S_IFMT {
 	case syscall.S_IFBLK:
 		m |= fs.ModeDevice
 	case syscall.S_IFCHR:
@@ -137,14 +141,80 @@ func (s *statInfo) Mode() fs.FileMode {
 	case syscall.S_IFSOCK:
 		m |= fs.ModeSocket
 	}
-	if s.sys.Mode&syscall.S_ISGID != 0 {
+	if mode&syscall.S_ISGID != 0 {
 		m |= fs.ModeSetgid
 	}
-	if s.sys.Mode&syscall.S_ISUID != 0 {
+	if mode&syscall.S_ISUID != 0 {
 		m |= fs.ModeSetuid
 	}
-	if s.sys.Mode&syscall.S_ISVTX != 0 {
+	if mode&syscall.S_ISVTX != 0 {
 		m |= fs.ModeSticky
 	}
 	return m
 }
+
+// Dir is a directory of the tree opened once (O_PATH, confined by the
+// kernel as every open is) to stat many of its files: one fstatat each,
+// relative to the directory, instead of resolving every file's whole path
+// from the root (an anchoring run stats every selected file for its stat
+// cache). Stat follows no symlink itself: a symlinked file is stat'ed
+// through Root.Stat, which follows it only inside the root.
+type Dir struct {
+	r   Root
+	rel string
+	fd  int
+}
+
+// OpenDir opens the root-relative directory rel ("." for the root). ok is
+// false where Dir is not available (no openat2): use Root.Stat.
+func (r Root) OpenDir(rel string) (d *Dir, ok bool, err error) {
+	name := "."
+	if rel != "." {
+		if name, err = r.check(rel); err != nil {
+			return nil, true, err
+		}
+	}
+	f, ok, err := r.openBeneath(name, unix.O_PATH|unix.O_DIRECTORY)
+	if !ok || err != nil {
+		return nil, ok, err
+	}
+	// The descriptor is used raw; the *os.File is not kept.
+	fd, err := unix.Dup(int(f.Fd()))
+	f.Close()
+	if err != nil {
+		return nil, true, err
+	}
+	unix.CloseOnExec(fd)
+	return &Dir{r: r, rel: rel, fd: fd}, true, nil
+}
+
+// Stat is Root.Stat of the directory's entry name (one path element).
+func (d *Dir) Stat(name string) (fs.FileInfo, error) {
+	if name == "" || name == "." || name == ".." || strings.ContainsRune(name, '/') {
+		return nil, fmt.Errorf("%q is not a name in %s", name, d.rel)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return nil, &os.PathError{Op: "fstatat", Path: d.r.Path(path.Join(d.rel, name)), Err: err}
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return d.r.Stat(path.Join(d.rel, name))
+	}
+	return &dirStatInfo{name: name, sys: st}, nil
+}
+
+// dirStatInfo is Dir.Stat's fs.FileInfo; Sys is the *unix.Stat_t.
+type dirStatInfo struct {
+	name string
+	sys  unix.Stat_t
+}
+
+func (s *dirStatInfo) Name() string       { return s.name }
+func (s *dirStatInfo) Size() int64        { return s.sys.Size }
+func (s *dirStatInfo) ModTime() time.Time { return time.Unix(s.sys.Mtim.Unix()) }
+func (s *dirStatInfo) IsDir() bool        { return s.Mode().IsDir() }
+func (s *dirStatInfo) Sys() any           { return &s.sys }
+func (s *dirStatInfo) Mode() fs.FileMode  { return fileMode(s.sys.Mode) }
+
+// Close releases the directory.
+func (d *Dir) Close() error { return unix.Close(d.fd) }

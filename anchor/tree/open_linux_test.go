@@ -100,3 +100,60 @@ func TestStatBeneathMatchesOsStat(t *testing.T) {
 		}
 	}
 }
+
+// TestDirStatIsRootStat: a directory opened once stats its entries as
+// Root.Stat does (symlinks followed inside the root only, escapes refused),
+// and a directory that leads outside cannot be opened.
+func TestDirStatIsRootStat(t *testing.T) {
+	base := t.TempDir()
+	root := filepath.Join(base, "root")
+	os.MkdirAll(filepath.Join(root, "a", "b"), 0o755)
+	os.WriteFile(filepath.Join(root, "a", "b", "f"), []byte("12345"), 0o644)
+	os.WriteFile(filepath.Join(root, "top"), []byte("1"), 0o644)
+	os.WriteFile(filepath.Join(base, "secret"), []byte("s"), 0o644)
+	os.Symlink("f", filepath.Join(root, "a", "b", "in"))
+	os.Symlink("../../../secret", filepath.Join(root, "a", "b", "out"))
+	os.Symlink(base, filepath.Join(root, "a", "outdir"))
+	r, err := OpenRoot(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	d, ok, err := r.OpenDir("a/b")
+	if !ok || err != nil {
+		t.Fatalf("OpenDir(a/b): ok %v, %v", ok, err)
+	}
+	defer d.Close()
+	for _, name := range []string{"f", "in"} {
+		got, err := d.Stat(name)
+		want, werr := r.Stat("a/b/" + name)
+		if err != nil || werr != nil {
+			t.Fatalf("%s: Dir.Stat %v, Root.Stat %v", name, err, werr)
+		}
+		if got.Size() != want.Size() || got.Mode() != want.Mode() || !got.ModTime().Equal(want.ModTime()) {
+			t.Errorf("%s: Dir.Stat %d %v %v, Root.Stat %d %v %v", name, got.Size(), got.Mode(), got.ModTime(), want.Size(), want.Mode(), want.ModTime())
+		}
+	}
+	if _, err := d.Stat("out"); !errors.Is(err, ErrOutsideRoot) {
+		t.Errorf("Stat of a symlink leading outside: %v, want ErrOutsideRoot", err)
+	}
+	if _, err := d.Stat("none"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Stat of a missing entry: %v, want fs.ErrNotExist", err)
+	}
+	for _, bad := range []string{"../b/f", "x/f", "", "..", "."} {
+		if _, err := d.Stat(bad); err == nil {
+			t.Errorf("Stat(%q): no error", bad)
+		}
+	}
+	top, ok, err := r.OpenDir(".")
+	if !ok || err != nil {
+		t.Fatalf("OpenDir(.): ok %v, %v", ok, err)
+	}
+	if fi, err := top.Stat("top"); err != nil || fi.Size() != 1 {
+		t.Errorf("Stat(top) in the root: %v, %v", fi, err)
+	}
+	top.Close()
+	if _, _, err := r.OpenDir("a/outdir"); !errors.Is(err, ErrOutsideRoot) {
+		t.Errorf("OpenDir through a symlink leading outside: %v, want ErrOutsideRoot", err)
+	}
+}
