@@ -11,11 +11,14 @@ import (
 	"io/fs"
 	"log/slog"
 	"path"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/ssid/ssid-anchor/anchor/statcache"
 	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/ssid/ssid-anchor/node"
 	"golang.org/x/sys/unix"
@@ -56,9 +59,19 @@ type RunOptions struct {
 	// "all", or the proof anchor of the first event to take again. Files
 	// already anchored with the same content are still skipped.
 	Reprocess string
-	// OnCommit, when set, is called with the manifest's CID each time a
-	// run has written it (the repo records it as its chain head).
+	// OnCommit, when set, is called with the manifest's CID when a run has
+	// written its final manifest (the repo records it as its chain head).
 	OnCommit func(manifestCID string) error
+	// OnWork, when set, is told how many records the manifest holds and
+	// how many selected files the run will consider, once it knows (a
+	// one-shot process sizes its memory limit by them).
+	OnWork func(records, files int)
+	// StatCache, when set, is the file (in the repo) of the stat cache
+	// (package statcache): a selected file whose content the manifest
+	// records and whose metadata is what the last run saw is not read
+	// again. Dry runs do not use it. Its entries are judged racy against
+	// Now (see statcache.RacyWindow).
+	StatCache string
 }
 
 // ErrReprocessNotFound means --reprocess names no event of the log.
@@ -91,7 +104,7 @@ type Result struct {
 	Reprocessed  int    `json:"reprocessed_events,omitempty"`
 	ManifestPath string `json:"manifest"`
 	ManifestCID  string `json:"manifest_cid,omitempty"`
-	PreviousCID  string `json:"previous_manifest_cid,omitempty"` // the written manifest's (with checkpoints, the last one's CID)
+	PreviousCID  string `json:"previous_manifest_cid,omitempty"` // the written manifest's: the manifest the run started from
 	RunRoot      string `json:"run_root_cid,omitempty"`
 	DryRun       bool   `json:"dry_run"`
 	Rewritten    bool   `json:"manifest_rewritten"`
@@ -100,7 +113,10 @@ type Result struct {
 	SignedBy string `json:"signed_by,omitempty"`
 
 	// Checkpoints are the manifests a long run wrote on the way, oldest
-	// first (anchor.checkpoint_interval).
+	// first (anchor.checkpoint_interval): signed and pinned, each naming
+	// the manifest the run started from as its previous_manifest_cid, as
+	// the final one does; none becomes the chain head, so they are off the
+	// chain (one link per run).
 	Checkpoints []string `json:"checkpoint_manifest_cids,omitempty"`
 
 	// read is how the registry log was read (from the cursor or whole).
@@ -151,78 +167,148 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 		defer unlock()
 	}
 
-	man, oldBytes, err := LoadManifestIn(o.Root, o.Paths.Manifest)
-	if errors.Is(err, fs.ErrNotExist) {
+	// A run with nothing new reads the watermark alone (scanProcessed
+	// checks the JSON but decodes no record); the records are decoded once
+	// the log has something to anchor.
+	var man *Manifest
+	var processed Watermark
+	oldBytes, err := readManifestIn(o.Root, o.Paths.Manifest)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		man = NewManifest(o.Config.BlueprintVersion, o.Now())
-	} else if err != nil {
+	case err != nil:
 		return nil, err
+	default:
+		if processed, err = scanProcessed(oldBytes); err != nil {
+			if man, err = parseManifestAt(oldBytes, o.Paths.Manifest); err != nil {
+				return nil, err
+			}
+			processed = man.Processed
+		}
 	}
 
 	t0 := time.Now()
-	work, mark, err := collect(o, sel, man.Processed, res)
+	work, mark, err := collect(o, sel, processed, res)
 	if err != nil {
 		return nil, err
 	}
 	o.Log.Debug("events scanned", "read", res.read.Mode, "from_offset", res.read.From, "bytes", res.read.BytesRead, "events", res.read.Events,
 		"new_events", res.NewEvents, "files", len(work), "took", time.Since(t0))
-	if res.NewEvents == 0 && res.Reprocessed == 0 && mark.sameEvents(man.Processed) {
+	if res.NewEvents == 0 && res.Reprocessed == 0 && mark.sameEvents(processed) {
 		return res, nil
 	}
+	if man == nil {
+		if man, err = parseManifestAt(oldBytes, o.Paths.Manifest); err != nil {
+			return nil, err
+		}
+	}
 
+	if o.OnWork != nil {
+		o.OnWork(len(man.Records), len(work))
+	}
 	// Paths never recorded go first: after an interruption the next run
 	// makes progress before it re-hashes files that are probably unchanged.
-	known := map[string]bool{}
-	recorded := map[string]bool{} // path NUL hash: the identity of a record
-	for _, r := range man.Records {
+	// The maps' keys are the records' own strings.
+	known := make(map[string]bool, len(man.Records))
+	recorded := make(identities, len(man.Records))
+	for i := range man.Records {
+		r := &man.Records[i]
 		known[r.FilePath] = true
-		recorded[r.FilePath+"\x00"+r.FileHash] = true
+		recorded.add(r)
 	}
 	sort.SliceStable(work, func(i, j int) bool { return !known[work[i].path] && known[work[j].path] })
-	run := &runState{o: o, man: man, manPath: o.Paths.Manifest, oldBytes: oldBytes, res: res, now: o.Now().UTC().Format(time.RFC3339)}
+	run, err := newRunState(o, man, oldBytes, res)
+	if err != nil {
+		return nil, err
+	}
+	oldBytes = nil // the previous manifest is added from its file (commit)
 	if err := run.open(ctx); err != nil {
 		return nil, err
 	}
 	defer run.abort()
+	// The stat cache: unchanged known files are skipped without a read.
+	var cache *statcache.Cache
+	var next *statcache.Builder
+	if o.StatCache != "" && !res.DryRun {
+		c, why := statcache.Load(o.StatCache, o.Root.Dir())
+		if why != "" {
+			o.Log.Debug("stat cache not used", "why", why)
+		}
+		cache, next = c, c.Next(o.Root.Dir(), o.Now())
+	}
+	// Stat the known files for the cache first, on every core: one
+	// openat2, fstat and close each, 16,500 of them in a run over the
+	// real tree.
+	var same []bool
+	if cache != nil {
+		same = checkUnchanged(o.Root, cache, work, known, recorded)
+	}
 	lastCommit := time.Now()
-	for _, w := range work {
+	for i, w := range work {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		// A long run saves its progress now and then, so an interruption
 		// loses at most one interval of work.
-		if len(run.pending) > 0 && run.batch != nil && o.Config.CheckpointEvery() > 0 && time.Since(lastCommit) >= o.Config.CheckpointEvery() {
+		if run.pending() > 0 && run.batch != nil && o.Config.CheckpointEvery() > 0 && time.Since(lastCommit) >= o.Config.CheckpointEvery() {
 			if err := run.commit(ctx, nil); err != nil {
 				return nil, err
 			}
 			lastCommit = time.Now()
 		}
-		rec, err := anchorKnown(ctx, o, run.batch, w.path, known[w.path], recorded)
+		if same != nil && same[i] {
+			res.Skipped = append(res.Skipped, Skip{Path: w.path, Reason: "content already anchored"})
+			continue
+		}
+		fr, err := anchorKnown(ctx, o, run.batch, w.path, known[w.path], recorded)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if next != nil {
+			if err == nil && fr.stable {
+				next.Add(w.path, fr.st, fr.rec.FileHash)
+			} else {
+				next.Drop(w.path)
+			}
 		}
 		if err != nil {
 			res.Failed = append(res.Failed, FileError{Path: w.path, Err: err.Error()})
 			o.Log.Warn("file not anchored", "file", w.path, "err", err)
 			continue
 		}
-		if recorded[rec.FilePath+"\x00"+rec.FileHash] {
+		rec := fr.rec
+		if recorded.has(rec.FilePath, rec.FileHash) {
 			res.Skipped = append(res.Skipped, Skip{Path: w.path, Reason: "content already anchored"})
 			continue
 		}
 		rec.IPFSGatewayURL = o.Config.GatewayURL(rec.IPFSCID)
 		rec.AnchoredAt = run.now
-		rec.EventType = w.ev.Name()
-		rec.EventVersion = w.ev.Field("version")
-		rec.EventTimestamp = w.ev.Field("timestamp")
+		rec.EventType = w.ev.name
+		rec.EventVersion = w.ev.version
+		rec.EventTimestamp = w.ev.timestamp
 		rec.BlueprintVersion = o.Config.BlueprintVersion
-		rec.EventProofAnchor = w.ev.ProofAnchor
+		rec.EventProofAnchor = w.ev.proof
 		rec.Pinned = run.batch != nil
 		rec.CIDProfile = o.Params.Profile
 		if run.batch != nil {
 			run.batch.Link(path.Base(rec.FilePath), mustCID(rec.IPFSCID))
 		}
-		run.pending = append(run.pending, rec)
-		recorded[rec.FilePath+"\x00"+rec.FileHash] = true
+		man.Records = append(man.Records, rec)
+		recorded.add(&rec)
+	}
+	// Written once the run's manifest is: a run killed while it writes
+	// the cache has lost nothing. One that cannot be written only costs a
+	// full read next time.
+	saveCache := func() {
+		if next == nil {
+			return
+		}
+		t1 := time.Now()
+		if err := next.Write(o.StatCache); err != nil {
+			o.Log.Warn("stat cache not saved; the next run reads every file", "err", err)
+		} else {
+			o.Log.Debug("stat cache saved", "took", time.Since(t1))
+		}
 	}
 	if len(work) > 0 && len(res.Failed) == len(work) {
 		return res, fmt.Errorf("none of the %d selected files could be anchored", len(work))
@@ -233,14 +319,16 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 	if len(res.Failed) > 0 || mark.sameEvents(man.Processed) {
 		final = nil
 	}
-	if len(run.pending) == 0 && final == nil {
+	if run.pending() == 0 && final == nil {
+		saveCache()
 		return res, nil
 	}
-	o.Log.Debug("files processed", "anchored", len(run.pending)+len(res.Records), "took", time.Since(t0))
+	o.Log.Debug("files processed", "anchored", len(man.Records)-run.base, "took", time.Since(t0))
 	if err := run.commit(ctx, final); err != nil {
 		return nil, err
 	}
 	o.Log.Debug("run committed", "took", time.Since(t0))
+	saveCache()
 	return res, nil
 }
 
@@ -254,16 +342,58 @@ func lockManifest(o RunOptions) (func(), error) {
 	return unlock, err
 }
 
+// identities are the (file_path, file_hash) pairs recorded: a record's
+// identity (SPEC 2.2). The strings are the records' own.
+type identities map[identity]struct{}
+
+type identity struct{ path, hash string }
+
+func (ids identities) add(r *Record) { ids[identity{r.FilePath, r.FileHash}] = struct{}{} }
+
+func (ids identities) has(path, hash string) bool {
+	_, ok := ids[identity{path, hash}]
+	return ok
+}
+
 // runState carries one run's open batch and the manifest as last written.
 type runState struct {
-	o        RunOptions
-	man      *Manifest
-	manPath  string // root-relative
-	oldBytes []byte
-	res      *Result
-	now      string
-	batch    Batch
-	pending  []Record
+	o       RunOptions
+	man     *Manifest
+	manPath string // root-relative
+	// prevCID is the CID of the manifest file as this run read it,
+	// undefined when there was none. The file itself is added as the
+	// previous manifest at the first commit, read again from disk: its
+	// bytes are not held through the run, and what is added must hash to
+	// this CID, so a file changed behind the lock is not chained unseen.
+	prevCID   cid.Cid
+	prevAdded bool
+	res       *Result
+	now       string
+	batch     Batch
+	// The run appends its records to man.Records: those from base on are
+	// the run's, those from committed on not yet written.
+	base, committed int
+	// buf holds the canonical form, then the rendered manifest, at each
+	// commit (Manifest.marshalInto): one buffer for every commit of a run.
+	buf []byte
+}
+
+// pending counts the records not yet written.
+func (r *runState) pending() int { return len(r.man.Records) - r.committed }
+
+// newRunState starts the run state for a manifest read as oldBytes (nil:
+// there was none).
+func newRunState(o RunOptions, man *Manifest, oldBytes []byte, res *Result) (*runState, error) {
+	r := &runState{o: o, man: man, manPath: o.Paths.Manifest, res: res, now: o.Now().UTC().Format(time.RFC3339),
+		base: len(man.Records), committed: len(man.Records)}
+	if oldBytes != nil {
+		c, err := node.ComputeCID(bytesReader(oldBytes), manifestParams, nil)
+		if err != nil {
+			return nil, fmt.Errorf("hashing the manifest: %w", err)
+		}
+		r.prevCID = c
+	}
+	return r, nil
 }
 
 func (r *runState) open(ctx context.Context) error {
@@ -287,24 +417,35 @@ func (r *runState) abort() {
 // commit records the pending records: the previous manifest and the new one
 // are added next to the run's files, everything is pinned under one root and
 // synced, and only then is the manifest file replaced. mark, when set,
-// advances the processed-events watermark.
+// advances the processed-events watermark and makes this the run's final
+// commit; without it the commit is a checkpoint.
+//
+// Every manifest a run writes names the manifest the run started from as
+// its previous_manifest_cid, checkpoints included, and only the final one
+// becomes the repo's chain head: the chain gains one link per run however
+// many checkpoints it saved (the checkpoints are signed, pinned manifests
+// off the chain, each a descendant of the head). A run killed after a
+// checkpoint leaves that checkpoint in the tree, a descendant of the head;
+// the next run chains onto it, so such a run adds two links.
 func (r *runState) commit(ctx context.Context, mark *Watermark) error {
 	man := r.man
-	man.Records = append(man.Records, r.pending...)
-	r.res.Records = append(r.res.Records, r.pending...)
-	r.pending = nil
+	r.committed = len(man.Records)
+	// The result shares the manifest's records (capacity cut, so the
+	// run's later appends never write into it).
+	r.res.Records = man.Records[r.base:len(man.Records):len(man.Records)]
 	if mark != nil {
 		man.Processed = *mark
 	}
-	if r.oldBytes != nil {
-		prev, err := addBytes(r.batch, r.oldBytes)
-		if err != nil {
-			return fmt.Errorf("adding the previous manifest: %w", err)
+	if r.prevCID.Defined() {
+		if !r.prevAdded {
+			if _, err := r.addPrevious(); err != nil {
+				return err
+			}
 		}
 		if r.batch != nil {
-			r.batch.Link("previous-manifest.json", prev)
+			r.batch.Link("previous-manifest.json", r.prevCID)
 		}
-		man.PreviousCID = prev.String()
+		man.PreviousCID = r.prevCID.String()
 		r.res.PreviousCID = man.PreviousCID
 	}
 	if err := man.Touch(r.o.Now(), r.o.Provider); err != nil {
@@ -314,6 +455,7 @@ func (r *runState) commit(ctx context.Context, mark *Watermark) error {
 	if err != nil {
 		return err
 	}
+	r.buf = newBytes[:0]
 	mc, err := addBytes(r.batch, newBytes)
 	if err != nil {
 		return fmt.Errorf("adding the new manifest: %w", err)
@@ -337,17 +479,41 @@ func (r *runState) commit(ctx context.Context, mark *Watermark) error {
 	if err := r.o.Root.WriteFileAtomic(r.manPath, newBytes, 0o644); err != nil {
 		return fmt.Errorf("writing manifest %s: %w", r.manPath, err)
 	}
-	r.oldBytes = newBytes
+	// The manifest the run started from is durable and pinned under this
+	// commit's root: later commits link it without adding it again.
+	r.prevAdded = true
 	r.res.Rewritten = true
+	if mark == nil {
+		return r.open(ctx)
+	}
 	if r.o.OnCommit != nil {
 		if err := r.o.OnCommit(mc.String()); err != nil {
 			return err
 		}
 	}
-	if mark == nil {
-		return r.open(ctx)
-	}
 	return nil
+}
+
+// addPrevious adds the manifest file the run replaces, read again from
+// disk, and checks it is the file the run read. A dry run only needs its
+// CID.
+func (r *runState) addPrevious() (cid.Cid, error) {
+	if r.batch == nil {
+		return r.prevCID, nil
+	}
+	f, err := r.o.Root.Open(r.manPath)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("adding the previous manifest: %w", err)
+	}
+	defer f.Close()
+	c, err := r.batch.AddFile(io.LimitReader(f, maxManifestSize+1), manifestParams, nil)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("adding the previous manifest: %w", err)
+	}
+	if !c.Equals(r.prevCID) {
+		return cid.Undef, fmt.Errorf("manifest %s changed on disk during the run (it was %s when read, it is %s now), not through ssid-anchor, which holds its lock; nothing was written: check the change and run again", r.manPath, r.prevCID, c)
+	}
+	return c, nil
 }
 
 // marshal renders the manifest, signed unless the run is dry (a dry run
@@ -357,7 +523,11 @@ func (r *runState) marshal() ([]byte, error) {
 		return r.man.MarshalUnsigned()
 	}
 	r.res.SignedBy = r.o.Signer.PeerID()
-	return r.man.Marshal(r.o.Signer)
+	// Handed over, not kept: when the manifest has outgrown it, the old
+	// buffer is garbage before the new one is made.
+	buf := r.buf
+	r.buf = nil
+	return r.man.marshalInto(r.o.Signer, buf)
 }
 
 func mustCID(s string) cid.Cid {
@@ -382,7 +552,18 @@ func addBytes(b Batch, data []byte) (cid.Cid, error) {
 
 type workItem struct {
 	path string
-	ev   tree.Event
+	ev   *eventInfo
+}
+
+// eventInfo is an event with the fields its records copy, read once for
+// all the files it selects (their records share the strings).
+type eventInfo struct {
+	ev                              tree.Event
+	name, version, timestamp, proof string
+}
+
+func newEventInfo(e tree.Event) *eventInfo {
+	return &eventInfo{ev: e, name: e.Name(), version: e.Field("version"), timestamp: e.Field("timestamp"), proof: e.ProofAnchor}
 }
 
 // collect scans the log for events past the watermark (and, with
@@ -390,7 +571,7 @@ type workItem struct {
 // each with the newest event that selected it.
 func collect(o RunOptions, sel *Selector, mark Watermark, res *Result) ([]workItem, Watermark, error) {
 	type pick struct {
-		ev    tree.Event
+		ev    *eventInfo
 		order int
 	}
 	early := map[string]pick{} // events at or before the old watermark
@@ -435,9 +616,12 @@ func collect(o RunOptions, sel *Selector, mark Watermark, res *Result) ([]workIt
 			dst = early
 			early0.addUnmatched(none)
 		}
-		for _, f := range files {
-			order++
-			dst[f] = pick{e, order}
+		if len(files) > 0 {
+			info := newEventInfo(e)
+			for _, f := range files {
+				order++
+				dst[f] = pick{info, order}
+			}
 		}
 		return nil
 	})
@@ -475,7 +659,7 @@ func collect(o RunOptions, sel *Selector, mark Watermark, res *Result) ([]workIt
 		}
 		picks = late
 	}
-	var items []workItem
+	items := make([]workItem, 0, len(picks))
 	for f, p := range picks {
 		items = append(items, workItem{path: f, ev: p.ev})
 	}
@@ -502,12 +686,94 @@ func (r *Result) addUnmatched(u []Unmatched) {
 // a larger one is added at once, as before, and shows one progress bar.
 const recheckMax = 16 << 20
 
+// fileRead is what reading one selected file gave.
+type fileRead struct {
+	rec Record
+	// st is the file's metadata before the read; stable says it was the
+	// same after, so the stat cache may remember st with the hash.
+	st     statcache.Stat
+	stable bool
+}
+
+// checkUnchanged reports, for each item of work, whether the stat cache
+// vouches for it (a known path whose metadata is what a run saw when it
+// hashed it, with that hash recorded for the path). The known paths are
+// stat'ed directory by directory, each directory opened once (tree.Dir:
+// one fstatat per file instead of resolving its whole path), on every core.
+func checkUnchanged(root tree.Root, c *statcache.Cache, work []workItem, known map[string]bool, recorded identities) []bool {
+	same := make([]bool, len(work))
+	// Groups of indices into work that share a directory. work is sorted
+	// by path, but a directory's files and its subdirectories' interleave,
+	// so group through a map.
+	byDir := map[string][]int{}
+	var dirs []string
+	for i := range work {
+		if !known[work[i].path] {
+			continue
+		}
+		dir := path.Dir(work[i].path)
+		if _, ok := byDir[dir]; !ok {
+			dirs = append(dirs, dir)
+		}
+		byDir[dir] = append(byDir[dir], i)
+	}
+	next := make(chan string, 64)
+	var wg sync.WaitGroup
+	for range max(1, runtime.GOMAXPROCS(0)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for dir := range next {
+				idx := byDir[dir]
+				d, ok, err := root.OpenDir(dir)
+				if err != nil {
+					continue // read as changed: the run will say why
+				}
+				for _, i := range idx {
+					p := work[i].path
+					var fi fs.FileInfo
+					if ok {
+						fi, err = d.Stat(path.Base(p))
+					} else {
+						fi, err = root.Stat(p)
+					}
+					same[i] = err == nil && vouches(c, p, fi, recorded)
+				}
+				if ok {
+					d.Close()
+				}
+			}
+		}()
+	}
+	for _, dir := range dirs {
+		next <- dir
+	}
+	close(next)
+	wg.Wait()
+	return same
+}
+
+// vouches reports whether the stat cache vouches for the file rel whose
+// metadata is fi: a regular file whose metadata is what a run saw when it
+// hashed it, and the manifest records that hash for the path.
+func vouches(c *statcache.Cache, rel string, fi fs.FileInfo, recorded identities) bool {
+	if !fi.Mode().IsRegular() {
+		return false
+	}
+	st, ok := statcache.Of(fi)
+	if !ok {
+		return false
+	}
+	hash, ok := c.Lookup(rel, st)
+	return ok && recorded.has(rel, hash)
+}
+
 // anchorKnown anchors one selected file. A file at a path the manifest
 // already records is, on most runs, unchanged (a ** rule selects the whole
 // tree for every event): it is hashed without storing anything first, and
 // added only when its content is new. An unchanged file then costs one read
 // instead of one read plus a write of every block into the repo.
-func anchorKnown(ctx context.Context, o RunOptions, b Batch, rel string, known bool, recorded map[string]bool) (Record, error) {
+func anchorKnown(ctx context.Context, o RunOptions, b Batch, rel string, known bool, recorded identities) (fileRead, error) {
 	if b == nil || !known {
 		return anchorFile(ctx, o, b, rel)
 	}
@@ -516,27 +782,27 @@ func anchorKnown(ctx context.Context, o RunOptions, b Batch, rel string, known b
 	}
 	q := o
 	q.OnFile = nil
-	rec, err := anchorFile(ctx, q, nil, rel)
-	if err != nil || recorded[rec.FilePath+"\x00"+rec.FileHash] {
-		return rec, err
+	fr, err := anchorFile(ctx, q, nil, rel)
+	if err != nil || recorded.has(fr.rec.FilePath, fr.rec.FileHash) {
+		return fr, err
 	}
 	return anchorFile(ctx, o, b, rel)
 }
 
 // anchorFile hashes and adds one file in a single read; the importer runs
 // the file's SHA-256 beside the block hashing.
-func anchorFile(ctx context.Context, o RunOptions, b Batch, rel string) (Record, error) {
+func anchorFile(ctx context.Context, o RunOptions, b Batch, rel string) (fileRead, error) {
 	f, err := o.Root.Open(rel)
 	if err != nil {
-		return Record{}, err
+		return fileRead{}, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return Record{}, err
+		return fileRead{}, err
 	}
 	if !st.Mode().IsRegular() {
-		return Record{}, fmt.Errorf("not a regular file")
+		return fileRead{}, fmt.Errorf("not a regular file")
 	}
 	if st.Size() >= parallelHashMin {
 		_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
@@ -567,18 +833,25 @@ func anchorFile(ctx context.Context, o RunOptions, b Batch, rel string) (Record,
 	}
 	sum, n := h.sum()
 	if err != nil {
-		return Record{}, err
+		return fileRead{}, err
 	}
 	if n != st.Size() {
-		return Record{}, fmt.Errorf("file changed while it was read (%d bytes read, %d expected); run again", n, st.Size())
+		return fileRead{}, fmt.Errorf("file changed while it was read (%d bytes read, %d expected); run again", n, st.Size())
 	}
-	return Record{
+	fr := fileRead{rec: Record{
 		FilePath: rel,
 		FileName: path.Base(rel),
 		FileHash: sum,
 		IPFSCID:  c.String(),
 		FileSize: n,
-	}, nil
+	}}
+	if before, ok := statcache.Of(st); ok {
+		if after, err := f.Stat(); err == nil {
+			now, ok := statcache.Of(after)
+			fr.st, fr.stable = before, ok && now == before
+		}
+	}
+	return fr, nil
 }
 
 // fileHasher computes a file's SHA-256 from chunks it is shown. Above

@@ -39,18 +39,24 @@ func TestGrowingFileIsNotReadForEver(t *testing.T) {
 	defer w.Close()
 	var read, appended int64
 	o := RunOptions{Root: root, Params: p, Log: slog.New(slog.DiscardHandler),
-		// Every chunk the importer reads, the writer appends two more,
-		// up to 64 MiB: an unbounded read would take all of it.
+		// Once the file is opened and its size taken, the writer appends
+		// 8 MiB before the first byte is read, and two more bytes for
+		// every byte the importer hands on, up to 64 MiB: an unbounded
+		// read would take all of it. (Appending only from the progress
+		// callback raced the importer, which reads ahead of it.)
 		OnFile: func(string, int64) func(int) {
-			return func(n int) {
-				read += int64(n)
+			grow := func(n int64) {
 				if appended < 64<<20 {
-					chunk := make([]byte, 2*n)
-					if _, err := w.Write(chunk); err != nil {
+					if _, err := w.Write(make([]byte, n)); err != nil {
 						t.Error(err)
 					}
-					appended += int64(len(chunk))
+					appended += n
 				}
+			}
+			grow(8 << 20)
+			return func(n int) {
+				read += int64(n)
+				grow(2 * int64(n))
 			}
 		}}
 	_, err = anchorFile(context.Background(), o, nil, "grow.log")

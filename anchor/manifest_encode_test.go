@@ -136,11 +136,15 @@ func TestCanonicalManifestUnchanged(t *testing.T) {
 	if err := m.prepare(); err != nil {
 		t.Fatal(err)
 	}
-	want, err := canonicalize(m.keys)
+	kvs, err := m.keysEncoded()
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := m.canonicalManifest()
+	want, err := canonicalize(kvs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.canonicalManifest(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +157,7 @@ func TestCanonicalManifestUnchanged(t *testing.T) {
 	}
 	// A duplicate top-level key is refused, as jcs refuses it.
 	m.keys = append(m.keys, KV{"ünknown", json.RawMessage(`1`)})
-	if _, err := m.canonicalManifest(); err == nil {
+	if _, err := m.canonicalManifest(nil); err == nil {
 		t.Error("a duplicate top-level key was canonicalised")
 	}
 }

@@ -93,6 +93,7 @@ func FuzzParseManifest(f *testing.F) {
 	f.Add(raw)
 	f.Add([]byte(`{"anchors":[{"file_path":"a","x":[1,{"y":null}]}],"previous_manifest_cid":"Qm"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		checkParseAgrees(t, "fuzz", data)
 		m, err := ParseManifest(data)
 		if err != nil {
 			return

@@ -48,7 +48,10 @@ func Rewrite(ctx context.Context, o RunOptions, edit func(*Manifest) error) (*Re
 	} else if err != nil {
 		return nil, err
 	}
-	run := &runState{o: o, man: man, manPath: o.Paths.Manifest, oldBytes: oldBytes, res: res, now: o.Now().UTC().Format(time.RFC3339)}
+	run, err := newRunState(o, man, oldBytes, res)
+	if err != nil {
+		return nil, err
+	}
 	if err := run.open(ctx); err != nil {
 		return nil, err
 	}

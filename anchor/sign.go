@@ -62,11 +62,12 @@ func CanonicalForm(manifest []byte) ([]byte, error) {
 
 // sign replaces any signature the manifest carries with s's signature over
 // its current content. Every key is covered, including the ones this
-// version does not know and passes through.
-func (m *Manifest) sign(s Signer) error {
+// version does not know and passes through. The canonical form is built in
+// buf, which the caller may use again once sign returns.
+func (m *Manifest) sign(s Signer, buf []byte) error {
 	m.keys = slices.DeleteFunc(m.keys, func(kv KV) bool { return kv.Key == keySignature })
-	// Marshal has just encoded m.Records into m.keys (prepare).
-	canon, err := m.canonicalManifest()
+	// prepare has just made the anchors key stand for m.Records.
+	canon, err := m.canonicalManifest(buf)
 	if err != nil {
 		return err
 	}
@@ -122,7 +123,7 @@ func publicKeyOf(s string) (crypto.PubKey, error) {
 // CheckSignature checks the signature of a manifest's exact bytes against
 // the public key inside its own peer ID, with libp2p's key functions.
 func CheckSignature(manifest []byte) SignatureCheck {
-	kvs, err := decodeObject(manifest)
+	kvs, err := splitObject(manifest)
 	if err != nil {
 		return SignatureCheck{Status: SigInvalid, Err: fmt.Errorf("not a JSON object: %w", err)}
 	}

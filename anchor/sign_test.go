@@ -269,7 +269,11 @@ func TestCheckSignatureNamesTheProblem(t *testing.T) {
 					m.keys[i].Value = raw
 				}
 			}
-			b, _ := marshalObject(m.keys)
+			kvs, err := m.keysEncoded()
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := marshalObject(kvs)
 			c := CheckSignature(b)
 			if c.Status != SigInvalid || c.Err == nil || !strings.Contains(c.Err.Error(), tc.want) {
 				t.Fatalf("got %+v, want invalid mentioning %q", c, tc.want)

@@ -526,7 +526,10 @@ func hashAndCheck(ctx context.Context, o VerifyOptions, rel string, p node.Impor
 		return "", 0, node.FileCheck{}, fmt.Errorf("%s is not a regular file", rel)
 	}
 	_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
-	h := newFileHasher(st.Size())
+	// Synchronous hashing: the re-chunking (anchoring's importer) reuses a
+	// chunk's buffer once observe returns, and already runs observe on a
+	// goroutine of its own beside the block hashing.
+	h := newFileHasher(0)
 	fc, err := o.Store.CheckFile(ctx, io.LimitReader(f, st.Size()+1), p, h.write) // a growing file stops one byte past its size and fails the size check
 	sum, n := h.sum()
 	if err != nil {

@@ -70,6 +70,19 @@ func (m *manifestRefs) looksLikeManifest() bool {
 // read is handed to ParseManifest, whose error then names the problem (and
 // which, should the two ever disagree, decides).
 func parseManifestRefs(b []byte) (*manifestRefs, error) {
+	// The fast decoder first (a tenth of the time for the ordinary shape),
+	// then encoding/json record by record, then the whole parse.
+	var refs []recordRef
+	if m, err := decodeManifestWith(b, func(r *Record) { refs = append(refs, refOf(r)) }); err == nil {
+		empty := m.Records != nil // an empty array, not null
+		m.Records = nil
+		out := refsOf(m)
+		out.Records = refs
+		if refs == nil && empty {
+			out.Records = []recordRef{}
+		}
+		return out, nil
+	}
 	m, err := scanManifestRefs(b)
 	if err == nil {
 		return m, nil
@@ -86,7 +99,9 @@ func refsOf(m *Manifest) *manifestRefs {
 	out := &manifestRefs{PreviousCID: m.PreviousCID, LastUpdated: lastUpdated(m)}
 	var raw json.RawMessage
 	raw, out.HasAnchors = m.Get(keyAnchors)
-	out.HasAnchors = out.HasAnchors && (string(raw) == "null" || bytes.HasPrefix(bytes.TrimSpace(raw), []byte("[")))
+	// A nil value is the parsed records' (ParseManifest keeps them, not
+	// the raw array, which was an array or null).
+	out.HasAnchors = out.HasAnchors && (raw == nil || string(raw) == "null" || bytes.HasPrefix(bytes.TrimSpace(raw), []byte("[")))
 	if raw, ok := m.Get(keyStatistics); ok {
 		out.Statistics = bytes.HasPrefix(bytes.TrimSpace(raw), []byte("{"))
 	}

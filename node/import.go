@@ -16,7 +16,6 @@ import (
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
-	pool "github.com/libp2p/go-buffer-pool"
 )
 
 // This file is a pipelined UnixFS importer for files of more than one chunk.
@@ -118,23 +117,28 @@ type importer struct {
 // core busy, few enough to bound memory (16 × 256 KiB = 4 MiB).
 const pipelineDepth = 16
 
-// importFile chunks r with p into UnixFS blocks handed to sink and returns
-// the root CID; a file of at most one chunk goes to small instead. observe, when set, sees every chunk in file order on one
-// goroutine; the slice is valid only during the call. count is advanced by
-// the bytes of every block produced. A file of at most one chunk is built
-// by boxo's importer (nothing to overlap); larger ones go through the
-// pipeline.
+// importFile chunks r with p into UnixFS blocks and returns the root CID.
+// observe, when set, sees every chunk in file order on one goroutine; the
+// slice is valid only during the call. count is advanced by the bytes of
+// every block produced.
+//
+// A file of one chunk is one leaf block, encoded in the buffer it was read
+// into and handed to small (the run's batched DAG) with one copy of its
+// bytes: boxo's importer copied each small file three times (the chunk,
+// the UnixFS protobuf, the dag-pb encoding), a gigabyte of garbage for the
+// 16,500 files of the SSID tree. An empty file goes through boxo's
+// importer (its block has no data field). Larger files go through the
+// pipeline, whose blocks go to sink.
 func importFile(ctx context.Context, r io.Reader, p ImportParams, small ipld.DAGService, sink blockSink, observe func([]byte), count *atomic.Int64) (cid.Cid, error) {
 	chunk := int(p.ChunkSize)
-	// Most governance files are far smaller than a chunk: the buffer comes
-	// from the pool boxo's chunker uses too, so 20,000 small files do not
-	// allocate 20,000 chunks.
-	first := pool.Get(chunk)
-	defer pool.Put(first)
-	n, err := io.ReadFull(r, first)
+	buf := getLeafMem(chunk)
+	defer putLeafMem(chunk, buf)
+	n, err := io.ReadFull(r, buf[leafHead:leafHead+chunk])
 	if err == io.EOF || err == io.ErrUnexpectedEOF {
-		// One chunk or none: boxo's importer, on the bytes already read.
-		return buildFile(small, bytes.NewReader(first[:n]), p, observe, count)
+		if n == 0 {
+			return buildFile(small, bytes.NewReader(nil), p, observe, count)
+		}
+		return singleLeaf(ctx, buf, n, p, small, observe, count)
 	}
 	if err != nil {
 		return cid.Undef, err
@@ -142,7 +146,75 @@ func importFile(ctx context.Context, r io.Reader, p ImportParams, small ipld.DAG
 	ictx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	im := &importer{ctx: ictx, cancel: cancel, p: p, builder: p.cidBuilder(), sink: sink, observe: observe, count: count}
-	return im.run(r, first)
+	return im.run(r, buf[leafHead:leafHead+n])
+}
+
+// singleLeaf stores a file of one chunk, read into mem at leafHead, as its
+// one leaf: the block boxo's balanced layout makes the root of such a file.
+func singleLeaf(ctx context.Context, mem []byte, n int, p ImportParams, small ipld.DAGService, observe func([]byte), count *atomic.Int64) (cid.Cid, error) {
+	if observe != nil {
+		observe(mem[leafHead : leafHead+n])
+	}
+	blk := encodeLeaf(mem, n, p.RawLeaves)
+	builder := p.cidBuilder()
+	if p.RawLeaves {
+		builder = builder.WithCodec(cid.Raw)
+	}
+	c, err := builder.Sum(blk)
+	if err != nil {
+		return cid.Undef, err
+	}
+	if _, dry := small.(discardDAG); !dry {
+		// The batch keeps the block until it is written; mem goes back to
+		// the pool.
+		b, err := blocks.NewBlockWithCid(bytes.Clone(blk), c)
+		if err != nil {
+			return cid.Undef, err
+		}
+		if err := small.Add(ctx, storedBlock{b}); err != nil {
+			return cid.Undef, err
+		}
+	}
+	count.Add(int64(len(blk)))
+	return c, nil
+}
+
+// storedBlock hands a finished block to a DAG service, which stores a
+// node's block as it is; it is never resolved.
+type storedBlock struct{ blocks.Block }
+
+var errStoredBlock = errors.New("a block being stored is not resolved")
+
+func (storedBlock) Resolve([]string) (any, []string, error) { return nil, nil, errStoredBlock }
+func (storedBlock) Tree(string, int) []string               { return nil }
+func (storedBlock) ResolveLink([]string) (*ipld.Link, []string, error) {
+	return nil, nil, errStoredBlock
+}
+func (s storedBlock) Copy() ipld.Node             { return s }
+func (storedBlock) Links() []*ipld.Link           { return nil }
+func (storedBlock) Stat() (*ipld.NodeStat, error) { return &ipld.NodeStat{}, nil }
+func (s storedBlock) Size() (uint64, error)       { return uint64(len(s.RawData())), nil }
+
+// Leaf buffers (leafHead + chunk + leafTail bytes) are pooled by exact
+// size: go-buffer-pool rounds up to a power of two, so a 256 KiB chunk with
+// its framing took a 512 KiB buffer.
+var leafPools sync.Map // chunk size -> *sync.Pool of *[]byte
+
+func getLeafMem(chunk int) []byte {
+	if v, ok := leafPools.Load(chunk); ok {
+		if b, ok := v.(*sync.Pool).Get().(*[]byte); ok {
+			return *b
+		}
+	}
+	return make([]byte, leafHead+chunk+leafTail)
+}
+
+func putLeafMem(chunk int, b []byte) {
+	if len(b) != leafHead+chunk+leafTail {
+		return
+	}
+	v, _ := leafPools.LoadOrStore(chunk, &sync.Pool{})
+	v.(*sync.Pool).Put(&b)
 }
 
 func (im *importer) run(r io.Reader, first []byte) (cid.Cid, error) {
@@ -150,11 +222,12 @@ func (im *importer) run(r io.Reader, first []byte) (cid.Cid, error) {
 	// not pipelineDepth) and go back to the shared pool at the end.
 	free := make(chan *leafBuf, pipelineDepth)
 	made := 0
+	chunk := int(im.p.ChunkSize)
 	defer func() {
 		for {
 			select {
 			case b := <-free:
-				pool.Put(b.mem)
+				putLeafMem(chunk, b.mem)
 			default:
 				return
 			}
@@ -165,7 +238,7 @@ func (im *importer) run(r io.Reader, first []byte) (cid.Cid, error) {
 			return nil
 		}
 		made++
-		return &leafBuf{mem: pool.Get(leafHead + int(im.p.ChunkSize) + leafTail), pool: free}
+		return &leafBuf{mem: getLeafMem(chunk), pool: free}
 	}
 	workers := max(1, runtime.GOMAXPROCS(0))
 	work := make(chan *leafJob, pipelineDepth)

@@ -14,6 +14,7 @@ import (
 	"github.com/ipfs/boxo/ipld/merkledag"
 	ft "github.com/ipfs/boxo/ipld/unixfs"
 	pin "github.com/ipfs/boxo/pinning/pinner"
+	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -413,15 +414,50 @@ type FileCheck struct {
 // caller's SHA-256) and compares every block it produces with the copy cmp
 // looks up. When the root matches the expected CID, this proves every block
 // of that DAG is stored intact without hashing the stored copies again.
+//
+// The re-chunking is anchoring's importer (importFile): a file of one chunk
+// is encoded in place (boxo's importer copied it three times), a larger one
+// goes through the pipeline, its blocks hashed on every core and compared
+// by the workers as they come (cmp may run concurrently). A block that
+// differs does not stop the re-chunking; the first one found is reported.
 func checkFile(ctx context.Context, r io.Reader, p ImportParams, observe func([]byte), cmp func(context.Context, cid.Cid, []byte) error) (FileCheck, error) {
 	d := newCheckDAG(ctx, cmp)
 	var n atomic.Int64
-	root, err := buildFile(dagCtx{d, ctx}, r, p, observe, &n)
-	blocks, berr := d.finish()
+	var (
+		mu      sync.Mutex
+		piped   int
+		problem error
+		extra   int
+	)
+	sink := func(ctx context.Context, b blocks.Block) error {
+		err := cmp(ctx, b.Cid(), b.RawData())
+		mu.Lock()
+		defer mu.Unlock()
+		piped++
+		if err != nil {
+			if problem == nil {
+				problem = err
+			} else {
+				extra++
+			}
+		}
+		return nil
+	}
+	root, err := importFile(ctx, r, p, dagCtx{d, ctx}, sink, observe, &n)
+	added, berr := d.finish()
 	if err != nil {
 		return FileCheck{}, err
 	}
-	return FileCheck{Root: root, Blocks: blocks, BlockErr: berr}, nil
+	if problem != nil {
+		if berr != nil {
+			extra++
+		}
+		if extra > 0 {
+			problem = fmt.Errorf("%w (and %d more blocks)", problem, extra)
+		}
+		berr = problem
+	}
+	return FileCheck{Root: root, Blocks: added + piped, BlockErr: berr}, nil
 }
 
 // dagCtx makes the builder's context.TODO() adds honour the caller's

@@ -7,7 +7,7 @@
 #   make bench BENCH_FLAGS="-only tree,verify -cold"
 set -euo pipefail
 cd "$(dirname "$0")/.."
-echo "== anchoring (issue 13: anchoring at the speed of the disk) =="
+echo "== anchoring, verify, export, incremental runs, daemon memory (issues 13 and 22; make soak runs the daemon soak) =="
 go run ./scripts/bench -bin bin/ssid-anchor -ipfs bin/ipfs "$@"
 for s in scripts/bench-verify.sh scripts/bench-telemetry.sh scripts/bench-pins.sh scripts/bench-storacha.sh scripts/bench-daemon.sh; do
   if [ -x "$s" ]; then

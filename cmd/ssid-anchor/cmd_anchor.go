@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/cheggaaa/pb/v3"
 	"github.com/mattn/go-isatty"
 	"github.com/ssid/ssid-anchor/anchor"
+	"github.com/ssid/ssid-anchor/anchor/statcache"
 	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/ssid/ssid-anchor/node"
 	"github.com/urfave/cli/v2"
@@ -167,6 +170,13 @@ func execAnchor(ctx context.Context, o anchorOptions, g *globalOptions) (*anchor
 		ro.OpenBatch = func(ctx context.Context) (anchor.Batch, error) { return n.NewBatch(ctx) }
 		ro.OnCommit = n.SetChainHead
 		ro.Signer = n
+		ro.StatCache = filepath.Join(n.RepoPath(), statcache.FileName)
+		if !g.served {
+			// Process-wide, so a one-shot process only (as verify's).
+			undo := setAnchorMemoryLimit(0, 0)
+			defer undo()
+			ro.OnWork = func(records, files int) { setAnchorMemoryLimit(records, files) }
+		}
 	}
 	res, err := anchor.Run(ctx, ro)
 	if res != nil && !res.DryRun && g.daemon != nil {
@@ -337,4 +347,21 @@ func progressBars(w io.Writer) func(string, int64) func(int) {
 			}
 		}
 	}
+}
+
+// setAnchorMemoryLimit sets the soft memory limit of a one-shot anchoring
+// run sized for a manifest of records and files selected files, and
+// returns the undo. Go hands freed heap pages back to the kernel only
+// slowly (its scavenger paces itself to about 1 % of a core): without a
+// limit a run over 16,500 files kept 20-30 MB of freed pages resident at
+// its commit, above what its live data needed; at the limit the scavenger
+// returns them and collections come sooner. The limit is well above the
+// live data (about 1.2 KiB per record and file at the peak, measured, plus
+// the node's own 15-20 MiB), so the collector never runs back to back:
+// 24 MiB + 2 KiB per record and file, at least 64 MiB (measured over the
+// 16,500-file tree: peak RSS 124 -> 104 MB at the same CPU time).
+func setAnchorMemoryLimit(records, files int) func() {
+	limit := max(int64(64<<20), int64(24<<20)+int64(records+files)*2048)
+	old := debug.SetMemoryLimit(limit)
+	return func() { debug.SetMemoryLimit(old) }
 }

@@ -146,7 +146,10 @@ func runDaemon(ctx context.Context, o daemonOptions, g *globalOptions) error {
 	d.metrics = newMetrics(d)
 	sched, err := scheduler.New(scheduler.Options{
 		StatePath: filepath.Join(n.RepoPath(), "scheduler.json"), Log: g.log, Clock: d.clock,
-		OnDone: d.metrics.jobDone,
+		OnDone: func(job string, took time.Duration, err error) {
+			d.metrics.jobDone(job, took, err)
+			releaseMemory() // the job's peak is not kept while idle
+		},
 	})
 	if err != nil {
 		return err
@@ -208,6 +211,7 @@ func runDaemon(ctx context.Context, o daemonOptions, g *globalOptions) error {
 	// cut short) are anchored now.
 	sched.Trigger(jobAnchor)
 	d.refreshAnchorStats()
+	releaseMemory() // what starting the node touched
 	d.ready.Store(true)
 	g.log.Info("daemon ready", "peer_id", n.PeerID(), "profile", n.Profile(), "routing", n.Routing(),
 		"http", d.httpAddr, "socket", ctl.path, "addresses", n.Addrs())
@@ -272,6 +276,7 @@ func (d *daemon) serveRequest(ctx context.Context, req controlRequest, stdout, s
 		return exitUsage
 	}
 	d.g.log.Info("command", "argv", redactArgv(req.Argv), "cwd", req.Cwd)
+	defer releaseMemory()
 	// Which command runs, and on which repo, is decided by the parser that
 	// runs it (checkServed, in the app's Before), never by a second reading
 	// of argv that could disagree with it.

@@ -55,13 +55,19 @@ type consoleSource struct {
 	lastRun  *console.VerifyRun
 	keepErr  string // why the kept last verification could not be read or written
 	head     manifestCache
+	headIdle *time.Timer          // drops head once the console is not viewed
 	links    map[string]chainLink // by CID; content-addressed, so never stale
 	maxChain int
 }
 
+// headKeep is how long the parsed head manifest is kept after the console
+// was last viewed: 16,500 records are 10 MB a daemon nobody looks at need
+// not hold.
+const headKeep = 2 * time.Minute
+
 // manifestCache keeps the parsed head manifest while the file is
-// unchanged: 20,000 records are megabytes of JSON, and the page is viewed
-// far more often than anchoring rewrites it.
+// unchanged and the console is viewed: 20,000 records are megabytes of
+// JSON, and the page is viewed far more often than anchoring rewrites it.
 type manifestCache struct {
 	size    int64
 	modTime time.Time
@@ -193,6 +199,15 @@ func (s *consoleSource) readManifest(ctx context.Context, root tree.Root, snap *
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.headIdle == nil {
+		s.headIdle = time.AfterFunc(headKeep, func() {
+			s.mu.Lock()
+			s.head = manifestCache{}
+			s.mu.Unlock()
+		})
+	} else {
+		s.headIdle.Reset(headKeep)
+	}
 	c := &s.head
 	if c.man == nil || c.size != fi.Size() || !c.modTime.Equal(fi.ModTime()) {
 		man, raw, err := anchor.LoadManifestIn(root, rel)
@@ -207,7 +222,7 @@ func (s *consoleSource) readManifest(ctx context.Context, root tree.Root, snap *
 		*c = manifestCache{size: fi.Size(), modTime: fi.ModTime(), man: man, cid: mc.String()}
 	}
 	snap.Records = c.man.Records
-	snap.Chain = []console.ManifestLink{manifestLink(c.cid, c.man)}
+	snap.Chain = []console.ManifestLink{manifestLink(c.cid, c.man, len(c.man.Records))}
 	prev := c.man.PreviousCID
 	for prev != "" {
 		if len(snap.Chain) == s.maxChain {
@@ -244,13 +259,14 @@ func (s *consoleSource) link(ctx context.Context, c string) (console.ManifestLin
 	if _, err := s.n.ReadFile(ctx, id, maxLinkedManifest, &buf); err != nil {
 		return console.ManifestLink{}, "", err
 	}
-	m, err := anchor.ParseManifest(buf.Bytes())
+	// Counted, not kept: a link shows its record count only.
+	sum, err := anchor.SummarizeManifest(buf.Bytes())
 	if err != nil {
 		return console.ManifestLink{}, "", fmt.Errorf("not a manifest: %w", err)
 	}
-	l := manifestLink(c, m)
-	s.links[c] = chainLink{l, m.PreviousCID}
-	return l, m.PreviousCID, nil
+	l := manifestLink(c, sum.Head, sum.Records)
+	s.links[c] = chainLink{l, sum.Head.PreviousCID}
+	return l, sum.Head.PreviousCID, nil
 }
 
 // maxLinkedManifest bounds what one linked manifest may take in memory,
@@ -269,8 +285,8 @@ func (b *cappedBuffer) Write(p []byte) (int, error) {
 	return b.Buffer.Write(p)
 }
 
-func manifestLink(c string, m *anchor.Manifest) console.ManifestLink {
-	l := console.ManifestLink{CID: c, Records: len(m.Records)}
+func manifestLink(c string, m *anchor.Manifest, records int) console.ManifestLink {
+	l := console.ManifestLink{CID: c, Records: records}
 	if raw, ok := m.Get("last_updated"); ok {
 		_ = json.Unmarshal(raw, &l.LastUpdated)
 	}

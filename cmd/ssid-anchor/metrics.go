@@ -2,7 +2,6 @@ package main
 
 import (
 	"net/http"
-	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -186,24 +185,17 @@ func countAnchors(root string, paths tree.Paths) (anchorStats, *anchor.Manifest)
 		return s, nil
 	}
 	defer r.Close()
-	man, _, err := anchor.LoadManifestIn(r, paths.Manifest)
+	// Counted record by record: the records are not kept (issue 22).
+	sum, err := anchor.SummarizeManifestIn(r, paths.Manifest)
 	if err != nil {
 		s.Err = err.Error()
 		return s, nil
 	}
-	files := map[string]bool{}
-	for _, rec := range man.Records {
-		s.Records++
-		files[filepath.ToSlash(rec.FilePath)] = true
-		if rec.Pinned {
-			s.Pinned++
-		}
-		for _, rp := range rec.RemotePins {
-			s.RemotePins[remotePinLabel(rp.Status)]++
-		}
+	s.Records, s.Files, s.Pinned = sum.Records, sum.Files, sum.Pinned
+	for status, n := range sum.RemotePins {
+		s.RemotePins[remotePinLabel(status)] += n
 	}
-	s.Files = len(files)
-	return s, man
+	return s, sum.Head
 }
 
 // refreshAnchorStats recounts after a run (and at start).

@@ -1,5 +1,6 @@
-// Command bench is the anchoring benchmark of issue 13 ("anchoring at the
-// speed of the disk"), the first part of `make bench` (scripts/bench.sh). In
+// Command bench is the benchmark of issues 13 ("anchoring at the speed of
+// the disk") and 22 ("the appliance at the real tree's size"), the first
+// part of `make bench` (scripts/bench.sh) and all of `make soak`. In
 // one run it measures ssid-anchor against baselines on this machine and
 // prints, per case, a table of medians and the ratios the issue sets targets
 // for (absolute times drift with the machine and its load; ratios of
@@ -7,7 +8,8 @@
 //
 //	go run ./scripts/bench -bin bin/ssid-anchor -ipfs bin/ipfs \
 //	    [-size 1GiB] [-small 1000] [-treefiles 20000] [-depth 8] [-runs 3] \
-//	    [-only large,small,tree,verify,export] [-dir DIR] [-seed N] [-cold] [-json FILE]
+//	    [-only large,small,tree,verify,export,incremental,daemon,soak] [-idle 30s]
+//	    [-soak 10m] [-scrape 5s] [-dir DIR] [-seed N] [-cold] [-json FILE]
 //
 // Cases:
 //   - large: one -size random file anchored;
@@ -16,7 +18,13 @@
 //     a few up to 4 MiB, random content from -seed), selected by `**` globs
 //     of an appliance config, anchored end to end (selection included);
 //   - verify: `ssid-anchor verify` of that anchored tree;
-//   - export: `ssid-anchor export --car` of it.
+//   - export: `ssid-anchor export --car` of it;
+//   - incremental: runs over the anchored tree (no new event; a new event
+//     and nothing changed; one file changed) against a first full anchor
+//     of the same files (incremental.go);
+//   - daemon: `ssid-anchor daemon` and stock `ipfs daemon --offline`, each
+//     holding the tree, idle -idle, their RssAnon and RssFile (daemon.go);
+//   - soak (only when named, make soak): the daemon scraped for -soak.
 //
 // Baselines, each run in the same round as the case: stock kubo (the -ipfs
 // CLI, a repo made by `ipfs init` with its default profile) running
@@ -53,6 +61,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // options are the flags; run takes them so the test drives the harness
@@ -69,10 +78,17 @@ type options struct {
 	Seed      uint64
 	Cold      bool
 	JSON      string
+	// Idle is how long a daemon idles before its memory is read; Soak
+	// how long the soak scrapes it, every Scrape.
+	Idle, Soak, Scrape time.Duration
 }
 
-// caseNames is every case in the order they run.
-var caseNames = []string{"large", "small", "tree", "verify", "export"}
+// caseNames is every case of "all", in the order they run; extraCases run
+// only when named (the soak takes -soak, 10 minutes by default: make soak).
+var (
+	caseNames  = []string{"large", "small", "tree", "verify", "export", "incremental", "daemon"}
+	extraCases = []string{"soak"}
+)
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == launcherArg {
@@ -86,11 +102,14 @@ func main() {
 	flag.IntVar(&o.TreeFiles, "treefiles", 20000, "files of the tree case")
 	flag.IntVar(&o.Depth, "depth", 8, "directory levels of the tree case")
 	flag.IntVar(&o.Runs, "runs", 3, "rounds per case; tables show the median")
-	flag.StringVar(&o.Only, "only", "all", "comma list of cases to run: "+strings.Join(caseNames, ",")+" or all")
+	flag.StringVar(&o.Only, "only", "all", "comma list of cases to run: "+strings.Join(append(caseNames, extraCases...), ",")+" or all (all but "+strings.Join(extraCases, ",")+")")
 	flag.StringVar(&o.Dir, "dir", "", "directory (and so file system) to work in; default the system temp dir")
 	flag.Uint64Var(&o.Seed, "seed", 0, "seed of the generated data (0: a random seed, printed)")
 	flag.BoolVar(&o.Cold, "cold", false, "leave the sources out of the page cache: every command reads them from disk (needs root)")
 	flag.StringVar(&o.JSON, "json", "", "write every sample and the environment as JSON to `FILE`")
+	flag.DurationVar(&o.Idle, "idle", 30*time.Second, "how long a daemon idles before its memory is read (daemon, soak)")
+	flag.DurationVar(&o.Soak, "soak", 10*time.Minute, "how long the soak case scrapes the daemon")
+	flag.DurationVar(&o.Scrape, "scrape", 5*time.Second, "the soak's interval between scrapes of /metrics, /status and /")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "bench: unexpected argument %q (flags only; see -h)\n", flag.Arg(0))
@@ -123,6 +142,10 @@ func run(ctx context.Context, o options, out, progress io.Writer) error {
 		return fmt.Errorf("-treefiles %d: must be positive", o.TreeFiles)
 	case o.Depth < 1:
 		return fmt.Errorf("-depth %d: must be positive", o.Depth)
+	case o.Idle < 0:
+		return fmt.Errorf("-idle %s: must not be negative", o.Idle)
+	case slices.Contains(cases, "soak") && (o.Soak <= 0 || o.Scrape <= 0):
+		return fmt.Errorf("-soak %s, -scrape %s: must be positive", o.Soak, o.Scrape)
 	}
 	for _, p := range []*string{&o.Bin, &o.IPFS} {
 		a, err := filepath.Abs(*p)
@@ -207,14 +230,14 @@ func parseOnly(s string) ([]string, error) {
 			for _, n := range caseNames {
 				want[n] = true
 			}
-		case slices.Contains(caseNames, p):
+		case slices.Contains(caseNames, p) || slices.Contains(extraCases, p):
 			want[p] = true
 		default:
-			return nil, fmt.Errorf("-only: unknown case %q (cases: %s, or all)", p, strings.Join(caseNames, ", "))
+			return nil, fmt.Errorf("-only: unknown case %q (cases: %s, or all)", p, strings.Join(append(caseNames, extraCases...), ", "))
 		}
 	}
 	var out []string
-	for _, n := range caseNames {
+	for _, n := range append(caseNames, extraCases...) {
 		if want[n] {
 			out = append(out, n)
 		}

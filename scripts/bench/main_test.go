@@ -55,8 +55,8 @@ func TestHarnessTiny(t *testing.T) {
 	o := options{
 		Bin:  toolBinary(t, "SSID_ANCHOR_BIN", "github.com/ssid/ssid-anchor/cmd/ssid-anchor"),
 		IPFS: toolBinary(t, "SSID_IPFS_BIN", "github.com/ipfs/kubo/cmd/ipfs"),
-		Size: 4 << 20, Small: 20, TreeFiles: 200, Depth: 8, Runs: 1, Only: "all",
-		Dir: t.TempDir(), Seed: seed, JSON: jsonPath,
+		Size: 4 << 20, Small: 20, TreeFiles: 200, Depth: 8, Runs: 1, Only: "all,soak",
+		Dir: t.TempDir(), Seed: seed, JSON: jsonPath, Idle: time.Second, Soak: 3 * time.Second, Scrape: time.Second,
 	}
 	var out, progress bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -68,17 +68,19 @@ func TestHarnessTiny(t *testing.T) {
 	t.Log("\n" + text)
 
 	want := map[string][]string{
-		"large":  {"ssid-anchor anchor", "stock ipfs add --offline -Q", "stock ipfs add --offline -Q + sync", "cp + sync", "openssl dgst -sha256 FILE"},
-		"small":  {"ssid-anchor anchor", "stock ipfs add --offline -Q -r", "stock ipfs add --offline -Q -r + sync", "cp -r + sync", "find -exec openssl dgst -sha256 {} +"},
-		"tree":   {"ssid-anchor anchor", "stock ipfs add --offline -Q -r", "stock ipfs add --offline -Q -r + sync", "cp -r + sync", "find -exec openssl dgst -sha256 {} +"},
-		"verify": {"ssid-anchor verify", "find -exec openssl dgst -sha256 {} +", "stock ipfs repo verify"},
-		"export": {"ssid-anchor export --car DIR", "stock ipfs dag export ROOT > FILE", "stock ipfs dag export ROOT > FILE + sync", "cp -r + sync"},
+		"large":       {"ssid-anchor anchor", "stock ipfs add --offline -Q", "stock ipfs add --offline -Q + sync", "cp + sync", "openssl dgst -sha256 FILE"},
+		"small":       {"ssid-anchor anchor", "stock ipfs add --offline -Q -r", "stock ipfs add --offline -Q -r + sync", "cp -r + sync", "find -exec openssl dgst -sha256 {} +"},
+		"tree":        {"ssid-anchor anchor", "stock ipfs add --offline -Q -r", "stock ipfs add --offline -Q -r + sync", "cp -r + sync", "find -exec openssl dgst -sha256 {} +"},
+		"verify":      {"ssid-anchor verify", "find -exec openssl dgst -sha256 {} +", "stock ipfs repo verify", "stock repo verify + openssl (sum)"},
+		"export":      {"ssid-anchor export --car DIR", "stock ipfs dag export ROOT > FILE", "stock ipfs dag export ROOT > FILE + sync", "cp -r + sync"},
+		"incremental": {"first full anchor (fresh repo)", "anchor, no new event", "anchor, new event, no file changed", "anchor, new event, one file changed"},
+		"daemon":      {"ssid-anchor daemon (idle 1s)", "stock ipfs daemon --offline (idle 1s)"},
 	}
-	wantRatios := map[string]int{"large": 4, "small": 4, "tree": 4, "verify": 2, "export": 3}
+	wantRatios := map[string]int{"large": 4, "small": 4, "tree": 5, "verify": 3, "export": 3, "incremental": 3, "daemon": 3}
 	wantRSS := map[string]int{"large": 1, "verify": 1, "export": 1}
 
 	// The printed tables: each case's section holds each of its rows.
-	for _, name := range caseNames {
+	for _, name := range append(caseNames, extraCases...) {
 		i := strings.Index(text, "\n== "+name+": ")
 		if i < 0 {
 			t.Errorf("no table for case %s", name)
@@ -98,7 +100,8 @@ func TestHarnessTiny(t *testing.T) {
 		}
 	}
 	for _, s := range []string{"load average", "load average at the end", "kubo v0.43.1", "seed " + strconv.FormatUint(seed, 10),
-		"target ≤ 1.30 ×", "target ≤ 1.00 ×", "target ≤ 128 MiB", "target ≤ 200 MB", "page cache"} {
+		"target ≤ 1.30 ×", "target ≤ 1.00 ×", "target ≤ 0.70 ×", "target ≤ 2.50 ×", "target ≤ 0.15 ×", "target ≤ 2.00 ×", "target ≤ 0.80 ×",
+		"target ≤ 128 MiB", "target ≤ 200 MB", "page cache", "RssAnon", "RssFile", "target: no growth"} {
 		if !strings.Contains(text, s) {
 			t.Errorf("output lacks %q", s)
 		}
@@ -120,6 +123,23 @@ func TestHarnessTiny(t *testing.T) {
 	var names []string
 	for _, c := range rep.Cases {
 		names = append(names, c.Name)
+		switch c.Name {
+		case "daemon":
+			if len(c.Mem) != 2 || len(c.MemRatios) != 3 {
+				t.Errorf("daemon: %d rows, %d ratios in JSON", len(c.Mem), len(c.MemRatios))
+			}
+			for _, r := range c.Mem {
+				if len(r.Samples) != 1 || r.Samples[0].RSSKiB <= 0 || r.Samples[0].AnonKiB <= 0 || r.Samples[0].FileKiB <= 0 || r.Samples[0].MaxRSS <= 0 {
+					t.Errorf("daemon %s: samples %+v", r.Key, r.Samples)
+				}
+			}
+			continue
+		case "soak":
+			if s := c.Soak; s == nil || len(s.Samples) == 0 || s.Requests < 3 || s.Failures != 0 || s.Idle.RSSKiB <= 0 {
+				t.Errorf("soak: %+v", c.Soak)
+			}
+			continue
+		}
 		if len(c.Rows) != len(want[c.Name]) {
 			t.Errorf("case %s: %d rows in JSON, want %d", c.Name, len(c.Rows), len(want[c.Name]))
 		}
@@ -131,8 +151,8 @@ func TestHarnessTiny(t *testing.T) {
 				t.Errorf("case %s row %s: samples %+v median %v", c.Name, r.Key, r.Samples, r.MedianS)
 			}
 		}
-		if len(c.Ratios) != wantRatios[c.Name] {
-			t.Errorf("case %s: %d ratios in JSON, want %d", c.Name, len(c.Ratios), wantRatios[c.Name])
+		if n := len(c.Ratios) + len(c.RSSRatios); n != wantRatios[c.Name] {
+			t.Errorf("case %s: %d ratios in JSON, want %d", c.Name, n, wantRatios[c.Name])
 		}
 		for _, r := range c.Ratios {
 			if !(r.Value > 0) || math.IsInf(r.Value, 0) || len(r.PerRound) != 1 || r.PerRound[0] != r.Value {
@@ -143,8 +163,8 @@ func TestHarnessTiny(t *testing.T) {
 			t.Errorf("case %s: %d RSS targets, want %d", c.Name, len(c.RSS), wantRSS[c.Name])
 		}
 	}
-	if strings.Join(names, ",") != strings.Join(caseNames, ",") {
-		t.Errorf("cases in JSON: %v, want %v", names, caseNames)
+	if all := append(caseNames, extraCases...); strings.Join(names, ",") != strings.Join(all, ",") {
+		t.Errorf("cases in JSON: %v, want %v", names, all)
 	}
 	if tr := rep.Cases[2]; tr.Files != 200 || tr.Bytes < 200<<10 {
 		t.Errorf("tree case: %d files, %d bytes; want 200 files of at least 1 KiB", tr.Files, tr.Bytes)

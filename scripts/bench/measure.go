@@ -81,6 +81,8 @@ type row struct {
 	MinS       float64  `json:"min_s"`
 	MaxS       float64  `json:"max_s"`
 	PeakRSSMiB float64  `json:"peak_rss_mib"`
+	// MedianRSSMiB is the median of the rounds' peak RSS.
+	MedianRSSMiB float64 `json:"median_rss_mib"`
 }
 
 func (r *row) summarize() {
@@ -96,6 +98,11 @@ func (r *row) summarize() {
 		cpu[i] = s.CPUS
 	}
 	r.MedianCPUS = medianOf(cpu)
+	rss := make([]float64, len(r.Samples))
+	for i, s := range r.Samples {
+		rss[i] = float64(s.RSSKiB) / 1024
+	}
+	r.MedianRSSMiB = medianOf(rss)
 }
 
 func medianOf(v []float64) float64 {
@@ -250,7 +257,15 @@ func launcherMain(args []string) int {
 	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
 	c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with the driver's kill
 	start := time.Now()
-	err := c.Run()
+	err := c.Start()
+	if err == nil {
+		// RESULT.pid names the command's process, for a driver that reads
+		// its /proc entry while it runs (a daemon at idle).
+		if werr := os.WriteFile(args[0]+".pid", fmt.Appendf(nil, "%d\n", c.Process.Pid), 0o644); werr != nil {
+			fmt.Fprintln(os.Stderr, "bench -launch:", werr)
+		}
+		err = c.Wait()
+	}
 	wall := time.Since(start)
 	if c.ProcessState == nil {
 		fmt.Fprintln(os.Stderr, "bench -launch:", err)

@@ -65,6 +65,12 @@ type caseResult struct {
 	Rows   []*row     `json:"rows"`
 	Ratios []ratio    `json:"ratios"`
 	RSS    []rssCheck `json:"rss_targets,omitempty"`
+	// RSSRatios compare peak RSS with a baseline's.
+	RSSRatios []ratio `json:"rss_ratios,omitempty"`
+	// Daemon cases: memory rows and ratios; the soak.
+	Mem       []*memRow   `json:"daemons,omitempty"`
+	MemRatios []memRatio  `json:"daemon_ratios,omitempty"`
+	Soak      *soakResult `json:"soak,omitempty"`
 }
 
 type ratio struct {
@@ -112,6 +118,32 @@ func (c *caseResult) ratios(subject string, baselines []string, targets map[stri
 		}
 		c.Ratios = append(c.Ratios, r)
 	}
+}
+
+// rssRatio adds subject's median peak RSS over the baseline's.
+func (c *caseResult) rssRatio(subject, baseline string, target float64) {
+	s, b := c.row(subject), c.row(baseline)
+	r := ratio{Subject: subject, Baseline: baseline, Value: s.MedianRSSMiB / b.MedianRSSMiB}
+	for i := range min(len(s.Samples), len(b.Samples)) {
+		r.PerRound = append(r.PerRound, float64(s.Samples[i].RSSKiB)/float64(b.Samples[i].RSSKiB))
+	}
+	if target > 0 {
+		m := r.Value <= target
+		r.Target, r.Meets = target, &m
+	}
+	c.RSSRatios = append(c.RSSRatios, r)
+}
+
+// sumRow is a baseline made of two commands run in the same rounds: per
+// round their wall and CPU times added, the larger peak RSS.
+func sumRow(key, label string, a, b *row) *row {
+	r := &row{Key: key, Label: label}
+	for i := range min(len(a.Samples), len(b.Samples)) {
+		x, y := a.Samples[i], b.Samples[i]
+		r.Samples = append(r.Samples, sample{Round: x.Round, Position: x.Position, WallS: x.WallS + y.WallS, RSSKiB: max(x.RSSKiB, y.RSSKiB), CPUS: x.CPUS + y.CPUS})
+	}
+	r.summarize()
+	return r
 }
 
 func (c *caseResult) rss(subject string, limitMiB float64, limit string) {
@@ -168,10 +200,19 @@ func (b *bench) printHeader() {
 var labels = map[string]string{
 	"add": "stock add", "add+sync": "stock add + sync", "cp+sync": "cp + sync", "openssl": "openssl",
 	"repo-verify": "stock repo verify", "dag-export": "stock dag export", "dag-export+sync": "stock dag export + sync",
+	"repo-verify+openssl": "(stock repo verify + openssl)", "full": "first full anchor", "nothing-new": "no new event",
 }
 
 func printCase(out io.Writer, c *caseResult, runs int) {
 	fmt.Fprintf(out, "\n== %s: %s ==\n", c.Name, c.Title)
+	if c.Mem != nil {
+		printMem(out, c)
+		return
+	}
+	if c.Soak != nil {
+		printSoak(out, c)
+		return
+	}
 	w := len("command")
 	for _, r := range c.Rows {
 		w = max(w, len(r.Label))
@@ -202,6 +243,16 @@ func printCase(out io.Writer, c *caseResult, runs int) {
 	for _, m := range c.RSS {
 		fmt.Fprintf(out, "    %-*s  %7.1f MiB  target ≤ %s (%.1f MiB)  %s\n",
 			w, c.row(m.Subject).Label+", peak RSS", m.PeakMiB, m.Limit, m.LimitMiB, verdict(m.Meets))
+	}
+	for _, r := range c.RSSRatios {
+		line := fmt.Sprintf("    %-*s  %7.2f ×", w, c.row(r.Subject).Label+", peak RSS / "+labels[r.Baseline]+"'s", r.Value)
+		if len(r.PerRound) > 1 {
+			line += fmt.Sprintf("  (rounds %.2f–%.2f)", slices.Min(r.PerRound), slices.Max(r.PerRound))
+		}
+		if r.Meets != nil {
+			line += fmt.Sprintf("    target ≤ %.2f ×  %s", r.Target, verdict(*r.Meets))
+		}
+		fmt.Fprintln(out, line)
 	}
 }
 

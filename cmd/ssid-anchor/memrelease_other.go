@@ -1,0 +1,6 @@
+//go:build !linux
+
+package main
+
+// releaseText is Linux only (MADV_DONTNEED on the executable's mappings).
+func releaseText() {}
