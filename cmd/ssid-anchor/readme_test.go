@@ -56,6 +56,7 @@ var readmeExpectations = map[string]readmeCase{
 	"make run":   {skip: "builds the binary and runs the demo; TestREADMECommands itself runs the commands make run chains"},
 	"make test":  {skip: "runs this test suite; running it from here would recurse"},
 	"make build": {skip: "builds bin/ssid-anchor; this test runs the binary make test built (SSID_ANCHOR_BIN)"},
+	"make soak":  {skip: "a 10-minute soak of the daemon; go test ./scripts/bench runs the same harness's soak case for seconds"},
 	"make bench": {skip: "runs every benchmark for many minutes; go test ./scripts/bench runs the anchoring benchmark at tiny sizes"},
 	`make bench BENCH_FLAGS="-size 256MiB -treefiles 5000 -runs 5 -json bench-out/bench.json"`: {skip: "a benchmark run; go test ./scripts/bench runs the same harness at tiny sizes"},
 
