@@ -236,16 +236,32 @@ func (s *Scheduler) loop() {
 	}
 }
 
+// goRun starts a run of the job in its own goroutine. Whether the slot is
+// skipped (the previous run still works) is decided here, at the slot's
+// time, before the loop waits for the next one: decided later in the
+// goroutine, a slow start could let a run that finished meanwhile take a
+// slot that came while it still ran.
 func (s *Scheduler) goRun(name string) {
+	j := s.job(name)
+	if j == nil {
+		return
+	}
+	if !j.running.TryLock() {
+		s.o.Log.Warn("job still running; this run is skipped", "job", name)
+		return
+	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.stopped {
+		s.mu.Unlock()
+		j.running.Unlock()
 		return
 	}
 	s.runs.Add(1)
+	s.mu.Unlock()
 	go func() {
 		defer s.runs.Done()
-		s.Run(name)
+		s.runOnce(j)
+		j.running.Unlock()
 	}()
 }
 
