@@ -186,7 +186,8 @@ func TestJobNeverRunsTwiceAndPanicIsSurvived(t *testing.T) {
 		defer dmu.Unlock()
 		dones = append(dones, job+":"+map[bool]string{true: "fail", false: "ok"}[err != nil])
 	}})
-	entered, release := make(chan struct{}), make(chan struct{})
+	// entered holds one: the run may reach it before the test waits.
+	entered, release := make(chan struct{}, 1), make(chan struct{})
 	var concurrent, maxConcurrent atomic.Int32
 	s.Add("slow", "@every 1m", func(context.Context) error {
 		n := concurrent.Add(1)
