@@ -406,6 +406,7 @@ func (m *Monitor) Check(ctx context.Context, dryRun bool) (*Report, error) {
 			continue
 		}
 		st.LastNotificationSent = At(now)
+		st.delivered(now, accepted)
 		if name, ok := strings.CutPrefix(j.key, "alert:"); ok {
 			as := st.Alerts[name]
 			as.DeliveredTo = append(as.DeliveredTo, accepted...)

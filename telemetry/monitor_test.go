@@ -429,6 +429,48 @@ func TestRegistryEventsSinceLastCheck(t *testing.T) {
 	}
 }
 
+// TestChannelLastSent: each channel's last accepted delivery is kept in the
+// state, whatever the notice (an event notice leaves the state once
+// delivered, so it must be recorded here), and a channel that refused keeps
+// its earlier time.
+func TestChannelLastSent(t *testing.T) {
+	h := newHarness(t, nil)
+	h.check()
+	if st := h.state(); len(st.Channels) != 0 {
+		t.Fatalf("channels %v before any delivery", st.Channels)
+	}
+	h.now = h.now.Add(5 * time.Minute)
+	first := h.now
+	h.appendEvent("governance_release_published", "v4.3.0", h.now)
+	h.check()
+	h.expect("release", "event/info")
+	st := h.state()
+	if len(st.EventNotices) != 0 || len(st.Alerts) != 0 {
+		t.Fatalf("the delivered notice is still owed: %+v %+v", st.EventNotices, st.Alerts)
+	}
+	for _, ch := range []string{"slack", "email"} {
+		if c := st.Channels[ch]; c == nil || c.LastSent == nil || !c.LastSent.Equal(first) {
+			t.Errorf("channels[%s] = %+v, want last_sent %s", ch, c, first)
+		}
+	}
+
+	h.now = h.now.Add(5 * time.Minute)
+	h.setRow(80, 0)
+	h.b.fail = 1
+	h.check()
+	st = h.state()
+	if c := st.Channels["slack"]; c == nil || !c.LastSent.Equal(h.now) {
+		t.Errorf("slack accepted the alert at %s: %+v", h.now, c)
+	}
+	if c := st.Channels["email"]; c == nil || !c.LastSent.Equal(first) {
+		t.Errorf("email refused the alert, so its last delivery stays %s: %+v", first, c)
+	}
+	raw := string(must(os.ReadFile(filepath.Join(h.root, h.paths.TelemetryState))))
+	if !strings.Contains(raw, `"channels": {`) || !strings.Contains(raw, `"last_sent": "`+first.Format(time.RFC3339)+`"`) {
+		t.Errorf("state file lacks channels.*.last_sent:\n%s", raw)
+	}
+}
+
 func TestEventFilters(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.EventFilters.NotifyOnRelease = false })
 	h.check()

@@ -95,6 +95,18 @@ type State struct {
 	Alerts          map[string]*AlertState `json:"alerts"`
 	EventNotices    []*EventNotice         `json:"event_notices,omitempty"`
 	RegistryLog     *LogMark               `json:"registry_log,omitempty"`
+	// Channels is each channel's last accepted delivery: an alert's
+	// last_sent says when that alert went out, and a delivered event notice
+	// leaves no trace, so without this a channel that only ever delivered
+	// registry event notices would look as if it never delivered anything.
+	Channels map[string]*ChannelState `json:"channels,omitempty"`
+}
+
+// ChannelState is one channel's delivery record.
+type ChannelState struct {
+	// LastSent is when the channel last accepted a notice (an alert or
+	// registry events).
+	LastSent *Time `json:"last_sent"`
 }
 
 // Bounds that keep the state file small whatever happens.
@@ -159,6 +171,16 @@ func (s *State) normalize() {
 		if a.DeliveredTo == nil {
 			a.DeliveredTo = []string{}
 		}
+	}
+}
+
+// delivered records that the channels accepted a notice at now.
+func (s *State) delivered(now time.Time, channels []string) {
+	if s.Channels == nil {
+		s.Channels = map[string]*ChannelState{}
+	}
+	for _, ch := range channels {
+		s.Channels[ch] = &ChannelState{LastSent: At(now)}
 	}
 }
 

@@ -36,6 +36,11 @@ type Options struct {
 	SourceDate *time.Time
 	Now        func() time.Time
 	Log        *slog.Logger
+	// GeneratorVersion is the version of the program that builds the
+	// release (ssid-anchor's, as `ssid-anchor version` prints it): the
+	// manifest's metadata.generator_version, so a release host can pin the
+	// build that made a bundle. "" leaves metadata out.
+	GeneratorVersion string
 }
 
 // Input is one file of the bundle (SPEC 2.7, in order).
@@ -143,6 +148,16 @@ type Manifest struct {
 	// ExternalAnchors holds "ipfs" once anchored; other anchors a user
 	// added (the template's "polygon") are kept.
 	ExternalAnchors map[string]json.RawMessage `json:"external_anchors,omitempty"`
+	// Metadata is the template's last key: which program wrote the
+	// manifest. Last, so the keys SPEC 2.7 orders keep their order.
+	Metadata *Metadata `json:"metadata,omitempty"`
+}
+
+// Metadata is the release manifest's metadata, with the template's key
+// names (generator, generator_version).
+type Metadata struct {
+	Generator        string `json:"generator"`
+	GeneratorVersion string `json:"generator_version"`
 }
 
 // IPFSAnchor is external_anchors.ipfs.
@@ -366,6 +381,9 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 			ProofAnchor: res.Hash, FilesIncluded: res.Files, FileCount: len(res.Files),
 			BundleSizeBytes: res.SizeBytes, Status: statusReady, Repository: gitRepository(o.Root),
 			Root24Lock: lockLabel, GovernanceSystem: "ACTIVE",
+		}
+		if o.GeneratorVersion != "" {
+			m.Metadata = &Metadata{Generator: emittedBy, GeneratorVersion: o.GeneratorVersion}
 		}
 		if err := writeJSONAtomic(o.Root, lay.Manifest, m); err != nil {
 			return nil, fmt.Errorf("writing %s: %w", lay.Manifest, err)

@@ -79,7 +79,9 @@ func newApp(g *globalOptions) *cli.App {
 			&cli.BoolFlag{Name: "json", Usage: "machine-readable output on stdout", Destination: &g.JSON},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", Destination: &g.LogLevel},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log lines on stderr as text or json", Destination: &g.LogFormat},
+			&cli.BoolFlag{Name: "version", Usage: "print the version (as the version command does) and exit"},
 		},
+		Action: rootAction(g),
 		Before: func(c *cli.Context) error {
 			lvl, err := parseLevel(g.LogLevel)
 			if err != nil {
@@ -94,6 +96,9 @@ func newApp(g *globalOptions) *cli.App {
 				if err := g.checkServed(c); err != nil {
 					return err
 				}
+			}
+			if versionRequested(c) {
+				return nil
 			}
 			cfg, err := loadApplianceConfig(g.configPath(), g.ConfigFile != "")
 			if err != nil {
@@ -116,6 +121,7 @@ func newApp(g *globalOptions) *cli.App {
 			newPinsCommand(g),
 			newDaemonCommand(g),
 			newStatusCommand(g),
+			newVersionCommand(g),
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {

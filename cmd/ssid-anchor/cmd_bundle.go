@@ -12,6 +12,7 @@ import (
 
 	"github.com/ssid/ssid-anchor/anchor/release"
 	"github.com/ssid/ssid-anchor/anchor/tree"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/buildinfo"
 	"github.com/urfave/cli/v2"
 )
 
@@ -90,6 +91,7 @@ func buildBundle(ctx context.Context, o bundleOptions, g *globalOptions) (*relea
 	res, err := release.Build(ctx, release.Options{
 		Root: root, Paths: g.cfg.Paths, Quarter: q, Blueprint: g.cfg.Anchor.BlueprintVersion,
 		SourceDate: sde, Now: g.now, Log: g.log,
+		GeneratorVersion: buildinfo.Read().Version,
 	})
 	if errors.Is(err, tree.ErrLocked) {
 		return nil, fmt.Errorf("another ssid-anchor process is building a release in %s; wait for it and run again: %w", root.Dir(), err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ssid/ssid-anchor/anchor/tree"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/buildinfo"
 	"github.com/ssid/ssid-anchor/node"
 	"github.com/ssid/ssid-anchor/scheduler"
 	"github.com/urfave/cli/v2"
@@ -37,6 +38,7 @@ type statusDoc struct {
 	DaemonRunning  bool              `json:"daemon_running"`
 	DaemonPID      int               `json:"daemon_pid,omitempty"`
 	DaemonStarted  *time.Time        `json:"daemon_started,omitempty"`
+	Build          buildinfo.Info    `json:"build"` // the daemon's when it answers
 	Repo           string            `json:"repo"`
 	Root           string            `json:"root"`
 	PeerID         string            `json:"peer_id"`
@@ -132,6 +134,7 @@ func buildStatus(_ context.Context, g *globalOptions, n *node.Node, d *daemon) (
 		IPNS:    statusIPNS{Name: n.IPNSName()},
 		Provide: n.ProvideStats(),
 		Config:  g.cfg,
+		Build:   buildinfo.Read(),
 	}
 	if doc.Addresses == nil {
 		doc.Addresses = []string{}
@@ -222,6 +225,7 @@ func printStatus(g *globalOptions, doc *statusDoc) {
 		state = fmt.Sprintf("running (pid %d, since %s)", doc.DaemonPID, doc.DaemonStarted.Format(time.RFC3339))
 	}
 	fmt.Fprintf(w, "daemon:     %s\n", state)
+	fmt.Fprintf(w, "version:    %s\n", doc.Build)
 	fmt.Fprintf(w, "repo:       %s\nroot:       %s\n", doc.Repo, doc.Root)
 	fmt.Fprintf(w, "root-24:    %s", doc.Root24Lock)
 	if len(doc.Root24Problems) > 0 {

@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"sync"
@@ -51,6 +53,7 @@ type consoleSource struct {
 
 	mu       sync.Mutex
 	lastRun  *console.VerifyRun
+	keepErr  string // why the kept last verification could not be read or written
 	head     manifestCache
 	headIdle *time.Timer          // drops head once the console is not viewed
 	links    map[string]chainLink // by CID; content-addressed, so never stale
@@ -87,7 +90,50 @@ func consoleHandler(g *globalOptions, n *node.Node, started time.Time) (http.Han
 }
 
 func newConsoleSource(g *globalOptions, n *node.Node, started time.Time) *consoleSource {
-	return &consoleSource{g: g, n: n, started: started, links: map[string]chainLink{}, maxChain: 25}
+	s := &consoleSource{g: g, n: n, started: started, links: map[string]chainLink{}, maxChain: 25}
+	s.loadLastVerify()
+	return s
+}
+
+// lastVerifyPath is where the console keeps its last verification: in the
+// repo (the node's state, not the governance tree's), so a restarted
+// daemon shows it again. The compact form keeps the file small: about ten
+// bytes per record plus the first failures (console.MaxSavedVerify at
+// most).
+func lastVerifyPath(n *node.Node) string {
+	return filepath.Join(n.RepoPath(), "console", "last_verify.json")
+}
+
+// loadLastVerify reads the kept verification; none is no verification yet,
+// and a file that cannot be read is named on the page (and replaced by the
+// next verification).
+func (s *consoleSource) loadLastVerify() {
+	p := lastVerifyPath(s.n)
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	var run *console.VerifyRun
+	if err == nil {
+		run, err = console.LoadVerifyRun(f)
+		f.Close()
+	}
+	if err != nil {
+		s.keepErr = fmt.Sprintf("The last verification kept in %s cannot be read (%v); the next verification replaces it.", p, err)
+		s.g.log.Warn("console: the kept last verification cannot be read; the next verification replaces it", "file", p, "err", err)
+		return
+	}
+	s.lastRun = run
+}
+
+// saveLastVerify keeps run in the repo, atomically (a crash leaves the old
+// file or the new one).
+func (s *consoleSource) saveLastVerify(run *console.VerifyRun) error {
+	b, err := console.MarshalVerifyRun(run)
+	if err != nil {
+		return err
+	}
+	return tree.WriteFileAtomic(lastVerifyPath(s.n), b, 0o644)
 }
 
 // Snapshot implements console.Source.
@@ -115,6 +161,7 @@ func (s *consoleSource) Snapshot(ctx context.Context) (*console.Snapshot, error)
 		v := *s.lastRun
 		snap.Verify = &v
 	}
+	snap.VerifyProblem = s.keepErr
 	s.mu.Unlock()
 
 	snap.Telemetry = s.readTelemetry(root)
@@ -324,10 +371,16 @@ func (s *consoleSource) readTelemetry(root tree.Root) console.Telemetry {
 		}
 		t.Alerts = append(t.Alerts, al)
 	}
-	// Last delivery per channel: when an alert notice this channel accepted
-	// was last sent; owed: notices it has not accepted yet.
+	// Last delivery per channel: the channel's own record (channels.<name>.
+	// last_sent: any notice, alerts and registry events alike; a delivered
+	// event notice leaves no other trace), or for a state written before
+	// that record existed, the last alert it accepted. Owed: notices it has
+	// not accepted yet.
 	for _, ch := range cfg.EnabledChannels() {
 		c := console.Channel{Name: ch}
+		if cs := st.Channels[ch]; cs != nil && cs.LastSent != nil {
+			c.LastDelivery = cs.LastSent.Time
+		}
 		for _, name := range names {
 			a := st.Alerts[name]
 			if slices.Contains(a.DeliveredTo, ch) {
@@ -357,7 +410,8 @@ func consolePlural(n int, what string) string {
 
 // VerifyNow implements console.Source: it verifies every record against
 // the tree and the node's repo, as `ssid-anchor verify` does, and keeps the
-// report for the page.
+// result (compact, streamed: a large manifest's full report is never held)
+// for the page and, in the repo, for the next start.
 func (s *consoleSource) VerifyNow(ctx context.Context) error {
 	if !s.verifying.TryLock() {
 		return console.ErrBusy
@@ -365,18 +419,26 @@ func (s *consoleSource) VerifyNow(ctx context.Context) error {
 	defer s.verifying.Unlock()
 	run := &console.VerifyRun{At: s.g.now()}
 	t0 := time.Now()
-	rep, err := s.verify(ctx)
-	run.Took, run.Report = time.Since(t0), rep
+	rec := &console.Recorder{}
+	rep, err := s.verify(ctx, rec)
+	run.Took = time.Since(t0)
 	if err != nil {
 		run.Err = err.Error()
+	} else {
+		run.Result = rec.Result(rep)
+	}
+	problem := ""
+	if serr := s.saveLastVerify(run); serr != nil {
+		problem = fmt.Sprintf("This verification could not be kept for the next start: %v", serr)
+		s.g.log.Error("console: keeping the last verification", "file", lastVerifyPath(s.n), "err", serr)
 	}
 	s.mu.Lock()
-	s.lastRun = run
+	s.lastRun, s.keepErr = run, problem
 	s.mu.Unlock()
 	return err
 }
 
-func (s *consoleSource) verify(ctx context.Context) (*anchor.VerifyReport, error) {
+func (s *consoleSource) verify(ctx context.Context, sink anchor.RecordSink) (*anchor.VerifyReport, error) {
 	root, err := tree.OpenRoot(s.g.Root)
 	if err != nil {
 		return nil, fmt.Errorf("opening the governance tree: %w", err)
@@ -384,7 +446,7 @@ func (s *consoleSource) verify(ctx context.Context) (*anchor.VerifyReport, error
 	defer root.Close()
 	// As cmd_verify does: Verify reads the manifest by path, against the
 	// repo's chain head, with the config's trusted signers.
-	vo := anchor.VerifyOptions{Root: root, ManifestPath: root.Path(s.g.cfg.Paths.Manifest), Log: s.g.log, Trust: s.g.cfg.Anchor.Trust}
+	vo := anchor.VerifyOptions{Root: root, ManifestPath: root.Path(s.g.cfg.Paths.Manifest), Log: s.g.log, Trust: s.g.cfg.Anchor.Trust, Sink: sink}
 	treeVerifyOptions(&vo, s.g)
 	if err := repoVerifyOptions(&vo, s.n); err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -221,7 +222,7 @@ func TestConsoleSourceReadsTheBox(t *testing.T) {
 		t.Fatal(err)
 	}
 	snap, _ = src.Snapshot(ctx)
-	if v := snap.Verify; v == nil || v.Report == nil || !v.Report.OK || v.Report.Passed != len(man.Records) || !v.At.Equal(consoleNow) {
+	if v := snap.Verify; v == nil || v.Result == nil || !v.Result.OK || v.Result.Passed != len(man.Records) || !v.At.Equal(consoleNow) {
 		t.Fatalf("verify after anchoring: %+v", snap.Verify)
 	}
 	page := csRender(t, src, "/")
@@ -237,8 +238,8 @@ func TestConsoleSourceReadsTheBox(t *testing.T) {
 		t.Fatal(err)
 	}
 	snap, _ = src.Snapshot(ctx)
-	if snap.Verify.Report.OK || snap.Verify.Report.Failed != 1 {
-		t.Fatalf("verify after tampering: %d failed, ok=%v", snap.Verify.Report.Failed, snap.Verify.Report.OK)
+	if snap.Verify.Result.OK || snap.Verify.Result.Failed != 1 {
+		t.Fatalf("verify after tampering: %d failed, ok=%v", snap.Verify.Result.Failed, snap.Verify.Result.OK)
 	}
 	page = csRender(t, src, "/?q="+md)
 	if !strings.Contains(page, `<span class="badge bad" title="`) || !strings.Contains(page, md) {
@@ -362,5 +363,139 @@ func TestConsoleSourceFreshBox(t *testing.T) {
 	}
 	if want := p.DashboardCSV[1] + ":2:3:"; !strings.HasPrefix(snap.Telemetry.Problem, want) || snap.Telemetry.CSVFile != p.DashboardCSV[1] {
 		t.Errorf("CSV problem %q from %s, want it to start with %s", snap.Telemetry.Problem, snap.Telemetry.CSVFile, want)
+	}
+}
+
+// TestConsoleVerifyKeptAcrossRestart: a verification run through the
+// console is kept in the repo (atomically, in <repo>/console/
+// last_verify.json) and shown again, summary and rows, by the console of
+// the next daemon on the same repo; a failed one too; a damaged file is
+// named on the page and replaced by the next verification.
+func TestConsoleVerifyKeptAcrossRestart(t *testing.T) {
+	f := newConsoleFixture(t)
+	man := readManifest(t, f.root)
+	ctx := context.Background()
+	src, n := f.source(t)
+	if err := src.VerifyNow(ctx); err != nil {
+		t.Fatal(err)
+	}
+	kept := filepath.Join(f.repo, "console", "last_verify.json")
+	fi, err := os.Stat(kept)
+	if err != nil {
+		t.Fatalf("the verification was not kept: %v", err)
+	}
+	t.Logf("%s: %d bytes for %d records", kept, fi.Size(), len(man.Records))
+
+	// The next daemon's console on the same repo.
+	restarted := newConsoleSource(f.g, n, consoleNow)
+	snap, err := restarted.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := snap.Verify; v == nil || v.Result == nil || !v.Result.OK || v.Result.Passed != len(man.Records) || !v.At.Equal(consoleNow) || snap.VerifyProblem != "" {
+		t.Fatalf("after a restart the console shows verification %+v (%s)", snap.Verify, snap.VerifyProblem)
+	}
+	page := csRender(t, restarted, "/")
+	rows := csRows(page)
+	if len(rows) != len(csLatestCIDs(man)) {
+		t.Fatalf("%d rows, the manifest has %d files", len(rows), len(csLatestCIDs(man)))
+	}
+	for _, r := range rows {
+		if !strings.Contains(r, `<td data-label="Verify"><span class="badge ok">ok</span></td>`) {
+			t.Errorf("a row shows no verdict after the restart: %s", r)
+		}
+	}
+	if !strings.Contains(page, fmt.Sprintf("%d passed, 0 failed", len(man.Records))) {
+		t.Error("the summary of the kept verification is not shown")
+	}
+
+	// A failed verification is kept with its reason.
+	md := f.paths.DashboardMarkdown
+	mustWrite(t, filepath.Join(f.root, md), []byte("# tampered\n"))
+	if err := restarted.VerifyNow(ctx); err != nil {
+		t.Fatal(err)
+	}
+	again := newConsoleSource(f.g, n, consoleNow)
+	page = csRender(t, again, "/?q="+md)
+	if rows := csRows(page); len(rows) != 1 || !strings.Contains(rows[0], `<span class="badge bad" title="file: `) {
+		t.Errorf("the tampered file's row after a restart: %v", rows)
+	}
+	if !strings.Contains(page, fmt.Sprintf("%d passed, 1 failed", len(man.Records)-1)) || !strings.Contains(page, "<li><code>"+md+"</code>: file: ") {
+		t.Error("the kept failure is not shown")
+	}
+
+	// A damaged file: named on the page, no verification invented, and
+	// the next verification replaces it.
+	mustWrite(t, kept, []byte(`{"format": 1, "at": "2026-12-01T12:00:00Z", "result": {"verdicts": "+`))
+	damaged := newConsoleSource(f.g, n, consoleNow)
+	page = csRender(t, damaged, "/")
+	if !strings.Contains(page, "The last verification kept in "+kept+" cannot be read") || !strings.Contains(page, "Not verified on this box yet.") {
+		t.Errorf("a damaged kept verification is not named: %s", csSection(page, "verify"))
+	}
+	if err := damaged.VerifyNow(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if run, err := os.Open(kept); err != nil {
+		t.Fatal(err)
+	} else {
+		defer run.Close()
+		if _, err := console.LoadVerifyRun(run); err != nil {
+			t.Errorf("the next verification did not replace the damaged file: %v", err)
+		}
+	}
+}
+
+var csRowRE = regexp.MustCompile(`(?s)<tr>\s*<th scope="row" class="path">.*?</tr>`)
+
+func csRows(page string) []string { return csRowRE.FindAllString(page, -1) }
+
+// csSection is the page's section with that id.
+func csSection(page, id string) string {
+	i := strings.Index(page, `<section id="`+id+`"`)
+	if i < 0 {
+		return ""
+	}
+	j := strings.Index(page[i:], "</section>")
+	return page[i : i+j]
+}
+
+// TestConsoleWebhookLastDelivery: a registry event notice delivered to a
+// loopback webhook (a real HTTP delivery, no alert involved) shows as the
+// webhook's last delivery. The notice leaves the telemetry state once
+// delivered, so the console reads the channel's own record
+// (channels.webhook.last_sent), not the alerts'.
+func TestConsoleWebhookLastDelivery(t *testing.T) {
+	f := newConsoleFixture(t)
+	src, _ := f.source(t)
+	ctx := context.Background()
+	if err := runTelemetry(ctx, telemetryOptions{}, f.g); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(f.hook.received()); got != 0 {
+		t.Fatalf("the first check delivered %d messages; the log's history is not news", got)
+	}
+	if code, _, e := runCLI(t, "--root", f.root, "event", "--event", "governance_release_published", "--version", "2026-Q4", "--hash", "h3"); code != 0 {
+		t.Fatalf("event: %s", e)
+	}
+	if err := runTelemetry(ctx, telemetryOptions{}, f.g); err != nil {
+		t.Fatal(err)
+	}
+	got := f.hook.received()
+	if len(got) != 1 || !strings.Contains(string(got[0]), "governance_release_published") {
+		t.Fatalf("the webhook received %d messages, want the registry event notice: %q", len(got), got)
+	}
+	snap, err := src.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Telemetry.Alerts) != 0 {
+		t.Fatalf("alerts %+v: this delivery must be an event notice only", snap.Telemetry.Alerts)
+	}
+	if ch := snap.Telemetry.Channels; len(ch) != 1 || !ch[0].LastDelivery.Equal(consoleNow) || len(ch[0].Pending) != 0 {
+		t.Errorf("channels %+v, want the webhook delivered at %s, nothing owed", ch, consoleNow)
+	}
+	page := csRender(t, src, "/")
+	if want := `<th scope="row">webhook</th><td><time datetime="2026-12-01T12:00:00Z">`; !strings.Contains(page, want) {
+		t.Errorf("page lacks %s: %s", want, csSection(page, "telemetry"))
 	}
 }

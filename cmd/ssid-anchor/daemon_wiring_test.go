@@ -400,7 +400,7 @@ func TestDaemonConsoleSources(t *testing.T) {
 		}
 	}
 	remote := section(t, page, "remote")
-	for _, want := range []string{"cluster", "queued", "HTTP 503: try later", `title="05_documentation/x.md"`} {
+	for _, want := range []string{"cluster", "queued", "HTTP 503: try later", ` (05_documentation/x.md)">`} {
 		if !strings.Contains(remote, want) {
 			t.Errorf("the remote pins section lacks %q:\n%s", want, remote)
 		}

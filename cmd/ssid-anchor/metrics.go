@@ -54,6 +54,7 @@ func newMetrics(d *daemon) *metrics {
 	m.provideFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "provide_failures_total", Help: "Announcements of new anchors that failed."})
 	m.ipnsFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "ipns_publish_failures_total", Help: "IPNS publications of the manifest that failed."})
 	f.MustRegister(m.jobRuns, m.jobFailures, m.jobDuration, m.notifySent, m.notifyFailed, m.provideFailures, m.ipnsFailures)
+	f.MustRegister(buildInfoMetric()) // cmd_version.go
 
 	stat := func(pick func(anchorStats) int) func() float64 {
 		return func() float64 {

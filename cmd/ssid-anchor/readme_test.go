@@ -59,6 +59,10 @@ var readmeExpectations = map[string]readmeCase{
 	"make bench": {skip: "runs every benchmark for many minutes; go test ./scripts/bench runs the anchoring benchmark at tiny sizes"},
 	`make bench BENCH_FLAGS="-size 256MiB -treefiles 5000 -runs 5 -json bench-out/bench.json"`: {skip: "a benchmark run; go test ./scripts/bench runs the same harness at tiny sizes"},
 
+	// Install: the build installed on PATH.
+	"ssid-anchor version":        {code: 0},
+	"ssid-anchor --json version": {code: 0},
+
 	// Init.
 	"ssid-anchor init --profile air-gapped": {code: 0},
 

@@ -2,8 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -96,28 +94,15 @@ func TestRoot24UnknownEverywhere(t *testing.T) {
 	}
 
 	d := startDaemon(t, root, repo, nil)
-	get := func(path string) string {
-		t.Helper()
-		resp, err := http.Get("http://" + d.http + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 {
-			t.Fatalf("%s: %d %s", path, resp.StatusCode, b)
-		}
-		return string(b)
-	}
 	var st struct {
 		Lock     string   `json:"root_24_lock"`
 		Reason   string   `json:"root_24_lock_reason"`
 		Problems []string `json:"root_24_lock_problems"`
 	}
-	if body := get("/status"); json.Unmarshal([]byte(body), &st) != nil || st.Lock != "unknown" || !strings.Contains(st.Reason, tree.RootExceptionsPath) {
+	if body := d.getOK(t, "/status"); json.Unmarshal([]byte(body), &st) != nil || st.Lock != "unknown" || !strings.Contains(st.Reason, tree.RootExceptionsPath) {
 		t.Fatalf("/status: %s", body)
 	}
-	page := get("/")
+	page := d.getOK(t, "/")
 	if !strings.Contains(page, "<strong>Root-24-LOCK unknown:</strong>") || !strings.Contains(page, `<span class="badge warn"`) || strings.Contains(page, "violated") {
 		i := strings.Index(page, "Root-24-LOCK")
 		t.Fatalf("console: %.600s", page[max(0, i):])

@@ -241,8 +241,9 @@ func (b *bench) ourDaemon(t *treeState) daemonSpec {
 			if err != nil {
 				return nil, nil, "", err
 			}
+			// kubo's RPC API on a free port too (as stock's API below), never 5001.
 			argv := []string{b.o.Bin, "--root", t.root, "--repo", t.repo, "--config", t.cfg, "daemon",
-				"--http", fmt.Sprintf("127.0.0.1:%d", port), "--swarm", "/ip4/127.0.0.1/tcp/0"}
+				"--http", fmt.Sprintf("127.0.0.1:%d", port), "--swarm", "/ip4/127.0.0.1/tcp/0", "--rpc", "/ip4/127.0.0.1/tcp/0"}
 			return argv, nil, fmt.Sprintf("http://127.0.0.1:%d/healthz", port), nil
 		}}
 }

@@ -14,7 +14,7 @@ import (
 // page width.
 const (
 	chartW, chartH = 960.0, 280.0
-	padL, padR     = 46.0, 18.0
+	padL, padR     = 60.0, 18.0
 	padT, padB     = 16.0, 40.0
 )
 
@@ -79,7 +79,7 @@ func scoreChart(points []Point, min, critical float64) template.HTML {
 	for v := s.lo; v <= s.hi+1e-9; v += step {
 		y := s.y(v)
 		fmt.Fprintf(&b, `<line class="grid" x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f"/>`, padL, chartW-padR, y, y)
-		fmt.Fprintf(&b, `<text class="axis" x="%.1f" y="%.1f" text-anchor="end">%s</text>`, padL-8, y+4, num(v))
+		fmt.Fprintf(&b, `<text class="axis y" x="%.1f" y="%.1f" text-anchor="end">%s</text>`, padL-8, y+4, num(v))
 	}
 
 	// Area under the line, then the line, then the points on top.
@@ -109,8 +109,12 @@ func scoreChart(points []Point, min, critical float64) template.HTML {
 	}
 
 	// X labels: the last point's, then going back, every point that
-	// leaves room for its label (dates crowd where rows are close).
-	const labelGap = 90.0
+	// leaves room for its label (dates crowd where rows are close). The
+	// outermost two are anchored inside the drawing, so neither is cut at
+	// its edge, and marked "edge": a phone, where the drawing is a third
+	// of its size, shows only those, larger (console.css).
+	const labelGap = 100.0
+	var xs []int
 	lastX := math.Inf(1)
 	for i := len(pts) - 1; i >= 0; i-- {
 		x := s.x(pts[i].Date)
@@ -118,7 +122,20 @@ func scoreChart(points []Point, min, critical float64) template.HTML {
 			continue
 		}
 		lastX = x
-		fmt.Fprintf(&b, `<text class="axis" x="%.1f" y="%.1f" text-anchor="middle">%s</text>`, x, chartH-padB+20, html.EscapeString(pts[i].Label))
+		xs = append(xs, i)
+	}
+	for k, i := range xs {
+		cls, anchor := "axis x", "middle"
+		switch {
+		case k == 0:
+			cls, anchor = "axis x edge", "end"
+			if len(xs) == 1 {
+				anchor = "middle"
+			}
+		case k == len(xs)-1:
+			cls, anchor = "axis x edge", "start"
+		}
+		fmt.Fprintf(&b, `<text class="%s" x="%.1f" y="%.1f" text-anchor="%s">%s</text>`, cls, s.x(pts[i].Date), chartH-padB+20, anchor, html.EscapeString(pts[i].Label))
 	}
 
 	for _, p := range pts {

@@ -192,17 +192,18 @@ func (h *handler) serveVerify(w http.ResponseWriter, r *http.Request) {
 }
 
 func verifySummary(v *VerifyRun) string {
+	r := v.Result
 	switch {
 	case v.Err != "":
 		return "verification could not finish: " + v.Err
-	case v.Report == nil:
+	case r == nil:
 		return "verification finished"
-	case v.Report.OK && !v.Report.Rollback.Checked && v.Report.Rollback.Detail != "":
+	case r.OK && !r.RollbackChecked && r.RollbackDetail != "":
 		// The rollback check was off: a pass must not look like one that made it.
-		return fmt.Sprintf("verified: all %d records passed, manifest chain of %d intact; %s", v.Report.Passed, len(v.Report.Chain.Manifests), v.Report.Rollback.Detail)
-	case v.Report.OK:
-		return fmt.Sprintf("verified: all %d records passed, manifest chain of %d intact", v.Report.Passed, len(v.Report.Chain.Manifests))
+		return fmt.Sprintf("verified: all %d records passed, manifest chain of %d intact; %s", r.Passed, r.ChainLength, r.RollbackDetail)
+	case r.OK:
+		return fmt.Sprintf("verified: all %d records passed, manifest chain of %d intact", r.Passed, r.ChainLength)
 	default:
-		return fmt.Sprintf("verification FAILED: %d passed, %d failed, chain ok: %v", v.Report.Passed, v.Report.Failed, v.Report.Chain.OK)
+		return fmt.Sprintf("verification FAILED: %d passed, %d failed, chain ok: %v", r.Passed, r.Failed, r.ChainOK)
 	}
 }

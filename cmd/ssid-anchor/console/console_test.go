@@ -42,6 +42,22 @@ func (s *snapSource) VerifyNow(ctx context.Context) error {
 	return nil
 }
 
+// recorded streams rep's records through a Recorder, as the daemon's
+// verification does, and returns the compact result.
+func recorded(t *testing.T, rep *anchor.VerifyReport) *VerifyResult {
+	t.Helper()
+	var c Recorder
+	if err := c.Begin(rep); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rep.Records {
+		if err := c.Record(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c.Result(rep)
+}
+
 func opts() Options { return Options{Now: func() time.Time { return testNow }} }
 
 func get(t *testing.T, h http.Handler, target string) (int, string, http.Header) {
@@ -87,7 +103,7 @@ func TestEmptyStates(t *testing.T) {
 		"config named":       "07_governance_legal/telemetry_config.json",
 		"no remote services": "No remote pinning service is configured.",
 		"no jobs":            "No scheduled jobs",
-		"never verified":     "Not verified since the daemon started.",
+		"never verified":     "Not verified on this box yet.",
 		"no chain":           "No manifest written yet.",
 		"root lock":          `<span class="badge ok">active</span>`,
 	} {
@@ -114,7 +130,10 @@ func TestEmptyStates(t *testing.T) {
 }
 
 var rowRE = regexp.MustCompile(`(?s)<tr>\s*<th scope="row" class="path">(.*?)</tr>`)
-var cidLinkRE = regexp.MustCompile(`<a class="cid" href="([^"]+)"[^>]*><code>([^<]+)</code></a>`)
+
+// cidLinkRE is a CID link: the gateway href and the whole CID in the
+// title, the CID shortened in the middle as its text.
+var cidLinkRE = regexp.MustCompile(`<a class="cid" href="([^"]+)" title="([^"]+)"><code>([^<]+)</code></a>`)
 
 // TestTwentyThousandRecords renders page 1, a middle page and the last
 // page of 20,000 records and checks they hold exactly the right rows.
@@ -142,8 +161,8 @@ func TestTwentyThousandRecords(t *testing.T) {
 				if m == nil {
 					t.Fatalf("row %d has no CID link: %s", k, r[1])
 				}
-				if m[1] != "/ipfs/"+cidFor(i) || m[2] != cidFor(i) {
-					t.Fatalf("row %d links %s (%s), want record %d's CID %s", k, m[1], m[2], i, cidFor(i))
+				if c := cidFor(i); m[1] != "/ipfs/"+c || m[2] != c || m[3] != c[:10]+"…"+c[len(c)-6:] {
+					t.Fatalf("row %d links %s (title %s, text %s), want record %d's CID %s", k, m[1], m[2], m[3], i, c)
 				}
 				if !strings.Contains(r[1], fmt.Sprintf("file_%05d.zip", i)) {
 					t.Fatalf("row %d does not show file_%05d.zip", k, i)
@@ -178,13 +197,13 @@ func TestFileHistory(t *testing.T) {
 		recs[i].FilePath = "24_meta_orchestration/registry/logs/registry_events.log"
 	}
 	recs = append(recs, records(5)[4])
-	snap := &Snapshot{Records: recs, Verify: &VerifyRun{At: testNow.Add(-time.Hour), Report: &anchor.VerifyReport{
+	snap := &Snapshot{Records: recs, Verify: &VerifyRun{At: testNow.Add(-time.Hour), Result: recorded(t, &anchor.VerifyReport{
 		Records: []anchor.RecordResult{
 			{Index: 0, FilePath: recs[0].FilePath, FileHash: recs[0].FileHash, IPFSCID: recs[0].IPFSCID, OK: true, Checks: []anchor.Check{{Name: "blocks", Status: "ok"}}},
-			{Index: 1, FilePath: recs[1].FilePath, FileHash: recs[1].FileHash, IPFSCID: recs[1].IPFSCID, OK: false, Checks: []anchor.Check{{Name: "pinned", Status: "failed", Detail: "not pinned in the repo"}}},
+			{Index: 1, FilePath: recs[1].FilePath, FileHash: recs[1].FileHash, IPFSCID: recs[1].IPFSCID, OK: false, Checks: []anchor.Check{{Name: "blocks", Status: "ok"}, {Name: "pinned", Status: "failed", Detail: "not pinned in the repo"}}},
 		},
 		Passed: 1, Failed: 1,
-	}}}
+	})}}
 	h := New(&snapSource{snap: snap}, opts())
 
 	_, body, _ := get(t, h, "/")
@@ -370,10 +389,10 @@ func TestJobsAndRemotePins(t *testing.T) {
 	for _, want := range []string{
 		`<th scope="row">quarterly<br><code class="muted">0 9 1 1,4,7,10 *</code></th>`,
 		`title="2026-11-30 06:00 UTC">2d 0h ago</time></td>`,
-		`<td>2.5s</td>`, `<span class="badge ok">ok</span>`, `in 24h 0m`,
+		`<td data-label="Took">2.5s</td>`, `<span class="badge ok">ok</span>`, `in 24h 0m`,
 		`<span class="badge bad" title="webhook: 503 Service Unavailable">failed</span>`,
 		`<span class="badge warn">running</span>`,
-		`<a class="cid" href="/ipfs/` + cidFor(7) + `" title="a.zip">`, `<span class="badge ok">pinned</span>`,
+		`<a class="cid" href="/ipfs/` + cidFor(7) + `" title="` + cidFor(7) + ` (a.zip)">`, `<span class="badge ok">pinned</span>`,
 		`<span class="badge warn">queued</span>`, `<span class="error">connection refused</span>`,
 		`<span class="value">1/2</span>`,
 	} {
@@ -406,7 +425,7 @@ func TestFiringAlertShown(t *testing.T) {
 }
 
 func TestVerifyEndpointSameOriginOnly(t *testing.T) {
-	src := &snapSource{snap: &Snapshot{Verify: &VerifyRun{At: testNow, Report: &anchor.VerifyReport{OK: true, Passed: 3}}}}
+	src := &snapSource{snap: &Snapshot{Verify: &VerifyRun{At: testNow, Result: &VerifyResult{OK: true, Passed: 3, ChainOK: true, ChainLength: 1}}}}
 	h := New(src, opts())
 	post := func(hdr map[string]string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1:8089/verify", nil)
@@ -599,5 +618,107 @@ func BenchmarkRender20k(b *testing.B) {
 				_, _ = io.Copy(io.Discard, rec.Body)
 			}
 		})
+	}
+}
+
+// TestSummaryBeforeAnchors: the summary sections come before the anchors
+// table in the page, so a box with thousands of records shows its
+// verification, chain, score, alerts, jobs and remote pins first.
+func TestSummaryBeforeAnchors(t *testing.T) {
+	snap := &Snapshot{Records: records(16500), Telemetry: Telemetry{Enabled: true}}
+	_, body, _ := get(t, New(&snapSource{snap: snap}, opts()), "/")
+	anchors := strings.Index(body, `<section id="anchors"`)
+	if anchors < 0 {
+		t.Fatal("no anchors section")
+	}
+	for _, id := range []string{`id="verify"`, `id="chain"`, `id="telemetry"`, `id="alerts"`, `id="jobs"`, `id="remote"`} {
+		if i := strings.Index(body, id); i < 0 || i > anchors {
+			t.Errorf("%s is at byte %d, the anchors table at %d: the summary must come first", id, i, anchors)
+		}
+	}
+	// A file's history is what its link asked for: it comes first.
+	_, body, _ = get(t, New(&snapSource{snap: snap}, opts()), "/?file="+snap.Records[7].FilePath)
+	if h, v := strings.Index(body, `<section id="anchors"`), strings.Index(body, `<section id="verify"`); h < 0 || v < 0 || h > v {
+		t.Errorf("the history is at byte %d, the summary at %d", h, v)
+	}
+}
+
+// TestLongListsStayShort: a chain of 25 manifests and 16,500 remote pin
+// requests do not push the anchors table down: the page lists the newest
+// links and folds the rest, counts the requests per service and status,
+// and lists the ones that need a look first.
+func TestLongListsStayShort(t *testing.T) {
+	recs := records(16500)
+	snap := &Snapshot{Records: recs, RemoteServices: []string{"cluster", "pinata"}}
+	for i := range 25 {
+		snap.Chain = append(snap.Chain, ManifestLink{CID: cidFor(900000 + i), Records: 16500 - i, LastUpdated: "2026-12-01T12:00:00Z"})
+	}
+	for i, r := range recs {
+		st, upd := "pinned", testNow.Add(-time.Duration(i)*time.Minute)
+		switch {
+		case i == 7 || i == 9000:
+			st = "failed"
+		case i%1000 == 3:
+			st = "queued"
+		}
+		snap.RemotePins = append(snap.RemotePins, RemotePin{Service: "cluster", CID: r.IPFSCID, FilePath: r.FilePath, Status: st, Updated: upd, LastError: map[bool]string{true: "401 Unauthorized"}[st == "failed"]})
+	}
+	_, body, _ := get(t, New(&snapSource{snap: snap}, opts()), "/")
+	remote := body[strings.Index(body, `<section id="remote"`):strings.Index(body, `<section id="anchors"`)]
+	rows := regexp.MustCompile(`<tr>\s*<th scope="row">cluster</th>`).FindAllStringIndex(remote, -1)
+	if len(rows) != 10 {
+		t.Fatalf("%d remote pin rows listed, want 10", len(rows))
+	}
+	for _, want := range []string{
+		`<strong>cluster</strong>: <span class="badge ok">16481 pinned</span> <span class="badge warn">17 queued</span> <span class="badge bad">2 failed</span>`,
+		`16490 more requests not listed`, `<code>ssid-anchor pins</code> lists them all`,
+	} {
+		if !strings.Contains(remote, want) {
+			t.Errorf("remote pins lack %q", want)
+		}
+	}
+	// Failed first (the one waiting longest first), then queued.
+	order := regexp.MustCompile(`<span class="badge (?:ok|warn|bad)">(pinned|queued|failed)</span>`).FindAllStringSubmatch(remote, -1)
+	var got []string
+	for _, m := range order {
+		got = append(got, m[1])
+	}
+	if want := "failed failed queued queued queued queued queued queued queued queued"; strings.Join(got, " ") != want {
+		t.Errorf("listed %v, want %s", got, want)
+	}
+	if i, j := strings.Index(remote, cidFor(9000)), strings.Index(remote, cidFor(7)); i < 0 || j < 0 || i > j {
+		t.Error("the failed request waiting longest is not listed first")
+	}
+
+	chain := body[strings.Index(body, `<section id="chain"`):strings.Index(body, `<section id="telemetry"`)]
+	open, folded, _ := strings.Cut(chain, "<details>")
+	if n := strings.Count(open, `<a class="cid"`); n != chainShown {
+		t.Errorf("%d chain links shown, want %d", n, chainShown)
+	}
+	if n := strings.Count(folded, `<a class="cid"`); n != 25-chainShown || !strings.Contains(folded, "<summary>20 older manifests</summary>") {
+		t.Errorf("%d chain links folded, want %d", n, 25-chainShown)
+	}
+}
+
+// TestTokensShortenedInTheMiddle: CIDs and peer IDs show their start and
+// end, whole in the title, and the stylesheet keeps them on one line.
+func TestTokensShortenedInTheMiddle(t *testing.T) {
+	const c = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
+	const peer = "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo"
+	rec := records(1)[0]
+	rec.IPFSCID = c
+	snap := &Snapshot{Records: []anchor.Record{rec}, Node: Node{PeerID: peer, Root24Lock: "active"}, Chain: []ManifestLink{{CID: c, Signer: peer}}}
+	_, body, _ := get(t, New(&snapSource{snap: snap}, opts()), "/")
+	for _, want := range []string{
+		`<a class="cid" href="/ipfs/` + c + `" title="` + c + `"><code>bafybeigdy…5fbzdi</code></a>`,
+		`<code class="tok" title="` + peer + `">12D3KooWQY…CVe2Xo</code>`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %s", want)
+		}
+	}
+	_, css, _ := get(t, New(&snapSource{snap: snap}, opts()), "/assets/console.css")
+	if !strings.Contains(css, "a.cid code, code.tok { white-space: nowrap; overflow-wrap: normal; }") || strings.Contains(css, "a.cid code { white-space: normal; }") {
+		t.Error("the stylesheet lets a CID break over lines")
 	}
 }

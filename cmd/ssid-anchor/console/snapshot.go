@@ -41,8 +41,10 @@ type Snapshot struct {
 	// shown", or why a link could not be read).
 	ChainNote string
 	// Verify is the last verification, nil when none ran.
-	Verify    *VerifyRun
-	Telemetry Telemetry
+	Verify *VerifyRun
+	// VerifyProblem says why the kept last verification could not be read.
+	VerifyProblem string
+	Telemetry     Telemetry
 	// Jobs are the scheduler's jobs; nil outside the daemon.
 	Jobs []Job
 	// RemoteServices names the configured remote pinning services.
@@ -76,13 +78,16 @@ type ManifestLink struct {
 	Signer string
 }
 
-// VerifyRun is one verification and its report.
+// VerifyRun is one verification: when, how long, and what it found in
+// the compact form the daemon keeps in its repo across restarts
+// (MarshalVerifyRun, LoadVerifyRun).
 type VerifyRun struct {
-	At     time.Time
-	Took   time.Duration
-	Report *anchor.VerifyReport
-	// Err is set when the verification could not run to the end.
-	Err string
+	At   time.Time     `json:"at"`
+	Took time.Duration `json:"took_ns"`
+	// Err is set when the verification could not run to the end; Result
+	// is nil then.
+	Err    string        `json:"error,omitempty"`
+	Result *VerifyResult `json:"result,omitempty"`
 }
 
 // Telemetry is the compliance side of the page.

@@ -41,11 +41,14 @@ type view struct {
 	PrevURL         string
 	NextURL         string
 
-	Chain     []ManifestLink
+	Chain     []ManifestLink // the newest chainShown links
+	ChainMore []ManifestLink // the rest, folded
 	ChainNote string
 
-	Verify       *VerifyRun
-	VerifyFailed []anchor.RecordResult
+	Verify        *VerifyRun
+	VerifyFailed  []RecordFailure
+	VerifyMore    int // failures not listed
+	VerifyProblem string
 
 	Tel        Telemetry
 	Current    *Point
@@ -54,8 +57,29 @@ type view struct {
 
 	Jobs           []Job
 	RemoteServices []string
-	RemotePins     []RemotePin
+	// RemoteCounts are the remote pin requests per service and status;
+	// RemotePins lists the ones that need a look first (failed, then
+	// unfinished, oldest first, then the newest pinned), at most
+	// remoteShown; RemoteMore counts the rest.
+	RemoteCounts []remoteCount
+	RemotePins   []RemotePin
+	RemoteTotal  int
+	RemoteMore   int
 }
+
+type remoteCount struct {
+	Service                         string
+	Pinned, Pinning, Queued, Failed int
+	Other                           int
+}
+
+// How much of a long list the page shows: the summary sections come
+// before the anchors table and must stay short whatever the box holds.
+const (
+	chainShown    = 5
+	remoteShown   = 10
+	failuresShown = 20
+)
 
 type tile struct {
 	Label, Value, Note, Class string
@@ -70,6 +94,7 @@ type row struct {
 	Remote                  []anchor.RemotePin
 	Verify                  string // ok, failed, "" (not verified)
 	VerifyDetail            string
+	VerifyNote              string // why there is no verdict
 	HistoryURL              string
 	Versions                int
 	Latest                  bool
@@ -81,8 +106,11 @@ func buildView(s *Snapshot, rq viewRequest, o Options) *view {
 		Now: now, Host: rq.Host, Node: s.Node,
 		ManifestPath: s.ManifestPath, ManifestProblem: s.ManifestProblem,
 		AnyRecords: len(s.Records) > 0, Filter: rq.Filter, File: rq.File,
-		Chain: s.Chain, ChainNote: s.ChainNote, Verify: s.Verify,
-		Tel: s.Telemetry, Jobs: s.Jobs, RemoteServices: s.RemoteServices, RemotePins: s.RemotePins,
+		Chain: s.Chain, ChainNote: s.ChainNote, Verify: s.Verify, VerifyProblem: redact(s.VerifyProblem),
+		Tel: s.Telemetry, Jobs: s.Jobs, RemoteServices: s.RemoteServices,
+	}
+	if len(v.Chain) > chainShown {
+		v.Chain, v.ChainMore = s.Chain[:chainShown], s.Chain[chainShown:]
 	}
 	if !s.Node.Started.IsZero() {
 		v.Uptime = humanDuration(now.Sub(s.Node.Started))
@@ -132,9 +160,9 @@ func buildView(s *Snapshot, rq viewRequest, o Options) *view {
 	if v.Total > 0 {
 		v.From, v.To = lo+1, hi
 	}
-	var rep *anchor.VerifyReport
+	var res *VerifyResult
 	if s.Verify != nil {
-		rep = s.Verify.Report
+		res = s.Verify.Result
 	}
 	for _, i := range idx[lo:hi] {
 		r := &s.Records[i]
@@ -146,20 +174,23 @@ func buildView(s *Snapshot, rq viewRequest, o Options) *view {
 		if r.IPFSCID != "" {
 			rw.CIDURL = o.GatewayPrefix + url.PathEscape(r.IPFSCID)
 		}
-		if rep != nil && i < len(rep.Records) {
-			// Records only append, so index i still names this record if
-			// path, hash and CID agree; otherwise it was anchored after the
-			// verification.
-			if rr := rep.Records[i]; rr.FilePath == r.FilePath && rr.FileHash == r.FileHash && rr.IPFSCID == r.IPFSCID && rr.Checks != nil {
-				rw.Verify = "failed"
-				if rr.OK {
-					rw.Verify = "ok"
+		if res != nil {
+			// The verdict of record i, while it is the record that was
+			// verified (same path, hash and CID); a record anchored or
+			// changed since has none.
+			rw.Verify = res.verdictFor(i, r)
+			switch {
+			case rw.Verify == "failed":
+				rw.VerifyDetail = "details: ssid-anchor verify"
+				if f := res.failure(i); f != nil {
+					var why []string
+					for _, c := range f.Checks {
+						why = append(why, c.Name+": "+c.Detail)
+					}
+					rw.VerifyDetail = strings.Join(why, "; ")
 				}
-				var why []string
-				for _, c := range rr.Failed() {
-					why = append(why, c.Name+": "+c.Detail)
-				}
-				rw.VerifyDetail = strings.Join(why, "; ")
+			case rw.Verify == "":
+				rw.VerifyNote = "not in the last verification: anchored or changed since"
 			}
 		}
 		v.Rows = append(v.Rows, rw)
@@ -181,15 +212,9 @@ func buildView(s *Snapshot, rq viewRequest, o Options) *view {
 	if v.Page < v.Pages {
 		v.NextURL = page(v.Page + 1)
 	}
-	if rep != nil {
-		for _, rr := range rep.Records {
-			if !rr.OK && rr.Checks != nil {
-				v.VerifyFailed = append(v.VerifyFailed, rr)
-				if len(v.VerifyFailed) == 20 {
-					break
-				}
-			}
-		}
+	if res != nil {
+		v.VerifyFailed = res.Failures[:min(len(res.Failures), failuresShown)]
+		v.VerifyMore = res.Failed - len(v.VerifyFailed)
 	}
 
 	// Telemetry: the current reading is the latest-dated point.
@@ -205,11 +230,7 @@ func buildView(s *Snapshot, rq viewRequest, o Options) *view {
 	if s.Telemetry.Enabled && len(s.Telemetry.Points) > 0 {
 		v.Chart = scoreChart(s.Telemetry.Points, s.Telemetry.Min, s.Telemetry.Critical)
 	}
-	// Copies: the source may hand every view the same slices.
-	v.RemotePins = slices.Clone(s.RemotePins)
-	for i := range v.RemotePins {
-		v.RemotePins[i].LastError = redact(v.RemotePins[i].LastError)
-	}
+	v.remotePins(s.RemotePins)
 	v.Jobs = slices.Clone(s.Jobs)
 	for i := range v.Jobs {
 		v.Jobs[i].Outcome = redact(v.Jobs[i].Outcome)
@@ -257,16 +278,20 @@ func tiles(s *Snapshot, v *view, files int, now time.Time) []tile {
 	vt := tile{Label: "Last verify", Value: "never", Note: "POST /verify", Href: "#verify", Class: "muted"}
 	if s.Verify != nil {
 		vt.Note = ago(s.Verify.At, now)
-		switch {
+		switch r := s.Verify.Result; {
 		case s.Verify.Err != "":
 			vt.Value, vt.Class = "error", "bad"
-		case s.Verify.Report != nil && s.Verify.Report.OK:
-			vt.Value, vt.Class = fmt.Sprintf("%d/%d ok", s.Verify.Report.Passed, len(s.Verify.Report.Records)), "ok"
-		case s.Verify.Report != nil:
-			vt.Value, vt.Class = fmt.Sprintf("%d failed", s.Verify.Report.Failed), "bad"
-			if s.Verify.Report.Failed == 0 {
+		case r != nil && r.OK:
+			vt.Value, vt.Class = fmt.Sprintf("%d/%d ok", r.Passed, r.Records()), "ok"
+		case r != nil:
+			vt.Value, vt.Class = fmt.Sprintf("%d failed", r.Failed), "bad"
+			if r.Failed == 0 {
 				vt.Value = "chain broken"
 			}
+		}
+		if r := s.Verify.Result; r != nil && len(s.Records) > r.Records() {
+			// Not a verdict on the records anchored since.
+			vt.Note += " · " + plural(len(s.Records)-r.Records(), "record") + " since"
 		}
 	}
 	out = append(out, vt)
@@ -296,25 +321,80 @@ func tiles(s *Snapshot, v *view, files int, now time.Time) []tile {
 	out = append(out, at)
 
 	rt := tile{Label: "Remote pins", Value: "none", Note: "no service configured", Href: "#remote", Class: "muted"}
-	if len(s.RemotePins) > 0 || len(s.RemoteServices) > 0 {
+	if v.RemoteTotal > 0 || len(s.RemoteServices) > 0 {
 		ok, bad := 0, 0
-		for _, p := range s.RemotePins {
-			switch p.Status {
-			case "pinned":
-				ok++
-			case "failed":
-				bad++
-			}
+		for _, c := range v.RemoteCounts {
+			ok, bad = ok+c.Pinned, bad+c.Failed
 		}
-		rt.Value, rt.Note, rt.Class = fmt.Sprintf("%d/%d", ok, len(s.RemotePins)), "pinned", "ok"
+		rt.Value, rt.Note, rt.Class = fmt.Sprintf("%d/%d", ok, v.RemoteTotal), "pinned", "ok"
 		if bad > 0 {
 			rt.Note, rt.Class = fmt.Sprintf("%d failed", bad), "bad"
-		} else if ok < len(s.RemotePins) {
+		} else if ok < v.RemoteTotal {
 			rt.Class = "warn"
 		}
 	}
 	out = append(out, rt)
 	return out
+}
+
+// remotePins counts the requests per service and status and picks the
+// ones to list: failed first, then unfinished (oldest first: they have
+// waited longest), then the most recently pinned. A box with thousands of
+// records has thousands of requests; `ssid-anchor pins` lists them all.
+func (v *view) remotePins(pins []RemotePin) {
+	v.RemoteTotal = len(pins)
+	at := map[string]int{}
+	for _, p := range pins {
+		k, ok := at[p.Service]
+		if !ok {
+			k = len(v.RemoteCounts)
+			at[p.Service] = k
+			v.RemoteCounts = append(v.RemoteCounts, remoteCount{Service: p.Service})
+		}
+		c := &v.RemoteCounts[k]
+		switch p.Status {
+		case "pinned":
+			c.Pinned++
+		case "pinning":
+			c.Pinning++
+		case "queued":
+			c.Queued++
+		case "failed":
+			c.Failed++
+		default:
+			c.Other++
+		}
+	}
+	rank := func(p *RemotePin) int {
+		switch p.Status {
+		case "failed":
+			return 0
+		case "pinned":
+			return 2
+		}
+		return 1
+	}
+	idx := make([]int, len(pins))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int {
+		pa, pb := &pins[a], &pins[b]
+		if c := rank(pa) - rank(pb); c != 0 {
+			return c
+		}
+		if rank(pa) == 2 {
+			return pb.Updated.Compare(pa.Updated) // newest pinned first
+		}
+		return pa.Updated.Compare(pb.Updated) // waiting longest first
+	})
+	// A copy: the source may hand every view the same slice.
+	for _, i := range idx[:min(len(idx), remoteShown)] {
+		p := pins[i]
+		p.LastError = redact(p.LastError)
+		v.RemotePins = append(v.RemotePins, p)
+	}
+	v.RemoteMore = len(pins) - len(v.RemotePins)
 }
 
 func plural(n int, what string) string {
@@ -409,5 +489,26 @@ func funcs(o Options) template.FuncMap {
 			return "warn"
 		},
 		"gateway": func(c string) string { return o.GatewayPrefix + url.PathEscape(c) },
+		"mid":     mid,
+		"inc":     func(n int) int { return n + 1 },
+		// link is a chain link for the "link" template; i 0 is the head.
+		"link": func(i int, l ManifestLink) chainItem { return chainItem{I: i, L: l} },
 	}
+}
+
+type chainItem struct {
+	I int
+	L ManifestLink
+}
+
+// mid shortens a long token (a CID, a peer ID) in the middle, as kubo's web
+// UI does: its start says what kind it is, its end tells it from its
+// neighbours. The page puts the whole value in a title and a link, and
+// CSS keeps the short form on one line.
+func mid(s string) string {
+	const head, tail = 10, 6
+	if len(s) <= head+tail+3 {
+		return s
+	}
+	return s[:head] + "…" + s[len(s)-tail:]
 }
