@@ -187,8 +187,25 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 		}
 	}
 
+	// Once the log shows an event to take, the manifest's records are
+	// decoded on another core while the selection walks the tree.
+	type parsed struct {
+		man *Manifest
+		err error
+	}
+	var parsing chan parsed
+	startParse := func() {
+		if man != nil || parsing != nil {
+			return
+		}
+		parsing = make(chan parsed, 1)
+		go func(b []byte) {
+			m, err := parseManifestAt(b, o.Paths.Manifest)
+			parsing <- parsed{m, err}
+		}(oldBytes)
+	}
 	t0 := time.Now()
-	work, mark, err := collect(o, sel, processed, res)
+	work, mark, err := collect(o, sel, processed, res, startParse)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +215,9 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 		return res, nil
 	}
 	if man == nil {
-		if man, err = parseManifestAt(oldBytes, o.Paths.Manifest); err != nil {
+		startParse()
+		p := <-parsing
+		if man, err = p.man, p.err; err != nil {
 			return nil, err
 		}
 	}
@@ -569,7 +588,11 @@ func newEventInfo(e tree.Event) *eventInfo {
 // collect scans the log for events past the watermark (and, with
 // Reprocess, the past ones asked for) and returns the files they select,
 // each with the newest event that selected it.
-func collect(o RunOptions, sel *Selector, mark Watermark, res *Result) ([]workItem, Watermark, error) {
+//
+// onWork, when set, is called before the first event that will be taken
+// is selected (the selection's walk of the tree is the slow part), so the
+// run can prepare in parallel.
+func collect(o RunOptions, sel *Selector, mark Watermark, res *Result, onWork func()) ([]workItem, Watermark, error) {
 	type pick struct {
 		ev    *eventInfo
 		order int
@@ -599,6 +622,10 @@ func collect(o RunOptions, sel *Selector, mark Watermark, res *Result) ([]workIt
 		}
 		if !retake && again != "" && e.ProofAnchor == again {
 			retake, found = true, true
+		}
+		if onWork != nil && (count > mark.Count || retake) {
+			onWork()
+			onWork = nil
 		}
 		files, none, err := sel.Select(e)
 		if err != nil {

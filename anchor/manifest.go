@@ -81,12 +81,40 @@ func (r Record) MarshalJSON() ([]byte, error) {
 // 20,000 records spent most of its encoding time in per-field encoders.
 // The known keys are written in fields() order.
 func (r *Record) appendJSON(b []byte) ([]byte, error) {
-	str := func(key, v string) {
+	return r.appendLaidOut(b, compactRecord)
+}
+
+// recordLayout is how a record's members are laid out: what precedes each
+// member, what separates a key from its value, and what closes the object
+// (after the last member). compactRecord is encoding/json's compact form;
+// indentedRecord is what json.Indent makes of it as an element of the
+// manifest's anchors array ("    " before the object, two spaces a level).
+type recordLayout struct{ member, colon, close string }
+
+var (
+	compactRecord  = recordLayout{member: "", colon: ":", close: "}"}
+	indentedRecord = recordLayout{member: "\n      ", colon: ": ", close: "\n    }"}
+)
+
+// appendLaidOut writes the record's known keys in fields() order, then
+// Extra (compact only: render indents records with pass-through keys
+// through json.Indent).
+func (r *Record) appendLaidOut(b []byte, lay recordLayout) ([]byte, error) {
+	first := true
+	key := func(k string) {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, lay.member...)
 		b = append(b, '"')
-		b = append(b, key...)
-		b = append(b, `":`...)
+		b = append(b, k...)
+		b = append(b, '"')
+		b = append(b, lay.colon...)
+	}
+	str := func(k, v string) {
+		key(k)
 		b = appendJSONString(b, v)
-		b = append(b, ',')
 	}
 	b = append(b, '{')
 	str("file_path", r.FilePath)
@@ -99,13 +127,12 @@ func (r *Record) appendJSON(b []byte) ([]byte, error) {
 	str("event_version", r.EventVersion)
 	str("event_timestamp", r.EventTimestamp)
 	str("blueprint_version", r.BlueprintVersion)
-	b = append(b, `"file_size":`...)
+	key("file_size")
 	b = strconv.AppendInt(b, r.FileSize, 10)
-	b = append(b, ',')
 	str("event_proof_anchor", r.EventProofAnchor)
-	b = append(b, `"pinned":`...)
+	key("pinned")
 	b = strconv.AppendBool(b, r.Pinned)
-	b = append(b, `,"remote_pins":`...)
+	key("remote_pins")
 	if len(r.RemotePins) == 0 {
 		b = append(b, "[]"...)
 	} else {
@@ -115,20 +142,19 @@ func (r *Record) appendJSON(b []byte) ([]byte, error) {
 		}
 		b = append(b, v...)
 	}
-	b = append(b, ',')
 	str("cid_profile", r.CIDProfile)
 	for _, kv := range r.Extra {
+		b = append(b, ',')
+		b = append(b, lay.member...)
 		b = appendJSONString(b, kv.Key)
-		b = append(b, ':')
+		b = append(b, lay.colon...)
 		var c bytes.Buffer
 		if err := json.Compact(&c, kv.Value); err != nil {
 			return nil, fmt.Errorf("key %q: %w", kv.Key, err)
 		}
 		b = append(b, c.Bytes()...)
-		b = append(b, ',')
 	}
-	b[len(b)-1] = '}'
-	return b, nil
+	return append(b, lay.close...), nil
 }
 
 // appendJSONString appends s as a JSON string. Plain printable ASCII, all
@@ -674,7 +700,10 @@ func appendIndentedRecords(out *bytes.Buffer, recs []Record, scratch []byte) ([]
 		out.WriteString("\n    ")
 		r := &recs[i]
 		if plainRecord(r) {
-			out.Write(appendIndentedRecord(out.AvailableBuffer(), r))
+			// Written laid out directly: its strings need no escaping and
+			// it has no remote pins, so its indented form is known.
+			b, _ := r.appendLaidOut(out.AvailableBuffer(), indentedRecord)
+			out.Write(b)
 			continue
 		}
 		var err error
@@ -687,39 +716,6 @@ func appendIndentedRecords(out *bytes.Buffer, recs []Record, scratch []byte) ([]
 	}
 	out.WriteString("\n  ]")
 	return scratch, nil
-}
-
-// appendIndentedRecord is json.Indent(appendJSON(r), "    ", "  ") for a
-// plain record (plainRecord).
-func appendIndentedRecord(b []byte, r *Record) []byte {
-	const nl = "\n      "
-	str := func(key, v string) {
-		b = append(b, nl+`"`...)
-		b = append(b, key...)
-		b = append(b, `": "`...)
-		b = append(b, v...)
-		b = append(b, `",`...)
-	}
-	b = append(b, '{')
-	str("file_path", r.FilePath)
-	str("file_name", r.FileName)
-	str("file_hash", r.FileHash)
-	str("ipfs_cid", r.IPFSCID)
-	str("ipfs_gateway_url", r.IPFSGatewayURL)
-	str("anchored_at", r.AnchoredAt)
-	str("event_type", r.EventType)
-	str("event_version", r.EventVersion)
-	str("event_timestamp", r.EventTimestamp)
-	str("blueprint_version", r.BlueprintVersion)
-	b = append(b, nl+`"file_size": `...)
-	b = strconv.AppendInt(b, r.FileSize, 10)
-	b = append(b, ',')
-	str("event_proof_anchor", r.EventProofAnchor)
-	b = append(b, nl+`"pinned": `...)
-	b = strconv.AppendBool(b, r.Pinned)
-	b = append(b, ","+nl+`"remote_pins": [],`+nl+`"cid_profile": "`...)
-	b = append(b, r.CIDProfile...)
-	return append(b, "\"\n    }"...)
 }
 
 // recordIndentedSize is about what a record takes indented.

@@ -199,8 +199,13 @@ func (s *Selector) match(pat string) ([]string, error) {
 				return nil, fmt.Errorf("%w: %s is a symlink that leads outside %s", tree.ErrOutsideRoot, e, s.root.Dir())
 			}
 		}
+		// Every match starts with the pattern's text before its first
+		// special character and ends with its text after the last one:
+		// checking those first spares doublestar most files (20,000 files
+		// and eight `tree/**/*.ext` globs were 160,000 matches a run).
+		pre, suf := literalEnds(pat)
 		for _, f := range s.files {
-			if doublestar.MatchUnvalidated(pat, f) {
+			if len(f) >= len(pre)+len(suf) && strings.HasPrefix(f, pre) && strings.HasSuffix(f, suf) && doublestar.MatchUnvalidated(pat, f) {
 				out = append(out, f)
 			}
 		}
@@ -215,6 +220,29 @@ func (s *Selector) match(pat string) ([]string, error) {
 const specialFile = fs.ModeNamedPipe | fs.ModeSocket | fs.ModeDevice | fs.ModeCharDevice
 
 func hasMeta(p string) bool { return strings.ContainsAny(p, `*?[{\`) }
+
+// literalEnds returns the text of pattern before its first special
+// character and after its last one (what every path it matches starts and
+// ends with); a pattern without one is all prefix.
+func literalEnds(pat string) (prefix, suffix string) {
+	const meta = `*?[]{},\`
+	i := strings.IndexAny(pat, meta)
+	if i < 0 {
+		return pat, ""
+	}
+	j := strings.LastIndexAny(pat, meta)
+	suffix = pat[j+1:]
+	if strings.HasSuffix(pat[:j+1], "**") {
+		// `**/` matches no directory at all: its slash may be absent.
+		suffix = strings.TrimPrefix(suffix, "/")
+	}
+	prefix = pat[:i]
+	if strings.HasPrefix(pat[i:], "**") {
+		// `/**` matches the directory itself too: its slash may be absent.
+		prefix = strings.TrimSuffix(prefix, "/")
+	}
+	return prefix, suffix
+}
 
 // walk lists the tree once, through the root (os.Root.FS: every directory
 // read and stat is confined by the kernel). Directories no pattern can

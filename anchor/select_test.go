@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/bmatcuk/doublestar/v4"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -302,4 +303,22 @@ func BenchmarkSelectVsWalk(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestLiteralEndsNeverHideAMatch: the prefix and suffix check before
+// doublestar rejects no path doublestar matches, for patterns with every
+// kind of special character against paths around them.
+func TestLiteralEndsNeverHideAMatch(t *testing.T) {
+	pats := []string{"tree/**/*.md", "**/*.md", "**/b.md", "a/**", "a/**/b", "**", "*", "a/*", "a/**/", "**/",
+		"a/{b,c}/*.md", "a/[bc]/x?.md", `a/\*b`, "a/b/**/c/**/*.yaml", "{a,b}/**", "a/**/*.{md,json}", "a/*/", "x.md"}
+	paths := []string{"a", "a/b", "a/b/c", "b.md", "a/b.md", "a/b/b.md", "a/c/x1.md", "a/*b", "a/b/c/d.yaml", "a/b/x/c/y/z.yaml",
+		"tree/x.md", "tree/a/b/c.md", "tree.md", "x.md", "a/x.json", "b", "b/x", "a/", ".md", "a/b/c/"}
+	for _, p := range pats {
+		pre, suf := literalEnds(p)
+		for _, f := range paths {
+			if doublestar.MatchUnvalidated(p, f) && !(len(f) >= len(pre)+len(suf) && strings.HasPrefix(f, pre) && strings.HasSuffix(f, suf)) {
+				t.Errorf("pattern %q matches %q, but the check (prefix %q, suffix %q) refuses it", p, f, pre, suf)
+			}
+		}
+	}
 }

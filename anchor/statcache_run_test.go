@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/ssid/ssid-anchor/anchor/statcache"
-	"github.com/ssid/ssid-anchor/anchor/tree"
-	"github.com/ssid/ssid-anchor/node"
 )
 
 // readLog records every file a run reads ("adding file" is logged before
@@ -55,59 +53,30 @@ func (l *readLog) take() []string {
 	return out
 }
 
-// cacheTree is a tree of files anchored with a stat cache in the repo.
+// cacheTree is a runTree anchored with a stat cache in the repo, whose
+// runs log the files they read.
 type cacheTree struct {
-	t       *testing.T
-	rootDir string
-	root    tree.Root
-	paths   tree.Paths
-	n       *node.Node
-	cache   string
-	reads   *readLog
-	events  int
+	*runTree
+	cache string
+	reads *readLog
 	// now is the runs' clock: an hour ahead, so the files written by the
 	// test are not racily clean (statcache.RacyWindow) and get entries.
 	now time.Time
 }
 
 func newCacheTree(t *testing.T, files map[string]string) *cacheTree {
-	dir := t.TempDir()
-	c := &cacheTree{t: t, rootDir: filepath.Join(dir, "root"), paths: tree.DefaultPaths(), reads: &readLog{files: map[string]int{}},
-		now: time.Now().Add(time.Hour).UTC()}
-	all := map[string]string{c.paths.EventsLog: tree.InitLine + "\n"}
-	for p, s := range files {
-		all[p] = s
-	}
-	writeFiles(t, c.rootDir, all)
-	c.root = openRoot(t, c.rootDir)
-	repo := filepath.Join(dir, "repo")
-	if _, err := node.Init(repo, node.Config{Profile: node.ProfileAirGapped}); err != nil {
-		t.Fatal(err)
-	}
-	n, err := node.Open(context.Background(), repo, node.OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	c.n, c.cache = n, filepath.Join(repo, statcache.FileName)
-	return c
+	rt := newRunTree(t, files)
+	return &cacheTree{runTree: rt, cache: filepath.Join(rt.n.RepoPath(), statcache.FileName),
+		reads: &readLog{files: map[string]int{}}, now: time.Now().Add(time.Hour).UTC()}
 }
 
 // run appends an event and anchors; it returns the result and the files
 // the run read.
 func (c *cacheTree) run() (*Result, []string) {
 	c.t.Helper()
-	c.events++
-	if _, err := tree.AppendEvent(filepath.Join(c.rootDir, c.paths.EventsLog), tree.NewEvent{Event: "change", Version: "v" + strings.Repeat("1", c.events)}); err != nil {
-		c.t.Fatal(err)
-	}
-	params, _ := node.ParamsFor(node.CIDProfileDefault)
-	cfg := DefaultConfig()
-	cfg.Rules = []Rule{{Match: []string{"*"}, Globs: []string{"docs/**/*.md"}}}
-	res, err := Run(context.Background(), RunOptions{
-		Root: c.root, Paths: c.paths, Config: cfg, Params: params, Signer: c.n, StatCache: c.cache,
-		OpenBatch: func(ctx context.Context) (Batch, error) { return c.n.NewBatch(ctx) },
-		Now:       func() time.Time { return c.now }, Log: slog.New(c.reads),
+	res, err := c.runTree.run(func(o *RunOptions) {
+		o.StatCache, o.Log = c.cache, slog.New(c.reads)
+		o.Now = func() time.Time { return c.now }
 	})
 	if err != nil {
 		c.t.Fatalf("run %d: %v", c.events, err)

@@ -22,18 +22,28 @@ import (
 // the syscalls of anchoring a small file. ok is false when the kernel
 // lacks openat2 (before 5.6, or a seccomp filter): the caller uses os.Root.
 func (r Root) openBeneath(rel string, flags int) (f *os.File, ok bool, err error) {
+	fd, ok, err := r.openBeneathFD(rel, flags)
+	if !ok || err != nil {
+		return nil, ok, err
+	}
+	return os.NewFile(uintptr(fd), r.Path(rel)), true, nil
+}
+
+// openBeneathFD is openBeneath's openat2, returning the raw descriptor
+// (the caller closes it). ok is false when openat2 is not available.
+func (r Root) openBeneathFD(rel string, flags int) (fd int, ok bool, err error) {
 	if r.dirf == nil {
-		return nil, false, nil
+		return -1, false, nil
 	}
 	rc, err := r.dirf.SyscallConn()
 	if err != nil {
-		return nil, false, nil
+		return -1, false, nil
 	}
 	how := unix.OpenHow{
 		Flags:   uint64(flags | unix.O_CLOEXEC),
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
 	}
-	fd := -1
+	fd = -1
 	var oerr error
 	cerr := rc.Control(func(dirfd uintptr) {
 		// EAGAIN: a rename elsewhere in the tree raced the lookup; the
@@ -46,17 +56,17 @@ func (r Root) openBeneath(rel string, flags int) (f *os.File, ok bool, err error
 		}
 	})
 	if cerr != nil {
-		return nil, false, nil
+		return -1, false, nil
 	}
 	switch {
 	case oerr == nil:
-		return os.NewFile(uintptr(fd), r.Path(rel)), true, nil
+		return fd, true, nil
 	case errors.Is(oerr, unix.ENOSYS), errors.Is(oerr, unix.EPERM), errors.Is(oerr, unix.EAGAIN):
-		return nil, false, nil
+		return -1, false, nil
 	case errors.Is(oerr, unix.EXDEV):
-		return nil, true, fmt.Errorf("%w: opening %q leads outside %s (through a symlink that is absolute or climbs out)", ErrOutsideRoot, rel, r.dir)
+		return -1, true, fmt.Errorf("%w: opening %q leads outside %s (through a symlink that is absolute or climbs out)", ErrOutsideRoot, rel, r.dir)
 	default:
-		return nil, true, &os.PathError{Op: "openat2", Path: r.Path(rel), Err: oerr}
+		return -1, true, &os.PathError{Op: "openat2", Path: r.Path(rel), Err: oerr}
 	}
 }
 
@@ -66,47 +76,16 @@ func (r Root) openBeneath(rel string, flags int) (f *os.File, ok bool, err error
 // poller check per call), since an anchoring run stats every selected file
 // to consult its stat cache.
 func (r Root) statBeneath(rel string) (fs.FileInfo, bool, error) {
-	if r.dirf == nil {
-		return nil, false, nil
+	fd, ok, err := r.openBeneathFD(rel, unix.O_PATH)
+	if !ok || err != nil {
+		return nil, ok, err
 	}
-	rc, err := r.dirf.SyscallConn()
-	if err != nil {
-		return nil, false, nil
-	}
-	how := unix.OpenHow{
-		Flags:   uint64(unix.O_PATH | unix.O_CLOEXEC),
-		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
-	}
+	defer unix.Close(fd)
 	var st syscall.Stat_t
-	var oerr, serr error
-	cerr := rc.Control(func(dirfd uintptr) {
-		fd := -1
-		for range 8 { // as openBeneath: EAGAIN/EINTR ask to try again
-			fd, oerr = unix.Openat2(int(dirfd), rel, &how)
-			if oerr != unix.EAGAIN && oerr != unix.EINTR {
-				break
-			}
-		}
-		if oerr != nil {
-			return
-		}
-		serr = syscall.Fstat(fd, &st)
-		unix.Close(fd)
-	})
-	switch {
-	case cerr != nil:
-		return nil, false, nil
-	case oerr == nil && serr == nil:
-		return &statInfo{name: filepath.Base(r.Path(rel)), sys: st}, true, nil
-	case oerr == nil:
-		return nil, true, &os.PathError{Op: "fstat", Path: r.Path(rel), Err: serr}
-	case errors.Is(oerr, unix.ENOSYS), errors.Is(oerr, unix.EPERM), errors.Is(oerr, unix.EAGAIN):
-		return nil, false, nil
-	case errors.Is(oerr, unix.EXDEV):
-		return nil, true, fmt.Errorf("%w: opening %q leads outside %s (through a symlink that is absolute or climbs out)", ErrOutsideRoot, rel, r.dir)
-	default:
-		return nil, true, &os.PathError{Op: "openat2", Path: r.Path(rel), Err: oerr}
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return nil, true, &os.PathError{Op: "fstat", Path: r.Path(rel), Err: err}
 	}
+	return &statInfo{name: filepath.Base(r.Path(rel)), sys: st}, true, nil
 }
 
 // statInfo is an fs.FileInfo of a raw stat, read as os.Stat reads it
@@ -174,17 +153,10 @@ func (r Root) OpenDir(rel string) (d *Dir, ok bool, err error) {
 			return nil, true, err
 		}
 	}
-	f, ok, err := r.openBeneath(name, unix.O_PATH|unix.O_DIRECTORY)
+	fd, ok, err := r.openBeneathFD(name, unix.O_PATH|unix.O_DIRECTORY)
 	if !ok || err != nil {
 		return nil, ok, err
 	}
-	// The descriptor is used raw; the *os.File is not kept.
-	fd, err := unix.Dup(int(f.Fd()))
-	f.Close()
-	if err != nil {
-		return nil, true, err
-	}
-	unix.CloseOnExec(fd)
 	return &Dir{r: r, rel: rel, fd: fd}, true, nil
 }
 

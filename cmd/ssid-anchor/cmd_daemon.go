@@ -99,6 +99,7 @@ type daemon struct {
 	httpAddr      string
 	debounce      time.Duration
 	rpc           *node.RPCServer // kubo's RPC API; nil when rpc.listen is ""
+	counts        anchorCounts    // the manifest's records counted, while it is unchanged
 
 	mu        sync.Mutex
 	cfg       applianceConfig

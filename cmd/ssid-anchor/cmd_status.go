@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ssid/ssid-anchor/anchor"
 	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/buildinfo"
 	"github.com/ssid/ssid-anchor/node"
@@ -139,7 +140,13 @@ func buildStatus(_ context.Context, g *globalOptions, n *node.Node, d *daemon) (
 	if doc.Addresses == nil {
 		doc.Addresses = []string{}
 	}
-	stats, man := countAnchors(g.Root, g.cfg.Paths)
+	var stats anchorStats
+	var man *anchor.Manifest
+	if d != nil {
+		stats, man = d.counts.count(g.Root, g.cfg.Paths) // remembered while the file is the same
+	} else {
+		stats, man = countAnchors(g.Root, g.cfg.Paths)
+	}
 	doc.anchorStats = stats
 	doc.statusRoot24 = root24Status(g.Root)
 	doc.Manifest.Path = g.cfg.Paths.Manifest

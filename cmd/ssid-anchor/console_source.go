@@ -204,6 +204,7 @@ func (s *consoleSource) readManifest(ctx context.Context, root tree.Root, snap *
 			s.mu.Lock()
 			s.head = manifestCache{}
 			s.mu.Unlock()
+			releaseMemory()
 		})
 	} else {
 		s.headIdle.Reset(headKeep)
@@ -220,6 +221,9 @@ func (s *consoleSource) readManifest(ctx context.Context, root tree.Root, snap *
 			return fmt.Errorf("computing the manifest's CID: %w", err)
 		}
 		*c = manifestCache{size: fi.Size(), modTime: fi.ModTime(), man: man, cid: mc.String()}
+		// Reading the manifest took several times its size in garbage:
+		// hand it back now rather than hold it as the daemon's RSS.
+		defer func() { go releaseMemory() }()
 	}
 	snap.Records = c.man.Records
 	snap.Chain = []console.ManifestLink{manifestLink(c.cid, c.man, len(c.man.Records))}

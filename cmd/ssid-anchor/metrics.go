@@ -200,7 +200,7 @@ func countAnchors(root string, paths tree.Paths) (anchorStats, *anchor.Manifest)
 
 // refreshAnchorStats recounts after a run (and at start).
 func (d *daemon) refreshAnchorStats() {
-	s, _ := countAnchors(d.g.Root, d.config().Paths)
+	s, _ := d.counts.count(d.g.Root, d.config().Paths)
 	d.metrics.mu.Lock()
 	d.metrics.anchors = s
 	d.metrics.mu.Unlock()

@@ -187,7 +187,7 @@ func (r *report) writeJSON(path string) error {
 
 func (b *bench) printHeader() {
 	r, w := b.rep, b.out
-	fmt.Fprintf(w, "ssid-anchor anchoring benchmark (issue 13), %s\n", r.Started.Format(time.RFC3339))
+	fmt.Fprintf(w, "ssid-anchor benchmark (issues 13 and 22), %s\n", r.Started.Format(time.RFC3339))
 	fmt.Fprintf(w, "load average %s on %d CPUs; kernel %s\n", r.LoadStart, r.NProc, r.Kernel)
 	fmt.Fprintf(w, "work dir %s on %s\n", r.Dir, r.FSType)
 	fmt.Fprintf(w, "ssid-anchor %s (%s, kubo %s); stock %s (kubo %s, %s); %s; driver %s\n",
