@@ -60,7 +60,7 @@ fuzz:
 	$(GO) test ./telemetry -run '^$$' -fuzz FuzzParseConfig -fuzztime 30s
 	$(GO) test ./anchor/storacha -run '^$$' -fuzz FuzzDecodeReceipts -fuzztime 30s
 	$(GO) test ./anchor/pinning -run '^$$' -fuzz FuzzQueueLoad -fuzztime 30s
-	$(GO) test ./cmd/ssid-anchor -run '^$$' -fuzz FuzzReadFrame -fuzztime 30s
+	$(GO) test ./cmd/ssid-anchor/internal/control -run '^$$' -fuzz FuzzReadFrame -fuzztime 30s
 
 clean:
 	rm -rf bin demo bench-out

@@ -22,6 +22,7 @@ import (
 
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/ssid/ssid-anchor/anchor/tree"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/control"
 	"github.com/ssid/ssid-anchor/node"
 	"github.com/ssid/ssid-anchor/scheduler"
 	"github.com/urfave/cli/v2"
@@ -126,9 +127,9 @@ func runDaemon(ctx context.Context, o daemonOptions, g *globalOptions) error {
 	if _, err := tree.OpenRoot(g.Root); err != nil {
 		return usagef("--root: %v", err)
 	}
-	if c, err := dialDaemon(g.Repo); err == nil {
+	if c, err := control.Dial(g.Repo); err == nil {
 		c.Close()
-		return fmt.Errorf("%w: a daemon already serves %s (socket %s)", node.ErrLocked, g.Repo, controlSocketPath(g.Repo))
+		return fmt.Errorf("%w: a daemon already serves %s (socket %s)", node.ErrLocked, g.Repo, control.SocketPath(g.Repo))
 	}
 	n, release, err := g.openNode(ctx, node.OpenOptions{Online: true, Swarm: cfg.Node.Swarm, Peering: cfg.Node.Peering, Routing: cfg.Node.Routing})
 	if err != nil {
@@ -183,12 +184,12 @@ func runDaemon(ctx context.Context, o daemonOptions, g *globalOptions) error {
 		}()
 	}
 
-	ctl, err := listenControl(n.RepoPath(), d.serveRequest, g.log)
+	ctl, err := control.Listen(n.RepoPath(), d.serveRequest, control.ServerOptions{Log: g.log, RedactArgv: redactArgv})
 	if err != nil {
 		srv.Close()
 		return err
 	}
-	go ctl.serve()
+	go ctl.Serve()
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -215,7 +216,7 @@ func runDaemon(ctx context.Context, o daemonOptions, g *globalOptions) error {
 	releaseMemory() // what starting the node touched
 	d.ready.Store(true)
 	g.log.Info("daemon ready", "peer_id", n.PeerID(), "profile", n.Profile(), "routing", n.Routing(),
-		"http", d.httpAddr, "socket", ctl.path, "addresses", n.Addrs())
+		"http", d.httpAddr, "socket", ctl.Path(), "addresses", n.Addrs())
 	if _, err := sddaemon.SdNotify(false, sddaemon.SdNotifyReady+"\nSTATUS=serving "+n.PeerID()); err != nil {
 		g.log.Warn("sd_notify READY", "err", err)
 	}
@@ -249,7 +250,7 @@ func runDaemon(ctx context.Context, o daemonOptions, g *globalOptions) error {
 	stopWatch()
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := ctl.close(sctx); err != nil {
+	if err := ctl.Close(sctx); err != nil {
 		g.log.Warn("commands still running at shutdown", "err", err)
 	}
 	if err := sched.Stop(sctx); err != nil {
@@ -264,7 +265,7 @@ func runDaemon(ctx context.Context, o daemonOptions, g *globalOptions) error {
 }
 
 // serveRequest runs one forwarded command on the open node.
-func (d *daemon) serveRequest(ctx context.Context, req controlRequest, stdout, stderr io.Writer) int {
+func (d *daemon) serveRequest(ctx context.Context, req control.Request, stdout, stderr io.Writer) int {
 	g := &globalOptions{stdout: stdout, stderr: stderr, shared: d.node, served: true, daemon: d,
 		getenv: func(k string) string {
 			if v, ok := req.Env[k]; ok {

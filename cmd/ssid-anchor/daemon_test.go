@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/control"
 )
 
 // lockedBuffer collects a child's stderr while the test reads it.
@@ -201,7 +203,7 @@ func TestDaemonServesCommandsLikeOneShot(t *testing.T) {
 	if code := d.stop(t); code != 0 {
 		t.Fatalf("daemon exit %d after SIGTERM:\n%s", code, d.log.String())
 	}
-	if _, err := os.Stat(controlSocketPath(repo)); !os.IsNotExist(err) {
+	if _, err := os.Stat(control.SocketPath(repo)); !os.IsNotExist(err) {
 		t.Errorf("control socket still there after stop: %v", err)
 	}
 	for i, args := range cases {
@@ -386,7 +388,7 @@ func TestDaemonRefusesNonLoopbackHTTP(t *testing.T) {
 	if r.code != exitUsage || !strings.Contains(r.stderr, "http.listen") || !strings.Contains(r.stderr, "allow_remote") {
 		t.Fatalf("non-loopback listen: %+v", r)
 	}
-	if _, err := os.Stat(controlSocketPath(repo)); !os.IsNotExist(err) {
+	if _, err := os.Stat(control.SocketPath(repo)); !os.IsNotExist(err) {
 		t.Errorf("a refused daemon left a socket: %v", err)
 	}
 }

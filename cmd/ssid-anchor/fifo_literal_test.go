@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/control"
 )
 
 // TestLiteralRulePathSpecialFilesRefused is issue 25.17 end to end: the
@@ -23,7 +25,7 @@ func TestLiteralRulePathSpecialFilesRefused(t *testing.T) {
 	if err := syscall.Mkfifo(md, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	bind, done, err := shortSocketPath(csv) // t.TempDir paths outgrow sun_path
+	bind, done, err := control.ShortSocketPath(csv) // t.TempDir paths outgrow sun_path
 	if err != nil {
 		t.Fatal(err)
 	}

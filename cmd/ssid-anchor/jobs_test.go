@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -161,71 +160,6 @@ func TestTelemetryJobFollowsCheckInterval(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "24_meta_orchestration/registry/logs/telemetry_state.json")); err != nil {
 		t.Errorf("the telemetry job wrote no state: %v", err)
-	}
-}
-
-// TestControlSocket: mode 0600, a stale socket is replaced, a client's
-// Ctrl-C cancels the command in the daemon and the client gets its exit
-// code.
-func TestControlSocket(t *testing.T) {
-	repo := t.TempDir()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	// A stale socket: bound, then its listener gone without unlinking.
-	stale, err := net.ListenUnix("unix", &net.UnixAddr{Name: controlSocketPath(repo), Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stale.SetUnlinkOnClose(false)
-	stale.Close()
-	if _, err := dialDaemon(repo); err != errNoDaemon {
-		t.Fatalf("stale socket: dial gave %v, want errNoDaemon", err)
-	}
-
-	cancelled := make(chan struct{})
-	srv, err := listenControl(repo, func(ctx context.Context, req controlRequest, stdout, stderr io.Writer) int {
-		io.WriteString(stdout, "out:"+strings.Join(req.Argv, " ")+"\n")
-		io.WriteString(stderr, "working\n")
-		if req.Argv[1] == "block" {
-			<-ctx.Done()
-			close(cancelled)
-			io.WriteString(stderr, "ssid-anchor: interrupted\n")
-			return exitInterrupted
-		}
-		return 7
-	}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.serve()
-	defer srv.close(context.Background())
-	fi, err := os.Stat(controlSocketPath(repo))
-	if err != nil || fi.Mode().Perm() != 0o600 || fi.Mode()&os.ModeSocket == 0 {
-		t.Fatalf("socket mode %v (%v), want 0600 socket", fi.Mode(), err)
-	}
-
-	call := func(ctx context.Context, argv ...string) (int, string, string) {
-		return callSocket(t, ctx, repo, argv...)
-	}
-	if code, out, errs := call(context.Background(), "ssid-anchor", "x"); code != 7 || out != "out:ssid-anchor x\n" || errs != "working\n" {
-		t.Errorf("got %d %q %q", code, out, errs)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(200*time.Millisecond, cancel)
-	code, _, errs := call(ctx, "ssid-anchor", "block")
-	select {
-	case <-cancelled:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the daemon's command was not cancelled by the client's Ctrl-C")
-	}
-	if code != exitInterrupted || !strings.Contains(errs, "interrupted") {
-		t.Errorf("cancelled: exit %d, stderr %q", code, errs)
-	}
-	// A client speaking another protocol version is told so.
-	c, _ := dialDaemon(repo)
-	var errb strings.Builder
-	code, _ = forward(context.Background(), c, controlRequest{Version: 99, Argv: []string{"a", "b"}}, io.Discard, &errb)
-	if code != exitUsage || !strings.Contains(errb.String(), "protocol") {
-		t.Errorf("version mismatch: %d %q", code, errb.String())
 	}
 }
 

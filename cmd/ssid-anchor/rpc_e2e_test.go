@@ -23,6 +23,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 	"github.com/ssid/ssid-anchor/anchor/tree"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/control"
 	"github.com/ssid/ssid-anchor/node"
 )
 
@@ -285,7 +286,7 @@ func TestDaemonRefusesRemoteRPC(t *testing.T) {
 		if r.code != exitUsage || !strings.Contains(r.stderr, "rpc.listen") || !strings.Contains(r.stderr, "rpc.allow_remote") {
 			t.Errorf("%v: %+v, want exit 2 naming rpc.listen and rpc.allow_remote", args, r)
 		}
-		for _, f := range []string{filepath.Join(repo, "api"), controlSocketPath(repo)} {
+		for _, f := range []string{filepath.Join(repo, "api"), control.SocketPath(repo)} {
 			if _, err := os.Stat(f); !errors.Is(err, fs.ErrNotExist) {
 				t.Errorf("a refused daemon left %s: %v", f, err)
 			}
@@ -547,7 +548,7 @@ func TestDaemonRPCPortTaken(t *testing.T) {
 	if r.code != exitFailure || !strings.Contains(r.stderr, fmt.Sprintf("rpc.listen /ip4/127.0.0.1/tcp/%d", port)) || !strings.Contains(r.stderr, "a separate `ipfs daemon` may still hold the port") {
 		t.Fatalf("daemon on a taken RPC port: %+v", r)
 	}
-	for _, f := range []string{filepath.Join(repo, "api"), controlSocketPath(repo)} {
+	for _, f := range []string{filepath.Join(repo, "api"), control.SocketPath(repo)} {
 		if _, err := os.Stat(f); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("a daemon that did not start left %s: %v", f, err)
 		}

@@ -1,7 +1,6 @@
-package main
+package control
 
 import (
-	"fmt"
 	"net"
 	"os"
 	"syscall"
@@ -24,8 +23,5 @@ func checkPeer(c *net.UnixConn) error {
 	if cerr != nil {
 		return cerr
 	}
-	if uid := os.Getuid(); int(cred.Uid) != uid && cred.Uid != 0 {
-		return fmt.Errorf("peer uid %d is not the daemon's uid %d", cred.Uid, uid)
-	}
-	return nil
+	return peerAllowed(int(cred.Uid), os.Getuid())
 }

@@ -1,4 +1,4 @@
-package main
+package control
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 
 // FuzzReadFrame feeds the control socket's frame reader what any process of
 // the daemon's user can send: the daemon decodes one request frame per
-// connection (maxRequest), the client the daemon's frames (maxFrame). No
+// connection (MaxRequest), the client the daemon's frames (MaxFrame). No
 // input may panic, a length over the limit must be refused before anything
 // is allocated for it, and a request that decodes must survive a round
 // trip through writeFrame unchanged.
@@ -26,25 +26,25 @@ func FuzzReadFrame(f *testing.F) {
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
 	f.Add([]byte{0, 0, 0, 10, '{'})
 	f.Fuzz(func(t *testing.T, in []byte) {
-		var req controlRequest
-		err := readFrame(bytes.NewReader(in), &req, maxRequest)
-		if len(in) >= 4 && binary.BigEndian.Uint32(in) > maxRequest && err == nil {
-			t.Fatalf("a frame claiming %d bytes was accepted over the %d byte limit", binary.BigEndian.Uint32(in), maxRequest)
+		var req Request
+		err := readFrame(bytes.NewReader(in), &req, MaxRequest)
+		if len(in) >= 4 && binary.BigEndian.Uint32(in) > MaxRequest && err == nil {
+			t.Fatalf("a frame claiming %d bytes was accepted over the %d byte limit", binary.BigEndian.Uint32(in), MaxRequest)
 		}
 		if err == nil {
 			var buf bytes.Buffer
 			if err := writeFrame(&buf, req); err != nil {
 				t.Fatalf("re-encoding a decoded request: %v", err)
 			}
-			var again controlRequest
-			if err := readFrame(&buf, &again, maxRequest); err != nil {
+			var again Request
+			if err := readFrame(&buf, &again, MaxRequest); err != nil {
 				t.Fatalf("reading back a request written by writeFrame: %v", err)
 			}
 			if !reflect.DeepEqual(req, again) {
 				t.Fatalf("round trip changed the request:\n%#v\n%#v", req, again)
 			}
 		}
-		var fr controlFrame
-		_ = readFrame(bytes.NewReader(in), &fr, maxFrame)
+		var fr Frame
+		_ = readFrame(bytes.NewReader(in), &fr, MaxFrame)
 	})
 }
