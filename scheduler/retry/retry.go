@@ -4,6 +4,11 @@
 // are not. Remote pinning uses it; the telemetry notify channels are meant
 // to share it, so an operator learns one behaviour.
 //
+// It sits under scheduler, the package about when work runs, and imports
+// nothing of this project, so anchor/pinning, anchor/storacha and
+// telemetry/notify all import it without an arrow between anchor and
+// telemetry.
+//
 // The policy computes delays and never sleeps: callers that persist their
 // work (the remote pin queue) store the next attempt time, and callers that
 // wait use their own injected clock.
