@@ -260,15 +260,7 @@ func TestOversizedFrameRefusedByClient(t *testing.T) {
 // "no daemon" to a client, and the next server replaces it, saying so.
 func TestStaleSocketReplaced(t *testing.T) {
 	repo := t.TempDir()
-	stale, err := net.ListenUnix("unix", &net.UnixAddr{Name: SocketPath(repo), Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stale.SetUnlinkOnClose(false)
-	stale.Close()
-	if _, err := Dial(repo); err != ErrNoDaemon {
-		t.Fatalf("stale socket: dial gave %v, want ErrNoDaemon", err)
-	}
+	leaveStaleSocket(t, repo)
 	var logBuf lockedBuffer
 	serve(t, repo, func(context.Context, Request, io.Writer, io.Writer) int { return 5 },
 		ServerOptions{Log: slog.New(slog.NewTextHandler(&logBuf, nil))})
