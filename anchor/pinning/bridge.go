@@ -14,10 +14,10 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
-	"github.com/ssid/ssid-anchor/anchor/retry"
 	"github.com/ssid/ssid-anchor/anchor/servicetext"
 	"github.com/ssid/ssid-anchor/anchor/storacha"
 	"github.com/ssid/ssid-anchor/anchor/tree"
+	"github.com/ssid/ssid-anchor/scheduler/retry"
 )
 
 // StorachaBridge is the backend for kind storacha-bridge: Storacha (what

@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
-	"github.com/ssid/ssid-anchor/anchor/retry"
 	"github.com/ssid/ssid-anchor/anchor/storacha/bridgetest"
 	"github.com/ssid/ssid-anchor/node"
+	"github.com/ssid/ssid-anchor/scheduler/retry"
 )
 
 // bridgeHarness is a real node holding a few anchors, a loopback bridge and

@@ -11,7 +11,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/ssid/ssid-anchor/anchor/retry"
+	"github.com/ssid/ssid-anchor/scheduler/retry"
 	"golang.org/x/sys/unix"
 )
 

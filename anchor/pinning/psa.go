@@ -18,8 +18,8 @@ import (
 
 	"github.com/ipfs/boxo/pinning/remote/client/openapi"
 	"github.com/ipfs/go-cid"
-	"github.com/ssid/ssid-anchor/anchor/retry"
 	"github.com/ssid/ssid-anchor/anchor/servicetext"
+	"github.com/ssid/ssid-anchor/scheduler/retry"
 )
 
 // PSA is the backend for kind pinning-service: the IPFS Pinning Service API

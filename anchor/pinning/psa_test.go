@@ -15,7 +15,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/ssid/ssid-anchor/anchor/pinning/psatest"
-	"github.com/ssid/ssid-anchor/anchor/retry"
+	"github.com/ssid/ssid-anchor/scheduler/retry"
 )
 
 // fakeClock is the drain's clock: tests move it instead of sleeping.

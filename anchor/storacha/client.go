@@ -20,8 +20,8 @@ import (
 	"github.com/ipld/go-ipld-prime/node/basicnode"
 	"github.com/libp2p/go-libp2p/core/crypto"
 
-	"github.com/ssid/ssid-anchor/anchor/retry"
 	"github.com/ssid/ssid-anchor/anchor/servicetext"
+	"github.com/ssid/ssid-anchor/scheduler/retry"
 )
 
 // Error is a failure talking to the bridge or the PUT target. Transient
@@ -274,7 +274,7 @@ func (c *Client) statusErrorWith(op string, resp *http.Response, body []byte, ex
 	return e
 }
 
-// parseRetryAfter is the project's one Retry-After reader (anchor/retry),
+// parseRetryAfter is the project's one Retry-After reader (scheduler/retry),
 // which also caps a hostile delay-seconds so it cannot overflow a Duration.
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	d, _ := retry.ParseRetryAfter(v, now)

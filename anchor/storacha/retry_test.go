@@ -14,7 +14,7 @@ import (
 // to the next, so a retry never repeats a finished step.
 //
 // It lives with the tests, which drive an upload to completion in-process:
-// the product's one retry policy is anchor/retry, applied by the persistent
+// the product's one retry policy is scheduler/retry, applied by the persistent
 // remote-pin queue (anchor/pinning), which calls Upload with IsTransient and
 // stores the next attempt time instead of sleeping on a server's say-so.
 func (c *Client) Retry(ctx context.Context, src Blocks, st *State, save func(*State) error, b backoff.BackOff, maxTries uint) error {

@@ -14,10 +14,10 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/ssid/ssid-anchor/anchor"
 	"github.com/ssid/ssid-anchor/anchor/pinning"
-	"github.com/ssid/ssid-anchor/anchor/retry"
 	"github.com/ssid/ssid-anchor/anchor/servicetext"
 	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/ssid/ssid-anchor/node"
+	"github.com/ssid/ssid-anchor/scheduler/retry"
 	"github.com/urfave/cli/v2"
 )
 

@@ -114,7 +114,7 @@ func invalidConfig(rel string, err error) error {
 }
 
 func (g *globalOptions) monitor(s telemetrySetup) *telemetry.Monitor {
-	opts := notify.Options{Logger: g.log, UserAgent: "ssid-anchor-telemetry"}
+	opts := notify.Options{Logger: g.log, UserAgent: "ssid-anchor-telemetry", Clock: g.clock}
 	return &telemetry.Monitor{
 		Config: s.cfg, Root: s.root,
 		Paths:    telemetry.Paths{DashboardCSV: g.cfg.Paths.DashboardCSV, State: g.cfg.Paths.TelemetryState, EventsLog: g.cfg.Paths.EventsLog},

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/control"
 	"github.com/ssid/ssid-anchor/node"
@@ -118,11 +119,23 @@ func maybeForward(c *cli.Context, g *globalOptions) (ok bool, err error) {
 	cwd, _ := os.Getwd()
 	req := control.Request{Version: control.Version, Argv: argv, Cwd: cwd, Env: requestEnv(name, g)}
 	code, err := control.Forward(c.Context, conn, req, respell(g.stdout, spelled), respell(g.stderr, spelled))
-	if err != nil {
+	var oe *control.OutputError
+	switch {
+	case errors.As(err, &oe) && errors.Is(oe, syscall.EPIPE):
+		// The reader went away (`ssid-anchor export | head`): the daemon
+		// was told to stop, and the command ends quietly, non-zero.
+		return true, forwardedExit{exitBrokenPipe}
+	case err != nil:
 		return true, err
 	}
 	return true, forwardedExit{code}
 }
+
+// exitBrokenPipe is how a forwarded command ends when its stdout is a
+// closed pipe: 128+SIGPIPE, what the shell reports for a process that
+// SIGPIPE killed (kubo, or this binary running the command itself, when
+// fd 1 is the pipe) and what git exits with when SIGPIPE is ignored.
+const exitBrokenPipe = 128 + int(syscall.SIGPIPE)
 
 // canonicalArgv rebuilds the command line with every setting explicit and
 // every path absolute: the daemon has its own working directory and

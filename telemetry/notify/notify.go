@@ -3,10 +3,11 @@
 //
 // Every channel renders the same Message in its own dialect (Slack mrkdwn,
 // Discord markdown within Discord's limits, a JSON document, text + HTML
-// mail), and delivers it with the shared retry policy modelled on
-// Alertmanager's notify package: a timeout per attempt, backoff on network
-// errors and 5xx, a wait of Retry-After (or Discord's retry_after, capped) on
-// 429, and no retry on any other 4xx. Secrets (webhook URLs, the HMAC key,
+// mail), and delivers it as Alertmanager's notify package does: a timeout
+// per attempt, backoff on network errors and transient statuses (5xx, 408,
+// 425) with the project's one policy (scheduler/retry), a wait of
+// Retry-After (or Discord's retry_after, capped) on 429, and no retry on
+// any other 4xx. Every wait between attempts goes through Options.Clock. Secrets (webhook URLs, the HMAC key,
 // the SMTP password) never appear in errors or log lines: errors carry a
 // redacted URL and are scrubbed of every secret before they leave a channel.
 package notify
@@ -25,6 +26,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/ssid/ssid-anchor/scheduler/retry"
 )
 
 // Level is how bad a message is; it picks the colour.
@@ -162,20 +165,57 @@ type Options struct {
 	Timeout time.Duration
 	// Attempts is how often a transient failure is tried in all (default 4).
 	Attempts int
-	// Backoff is the wait before the first retry, doubled each time up to
-	// MaxBackoff (defaults 1s and 30s).
-	Backoff, MaxBackoff time.Duration
+	// Retry gives the wait after each transient failure but a 429; the
+	// zero value means DefaultRetry.
+	Retry retry.Policy
 	// MaxRetryAfter caps the wait a 429 asks for (default 60s).
 	MaxRetryAfter time.Duration
+	// Clock is what delivery waits on between attempts, and the time an
+	// HTTP-date Retry-After is read against; nil means the wall clock.
+	// scheduler.Clock satisfies it.
+	Clock Clock
 	// Logger gets one line per failed attempt; nil discards.
 	Logger *slog.Logger
 	// UserAgent is sent unless a channel's headers set their own.
 	UserAgent string
 }
 
-func (o Options) timeout() time.Duration    { return orDefault(o.Timeout, 10*time.Second) }
-func (o Options) backoff() time.Duration    { return orDefault(o.Backoff, time.Second) }
-func (o Options) maxBackoff() time.Duration { return orDefault(o.MaxBackoff, 30*time.Second) }
+// Clock is the time source delivery waits on.
+type Clock interface {
+	Now() time.Time
+	// After is time.After: the channel receives once d has passed.
+	After(d time.Duration) <-chan time.Time
+}
+
+type wallClock struct{}
+
+func (wallClock) Now() time.Time                         { return time.Now() }
+func (wallClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// DefaultRetry is the channels' backoff: 1 s, 2 s, 4 s ... up to 30 s,
+// each ±50 %. Shorter than retry.Default (2 s up to 10 min, for the
+// persistent remote pin queue): a channel retries within one telemetry
+// check, and a channel that still fails is tried again at the next check.
+func DefaultRetry() retry.Policy {
+	return retry.Policy{Initial: time.Second, Max: 30 * time.Second, Multiplier: 2, Jitter: 0.5}
+}
+
+func (o Options) timeout() time.Duration { return orDefault(o.Timeout, 10*time.Second) }
+
+func (o Options) retryPolicy() retry.Policy {
+	if o.Retry == (retry.Policy{}) {
+		return DefaultRetry()
+	}
+	return o.Retry
+}
+
+func (o Options) clock() Clock {
+	if o.Clock != nil {
+		return o.Clock
+	}
+	return wallClock{}
+}
+
 func (o Options) maxRetryAfter() time.Duration {
 	return orDefault(o.MaxRetryAfter, 60*time.Second)
 }
@@ -241,10 +281,13 @@ type result struct {
 }
 
 // deliver runs attempt until it succeeds, fails permanently, runs out of
-// attempts or ctx ends. Each attempt gets its own timeout.
+// attempts or ctx ends. Each attempt gets its own timeout. The wait after a
+// 429 is what the server asked (capped); after any other transient failure
+// it is the policy's delay for the failures so far, 429s not counted.
 func (o Options) deliver(ctx context.Context, channel string, s scrubber, attempt func(context.Context) result) error {
 	log := o.logger().With("channel", channel)
-	backoff := o.backoff()
+	policy := o.retryPolicy()
+	failures := 0 // transient failures that were not a 429
 	var last result
 	n := 0
 	for n < o.attempts() {
@@ -265,21 +308,19 @@ func (o Options) deliver(ctx context.Context, channel string, s scrubber, attemp
 		if !last.retry || n >= o.attempts() {
 			break
 		}
-		wait := backoff
+		var wait time.Duration
 		if last.wait > 0 {
 			wait = min(last.wait, o.maxRetryAfter())
+		} else {
+			failures++
+			wait = policy.Delay(failures)
 		}
 		log.Warn("delivery attempt failed; retrying", "attempt", n, "retry_in", wait.String(), "error", msg)
-		t := time.NewTimer(wait)
 		select {
-		case <-t.C:
+		case <-o.clock().After(wait):
 		case <-ctx.Done():
-			t.Stop()
 			return &Error{Channel: channel, Attempts: n, Retryable: true, ctxErr: ctx.Err(),
 				msg: fmt.Sprintf("%s: %s (stopped before retry: %v)", channel, msg, ctx.Err())}
-		}
-		if last.wait == 0 {
-			backoff = min(backoff*2, o.maxBackoff())
 		}
 	}
 	msg := s.scrub(last.err.Error())
@@ -342,25 +383,27 @@ func (o Options) doHTTP(ctx context.Context, r httpRequest) result {
 		}
 		return result{}
 	case resp.StatusCode == http.StatusTooManyRequests:
-		wait := retryAfter(resp.Header, body)
+		wait := retryAfter(resp.Header, body, o.clock().Now())
 		return result{err: fmt.Errorf("%s %s: %s (rate limited; retry after %s)", r.method, r.redacted, resp.Status, wait), retry: true, wait: max(wait, time.Millisecond)}
-	case resp.StatusCode >= 500:
+	case retry.Transient(resp.StatusCode):
 		return result{err: fmt.Errorf("%s %s: %s%s", r.method, r.redacted, resp.Status, snippet(body)), retry: true}
 	default:
 		return result{err: fmt.Errorf("%s %s: %s%s (not retried: the request itself was refused)", r.method, r.redacted, resp.Status, snippet(body))}
 	}
 }
 
-// retryAfter reads the wait a 429 asks for: the Retry-After header (seconds
-// or an HTTP date), else Discord's JSON retry_after (float seconds). Without
-// either it waits one second, never zero, so a 429 is never hot-looped.
-func retryAfter(h http.Header, body []byte) time.Duration {
+// retryAfter reads the wait a 429 asks for: the Retry-After header
+// (seconds, fractions accepted as Discord sends them, or an HTTP date read
+// against now by retry.ParseRetryAfter), else Discord's JSON retry_after
+// (float seconds). Without either it waits one second, never zero, so a 429
+// is never hot-looped.
+func retryAfter(h http.Header, body []byte, now time.Time) time.Duration {
 	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
 		if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
 			return time.Duration(s * float64(time.Second))
 		}
-		if t, err := http.ParseTime(v); err == nil {
-			if d := time.Until(t); d > 0 {
+		if d, ok := retry.ParseRetryAfter(v, now); ok {
+			if d > 0 {
 				return d
 			}
 			return time.Second

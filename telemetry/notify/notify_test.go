@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ssid/ssid-anchor/scheduler/retry"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -74,7 +78,6 @@ type recorded struct {
 	method, path, query string
 	header              http.Header
 	body                []byte
-	at                  time.Time
 }
 
 // server is a loopback HTTP peer that records requests and answers with
@@ -92,7 +95,7 @@ func newServer(t *testing.T, answer func(n int, w http.ResponseWriter, r *http.R
 		b, _ := io.ReadAll(r.Body)
 		s.mu.Lock()
 		n := len(s.reqs)
-		s.reqs = append(s.reqs, recorded{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Clone(), b, time.Now()})
+		s.reqs = append(s.reqs, recorded{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Clone(), b})
 		s.mu.Unlock()
 		answer(n, w, r)
 	}))
@@ -108,9 +111,45 @@ func (s *server) requests() []recorded {
 
 func okAnswer(_ int, w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }
 
-// fast are delivery options for tests: short waits, same protocol.
+// waitClock is the clock delivery tests inject: every wait returns at
+// once, moves the clock on by its length and is recorded, so a test
+// asserts the delays delivery chose, never how long it took.
+type waitClock struct {
+	mu    sync.Mutex
+	now   time.Time
+	waits []time.Duration
+}
+
+func newWaitClock() *waitClock {
+	return &waitClock{now: time.Date(2026, 3, 31, 12, 0, 0, 0, time.UTC)}
+}
+
+func (c *waitClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *waitClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	c.waits = append(c.waits, d)
+	ch := make(chan time.Time, 1)
+	ch <- c.now
+	return ch
+}
+
+func (c *waitClock) Waits() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]time.Duration(nil), c.waits...)
+}
+
+// fast are delivery options for tests: the product's retry policy, waits
+// on a waitClock (opts.Clock.(*waitClock) reads them), a short 429 cap.
 func fast(log *slog.Logger) Options {
-	return Options{Timeout: 2 * time.Second, Attempts: 4, Backoff: 20 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, MaxRetryAfter: 5 * time.Second, Logger: log}
+	return Options{Timeout: 2 * time.Second, Attempts: 4, MaxRetryAfter: 5 * time.Second, Logger: log, Clock: newWaitClock()}
 }
 
 type channel interface {
@@ -280,9 +319,10 @@ func TestRedactURL(t *testing.T) {
 }
 
 // TestDeliverySequences runs the retry protocol against each webhook
-// channel. Time bounds are about the protocol (a 429 with Retry-After: 1
-// waits at least a second; a hang ends at the timeout), with generous
-// upper limits.
+// channel, and checks each wait delivery chose: a 429 with Retry-After: 1
+// waits exactly that second; 5xx waits come from DefaultRetry (1 s, then
+// 2 s, each ±50 %); a 4xx is not retried; a hang ends at the per-attempt
+// timeout.
 func TestDeliverySequences(t *testing.T) {
 	type step func(w http.ResponseWriter, r *http.Request)
 	status := func(code int) step {
@@ -297,6 +337,10 @@ func TestDeliverySequences(t *testing.T) {
 		w.Header().Set("Retry-After", "1")
 		w.WriteHeader(http.StatusTooManyRequests)
 	}
+	// backoff is DefaultRetry's n-th delay, give or take its jitter.
+	type bounds struct{ lo, hi time.Duration }
+	exactly := func(d time.Duration) bounds { return bounds{d, d} }
+	backoff := []bounds{{500 * time.Millisecond, 1500 * time.Millisecond}, {time.Second, 3 * time.Second}}
 	cases := []struct {
 		name     string
 		steps    []step
@@ -304,13 +348,13 @@ func TestDeliverySequences(t *testing.T) {
 		attempts int
 		wantErr  string
 		wantReqs int
-		min, max time.Duration
+		waits    []bounds
 	}{
-		{"429 then 200", []step{tooMany, ok}, 0, 4, "", 2, time.Second, 10 * time.Second},
-		{"500 500 200", []step{status(500), status(500), ok}, 0, 4, "", 3, 0, 5 * time.Second},
-		{"400 not retried", []step{status(400)}, 0, 4, "400 Bad Request", 1, 0, 2 * time.Second},
-		{"hang ends at timeout", []step{hang, hang}, 300 * time.Millisecond, 2, "no answer within 300ms", 2, 600 * time.Millisecond, 5 * time.Second},
-		{"500 until attempts run out", []step{status(503), status(503), status(503)}, 0, 3, "after 3 attempts", 3, 0, 5 * time.Second},
+		{"429 then 200", []step{tooMany, ok}, 0, 4, "", 2, []bounds{exactly(time.Second)}},
+		{"500 500 200", []step{status(500), status(500), ok}, 0, 4, "", 3, backoff[:2]},
+		{"400 not retried", []step{status(400)}, 0, 4, "400 Bad Request", 1, nil},
+		{"hang ends at timeout", []step{hang, hang}, 300 * time.Millisecond, 2, "no answer within 300ms", 2, backoff[:1]},
+		{"500 until attempts run out", []step{status(503), status(503), status(503)}, 0, 3, "after 3 attempts", 3, backoff[:2]},
 	}
 	for _, name := range []string{"slack", "discord", "webhook"} {
 		for _, tc := range cases {
@@ -328,9 +372,7 @@ func TestDeliverySequences(t *testing.T) {
 				if tc.timeout > 0 {
 					opts.Timeout = tc.timeout
 				}
-				start := time.Now()
 				err := httpChannels(s.URL, opts)[name].Notify(context.Background(), sampleMessage())
-				took := time.Since(start)
 				if tc.wantErr == "" && err != nil {
 					t.Fatalf("unexpected error: %v", err)
 				}
@@ -340,11 +382,70 @@ func TestDeliverySequences(t *testing.T) {
 				if n := len(s.requests()); n != tc.wantReqs {
 					t.Errorf("%d requests, want %d", n, tc.wantReqs)
 				}
-				if took < tc.min || took > tc.max {
-					t.Errorf("took %s, want between %s and %s", took, tc.min, tc.max)
+				waits := opts.Clock.(*waitClock).Waits()
+				if len(waits) != len(tc.waits) {
+					t.Fatalf("waited %v, want %d waits", waits, len(tc.waits))
+				}
+				for i, w := range waits {
+					if w < tc.waits[i].lo || w > tc.waits[i].hi {
+						t.Errorf("wait %d was %s, want %s..%s", i, w, tc.waits[i].lo, tc.waits[i].hi)
+					}
 				}
 			})
 		}
+	}
+}
+
+// TestBackoffFollowsPolicy: the waits after 5xx are the policy's delays
+// (doubling, capped at Max); a 429 waits what it asks and does not count
+// as a step of the backoff; 408 is transient as scheduler/retry says.
+func TestBackoffFollowsPolicy(t *testing.T) {
+	codes := []int{500, 429, 502, 408, 503}
+	s := newServer(t, func(n int, w http.ResponseWriter, _ *http.Request) {
+		if n >= len(codes) {
+			io.WriteString(w, "ok")
+			return
+		}
+		if codes[n] == http.StatusTooManyRequests {
+			w.Header().Set("Retry-After", "7")
+		}
+		w.WriteHeader(codes[n])
+	})
+	opts := fast(nil)
+	opts.Attempts = 6
+	opts.MaxRetryAfter = time.Minute
+	opts.Retry = retry.Policy{Initial: time.Second, Max: 3 * time.Second, Multiplier: 2}
+	if err := NewWebhook(WebhookConfig{URL: s.URL + "/h"}, opts).Notify(context.Background(), sampleMessage()); err != nil {
+		t.Fatal(err)
+	}
+	want := []time.Duration{time.Second, 7 * time.Second, 2 * time.Second, 3 * time.Second, 3 * time.Second}
+	if got := opts.Clock.(*waitClock).Waits(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("waited %v, want %v", got, want)
+	}
+	if n := len(s.requests()); n != 6 {
+		t.Errorf("%d requests, want 6", n)
+	}
+}
+
+// TestRetryAfterHTTPDate: a Retry-After given as an HTTP date is read
+// against the injected clock.
+func TestRetryAfterHTTPDate(t *testing.T) {
+	opts := fast(nil)
+	clk := opts.Clock.(*waitClock)
+	s := newServer(t, func(n int, w http.ResponseWriter, _ *http.Request) {
+		if n == 0 {
+			w.Header().Set("Retry-After", clk.Now().Add(42*time.Second).Format(http.TimeFormat))
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		io.WriteString(w, "ok")
+	})
+	opts.MaxRetryAfter = time.Minute
+	if err := NewWebhook(WebhookConfig{URL: s.URL + "/h"}, opts).Notify(context.Background(), sampleMessage()); err != nil {
+		t.Fatal(err)
+	}
+	if got := clk.Waits(); len(got) != 1 || got[0] != 42*time.Second {
+		t.Fatalf("waited %v, want [42s]", got)
 	}
 }
 
@@ -358,8 +459,8 @@ func TestDiscordRetryAfterFromJSON(t *testing.T) {
 		}
 		io.WriteString(w, `{"id":"1"}`)
 	})
-	start := time.Now()
-	err := NewDiscord(DiscordConfig{WebhookURL: s.URL + "/api/webhooks/1/x"}, fast(nil)).Notify(context.Background(), sampleMessage())
+	opts := fast(nil)
+	err := NewDiscord(DiscordConfig{WebhookURL: s.URL + "/api/webhooks/1/x"}, opts).Notify(context.Background(), sampleMessage())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,8 +468,8 @@ func TestDiscordRetryAfterFromJSON(t *testing.T) {
 	if len(reqs) != 2 {
 		t.Fatalf("%d requests, want 2", len(reqs))
 	}
-	if gap := reqs[1].at.Sub(reqs[0].at); gap < 600*time.Millisecond || time.Since(start) > 10*time.Second {
-		t.Errorf("retried after %s; Discord asked for 0.6s", gap)
+	if waits := opts.Clock.(*waitClock).Waits(); len(waits) != 1 || waits[0] != 600*time.Millisecond {
+		t.Errorf("retried after %v; Discord asked for 0.6s", waits)
 	}
 }
 
@@ -383,28 +484,37 @@ func TestRetryAfterIsCapped(t *testing.T) {
 	})
 	opts := fast(nil)
 	opts.MaxRetryAfter = 200 * time.Millisecond
-	start := time.Now()
 	if err := NewWebhook(WebhookConfig{URL: s.URL + "/h"}, opts).Notify(context.Background(), sampleMessage()); err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(start); took < 200*time.Millisecond || took > 10*time.Second {
-		t.Errorf("took %s; the wait must be capped at 200ms, not an hour", took)
+	if waits := opts.Clock.(*waitClock).Waits(); len(waits) != 1 || waits[0] != 200*time.Millisecond {
+		t.Errorf("waited %v; the wait must be capped at 200ms, not an hour", waits)
 	}
+}
+
+// stuckClock never lets a wait end; it tells the test when one begins.
+type stuckClock struct{ waiting chan time.Duration }
+
+func (c stuckClock) Now() time.Time { return time.Date(2026, 3, 31, 12, 0, 0, 0, time.UTC) }
+func (c stuckClock) After(d time.Duration) <-chan time.Time {
+	c.waiting <- d
+	return nil
 }
 
 func TestCancelStopsRetrying(t *testing.T) {
 	s := newServer(t, func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(500) })
 	opts := fast(nil)
-	opts.Backoff, opts.MaxBackoff = 10*time.Second, 10*time.Second
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	clk := stuckClock{make(chan time.Duration, 1)}
+	opts.Clock = clk
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	start := time.Now()
+	go func() { <-clk.waiting; cancel() }() // cancelled while waiting to retry
 	err := NewWebhook(WebhookConfig{URL: s.URL + "/h"}, opts).Notify(ctx, sampleMessage())
-	if err == nil || !strings.Contains(err.Error(), "stopped before retry") {
+	if err == nil || !strings.Contains(err.Error(), "stopped before retry") || !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
 	}
-	if took := time.Since(start); took > 5*time.Second {
-		t.Errorf("took %s after the context ended", took)
+	if n := len(s.requests()); n != 1 {
+		t.Errorf("%d requests; the cancel came before the first retry", n)
 	}
 }
 

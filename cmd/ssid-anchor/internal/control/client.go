@@ -40,10 +40,20 @@ func Dial(repo string) (*net.UnixConn, error) {
 	}
 }
 
+// OutputError is a write to the client's stdout that failed. Forward
+// stops at the first one and closes the connection, which cancels the
+// command in the daemon; the caller decides how the process ends (a
+// closed pipe quietly, as git does, anything else with the error).
+type OutputError struct{ Err error }
+
+func (e *OutputError) Error() string { return "writing the command's output: " + e.Err.Error() }
+func (e *OutputError) Unwrap() error { return e.Err }
+
 // Forward sends req over c and relays the command's output until its exit
 // code arrives. When ctx ends (Ctrl-C) it asks the daemon to cancel and
 // still waits a moment for the exit code, so the command's last words and
-// its real code (130) reach the user. It closes c.
+// its real code (130) reach the user. A failed write to stdout ends it
+// with an *OutputError; stderr is best effort. It closes c.
 func Forward(ctx context.Context, c *net.UnixConn, req Request, stdout, stderr io.Writer) (int, error) {
 	defer c.Close()
 	if err := writeFrame(c, req); err != nil {
@@ -66,7 +76,12 @@ func Forward(ctx context.Context, c *net.UnixConn, req Request, stdout, stderr i
 		case f.Exit != nil:
 			return *f.Exit, nil
 		case f.Stream == "stdout":
-			stdout.Write(f.Data)
+			// The command's result has nowhere to go (`export | head`
+			// after head exits, a full disk): stop here, and the
+			// deferred Close tells the daemon to cancel the command.
+			if _, err := stdout.Write(f.Data); err != nil {
+				return 0, &OutputError{Err: err}
+			}
 		case f.Stream == "stderr":
 			stderr.Write(f.Data)
 		}

@@ -44,6 +44,22 @@ func serve(t *testing.T, repo string, handle Handler, opts ServerOptions) *Serve
 	return srv
 }
 
+// leaveStaleSocket leaves in repo what a daemon that died leaves: the
+// socket file, bound once, with nobody listening; a client takes it for
+// no daemon.
+func leaveStaleSocket(t *testing.T, repo string) {
+	t.Helper()
+	stale, err := net.ListenUnix("unix", &net.UnixAddr{Name: SocketPath(repo), Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.SetUnlinkOnClose(false)
+	stale.Close()
+	if _, err := Dial(repo); err != ErrNoDaemon {
+		t.Fatalf("stale socket: dial gave %v, want ErrNoDaemon", err)
+	}
+}
+
 // callSocket sends argv over the control socket of repo, as the client
 // does, and returns the exit code and both streams.
 func callSocket(t *testing.T, ctx context.Context, repo string, argv ...string) (int, string, string) {
@@ -67,15 +83,7 @@ func TestControlSocket(t *testing.T) {
 	repo := t.TempDir()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	// A stale socket: bound, then its listener gone without unlinking.
-	stale, err := net.ListenUnix("unix", &net.UnixAddr{Name: SocketPath(repo), Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stale.SetUnlinkOnClose(false)
-	stale.Close()
-	if _, err := Dial(repo); err != ErrNoDaemon {
-		t.Fatalf("stale socket: dial gave %v, want ErrNoDaemon", err)
-	}
+	leaveStaleSocket(t, repo)
 
 	started := make(chan struct{})
 	cancelled := make(chan struct{})

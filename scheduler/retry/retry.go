@@ -1,8 +1,13 @@
 // Package retry is ssid-anchor's one retry policy: exponential backoff with
 // jitter (github.com/cenkalti/backoff/v5), a server's Retry-After honoured,
 // and the HTTP status codes worth another try told apart from the ones that
-// are not. Remote pinning uses it; the telemetry notify channels are meant
-// to share it, so an operator learns one behaviour.
+// are not. Remote pinning and the telemetry notify channels use it, so an
+// operator learns one behaviour.
+//
+// It sits under scheduler, the package about when work runs, and imports
+// nothing of this project, so anchor/pinning, anchor/storacha and
+// telemetry/notify all import it without an arrow between anchor and
+// telemetry.
 //
 // The policy computes delays and never sleeps: callers that persist their
 // work (the remote pin queue) store the next attempt time, and callers that
