@@ -59,7 +59,6 @@ var readmeExpectations = map[string]readmeCase{
 	"make soak":  {skip: "a 10-minute soak of the daemon; go test ./scripts/bench runs the same harness's soak case for seconds"},
 	"make bench": {skip: "runs every benchmark for many minutes; go test ./scripts/bench runs the anchoring benchmark at tiny sizes"},
 	`make bench BENCH_FLAGS="-size 256MiB -treefiles 5000 -runs 5 -json bench-out/bench.json"`: {skip: "a benchmark run; go test ./scripts/bench runs the same harness at tiny sizes"},
-	"make soak": {skip: "runs the daemon soak for ten minutes; go test ./scripts/bench runs the soak case for seconds"},
 
 	// Install: the build installed on PATH.
 	"ssid-anchor version":        {code: 0},
