@@ -145,7 +145,9 @@ var readmeExpectations = map[string]readmeCase{
 // readmeCommands extracts the command lines of README.md's fenced code
 // blocks: lines starting with ssid-anchor or make, or with VAR=value
 // assignments before ssid-anchor. Other lines (install, …) are not
-// commands of this project.
+// commands of this project; those of the systemd section (install,
+// systemctl, sudo -u ssid-anchor …) run in scripts/systemdunit
+// (TestSystemdInstall).
 func readmeCommands(t *testing.T) []string {
 	return readmeLines(t, regexp.MustCompile(`^(?:[A-Z_][A-Z0-9_]*=\S+\s+)*(?:ssid-anchor|make)(?:\s|$)`))
 }
