@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ssid/ssid-anchor/anchor/tree"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/appconfig"
 	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/buildinfo"
 	"github.com/ssid/ssid-anchor/node"
 	"github.com/ssid/ssid-anchor/scheduler"
@@ -55,7 +56,7 @@ type statusDoc struct {
 	Jobs     []scheduler.Entry `json:"jobs"`
 	HTTP     *statusHTTP       `json:"http,omitempty"`
 	RPC      *statusRPC        `json:"rpc,omitempty"`
-	Config   applianceConfig   `json:"config"`
+	Config   appconfig.Config  `json:"config"`
 }
 
 type statusIPNS struct {
