@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/appconfig"
 	"github.com/ssid/ssid-anchor/node"
 	"github.com/ssid/ssid-anchor/scheduler"
 	"github.com/urfave/cli/v2"
@@ -27,7 +28,7 @@ type globalOptions struct {
 
 	stdout, stderr io.Writer
 	log            *slog.Logger
-	cfg            applianceConfig
+	cfg            appconfig.Config
 	now            func() time.Time
 	// shared is the daemon's open node when a command runs inside the
 	// daemon (see openNode); nil in a one-shot process.
@@ -100,7 +101,7 @@ func newApp(g *globalOptions) *cli.App {
 			if versionRequested(c) {
 				return nil
 			}
-			cfg, err := loadApplianceConfig(g.configPath(), g.ConfigFile != "")
+			cfg, err := appconfig.Load(g.configPath(), g.ConfigFile != "")
 			if err != nil {
 				return err
 			}

@@ -22,6 +22,7 @@ import (
 
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/ssid/ssid-anchor/anchor/tree"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/appconfig"
 	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/control"
 	"github.com/ssid/ssid-anchor/node"
 	"github.com/ssid/ssid-anchor/scheduler"
@@ -103,7 +104,7 @@ type daemon struct {
 	counts        anchorCounts    // the manifest's records counted, while it is unchanged
 
 	mu        sync.Mutex
-	cfg       applianceConfig
+	cfg       appconfig.Config
 	ipnsValue string
 	ipnsName  string
 	ipnsAt    time.Time
@@ -121,7 +122,7 @@ func runDaemon(ctx context.Context, o daemonOptions, g *globalOptions) error {
 	if len(o.Swarm) > 0 {
 		cfg.Node.Swarm = o.Swarm
 	}
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return usagef("daemon: %v", err)
 	}
 	if _, err := tree.OpenRoot(g.Root); err != nil {
@@ -308,7 +309,7 @@ func keysOf(m map[string]bool) []string {
 }
 
 // config is the appliance config in force (it changes on SIGHUP).
-func (d *daemon) config() applianceConfig {
+func (d *daemon) config() appconfig.Config {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.cfg
@@ -320,7 +321,7 @@ func (d *daemon) config() applianceConfig {
 func (d *daemon) reload() {
 	log := d.g.log
 	old := d.config()
-	next, err := loadApplianceConfig(d.g.configPath(), d.g.ConfigFile != "")
+	next, err := appconfig.Load(d.g.configPath(), d.g.ConfigFile != "")
 	if err == nil && d.o.HTTP != "" {
 		next.HTTP.Listen = d.o.HTTP
 	}
@@ -331,7 +332,7 @@ func (d *daemon) reload() {
 		next.Node.Swarm = d.o.Swarm
 	}
 	if err == nil {
-		err = next.validate()
+		err = next.Validate()
 	}
 	if err == nil {
 		err = d.checkJobs(next)
@@ -397,7 +398,7 @@ func (r *reloader) stop() {
 }
 
 // diffSections names the top-level config sections that differ.
-func diffSections(a, b applianceConfig) []string {
+func diffSections(a, b appconfig.Config) []string {
 	var out []string
 	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
 	t := va.Type()

@@ -9,7 +9,6 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/ssid/ssid-anchor/anchor"
-
 	"github.com/ssid/ssid-anchor/node"
 	"github.com/urfave/cli/v2"
 )

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ssid/ssid-anchor/anchor"
 	"github.com/ssid/ssid-anchor/anchor/tree"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/appconfig"
 	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/buildinfo"
 	"github.com/ssid/ssid-anchor/node"
 	"github.com/ssid/ssid-anchor/scheduler"
@@ -56,7 +57,7 @@ type statusDoc struct {
 	Jobs     []scheduler.Entry `json:"jobs"`
 	HTTP     *statusHTTP       `json:"http,omitempty"`
 	RPC      *statusRPC        `json:"rpc,omitempty"`
-	Config   applianceConfig   `json:"config"`
+	Config   appconfig.Config  `json:"config"`
 }
 
 type statusIPNS struct {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ssid/ssid-anchor/anchor/tree"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/appconfig"
 	"github.com/ssid/ssid-anchor/scheduler"
 	"github.com/ssid/ssid-anchor/telemetry"
 	"github.com/ssid/ssid-anchor/telemetry/notify"
@@ -82,8 +83,8 @@ func loadTelemetryConfig(g *globalOptions) (telemetrySetup, error) {
 func loadTelemetryConfigIn(g *globalOptions, root tree.Root) (telemetrySetup, error) {
 	var s telemetrySetup
 	s.root, s.cfgRel = root, g.cfg.Paths.TelemetryConfig
-	b, err := readTreeConfig(root, s.cfgRel)
-	if errors.Is(err, errConfigTooLarge) {
+	b, err := appconfig.ReadTreeFile(root, s.cfgRel)
+	if errors.Is(err, appconfig.ErrTooLarge) {
 		return s, usagef("telemetry config %s: %w", s.cfgRel, err)
 	}
 	if errors.Is(err, tree.ErrOutsideRoot) {

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/appconfig"
 )
 
 // paddedConfig is a valid appliance config of n bytes: the JSON is tiny,
@@ -20,16 +22,16 @@ func paddedConfig(n int) []byte {
 // TestConfigReadsAreBounded is issue 25.8's SIGHUP half: main read a config
 // whole whatever it weighed (7.3 GB of memory for a 1 GB file) and waited
 // for ever on a FIFO named as one. Both configs are now read only when they
-// are regular files of at most maxConfigSize bytes, with a config error
+// are regular files of at most appconfig.MaxSize bytes, with a config error
 // that says so.
 func TestConfigReadsAreBounded(t *testing.T) {
-	big := writeConfig(t, string(paddedConfig(maxConfigSize+1)))
-	_, err := loadApplianceConfig(big, true)
-	if code, _ := exitCode(err); code != exitUsage || !errors.Is(err, errConfigTooLarge) || !strings.Contains(err.Error(), big) || !strings.Contains(err.Error(), "the limit is 1048576") {
-		t.Errorf("a config of %d bytes: exit %d, %v", maxConfigSize+1, code, err)
+	big := writeConfig(t, string(paddedConfig(appconfig.MaxSize+1)))
+	_, err := appconfig.Load(big, true)
+	if code, _ := exitCode(err); code != exitUsage || !errors.Is(err, appconfig.ErrTooLarge) || !strings.Contains(err.Error(), big) || !strings.Contains(err.Error(), "the limit is 1048576") {
+		t.Errorf("a config of %d bytes: exit %d, %v", appconfig.MaxSize+1, code, err)
 	}
-	ok := writeConfig(t, string(paddedConfig(maxConfigSize)))
-	if c, err := loadApplianceConfig(ok, true); err != nil || c.Schedule.Quarterly != "30 6 * * 1" {
+	ok := writeConfig(t, string(paddedConfig(appconfig.MaxSize)))
+	if c, err := appconfig.Load(ok, true); err != nil || c.Schedule.Quarterly != "30 6 * * 1" {
 		t.Errorf("a config of exactly the limit: %v", err)
 	}
 
@@ -38,7 +40,7 @@ func TestConfigReadsAreBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { _, err := loadApplianceConfig(fifo, true); done <- err }()
+	go func() { _, err := appconfig.Load(fifo, true); done <- err }()
 	select {
 	case err := <-done:
 		if code, _ := exitCode(err); code != exitUsage || !strings.Contains(err.Error(), "not a regular file") {
@@ -49,11 +51,11 @@ func TestConfigReadsAreBounded(t *testing.T) {
 	}
 
 	root := newTree(t)
-	g := &globalOptions{Root: root, cfg: defaultApplianceConfig()}
-	mustWrite(t, filepath.Join(root, g.cfg.Paths.TelemetryConfig), paddedConfig(maxConfigSize+1))
+	g := &globalOptions{Root: root, cfg: appconfig.Default()}
+	mustWrite(t, filepath.Join(root, g.cfg.Paths.TelemetryConfig), paddedConfig(appconfig.MaxSize+1))
 	_, err = loadTelemetryConfig(g)
-	if code, _ := exitCode(err); code != exitUsage || !errors.Is(err, errConfigTooLarge) || !strings.Contains(err.Error(), g.cfg.Paths.TelemetryConfig) {
-		t.Errorf("a telemetry config of %d bytes: exit %d, %v", maxConfigSize+1, code, err)
+	if code, _ := exitCode(err); code != exitUsage || !errors.Is(err, appconfig.ErrTooLarge) || !strings.Contains(err.Error(), g.cfg.Paths.TelemetryConfig) {
+		t.Errorf("a telemetry config of %d bytes: exit %d, %v", appconfig.MaxSize+1, code, err)
 	}
 }
 
@@ -112,7 +114,7 @@ func TestDaemonSIGHUPOversizedConfig(t *testing.T) {
 	sock, msgs := notifySocket(t)
 	d := startDaemonWith(t, root, repo, []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=200000"}, []string{"--config", cfg})
 	awaitNotify(t, msgs, "READY=1")
-	mustWrite(t, cfg, paddedConfig(maxConfigSize+1))
+	mustWrite(t, cfg, paddedConfig(appconfig.MaxSize+1))
 	d.cmd.Process.Signal(syscall.SIGHUP)
 	awaitNotify(t, msgs, "RELOADING=1", "READY=1", "WATCHDOG=1")
 	d.waitLog(t, `msg="SIGHUP: config not reloaded; keeping the one in force".*too large for a config file`)

@@ -6,20 +6,22 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/appconfig"
 )
 
 // TestShippedConfigs: configs/appliance.default.json is exactly the built-in
 // defaults, and the example decodes strictly and validates.
 func TestShippedConfigs(t *testing.T) {
-	got, err := loadApplianceConfig("../../configs/appliance.default.json", true)
+	got, err := appconfig.Load("../../configs/appliance.default.json", true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := defaultApplianceConfig(); !reflect.DeepEqual(got, want) {
+	if want := appconfig.Default(); !reflect.DeepEqual(got, want) {
 		b, _ := json.MarshalIndent(want, "", "  ")
 		t.Errorf("configs/appliance.default.json differs from the built-in defaults; expected:\n%s", b)
 	}
-	if _, err := loadApplianceConfig("../../configs/appliance.example.json", true); err != nil {
+	if _, err := appconfig.Load("../../configs/appliance.example.json", true); err != nil {
 		t.Errorf("example config: %v", err)
 	}
 }
@@ -51,7 +53,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 	} {
 		p := t.TempDir() + "/c.json"
 		os.WriteFile(p, []byte(tc.body), 0o644)
-		_, err := loadApplianceConfig(p, true)
+		_, err := appconfig.Load(p, true)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), p) {
 			t.Errorf("%s: error %v, want it to name %q and the file", tc.body, err, tc.want)
 		}
@@ -59,10 +61,10 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 			t.Errorf("%s: exit code %d, want 2", tc.body, code)
 		}
 	}
-	if _, err := loadApplianceConfig(t.TempDir()+"/missing.json", false); err != nil {
+	if _, err := appconfig.Load(t.TempDir()+"/missing.json", false); err != nil {
 		t.Errorf("a missing default config must mean defaults: %v", err)
 	}
-	if _, err := loadApplianceConfig(t.TempDir()+"/missing.json", true); err == nil {
+	if _, err := appconfig.Load(t.TempDir()+"/missing.json", true); err == nil {
 		t.Error("a missing --config file must be an error")
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/ssid/ssid-anchor/anchor"
 	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/console"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/appconfig"
 	"github.com/ssid/ssid-anchor/node"
 )
 
@@ -72,7 +73,7 @@ func newConsoleFixture(t *testing.T) *consoleFixture {
 	var out, errb bytes.Buffer
 	f.g = &globalOptions{
 		Root: f.root, Repo: f.repo, JSON: true, stdout: &out, stderr: &errb,
-		log: slog.New(slog.DiscardHandler), cfg: defaultApplianceConfig(), now: func() time.Time { return consoleNow },
+		log: slog.New(slog.DiscardHandler), cfg: appconfig.Default(), now: func() time.Time { return consoleNow },
 	}
 	ctx := context.Background()
 	if err := runInit(ctx, initOptions{Profile: node.ProfileAirGapped}, f.g); err != nil {
@@ -337,7 +338,7 @@ func TestConsoleSourceFreshBox(t *testing.T) {
 	mustWrite(t, filepath.Join(root, p.TelemetryConfig), off)
 	repo := initRepo(t)
 	g := &globalOptions{Root: root, Repo: repo, stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.DiscardHandler),
-		cfg: defaultApplianceConfig(), now: func() time.Time { return consoleNow }}
+		cfg: appconfig.Default(), now: func() time.Time { return consoleNow }}
 	n, release, err := g.openNode(context.Background(), node.OpenOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ssid/ssid-anchor/anchor"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/appconfig"
 	"github.com/ssid/ssid-anchor/node"
 )
 
@@ -38,6 +39,7 @@ func (f failure) Error() string { return f.msg }
 // what to do next.
 func exitCode(err error) (int, string) {
 	var ue usageError
+	var ce *appconfig.Error
 	switch {
 	case err == nil:
 		return exitOK, ""
@@ -51,7 +53,7 @@ func exitCode(err error) (int, string) {
 		return exitRepo, "another ssid-anchor process (a running daemon or another command) holds the repo; wait for it to finish or stop it"
 	case errors.Is(err, node.ErrPermission):
 		return exitRepo, permissionHint(err)
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.As(err, &ce):
 		return exitUsage, "see `ssid-anchor help` for usage"
 	default:
 		return exitFailure, ""

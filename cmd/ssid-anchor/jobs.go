@@ -16,6 +16,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/ssid/ssid-anchor/anchor"
 	"github.com/ssid/ssid-anchor/anchor/tree"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/appconfig"
 	"github.com/ssid/ssid-anchor/scheduler"
 )
 
@@ -76,7 +77,7 @@ func (d *daemon) pipeline(job string, steps []step) scheduler.Job {
 }
 
 // addJobs (re)registers every job for cfg.
-func (d *daemon) addJobs(cfg applianceConfig) error {
+func (d *daemon) addJobs(cfg appconfig.Config) error {
 	if err := d.checkJobs(cfg); err != nil {
 		return err
 	}
@@ -107,7 +108,7 @@ func (d *daemon) addJobs(cfg applianceConfig) error {
 // remotePinsSpec is when the remote-pins job runs: every
 // remotePinInterval while any service is configured, else never ("").
 // `status` without a daemon lists the same jobs from it.
-func remotePinsSpec(cfg applianceConfig) string {
+func remotePinsSpec(cfg appconfig.Config) string {
 	if len(cfg.RemotePinning.Services) == 0 {
 		return ""
 	}
@@ -115,7 +116,7 @@ func remotePinsSpec(cfg applianceConfig) string {
 }
 
 // checkJobs validates the specs before anything is replaced.
-func (d *daemon) checkJobs(cfg applianceConfig) error {
+func (d *daemon) checkJobs(cfg appconfig.Config) error {
 	if s := cfg.Schedule.Quarterly; s != "" {
 		if err := scheduler.ParseSpec(s); err != nil {
 			return fmt.Errorf("schedule.quarterly: %q is not a cron spec: %v", s, err)
@@ -132,7 +133,7 @@ func (d *daemon) checkJobs(cfg applianceConfig) error {
 // telemetrySpec is schedule.telemetry if set, else every
 // check_interval_seconds of the telemetry config; "" and the reason when
 // telemetry is off or its config unusable.
-func (d *daemon) telemetrySpec(cfg applianceConfig) (string, string) {
+func (d *daemon) telemetrySpec(cfg appconfig.Config) (string, string) {
 	g := d.jobGlobals(jobTelemetry, "schedule")
 	g.cfg = cfg
 	return telemetrySpecFor(g)

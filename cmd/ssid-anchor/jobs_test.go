@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/appconfig"
 	"github.com/ssid/ssid-anchor/node"
 	"github.com/ssid/ssid-anchor/scheduler"
 	"github.com/urfave/cli/v2"
@@ -26,7 +27,7 @@ func jobsDaemon(t *testing.T, root, repo string, clk scheduler.Clock, onDone fun
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Close() })
-	g := &globalOptions{Root: root, Repo: repo, cfg: defaultApplianceConfig(), stdout: io.Discard, stderr: io.Discard,
+	g := &globalOptions{Root: root, Repo: repo, cfg: appconfig.Default(), stdout: io.Discard, stderr: io.Discard,
 		log: slog.New(slog.NewTextHandler(io.Discard, nil)), now: func() time.Time { return time.Now().UTC() }}
 	g.shared = n
 	d := &daemon{g: g, node: n, cfg: g.cfg, clock: clk, anchorGate: newJobGate(), telemetryGate: newJobGate(), debounce: 2 * time.Second}
@@ -111,7 +112,7 @@ func TestAnchoringDebouncedAfterEventFromAnotherProcess(t *testing.T) {
 // on that spec; disabled telemetry has no job.
 func TestTelemetryJobFollowsCheckInterval(t *testing.T) {
 	root := telemetryTree(t, "100", func(cfg map[string]any) { cfg["check_interval_seconds"] = 120 })
-	g := &globalOptions{Root: root, cfg: defaultApplianceConfig()}
+	g := &globalOptions{Root: root, cfg: appconfig.Default()}
 	if spec, why := telemetrySpecFor(g); spec != "@every 2m0s" {
 		t.Errorf("spec %q (%s), want @every 2m0s", spec, why)
 	}
@@ -120,7 +121,7 @@ func TestTelemetryJobFollowsCheckInterval(t *testing.T) {
 		t.Errorf("spec %q with schedule.telemetry set", spec)
 	}
 	off := telemetryTree(t, "100", func(cfg map[string]any) { cfg["enabled"] = false })
-	if spec, why := telemetrySpecFor(&globalOptions{Root: off, cfg: defaultApplianceConfig()}); spec != "" || !strings.Contains(why, "disabled") {
+	if spec, why := telemetrySpecFor(&globalOptions{Root: off, cfg: appconfig.Default()}); spec != "" || !strings.Contains(why, "disabled") {
 		t.Errorf("disabled telemetry: spec %q, reason %q", spec, why)
 	}
 

@@ -15,6 +15,7 @@ import (
 	"github.com/ssid/ssid-anchor/anchor/pinning"
 	"github.com/ssid/ssid-anchor/anchor/pinning/psatest"
 	"github.com/ssid/ssid-anchor/anchor/storacha/bridgetest"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/appconfig"
 	"github.com/ssid/ssid-anchor/node"
 )
 
@@ -102,7 +103,7 @@ func TestAirGappedDrainDialsOnlyLoopback(t *testing.T) {
 	if code, _, e := runPinsBin(t, srv.Token, "--root", root, "--repo", repo, "--config", cfgPath, "anchor", "--remote", "cluster"); code != 0 {
 		t.Fatalf("anchor: %s", e)
 	}
-	cfg, err := loadApplianceConfig(cfgPath, true)
+	cfg, err := appconfig.Load(cfgPath, true)
 	if err != nil {
 		t.Fatal(err)
 	}

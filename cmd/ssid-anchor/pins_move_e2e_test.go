@@ -22,6 +22,7 @@ import (
 	"github.com/ssid/ssid-anchor/anchor/pinning"
 	"github.com/ssid/ssid-anchor/anchor/pinning/psatest"
 	"github.com/ssid/ssid-anchor/anchor/storacha/bridgetest"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/appconfig"
 	"github.com/ssid/ssid-anchor/node"
 )
 
@@ -243,7 +244,7 @@ func TestWeb3StorageAsItIsToday(t *testing.T) {
 // forced) once, in this process, on the repo's node online.
 func scheduledDrain(t *testing.T, root, repo, cfgPath string, env []string) {
 	t.Helper()
-	cfg, err := loadApplianceConfig(cfgPath, true)
+	cfg, err := appconfig.Load(cfgPath, true)
 	if err != nil {
 		t.Fatal(err)
 	}

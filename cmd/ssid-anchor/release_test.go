@@ -22,6 +22,7 @@ import (
 
 	"github.com/ssid/ssid-anchor/anchor/release"
 	"github.com/ssid/ssid-anchor/anchor/tree"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/appconfig"
 )
 
 // specEntries are the bundle's entries in SPEC 2.7 order.
@@ -80,7 +81,7 @@ func testGlobals(root, repo string, now time.Time) (*globalOptions, *bytes.Buffe
 	var out, errb bytes.Buffer
 	return &globalOptions{
 		Root: root, Repo: repo, stdout: &out, stderr: &errb,
-		log: slog.New(slog.NewTextHandler(&errb, nil)), cfg: defaultApplianceConfig(),
+		log: slog.New(slog.NewTextHandler(&errb, nil)), cfg: appconfig.Default(),
 		now: func() time.Time { return now },
 	}, &out, &errb
 }

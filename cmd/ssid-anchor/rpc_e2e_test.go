@@ -23,6 +23,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 	"github.com/ssid/ssid-anchor/anchor/tree"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/appconfig"
 	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/control"
 	"github.com/ssid/ssid-anchor/node"
 )
@@ -483,7 +484,7 @@ func TestRPCConfigErrors(t *testing.T) {
 		{`{"rpc": {"authorizations": null}}`, "key rpc.authorizations: null"},
 	} {
 		p := writeConfig(t, tc.body)
-		_, err := loadApplianceConfig(p, true)
+		_, err := appconfig.Load(p, true)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want it to name %q", tc.body, err, tc.want)
 		}
@@ -497,14 +498,14 @@ func TestRPCConfigErrors(t *testing.T) {
 		`{"rpc": {"listen": "/unix/run/ssid-anchor-rpc.sock"}}`,
 		`{"rpc": {"listen": "/ip4/0.0.0.0/tcp/5001", "allow_remote": true}}`,
 	} {
-		if _, err := loadApplianceConfig(writeConfig(t, ok), true); err != nil {
+		if _, err := appconfig.Load(writeConfig(t, ok), true); err != nil {
 			t.Errorf("%s: %v", ok, err)
 		}
 	}
 
 	// The secrets themselves, read at daemon start: each error names the
 	// key and the variable, never the value.
-	cfg := rpcConfig{Authorizations: map[string]rpcAuthorization{
+	cfg := appconfig.RPC{Authorizations: map[string]appconfig.RPCAuthorization{
 		"a": {AuthSecretEnv: "A", AllowedPaths: []string{"/api/v0"}},
 		"b": {AuthSecretEnv: "B", AllowedPaths: []string{"/api/v0/id"}},
 	}}

@@ -5,116 +5,30 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
-	"regexp"
-	"sort"
-	"strings"
+	"slices"
 
 	"github.com/ipfs/go-cid"
 	kuboconfig "github.com/ipfs/kubo/config"
 	ma "github.com/multiformats/go-multiaddr"
-	manet "github.com/multiformats/go-multiaddr/net"
 	"github.com/ssid/ssid-anchor/anchor"
 	"github.com/ssid/ssid-anchor/anchor/tree"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/appconfig"
 	"github.com/ssid/ssid-anchor/node"
 )
 
 // The daemon's kubo RPC API (SPEC 4.5): the stock `ipfs` CLI and scripts
 // written for a separate `ipfs daemon` talk to the appliance's node.
 
-// defaultRPCListen is where `ipfs daemon` serves its RPC API by default, so
-// `ipfs --api /ip4/127.0.0.1/tcp/5001 …` in old scripts keeps working.
-const defaultRPCListen = "/ip4/127.0.0.1/tcp/5001"
-
-// rpcConfig is the appliance config's rpc section.
-type rpcConfig struct {
-	// Listen is a multiaddr; "" serves no RPC API.
-	Listen string `json:"listen"`
-	// AllowRemote permits a non-loopback Listen.
-	AllowRemote bool `json:"allow_remote"`
-	// Authorizations are kubo's API.Authorizations by user name, with the
-	// secret in an environment variable.
-	Authorizations map[string]rpcAuthorization `json:"authorizations"`
-}
-
-// rpcAuthorization is one of kubo's API.Authorizations entries, its
-// AuthSecret replaced by the name of the variable that holds it.
-type rpcAuthorization struct {
-	// AuthSecretEnv names the environment variable holding kubo's
-	// AuthSecret: "bearer:TOKEN", "basic:USER:PASSWORD" (or
-	// "basic:BASE64"), or a bare token (bearer).
-	AuthSecretEnv string `json:"auth_secret_env"`
-	// AllowedPaths are the RPC path prefixes the secret may call
-	// ("/api/v0" for all), as kubo's AllowedPaths.
-	AllowedPaths []string `json:"allowed_paths"`
-}
-
-var rpcEnvRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
-func defaultRPCConfig() rpcConfig {
-	return rpcConfig{Listen: defaultRPCListen, Authorizations: map[string]rpcAuthorization{}}
-}
-
-func (c rpcConfig) validate() error {
-	if c.Listen != "" {
-		m, err := ma.NewMultiaddr(c.Listen)
-		if err != nil {
-			return fmt.Errorf("rpc.listen: %q is not a multiaddr (such as %s; \"\" turns the RPC API off): %v", c.Listen, defaultRPCListen, err)
-		}
-		if !c.AllowRemote && !localMultiaddr(m) {
-			return fmt.Errorf("rpc.listen: %q is not a loopback address; set rpc.allow_remote to true to serve kubo's RPC API beyond this machine (with rpc.authorizations: the API can unpin, add and reconfigure the node)", c.Listen)
-		}
-	}
-	for _, name := range sortedKeys(c.Authorizations) {
-		a := c.Authorizations[name]
-		key := "rpc.authorizations." + name
-		if strings.TrimSpace(name) == "" {
-			return fmt.Errorf("rpc.authorizations: a user name must not be empty")
-		}
-		if a.AuthSecretEnv == "" {
-			return fmt.Errorf("%s.auth_secret_env: required: the name of the environment variable holding the secret (kubo's AuthSecret form: bearer:TOKEN or basic:USER:PASSWORD); secrets never go in a config file", key)
-		}
-		if !rpcEnvRe.MatchString(a.AuthSecretEnv) {
-			return fmt.Errorf("%s.auth_secret_env: %q is not an environment variable name", key, a.AuthSecretEnv)
-		}
-		if len(a.AllowedPaths) == 0 {
-			return fmt.Errorf("%s.allowed_paths: required: the RPC path prefixes this secret may call ([\"/api/v0\"] for all of them)", key)
-		}
-		for i, p := range a.AllowedPaths {
-			if !strings.HasPrefix(p, "/api/v0") {
-				return fmt.Errorf("%s.allowed_paths[%d]: %q does not start with /api/v0 (kubo matches it against the request path, such as /api/v0/pin/ls)", key, i, p)
-			}
-		}
-	}
-	return nil
-}
-
-// localMultiaddr: a loopback IP address or a unix socket.
-func localMultiaddr(m ma.Multiaddr) bool {
-	if manet.IsIPLoopback(m) {
-		return true
-	}
-	_, err := m.ValueForProtocol(ma.P_UNIX)
-	return err == nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
 // rpcAuthorizations reads each secret from the environment and turns the
 // entries into kubo's API.Authorizations. Errors name the key and the
 // variable, never the value.
-func rpcAuthorizations(c rpcConfig, getenv func(string) string) (map[string]*kuboconfig.RPCAuthScope, error) {
+func rpcAuthorizations(c appconfig.RPC, getenv func(string) string) (map[string]*kuboconfig.RPCAuthScope, error) {
 	out := map[string]*kuboconfig.RPCAuthScope{}
 	byHeader := map[string]string{}
-	for _, name := range sortedKeys(c.Authorizations) {
+	for _, name := range slices.Sorted(maps.Keys(c.Authorizations)) {
 		a := c.Authorizations[name]
 		key := "rpc.authorizations." + name
 		secret := getenv(a.AuthSecretEnv)
@@ -165,8 +79,8 @@ func (d *daemon) startRPC() error {
 		return fmt.Errorf("rpc.listen %s: %w (a separate `ipfs daemon` may still hold the port: stop it, or set rpc.listen to another address)", cfg.Listen, err)
 	}
 	d.rpc = s
-	d.g.log.Info("kubo RPC API listening", "rpc", s.Addr(), "api_file", s.APIFile(), "authorizations", sortedKeys(cfg.Authorizations))
-	if m, _ := ma.NewMultiaddr(cfg.Listen); m != nil && !localMultiaddr(m) && len(auths) == 0 {
+	d.g.log.Info("kubo RPC API listening", "rpc", s.Addr(), "api_file", s.APIFile(), "authorizations", slices.Sorted(maps.Keys(cfg.Authorizations)))
+	if m, _ := ma.NewMultiaddr(cfg.Listen); m != nil && !appconfig.LocalMultiaddr(m) && len(auths) == 0 {
 		d.g.log.Warn("kubo's RPC API is served beyond loopback without rpc.authorizations: anyone who reaches it controls the node", "rpc", s.Addr())
 	}
 	return nil

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/appconfig"
 )
 
 // readmeSchedules are the schedule forms the README shows: every code span
@@ -47,7 +49,7 @@ func TestREADMESchedulesLoad(t *testing.T) {
 			if err := os.WriteFile(p, []byte(`{"schedule": {"`+key+`": `+strconv.Quote(spec)+`}}`), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			cfg, err := loadApplianceConfig(p, true)
+			cfg, err := appconfig.Load(p, true)
 			if err != nil {
 				t.Errorf("schedule.%s %q: %v", key, spec, err)
 				continue

@@ -22,6 +22,7 @@ import (
 
 	"github.com/ssid/ssid-anchor/anchor"
 	"github.com/ssid/ssid-anchor/anchor/tree"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/appconfig"
 	"github.com/ssid/ssid-anchor/node"
 )
 
@@ -55,7 +56,7 @@ func vcGlobals(root, repo string) (*globalOptions, *bytes.Buffer, *bytes.Buffer)
 	var out, errb bytes.Buffer
 	return &globalOptions{
 		Root: root, Repo: repo, stdout: &out, stderr: &errb,
-		log: slog.New(slog.DiscardHandler), cfg: defaultApplianceConfig(),
+		log: slog.New(slog.DiscardHandler), cfg: appconfig.Default(),
 		now: func() time.Time { return time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC) },
 	}, &out, &errb
 }

@@ -1,4 +1,9 @@
-package main
+// Package appconfig is the appliance config (SPEC 4.6): its type, its
+// defaults, the strict and bounded reading of the file, and its
+// validation. Every key has a default; unknown keys, nulls and text after
+// the object are errors that name the line or the key. The commands, the
+// operations and the daemon all take a Config from here.
+package appconfig
 
 import (
 	"bytes"
@@ -21,18 +26,15 @@ import (
 	"github.com/ssid/ssid-anchor/telemetry"
 )
 
-// remoteService is one entry of remote_pinning.services; anchor/pinning
-// owns its definition and rules.
-type remoteService = pinning.Service
-
-// applianceConfig is the --config file (SPEC 4.6). Every key has a default;
-// unknown keys are errors.
-type applianceConfig struct {
+// Config is the --config file (SPEC 4.6).
+type Config struct {
 	Paths         tree.Paths    `json:"paths"`
 	Anchor        anchor.Config `json:"anchor"`
 	Node          node.Config   `json:"node"`
 	RemotePinning struct {
-		Services []remoteService `json:"services"`
+		// Services are the remote pinning services; anchor/pinning owns
+		// their definition and rules.
+		Services []pinning.Service `json:"services"`
 	} `json:"remote_pinning"`
 	Schedule struct {
 		Quarterly string `json:"quarterly"`
@@ -42,26 +44,38 @@ type applianceConfig struct {
 		Listen      string `json:"listen"`
 		AllowRemote bool   `json:"allow_remote"`
 	} `json:"http"`
-	RPC rpcConfig `json:"rpc"`
+	RPC RPC `json:"rpc"`
 }
 
-func defaultApplianceConfig() applianceConfig {
-	var c applianceConfig
+// Default is the config with every key at its default:
+// configs/appliance.default.json.
+func Default() Config {
+	var c Config
 	c.Paths = tree.DefaultPaths()
 	c.Anchor = anchor.DefaultConfig()
 	c.Node = node.Config{Profile: node.ProfileAirGapped, Swarm: []string{}, Peering: []string{}}
-	c.RemotePinning.Services = []remoteService{}
+	c.RemotePinning.Services = []pinning.Service{}
 	c.Schedule.Quarterly = "0 9 1 1,4,7,10 *"
 	c.HTTP.Listen = "127.0.0.1:8089"
-	c.RPC = defaultRPCConfig()
+	c.RPC = DefaultRPC()
 	return c
 }
 
-// loadApplianceConfig reads path over the defaults. A missing file is fine
-// unless the user named it explicitly.
-func loadApplianceConfig(path string, explicit bool) (applianceConfig, error) {
-	c := defaultApplianceConfig()
-	b, err := readConfigFile(path)
+// Error is a config that cannot be used: a file that cannot be read as
+// one, a bad key or value. A command exits 2 on it. It says what its
+// cause says.
+type Error struct{ err error }
+
+func (e *Error) Error() string { return e.err.Error() }
+func (e *Error) Unwrap() error { return e.err }
+
+func errorf(format string, a ...any) error { return &Error{fmt.Errorf(format, a...)} }
+
+// Load reads path over the defaults. A missing file is fine unless the
+// user named it explicitly (explicit).
+func Load(path string, explicit bool) (Config, error) {
+	c := Default()
+	b, err := ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) && !explicit {
 		return c, nil
 	}
@@ -70,21 +84,21 @@ func loadApplianceConfig(path string, explicit bool) (applianceConfig, error) {
 		return c, node.PermissionError(filepath.Dir(path), path, err)
 	}
 	if err != nil {
-		return c, usagef("reading config %s: %w", path, err)
+		return c, errorf("reading config %s: %w", path, err)
 	}
-	if err := decodeStrict(b, &c); err != nil {
-		return c, usagef("config %s: %v", path, err)
+	if err := DecodeStrict(b, &c); err != nil {
+		return c, errorf("config %s: %v", path, err)
 	}
-	if err := c.validate(); err != nil {
-		return c, usagef("config %s: %v", path, err)
+	if err := c.Validate(); err != nil {
+		return c, errorf("config %s: %v", path, err)
 	}
 	return c, nil
 }
 
-// decodeStrict decodes one JSON object refusing unknown keys, nulls (which
+// DecodeStrict decodes one JSON object refusing unknown keys, nulls (which
 // encoding/json would silently ignore, keeping the defaults) and text after
 // the object, and turns the decoder's error into one that names the line.
-func decodeStrict(b []byte, v any) error {
+func DecodeStrict(b []byte, v any) error {
 	if err := refuseNulls(b); err != nil {
 		return err
 	}
@@ -158,7 +172,9 @@ func lineOf(b []byte, off int64) int {
 	return bytes.Count(b[:off], []byte("\n")) + 1
 }
 
-func (c applianceConfig) validate() error {
+// Validate checks every section; the error names the key, the rule and
+// the value.
+func (c Config) Validate() error {
 	if err := c.Paths.Validate(); err != nil {
 		return err
 	}
