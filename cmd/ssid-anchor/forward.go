@@ -12,11 +12,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 
+	"github.com/ssid/ssid-anchor/anchor/pinning"
 	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/control"
 	"github.com/ssid/ssid-anchor/node"
 	"github.com/urfave/cli/v2"
@@ -263,9 +265,13 @@ func (rw replaceWriter) Write(p []byte) (int, error) {
 func secretEnvKeys(g *globalOptions) []string {
 	keys := []string{"SLACK_WEBHOOK_URL", "DISCORD_WEBHOOK_URL", "WEBHOOK_URL", "SMTP_USERNAME", "SMTP_PASSWORD",
 		"WEB3_STORAGE_AUTH_SECRET", "WEB3_STORAGE_AUTHORIZATION"}
-	for _, s := range g.cfg.RemotePinning.Services {
-		if s.TokenEnv != "" {
-			keys = append(keys, s.TokenEnv)
+	// With the presets: filecoin-pin needs no config entry, and its token
+	// must reach the daemon all the same.
+	for _, s := range pinning.WithPresets(g.cfg.RemotePinning.Services) {
+		for _, k := range []string{s.TokenEnv, s.AuthSecretEnv, s.AuthorizationEnv} {
+			if k != "" && !slices.Contains(keys, k) {
+				keys = append(keys, k)
+			}
 		}
 	}
 	return keys
