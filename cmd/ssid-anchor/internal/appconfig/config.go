@@ -29,6 +29,9 @@ import (
 
 // Config is the --config file (SPEC 4.6).
 type Config struct {
+	// Comment is the file's explanation (JSON has no comments): a string
+	// or list of strings under "_comment" at the top, which nothing reads.
+	Comment       Comment       `json:"_comment,omitempty"`
 	Paths         tree.Paths    `json:"paths"`
 	Anchor        anchor.Config `json:"anchor"`
 	Node          node.Config   `json:"node"`
@@ -46,6 +49,24 @@ type Config struct {
 		AllowRemote bool   `json:"allow_remote"`
 	} `json:"http"`
 	RPC RPC `json:"rpc"`
+}
+
+// Comment is the config file's "_comment": one string or a list of them.
+type Comment []string
+
+// UnmarshalJSON takes a string or a list of strings.
+func (c *Comment) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*c = Comment{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return fmt.Errorf("_comment: must be a string or a list of strings")
+	}
+	*c = many
+	return nil
 }
 
 // Default is the config with every key at its default:

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestConfigCheck: `config check FILE` says OK with exit 0 for a good file
+// and exits 2 naming the file, the full key path and the position for a
+// bad one, even when the default config (the one being fixed) is broken
+// too; the hint points to config check and the README, not to help (issue
+// 21, item 4). On main's code there is no config command (exit 2, "No
+// help topic").
+func TestConfigCheck(t *testing.T) {
+	dir := t.TempDir()
+	repo := filepath.Join(dir, "repo")
+	mustMkdir(t, repo)
+	// The repo's own config is broken: check must still read only FILE.
+	mustWrite(t, filepath.Join(repo, "appliance.json"), []byte(`{"nope": 1}`))
+	good := filepath.Join(dir, "good.json")
+	mustWrite(t, good, []byte(`{"anchor": {"gateway_base": "https://gw.example/ipfs/"}, "http": {"listen": "127.0.0.1:9000"}}`))
+	code, out, errb := runCLI(t, "--repo", repo, "config", "check", good)
+	if code != exitOK || out != good+": OK (2 keys set, every other key at its default)\n" {
+		t.Fatalf("check good: exit %d, stdout %q, stderr %q", code, out, errb)
+	}
+	code, out, _ = runCLI(t, "--repo", repo, "config", "check", good, "--json")
+	var res struct {
+		File    string `json:"file"`
+		OK      bool   `json:"ok"`
+		KeysSet int    `json:"keys_set"`
+	}
+	if code != exitOK || json.Unmarshal([]byte(out), &res) != nil || !res.OK || res.File != good || res.KeysSet != 2 {
+		t.Fatalf("check --json: exit %d, %q", code, out)
+	}
+
+	bad := filepath.Join(dir, "appliance.json")
+	mustWrite(t, bad, []byte("{\n  \"anchor\": {\n    \"gateway_bsae\": \"https://gw.example/ipfs/\"\n  }\n}\n"))
+	code, out, errb = runCLI(t, "--repo", repo, "config", "check", bad)
+	want := bad + `: line 3, column 5: unknown key "anchor.gateway_bsae"; did you mean "anchor.gateway_base"?`
+	if code != exitUsage || out != "" || !strings.Contains(errb, want) || !strings.Contains(errb, "hint: check the file with `ssid-anchor config check FILE`") || strings.Contains(errb, "ssid-anchor help") {
+		t.Fatalf("check bad: exit %d, stdout %q, stderr %q; want exit 2 and %q", code, out, errb, want)
+	}
+	syntax := filepath.Join(dir, "syntax.json")
+	mustWrite(t, syntax, []byte("{\n  \"http\": {\"listen\": \"127.0.0.1:1\",}\n}\n"))
+	if code, _, errb := runCLI(t, "--repo", repo, "config", "check", syntax); code != exitUsage || !strings.Contains(errb, syntax+": line 2, column 36: invalid character '}'") {
+		t.Fatalf("check syntax: exit %d, stderr %q", code, errb)
+	}
+	invalid := filepath.Join(dir, "invalid.json")
+	mustWrite(t, invalid, []byte(`{"node": {"profile": "open"}}`))
+	if code, _, errb := runCLI(t, "--repo", repo, "config", "check", invalid); code != exitUsage || !strings.Contains(errb, invalid+": node.profile") {
+		t.Fatalf("check invalid: exit %d, stderr %q", code, errb)
+	}
+	if code, _, errb := runCLI(t, "--repo", repo, "config", "check", filepath.Join(dir, "missing.json")); code != exitUsage || !strings.Contains(errb, "missing.json") {
+		t.Fatalf("check missing: exit %d, stderr %q", code, errb)
+	}
+	if code, _, _ := runCLI(t, "--repo", repo, "config", "check"); code != exitUsage {
+		t.Fatalf("check without FILE: exit %d", code)
+	}
+	// Every other command still refuses the broken default config, with
+	// the new hint.
+	if code, _, errb := runCLI(t, "--repo", repo, "status"); code != exitUsage || !strings.Contains(errb, `unknown key "nope"`) || !strings.Contains(errb, "config check FILE") {
+		t.Fatalf("status on a broken config: exit %d, stderr %q", code, errb)
+	}
+}
+
+// TestConfigShow: the effective config with the source of every value
+// (default, the file, and the flag or variable that chose the repo), env
+// variable names for secrets with whether each is set, never a secret's
+// value (issue 21, item 4).
+func TestConfigShow(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "appliance.json")
+	const secret = "s3cr3t-token-value-never-shown"
+	t.Setenv("I21C_PIN_TOKEN", secret)
+	t.Setenv("I21C_RPC_SECRET", "")
+	mustWrite(t, cfg, []byte(`{
+  "_comment": "test config",
+  "anchor": {"gateway_base": "https://user:hunter2@gw.example/ipfs/?key=abc"},
+  "remote_pinning": {"services": [{"name": "pinata", "endpoint": "https://api.pinata.example/psa", "token_env": "I21C_PIN_TOKEN"}]},
+  "rpc": {"authorizations": {"ci": {"auth_secret_env": "I21C_RPC_SECRET", "allowed_paths": ["/api/v0/pin/ls"]}}}
+}`))
+	code, out, errb := runCLI(t, "--repo", filepath.Join(dir, "repo"), "--config", cfg, "config", "show")
+	if code != exitOK {
+		t.Fatalf("show: exit %d, stderr %q", code, errb)
+	}
+	for _, want := range []string{
+		"# config " + cfg + " (flag --config)",
+		"# repo   " + filepath.Join(dir, "repo") + " (flag --repo)",
+		`anchor.gateway_base`, `"https://user:***@gw.example/ipfs/?***"  # file ` + cfg,
+		`anchor.cid_profile`, `"kubo-default"  # default`,
+		`remote_pinning.services[0].token_env`, `"I21C_PIN_TOKEN"  # file ` + cfg,
+		`http.listen`, `"127.0.0.1:8089"  # default`,
+		"remote_pinning.services[0].token_env = I21C_PIN_TOKEN: set",
+		"rpc.authorizations.ci.auth_secret_env = I21C_RPC_SECRET: not set in this environment",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("show lacks %q:\n%s", want, out)
+		}
+	}
+	for _, leak := range []string{secret, "hunter2", "key=abc", "_comment"} {
+		if strings.Contains(out+errb, leak) {
+			t.Errorf("show prints %q:\n%s", leak, out)
+		}
+	}
+
+	t.Setenv("SSID_ANCHOR_REPO", filepath.Join(dir, "envrepo"))
+	code, out, errb = runCLI(t, "--config", cfg, "config", "show", "--json")
+	var doc struct {
+		File     string                     `json:"file"`
+		Settings map[string]setting         `json:"settings"`
+		Config   map[string]json.RawMessage `json:"config"`
+		Keys     []configEntry              `json:"keys"`
+		Secrets  []secretEnv                `json:"secret_env"`
+	}
+	if code != exitOK || json.Unmarshal([]byte(out), &doc) != nil {
+		t.Fatalf("show --json: exit %d, %q, stderr %q", code, out, errb)
+	}
+	if doc.Settings["repo"].Source != "env SSID_ANCHOR_REPO" || doc.File != cfg {
+		t.Errorf("show --json settings %+v, file %s", doc.Settings, doc.File)
+	}
+	sources := map[string]string{}
+	for _, e := range doc.Keys {
+		sources[e.Key] = e.Source
+	}
+	if sources["anchor.gateway_base"] != "file "+cfg || sources["anchor.blueprint_version"] != "default" || sources["rpc.authorizations.ci.allowed_paths"] != "file "+cfg {
+		t.Errorf("show --json sources: %v", sources)
+	}
+	if len(doc.Secrets) != 2 || !doc.Secrets[0].Set || doc.Secrets[1].Set || doc.Secrets[0].Env != "I21C_PIN_TOKEN" {
+		t.Errorf("show --json secret_env: %+v", doc.Secrets)
+	}
+	if strings.Contains(out, secret) || strings.Contains(out, "hunter2") {
+		t.Errorf("show --json leaks a secret: %s", out)
+	}
+
+	// Without a file: every key is a default, and show says so.
+	code, out, _ = runCLI(t, "--repo", filepath.Join(dir, "none"), "config", "show")
+	if code != exitOK || !strings.Contains(out, "does not exist: every key is at its default") || strings.Contains(out, "# file") {
+		t.Fatalf("show without a file: exit %d\n%s", code, out)
+	}
+}
