@@ -50,8 +50,24 @@ func runInit(_ context.Context, o initOptions, g *globalOptions) error {
 	if err != nil {
 		return err
 	}
+	// The appliance config, written when there is none (never over one),
+	// so an operator has a file to read and edit (issue 21, item 4).
+	wroteConfig := ""
+	if g.ConfigFile == "" {
+		path := g.configPath()
+		wrote, err := writeDefaultConfig(path, res.Profile)
+		if err != nil {
+			return err
+		}
+		if wrote {
+			wroteConfig = path
+		}
+	}
 	if g.JSON {
-		return writeJSON(g.stdout, map[string]any{"repo": g.Repo, "peer_id": res.PeerID, "profile": res.Profile, "created": res.Created})
+		return writeJSON(g.stdout, map[string]any{"repo": g.Repo, "peer_id": res.PeerID, "profile": res.Profile, "created": res.Created, "config_written": wroteConfig})
+	}
+	if wroteConfig != "" {
+		fmt.Fprintf(g.stderr, "wrote the default appliance config %s (check an edit with `ssid-anchor config check %s`)\n", wroteConfig, wroteConfig)
 	}
 	if res.Created {
 		fmt.Fprintf(g.stderr, "initialised repo %s (profile %s)\n", g.Repo, res.Profile)

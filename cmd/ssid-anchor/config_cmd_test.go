@@ -2,9 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/appconfig"
 )
 
 // TestConfigCheck: `config check FILE` says OK with exit 0 for a good file
@@ -138,5 +142,69 @@ func TestConfigShow(t *testing.T) {
 	code, out, _ = runCLI(t, "--repo", filepath.Join(dir, "none"), "config", "show")
 	if code != exitOK || !strings.Contains(out, "does not exist: every key is at its default") || strings.Contains(out, "# file") {
 		t.Fatalf("show without a file: exit %d\n%s", code, out)
+	}
+}
+
+// TestInitWritesDefaultConfig: init writes <repo>/appliance.json when
+// there is none: every key at its default, a _comment pointing to the
+// README and config check, readable by the strict reader; it never
+// overwrites an existing file, and writes nothing when --config names one
+// (issue 21, item 4). On main's code init wrote no config.
+func TestInitWritesDefaultConfig(t *testing.T) {
+	dir := t.TempDir()
+	repo := filepath.Join(dir, "repo")
+	code, _, errb := runCLI(t, "--repo", repo, "init")
+	cfgPath := filepath.Join(repo, "appliance.json")
+	if code != exitOK || !strings.Contains(errb, "wrote the default appliance config "+cfgPath) {
+		t.Fatalf("init: exit %d, stderr %q", code, errb)
+	}
+	b, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := appconfig.Load(cfgPath, true)
+	if err != nil {
+		t.Fatalf("the written config does not load: %v", err)
+	}
+	if len(got.Comment) == 0 || !strings.Contains(string(b), "config check FILE") || !strings.Contains(string(b), `README.md, section \"Appliance config\"`) {
+		t.Errorf("the written config has no useful _comment:\n%s", b)
+	}
+	got.Comment = nil
+	if !reflect.DeepEqual(got, appconfig.Default()) {
+		t.Errorf("the written config is not the defaults:\n%s", b)
+	}
+	if code, out, _ := runCLI(t, "--repo", repo, "config", "check", cfgPath); code != exitOK || !strings.Contains(out, "OK") {
+		t.Fatalf("config check of the written config: exit %d %q", code, out)
+	}
+	// An existing config (the operator's edit) is never overwritten.
+	edited := []byte(`{"http": {"listen": "127.0.0.1:9999"}}`)
+	mustWrite(t, cfgPath, edited)
+	code, out, errb := runCLI(t, "--repo", repo, "init", "--json")
+	var res struct {
+		Created       bool   `json:"created"`
+		ConfigWritten string `json:"config_written"`
+	}
+	if code != exitOK || json.Unmarshal([]byte(out), &res) != nil || res.Created || res.ConfigWritten != "" {
+		t.Fatalf("second init: exit %d, %q, stderr %q", code, out, errb)
+	}
+	if b, _ := os.ReadFile(cfgPath); string(b) != string(edited) {
+		t.Fatalf("init overwrote the config: %s", b)
+	}
+	// A public repo's config says public.
+	pub := filepath.Join(dir, "pub")
+	if code, _, errb := runCLI(t, "--repo", pub, "init", "--profile", "public"); code != exitOK {
+		t.Fatalf("init public: %d %s", code, errb)
+	}
+	if c, err := appconfig.Load(filepath.Join(pub, "appliance.json"), true); err != nil || c.Node.Profile != "public" {
+		t.Fatalf("public repo's config: profile %q, %v", c.Node.Profile, err)
+	}
+	// --config names the file: init writes none in the repo.
+	other := filepath.Join(dir, "other.json")
+	mustWrite(t, other, []byte(`{}`))
+	if code, _, errb := runCLI(t, "--repo", filepath.Join(dir, "r3"), "--config", other, "init"); code != exitOK || strings.Contains(errb, "wrote") {
+		t.Fatalf("init --config: %d %s", code, errb)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "r3", "appliance.json")); err == nil {
+		t.Fatal("init --config FILE wrote <repo>/appliance.json")
 	}
 }
