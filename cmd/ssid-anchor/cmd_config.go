@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/appconfig"
+	"github.com/ssid/ssid-anchor/node"
 	"github.com/urfave/cli/v2"
 )
 
@@ -60,6 +61,7 @@ Exit codes: 0 ok, 1 failure, 2 bad config or argument, 3 repo locked or not init
 					return runConfigCheck(g, c.Args().First())
 				},
 			},
+			newConfigProfileCommand(g),
 		},
 	}
 }
@@ -432,4 +434,83 @@ func writeDefaultConfig(path, profile string) (bool, error) {
 		d.Close()
 	}
 	return true, nil
+}
+
+func newConfigProfileCommand(g *globalOptions) *cli.Command {
+	return &cli.Command{
+		Name:  "profile",
+		Usage: "change the node profile of an existing repo",
+		Subcommands: []*cli.Command{{
+			Name:      "apply",
+			Usage:     "switch the repo to a profile (air-gapped or public), keeping its identity and data",
+			ArgsUsage: "PROFILE",
+			Description: `Sets the repo's kubo config keys that tell the profiles apart (addresses,
+bootstrap peers, routing, discovery, transports) to what init writes for
+PROFILE, as ipfs config profile apply does; the identity, the blocks, the pins
+and every other key stay. It prints each key it changed, and nothing when the
+repo is already so (it is safe to run again). It starts no node: a running
+daemon holds the repo (exit 3); stop it, apply, start it.`,
+			Flags: []cli.Flag{
+				&cli.BoolFlag{Name: "dry-run", Usage: "print what would change and change nothing"},
+				&cli.StringSliceFlag{Name: "swarm", Usage: "listen `MULTIADDR` instead of the profile's (repeatable)"},
+			},
+			Action: func(c *cli.Context) error {
+				if c.NArg() != 1 {
+					return usagef("config profile apply takes one PROFILE (air-gapped or public), got %d arguments", c.NArg())
+				}
+				p := c.Args().First()
+				if p != node.ProfileAirGapped && p != node.ProfilePublic {
+					return usagef("profile %q: use %q or %q", p, node.ProfileAirGapped, node.ProfilePublic)
+				}
+				return runProfileApply(g, p, c.StringSlice("swarm"), c.Bool("dry-run"))
+			},
+		}},
+	}
+}
+
+func runProfileApply(g *globalOptions, profile string, swarm []string, dryRun bool) error {
+	res, err := node.ApplyProfile(g.Repo, profile, swarm, dryRun)
+	if err != nil {
+		return err
+	}
+	printProfileResult(g, res, dryRun)
+	return nil
+}
+
+// printProfileResult prints what a profile change did: each kubo config
+// key with its old and new value.
+func printProfileResult(g *globalOptions, res node.ProfileResult, dryRun bool) {
+	if g.JSON {
+		writeJSON(g.stdout, map[string]any{"repo": g.Repo, "peer_id": res.PeerID, "from": res.From, "to": res.To, "changes": res.Changes, "dry_run": dryRun})
+		return
+	}
+	w := g.stdout
+	if len(res.Changes) == 0 && res.From == res.To {
+		fmt.Fprintf(w, "repo %s is already profile %s; nothing changed\n", g.Repo, res.To)
+		return
+	}
+	verb := "switched"
+	if dryRun {
+		verb = "would switch"
+	}
+	fmt.Fprintf(w, "repo %s: %s from profile %s to %s (peer id %s kept)\n", g.Repo, verb, res.From, res.To, res.PeerID)
+	for _, c := range res.Changes {
+		fmt.Fprintf(w, "  %s: %s -> %s\n", c.Key, kuboValue(c.Old), kuboValue(c.New))
+	}
+	if !dryRun {
+		fmt.Fprintln(g.stderr, "a running daemon takes the new profile when it is started again")
+	}
+	if g.cfg.Node.Profile != "" && g.cfg.Node.Profile != res.To {
+		fmt.Fprintf(g.stderr, "note: node.profile in %s is still %s (it is only init's choice for a new repo); set it to %s to keep them alike\n", g.configPath(), g.cfg.Node.Profile, res.To)
+	}
+}
+
+// kuboValue prints a kubo config value; nil is a key that is absent (or
+// null: kubo reads both as its default).
+func kuboValue(v any) string {
+	if v == nil {
+		return "(unset)"
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
 }

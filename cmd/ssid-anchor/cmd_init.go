@@ -20,7 +20,9 @@ func newInitCommand(g *globalOptions) *cli.Command {
 		Usage: "create the node repo (ed25519 identity, pinned-only providing); idempotent",
 		Description: `Creates the IPFS repo under --repo. The air-gapped profile listens on loopback
 only and dials nobody; the public profile joins the IPFS network as a DHT client.
-Running it on an existing repo changes nothing and prints its peer ID.
+Running it on an existing repo changes nothing and prints its peer ID; with a
+--profile other than the repo's it switches the repo to it, keeping its identity
+and data (as ssid-anchor config profile apply does), and prints each key changed.
 
 Exit codes: 0 created or already there, 1 failure, 2 bad flag.`,
 		Flags: []cli.Flag{
@@ -50,6 +52,16 @@ func runInit(_ context.Context, o initOptions, g *globalOptions) error {
 	if err != nil {
 		return err
 	}
+	if !res.Created && o.Profile != "" && o.Profile != res.Profile {
+		// --profile names another profile than the repo's: switch it, as
+		// `config profile apply` does (identity and data kept).
+		pr, err := node.ApplyProfile(g.Repo, o.Profile, o.Swarm, false)
+		if err != nil {
+			return err
+		}
+		printProfileResult(g, pr, false)
+		return nil
+	}
 	// The appliance config, written when there is none (never over one),
 	// so an operator has a file to read and edit (issue 21, item 4).
 	wroteConfig := ""
@@ -73,6 +85,9 @@ func runInit(_ context.Context, o initOptions, g *globalOptions) error {
 		fmt.Fprintf(g.stderr, "initialised repo %s (profile %s)\n", g.Repo, res.Profile)
 	} else {
 		fmt.Fprintf(g.stderr, "repo %s already initialised (profile %s); nothing changed\n", g.Repo, res.Profile)
+		if cfg.Profile != "" && cfg.Profile != res.Profile {
+			fmt.Fprintf(g.stderr, "note: node.profile in %s is %s; to switch the repo run `ssid-anchor config profile apply %s`\n", g.configPath(), cfg.Profile, cfg.Profile)
+		}
 	}
 	fmt.Fprintf(g.stdout, "peer id: %s\n", res.PeerID)
 	return nil

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/appconfig"
+	"github.com/ssid/ssid-anchor/node"
 )
 
 // TestConfigCheck: `config check FILE` says OK with exit 0 for a good file
@@ -206,5 +207,93 @@ func TestInitWritesDefaultConfig(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "r3", "appliance.json")); err == nil {
 		t.Fatal("init --config FILE wrote <repo>/appliance.json")
+	}
+}
+
+// TestProfileApply: `config profile apply public` on an air-gapped repo
+// rewrites the repo's kubo config (the peer ID kept), prints each key it
+// changed, and changes nothing the second time; `init --profile` on an
+// existing repo of another profile does the same. Only the config is
+// rewritten and checked: no node goes online (issue 21, item 4). On main's
+// code there is no such command and `init --profile public` said "nothing
+// changed".
+func TestProfileApply(t *testing.T) {
+	dir := t.TempDir()
+	repo := filepath.Join(dir, "repo")
+	code, out, errb := runCLI(t, "--repo", repo, "init")
+	if code != exitOK {
+		t.Fatalf("init: %d %s", code, errb)
+	}
+	peer := strings.TrimSpace(strings.TrimPrefix(out, "peer id: "))
+	readRepoConf := func() map[string]any {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(repo, "config"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	routing := func() any { return readRepoConf()["Routing"].(map[string]any)["Type"] }
+	if routing() != "none" {
+		t.Fatalf("air-gapped repo routing %v", routing())
+	}
+
+	// A dry run changes nothing.
+	code, out, errb = runCLI(t, "--repo", repo, "config", "profile", "apply", "--dry-run", "public")
+	if code != exitOK || !strings.Contains(out, "would switch from profile air-gapped to public") || routing() != "none" {
+		t.Fatalf("dry run: exit %d, %q %q, routing %v", code, out, errb, routing())
+	}
+	code, out, errb = runCLI(t, "--repo", repo, "config", "profile", "apply", "public")
+	if code != exitOK || !strings.Contains(out, "switched from profile air-gapped to public (peer id "+peer+" kept)") ||
+		!strings.Contains(out, `  Routing.Type: "none" -> "dhtclient"`) || !strings.Contains(out, `  Bootstrap: [] -> [`) {
+		t.Fatalf("apply public: exit %d\n%s\n%s", code, out, errb)
+	}
+	conf := readRepoConf()
+	if routing() != "dhtclient" || conf["Identity"].(map[string]any)["PeerID"] != peer {
+		t.Fatalf("after apply: routing %v, identity %v", routing(), conf["Identity"])
+	}
+	if b, _ := os.ReadFile(filepath.Join(repo, "ssid-anchor-profile")); string(b) != "public\n" {
+		t.Fatalf("recorded profile %q", b)
+	}
+	// The config the init wrote still says air-gapped: the command says so.
+	if !strings.Contains(errb, "node.profile in "+filepath.Join(repo, "appliance.json")+" is still air-gapped") {
+		t.Errorf("no note about node.profile: %q", errb)
+	}
+	// Idempotent, through either command.
+	if code, out, _ := runCLI(t, "--repo", repo, "config", "profile", "apply", "public"); code != exitOK || out != "repo "+repo+" is already profile public; nothing changed\n" {
+		t.Fatalf("second apply: exit %d %q", code, out)
+	}
+	if code, _, errb := runCLI(t, "--repo", repo, "init", "--profile", "public"); code != exitOK || !strings.Contains(errb, "already initialised (profile public); nothing changed") {
+		t.Fatalf("init --profile public on a public repo: exit %d %q", code, errb)
+	}
+	// init --profile of the other profile switches back, keeping the peer.
+	code, out, errb = runCLI(t, "--repo", repo, "init", "--profile", "air-gapped", "--json")
+	var res struct {
+		PeerID  string               `json:"peer_id"`
+		From    string               `json:"from"`
+		To      string               `json:"to"`
+		Changes []node.ProfileChange `json:"changes"`
+	}
+	if code != exitOK || json.Unmarshal([]byte(out), &res) != nil || res.PeerID != peer || res.From != "public" || res.To != "air-gapped" || len(res.Changes) == 0 {
+		t.Fatalf("init --profile air-gapped: exit %d %q %q", code, out, errb)
+	}
+	if routing() != "none" {
+		t.Fatalf("routing after switching back: %v", routing())
+	}
+	// The repo still opens (offline) with its data: status reads it.
+	if code, out, errb := runCLI(t, "--repo", repo, "--root", newTree(t), "status"); code != exitOK || !strings.Contains(out+errb, peer) {
+		t.Fatalf("status after the switches: exit %d\n%s\n%s", code, out, errb)
+	}
+	for _, args := range [][]string{{"config", "profile", "apply"}, {"config", "profile", "apply", "open"}} {
+		if code, _, _ := runCLI(t, append([]string{"--repo", repo}, args...)...); code != exitUsage {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+	if code, _, _ := runCLI(t, "--repo", filepath.Join(dir, "none"), "config", "profile", "apply", "public"); code != exitRepo {
+		t.Errorf("apply on no repo: exit %d, want 3", code)
 	}
 }
