@@ -20,9 +20,10 @@ func newInitCommand(g *globalOptions) *cli.Command {
 		Usage: "create the node repo (ed25519 identity, pinned-only providing); idempotent",
 		Description: `Creates the IPFS repo under --repo. The air-gapped profile listens on loopback
 only and dials nobody; the public profile joins the IPFS network as a DHT client.
-Running it on an existing repo changes nothing and prints its peer ID; with a
---profile other than the repo's it switches the repo to it, keeping its identity
-and data (as ssid-anchor config profile apply does), and prints each key changed.
+Running it on an existing repo changes nothing and prints its peer ID (a repo
+of another profile than asked for is named, with the command that switches it:
+ssid-anchor config profile apply PROFILE). It writes <repo>/appliance.json,
+every key at its default, when there is none; never over an existing one.
 
 Exit codes: 0 created or already there, 1 failure, 2 bad flag.`,
 		Flags: []cli.Flag{
@@ -52,16 +53,6 @@ func runInit(_ context.Context, o initOptions, g *globalOptions) error {
 	if err != nil {
 		return err
 	}
-	if !res.Created && o.Profile != "" && o.Profile != res.Profile {
-		// --profile names another profile than the repo's: switch it, as
-		// `config profile apply` does (identity and data kept).
-		pr, err := node.ApplyProfile(g.Repo, o.Profile, o.Swarm, false)
-		if err != nil {
-			return err
-		}
-		printProfileResult(g, pr, false)
-		return nil
-	}
 	// The appliance config, written when there is none (never over one),
 	// so an operator has a file to read and edit (issue 21, item 4).
 	wroteConfig := ""
@@ -86,7 +77,13 @@ func runInit(_ context.Context, o initOptions, g *globalOptions) error {
 	} else {
 		fmt.Fprintf(g.stderr, "repo %s already initialised (profile %s); nothing changed\n", g.Repo, res.Profile)
 		if cfg.Profile != "" && cfg.Profile != res.Profile {
-			fmt.Fprintf(g.stderr, "note: node.profile in %s is %s; to switch the repo run `ssid-anchor config profile apply %s`\n", g.configPath(), cfg.Profile, cfg.Profile)
+			// init never changes an existing repo (a script that runs it
+			// at every boot must not switch a box online); it says how.
+			from := "node.profile in " + g.configPath()
+			if o.Profile != "" {
+				from = "--profile"
+			}
+			fmt.Fprintf(g.stderr, "note: %s asks for profile %s, but the repo is %s; to switch it (identity and data kept) run `ssid-anchor config profile apply %s`\n", from, cfg.Profile, res.Profile, cfg.Profile)
 		}
 	}
 	fmt.Fprintf(g.stdout, "peer id: %s\n", res.PeerID)

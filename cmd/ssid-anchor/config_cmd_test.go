@@ -213,7 +213,8 @@ func TestInitWritesDefaultConfig(t *testing.T) {
 // TestProfileApply: `config profile apply public` on an air-gapped repo
 // rewrites the repo's kubo config (the peer ID kept), prints each key it
 // changed, and changes nothing the second time; `init --profile` on an
-// existing repo of another profile does the same. Only the config is
+// existing repo of another profile changes nothing but names the command.
+// Only the config is
 // rewritten and checked: no node goes online (issue 21, item 4). On main's
 // code there is no such command and `init --profile public` said "nothing
 // changed".
@@ -263,15 +264,20 @@ func TestProfileApply(t *testing.T) {
 	if !strings.Contains(errb, "node.profile in "+filepath.Join(repo, "appliance.json")+" is still air-gapped") {
 		t.Errorf("no note about node.profile: %q", errb)
 	}
-	// Idempotent, through either command.
+	// Idempotent.
 	if code, out, _ := runCLI(t, "--repo", repo, "config", "profile", "apply", "public"); code != exitOK || out != "repo "+repo+" is already profile public; nothing changed\n" {
 		t.Fatalf("second apply: exit %d %q", code, out)
 	}
 	if code, _, errb := runCLI(t, "--repo", repo, "init", "--profile", "public"); code != exitOK || !strings.Contains(errb, "already initialised (profile public); nothing changed") {
 		t.Fatalf("init --profile public on a public repo: exit %d %q", code, errb)
 	}
-	// init --profile of the other profile switches back, keeping the peer.
-	code, out, errb = runCLI(t, "--repo", repo, "init", "--profile", "air-gapped", "--json")
+	// init --profile of the other profile changes nothing (a script that
+	// runs init at every boot must not switch the box) but says how.
+	code, _, errb = runCLI(t, "--repo", repo, "init", "--profile", "air-gapped")
+	if code != exitOK || !strings.Contains(errb, "note: --profile asks for profile air-gapped, but the repo is public; to switch it (identity and data kept) run `ssid-anchor config profile apply air-gapped`") || routing() != "dhtclient" {
+		t.Fatalf("init --profile air-gapped on a public repo: exit %d %q, routing %v", code, errb, routing())
+	}
+	code, out, errb = runCLI(t, "--repo", repo, "config", "profile", "apply", "air-gapped", "--json")
 	var res struct {
 		PeerID  string               `json:"peer_id"`
 		From    string               `json:"from"`
@@ -279,7 +285,7 @@ func TestProfileApply(t *testing.T) {
 		Changes []node.ProfileChange `json:"changes"`
 	}
 	if code != exitOK || json.Unmarshal([]byte(out), &res) != nil || res.PeerID != peer || res.From != "public" || res.To != "air-gapped" || len(res.Changes) == 0 {
-		t.Fatalf("init --profile air-gapped: exit %d %q %q", code, out, errb)
+		t.Fatalf("apply air-gapped --json: exit %d %q %q", code, out, errb)
 	}
 	if routing() != "none" {
 		t.Fatalf("routing after switching back: %v", routing())
