@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -301,5 +303,32 @@ func TestProfileApply(t *testing.T) {
 	}
 	if code, _, _ := runCLI(t, "--repo", filepath.Join(dir, "none"), "config", "profile", "apply", "public"); code != exitRepo {
 		t.Errorf("apply on no repo: exit %d, want 3", code)
+	}
+}
+
+// TestProfileApplyLockedRepo: while another process (a daemon, a command)
+// holds the repo, apply (the built binary, a process of its own: kubo
+// shares one lock within a process) changes nothing and exits 3.
+func TestProfileApplyLockedRepo(t *testing.T) {
+	repo := filepath.Join(t.TempDir(), "repo")
+	if code, _, errb := runCLI(t, "--repo", repo, "init"); code != exitOK {
+		t.Fatalf("init: %s", errb)
+	}
+	before, err := os.ReadFile(filepath.Join(repo, "config"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.Open(context.Background(), repo, node.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(anchorBinary(t), "--repo", repo, "config", "profile", "apply", "public")
+	out, _ := cmd.CombinedOutput()
+	n.Close()
+	if code := cmd.ProcessState.ExitCode(); code != exitRepo || !strings.Contains(string(out), "locked") {
+		t.Fatalf("apply on a held repo: exit %d %q, want 3", code, out)
+	}
+	if after, _ := os.ReadFile(filepath.Join(repo, "config")); string(after) != string(before) {
+		t.Fatal("apply on a held repo changed its config")
 	}
 }
