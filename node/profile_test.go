@@ -90,6 +90,18 @@ func TestApplyProfile(t *testing.T) {
 	if err != nil || len(dry.Changes) == 0 || repoProfile(repo) != ProfileAirGapped {
 		t.Fatalf("dry run: %+v, %v, recorded %s", dry, err, repoProfile(repo))
 	}
+	// --swarm replaces the profile's listen addresses, and only them.
+	sw := []string{"/ip4/127.0.0.1/tcp/4999"}
+	withSwarm, err := ApplyProfile(repo, ProfileAirGapped, sw, false)
+	if err != nil || len(withSwarm.Changes) != 1 || withSwarm.Changes[0].Key != "Addresses.Swarm" {
+		t.Fatalf("apply with swarm: %+v, %v", withSwarm, err)
+	}
+	if a, _ := getPath(readConf(t, repo), "Addresses.Swarm"); !reflect.DeepEqual(a, []any{sw[0]}) {
+		t.Fatalf("Addresses.Swarm %v", a)
+	}
+	if again, err := ApplyProfile(repo, ProfileAirGapped, sw, false); err != nil || len(again.Changes) != 0 {
+		t.Fatalf("apply with swarm again: %+v, %v", again, err)
+	}
 	if _, err := ApplyProfile(repo, "open", nil, false); err == nil || !strings.Contains(err.Error(), "unknown profile") {
 		t.Fatalf("unknown profile: %v", err)
 	}
