@@ -135,6 +135,11 @@ func DecodeStrict(b []byte, v any) error {
 	}
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		if off, ok := keyOffset(b, te.Field); ok {
+			te.Offset = off
+		}
+	}
 	switch {
 	case errors.As(err, &se):
 		return fmt.Errorf("%s: %v", position(b, se.Offset-1), se) // Offset is just past the bad byte

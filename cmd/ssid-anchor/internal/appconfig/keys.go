@@ -210,3 +210,46 @@ func position(b []byte, off int64) string {
 
 // reflectConfig is the type the file decodes into.
 func reflectConfig() reflect.Type { return reflect.TypeFor[Config]() }
+
+// keyOffset finds where the key field (encoding/json's dotted Field of a
+// type error, which leaves out list indices) starts in b, so a wrong type
+// is placed at its key, not after its value.
+func keyOffset(b []byte, field string) (int64, bool) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	var find func(path string) (int64, bool, error)
+	find = func(path string) (int64, bool, error) {
+		tok, err := dec.Token()
+		if err != nil {
+			return 0, false, err
+		}
+		d, ok := tok.(json.Delim)
+		if !ok {
+			return 0, false, nil
+		}
+		for dec.More() {
+			p := path
+			if d == '{' {
+				kt, err := dec.Token()
+				if err != nil {
+					return 0, false, err
+				}
+				key, _ := kt.(string)
+				if p != "" {
+					p += "."
+				}
+				p += key
+				if p == field {
+					end := dec.InputOffset()
+					return int64(bytes.LastIndexByte(b[:end-1], '"')), true, nil
+				}
+			}
+			if off, found, err := find(p); err != nil || found {
+				return off, found, err
+			}
+		}
+		_, err = dec.Token()
+		return 0, false, err
+	}
+	off, found, err := find("")
+	return off, found && err == nil
+}

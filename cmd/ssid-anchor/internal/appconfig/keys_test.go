@@ -27,7 +27,9 @@ func TestErrorsNameFullKeyAndPosition(t *testing.T) {
 		// Nothing alike: no guess, a pointer to the list of keys.
 		{`{"http": {"zzqx": 1}}`, `unknown key "http.zzqx" (remove it or fix its spelling; ` + "`ssid-anchor config show`"},
 		{"{\n \"http\": {\"listen\": \"x\",}\n}", `line 2, column 25: invalid character '}'`},
-		{"{\n  \"schedule\": {\"quarterly\": 5}}", `line 2, column 30: key "schedule.quarterly": expected string, got number`},
+		{"{\n  \"schedule\": {\"quarterly\": 5}}", `line 2, column 16: key "schedule.quarterly": expected string, got number`},
+		// A wrong type is placed at its key, inside a list too.
+		{"{\"anchor\": {\"rules\": [\n  {\"match\": [\"*\"], \"globs\": [\"x\"], \"versioned\": \"yes\"}]}}", `line 2, column 36: key "anchor.rules.versioned": expected bool, got string`},
 		{"{\"http\": {}}\n  {\"oops\": 1}", `line 2, column 3: text after the JSON object`},
 	} {
 		p := filepath.Join(t.TempDir(), "appliance.json")
