@@ -98,7 +98,7 @@ func newApp(g *globalOptions) *cli.App {
 					return err
 				}
 			}
-			if versionRequested(c) {
+			if versionRequested(c) || configCheckRequested(c) {
 				return nil
 			}
 			cfg, err := appconfig.Load(g.configPath(), g.ConfigFile != "")
@@ -123,6 +123,7 @@ func newApp(g *globalOptions) *cli.App {
 			newDaemonCommand(g),
 			newStatusCommand(g),
 			newVersionCommand(g),
+			newConfigCommand(g),
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {

@@ -33,7 +33,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{`{"anchor":{"checkpoint_interval":"soon"}}`, "anchor.checkpoint_interval"},
 		{`{"node":{"profile":"open"}}`, "node.profile"},
 		{`{"http":{"listen":"0.0.0.0:8089"}}`, "http.allow_remote"},
-		{`{"anchr":{}}`, `unknown field "anchr"`},
+		{`{"anchr":{}}`, `unknown key "anchr"`},
 		{"{\n\"paths\": {\"manifest\": 5}}", `line 2`},
 		{`{"paths":{"manifest":"../m.json"}}`, "paths.manifest"},
 		{`{"remote_pinning":{"services":[{"name":"x"}]}}`, "remote_pinning.services[0]"},
@@ -42,14 +42,14 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{`[]`, "must hold a JSON object, got a list"},
 		{`{"anchor": null}`, "key anchor: null"},
 		{`{"node": {"swarm": null}}`, "key node.swarm: null"},
-		{"{\"http\": {}}\n{\"oops\": 1}", "line 2: text after the JSON object"},
+		{"{\"http\": {}}\n{\"oops\": 1}", "line 2, column 1: text after the JSON object"},
 		{`{"http": {}} trailing`, "text after the JSON object"},
 		{`{"schedule": {"quarterly": "every quarter"}}`, "schedule.quarterly: \"every quarter\" is not a cron spec"},
 		{`{"schedule": {"telemetry": "61 * * * *"}}`, "schedule.telemetry"},
 		{`{"schedule": {"quarterly": "0 0 9 1 1,4,7,10 *"}}`, "schedule.quarterly"},
 		{`{"remote_pinning":{"services":[{"name":"x","kind":"s3","endpoint":"https://x/","token_env":"T"}]}}`, "remote_pinning.services[0] (x).kind"},
 		{`{"remote_pinning":{"services":[{"name":"web3-storage"}]}}`, "remote_pinning.services[0] (web3-storage).space: required"},
-		{`{"remote_pinning":{"services":[{"name":"x","endpoint":"https://x/","token":"secret"}]}}`, `unknown field "token"`},
+		{`{"remote_pinning":{"services":[{"name":"x","endpoint":"https://x/","token":"secret"}]}}`, `unknown key "remote_pinning.services[0].token"; did you mean "remote_pinning.services[0].token_env"?`},
 	} {
 		p := t.TempDir() + "/c.json"
 		os.WriteFile(p, []byte(tc.body), 0o644)

@@ -53,12 +53,17 @@ func exitCode(err error) (int, string) {
 		return exitRepo, "another ssid-anchor process (a running daemon or another command) holds the repo; wait for it to finish or stop it"
 	case errors.Is(err, node.ErrPermission):
 		return exitRepo, permissionHint(err)
+	case errors.As(err, &ce):
+		return exitUsage, configHint
 	case errors.As(err, &ue), errors.As(err, &ce):
 		return exitUsage, "see `ssid-anchor help` for usage"
 	default:
 		return exitFailure, ""
 	}
 }
+
+// configHint is what to do about a bad appliance config.
+const configHint = "check the file with `ssid-anchor config check FILE` (every key and its default: `ssid-anchor config show`, README \"Appliance config: show and check\")"
 
 // permissionHint tells the user of another user's repo what to do: run the
 // command as that user (the daemon's service account), or use a repo of

@@ -140,6 +140,25 @@ var readmeExpectations = map[string]readmeCase{
 	"ssid-anchor --root /srv/ssid anchor": {code: 0, subst: map[string]string{"/srv/ssid": "{tree}"}},
 	"ssid-anchor status":                  {code: 0},
 	"ssid-anchor --json status":           {code: 0},
+
+	// Appliance config: show and check (the repo's config names "pinata"
+	// and "cluster" with PINATA_JWT, from the remote pinning lines).
+	"ssid-anchor config show":                                {code: 0},
+	"ssid-anchor config show --json | jq .secret_env":        {code: 0},
+	"ssid-anchor config check ~/.ssid-anchor/appliance.json": {code: 0},
+	"ssid-anchor config profile apply --dry-run public":      {code: 0},
+	// Applied to a repo of its own, so the README's repo stays air-gapped
+	// for any line after it; only its config is rewritten, no node starts.
+	"ssid-anchor config profile apply public": {code: 0, before: profileDemoRepo,
+		subst: map[string]string{"ssid-anchor config": "ssid-anchor --repo {scratch}/profile-demo config"}},
+}
+
+// profileDemoRepo creates the air-gapped repo the profile line switches.
+func profileDemoRepo(t *testing.T, e *readmeEnv) {
+	t.Helper()
+	if code, _, errb := runCLI(t, "--repo", filepath.Join(e.dir, "profile-demo"), "init"); code != exitOK {
+		t.Fatalf("init profile-demo: %s", errb)
+	}
 }
 
 // readmeCommands extracts the command lines of README.md's fenced code

@@ -480,7 +480,7 @@ func TestRPCConfigErrors(t *testing.T) {
 		{`{"rpc": {"authorizations": {"ci": {"auth_secret_env": "MY-SECRET", "allowed_paths": ["/api/v0"]}}}}`, `rpc.authorizations.ci.auth_secret_env: "MY-SECRET" is not an environment variable name`},
 		{`{"rpc": {"authorizations": {"ci": {"auth_secret_env": "S"}}}}`, "rpc.authorizations.ci.allowed_paths: required"},
 		{`{"rpc": {"authorizations": {"ci": {"auth_secret_env": "S", "allowed_paths": ["/pin/ls"]}}}}`, "rpc.authorizations.ci.allowed_paths[0]"},
-		{`{"rpc": {"authorizations": {"ci": {"auth_secret": "bearer:x", "allowed_paths": ["/api/v0"]}}}}`, `unknown field "auth_secret"`},
+		{`{"rpc": {"authorizations": {"ci": {"auth_secret": "bearer:x", "allowed_paths": ["/api/v0"]}}}}`, `unknown key "rpc.authorizations.ci.auth_secret"`},
 		{`{"rpc": {"authorizations": null}}`, "key rpc.authorizations: null"},
 	} {
 		p := writeConfig(t, tc.body)

@@ -15,6 +15,7 @@ import (
 	"math"
 	"net"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -28,6 +29,9 @@ import (
 
 // Config is the --config file (SPEC 4.6).
 type Config struct {
+	// Comment is the file's explanation (JSON has no comments): a string
+	// or list of strings under "_comment" at the top, which nothing reads.
+	Comment       Comment       `json:"_comment,omitempty"`
 	Paths         tree.Paths    `json:"paths"`
 	Anchor        anchor.Config `json:"anchor"`
 	Node          node.Config   `json:"node"`
@@ -45,6 +49,24 @@ type Config struct {
 		AllowRemote bool   `json:"allow_remote"`
 	} `json:"http"`
 	RPC RPC `json:"rpc"`
+}
+
+// Comment is the config file's "_comment": one string or a list of them.
+type Comment []string
+
+// UnmarshalJSON takes a string or a list of strings.
+func (c *Comment) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*c = Comment{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return fmt.Errorf("_comment: must be a string or a list of strings")
+	}
+	*c = many
+	return nil
 }
 
 // Default is the config with every key at its default:
@@ -107,24 +129,32 @@ func DecodeStrict(b []byte, v any) error {
 	err := dec.Decode(v)
 	if err == nil {
 		if _, terr := dec.Token(); terr != io.EOF {
-			return fmt.Errorf("line %d: text after the JSON object (one object per file)", lineOf(b, dec.InputOffset()))
+			return fmt.Errorf("%s: text after the JSON object (one object per file)", position(b, dec.InputOffset()-1))
 		}
 		return nil
 	}
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		if off, ok := keyOffset(b, te.Field); ok {
+			te.Offset = off
+		}
+	}
 	switch {
 	case errors.As(err, &se):
-		return fmt.Errorf("line %d: %v", lineOf(b, se.Offset), se)
+		return fmt.Errorf("%s: %v", position(b, se.Offset-1), se) // Offset is just past the bad byte
 	case errors.As(err, &te) && strings.HasPrefix(te.Value, "number") && (strings.Contains(te.Type.Kind().String(), "int") || strings.Contains(te.Type.Kind().String(), "float")):
 		v := strings.TrimPrefix(te.Value, "number ")
 		if f, perr := strconv.ParseFloat(v, 64); strings.Contains(te.Type.Kind().String(), "int") && perr == nil && f != math.Trunc(f) {
-			return fmt.Errorf("line %d: key %q: must be a whole number, got %s", lineOf(b, te.Offset), te.Field, v)
+			return fmt.Errorf("%s: key %q: must be a whole number, got %s", position(b, te.Offset), te.Field, v)
 		}
-		return fmt.Errorf("line %d: key %q: %s is out of range for %s", lineOf(b, te.Offset), te.Field, v, te.Type)
+		return fmt.Errorf("%s: key %q: %s is out of range for %s", position(b, te.Offset), te.Field, v, te.Type)
 	case errors.As(err, &te):
-		return fmt.Errorf("line %d: key %q: expected %s, got %s", lineOf(b, te.Offset), te.Field, te.Type, te.Value)
+		return fmt.Errorf("%s: key %q: expected %s, got %s", position(b, te.Offset), te.Field, te.Type, te.Value)
 	case strings.HasPrefix(err.Error(), "json: unknown field"):
+		if u, ok := findUnknownKey(b, reflect.TypeOf(v)); ok {
+			return fmt.Errorf("%s: %s", position(b, u.off), u)
+		}
 		return fmt.Errorf("%s (remove it or fix its spelling)", strings.TrimPrefix(err.Error(), "json: "))
 	}
 	return err
@@ -163,13 +193,6 @@ func jsonType(v any) string {
 		return "true or false"
 	}
 	return "something else"
-}
-
-func lineOf(b []byte, off int64) int {
-	if off > int64(len(b)) {
-		off = int64(len(b))
-	}
-	return bytes.Count(b[:off], []byte("\n")) + 1
 }
 
 // Validate checks every section; the error names the key, the rule and
