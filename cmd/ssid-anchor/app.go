@@ -44,6 +44,10 @@ type globalOptions struct {
 	// clock drives scheduler loops (telemetry --watch); nil is the wall
 	// clock.
 	clock scheduler.Clock
+
+	// unknown is the error for a word that names no command (urfave/cli
+	// reports it through CommandNotFound, which cannot return one).
+	unknown error
 }
 
 // env reads an environment variable the way this command should see it:
@@ -98,7 +102,9 @@ func newApp(g *globalOptions) *cli.App {
 					return err
 				}
 			}
-			if versionRequested(c) {
+			if first := c.Args().First(); versionRequested(c) || configFree[first] || (first != "" && c.App.Command(first) == nil) {
+				// An unknown command is reported as one (CommandNotFound),
+				// whatever state the config is in.
 				return nil
 			}
 			cfg, err := appconfig.Load(g.configPath(), g.ConfigFile != "")
@@ -123,10 +129,24 @@ func newApp(g *globalOptions) *cli.App {
 			newDaemonCommand(g),
 			newStatusCommand(g),
 			newVersionCommand(g),
+			newCompletionCommand(g),
+			newManCommand(g),
+		},
+		// Shell completion asks the binary for candidates (completion
+		// bash|zsh|fish prints the scripts that do).
+		EnableBashCompletion: true,
+		// A word that names no command (ssid-anchor anchr, ssid-anchor
+		// help anchr): a did-you-mean, not "No help topic for 'anchr'".
+		CommandNotFound: func(c *cli.Context, name string) {
+			cmds := c.App.Commands
+			if c.Command != nil && c.Command.Subcommands != nil {
+				cmds = c.Command.Subcommands
+			}
+			g.unknown = unknownCommand(commandPath(c), name, cmds)
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return usageError{err}
+		OnUsageError: func(c *cli.Context, err error, sub bool) error {
+			return usageError{flagUsageError(c, err, sub)}
 		},
 	}
 	quietUsageErrors(app.Commands)
@@ -172,8 +192,9 @@ func quietUsageErrors(cmds []*cli.Command) {
 			c.Description += "\n\n" + globalFlagsNote
 		}
 		if c.OnUsageError == nil {
-			c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
+			c.OnUsageError = func(c *cli.Context, err error, sub bool) error { return usageError{flagUsageError(c, err, sub)} }
 		}
+		checkRequiredHere(c)
 		quietUsageErrors(c.Subcommands)
 	}
 }
@@ -278,7 +299,13 @@ func runWith(ctx context.Context, g *globalOptions, args []string) int {
 	g.log = slog.New(slog.NewTextHandler(stderr, nil))
 	app := newApp(g)
 	args = spreadListFlags(hoistGlobalFlags(args))
+	if len(args) > 1 && args[len(args)-1] == "--generate-bash-completion" {
+		app.Writer = stdout // the completion scripts read candidates from stdout
+	}
 	err := app.RunContext(ctx, args)
+	if err == nil && g.unknown != nil {
+		err = g.unknown
+	}
 	var fe forwardedExit
 	if errors.As(err, &fe) {
 		return fe.code // the daemon printed what happened
