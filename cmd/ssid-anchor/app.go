@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -300,6 +301,12 @@ func runWith(ctx context.Context, g *globalOptions, args []string) int {
 	app := newApp(g)
 	args = spreadListFlags(hoistGlobalFlags(args))
 	if len(args) > 1 && args[len(args)-1] == "--generate-bash-completion" {
+		if slices.Contains(args, "--") {
+			// urfave/cli completes nothing after "--" and would run the
+			// command itself, with the flag as an argument: a Tab must
+			// never run `anchor`.
+			return exitOK
+		}
 		app.Writer = stdout // the completion scripts read candidates from stdout
 	}
 	err := app.RunContext(ctx, args)
