@@ -196,6 +196,9 @@ func quietUsageErrors(cmds []*cli.Command) {
 			c.OnUsageError = func(c *cli.Context, err error, sub bool) error { return usageError{flagUsageError(c, err, sub)} }
 		}
 		checkRequiredHere(c)
+		if c.BashComplete == nil {
+			c.BashComplete = completeVisible
+		}
 		quietUsageErrors(c.Subcommands)
 	}
 }

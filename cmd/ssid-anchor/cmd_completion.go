@@ -42,6 +42,13 @@ Exit codes: 0 printed, 2 no or unknown shell.`,
 	}
 }
 
+// completeVisible is a command's shell completion: urfave/cli's own, but
+// offering only the flags its help lists (urfave's skips hidden bool flags
+// only, so anchor offered verify's --gateway, --car and the rest).
+func completeVisible(c *cli.Context) {
+	cli.DefaultCompleteWithFlags(&cli.Command{Flags: c.Command.VisibleFlags(), Subcommands: c.Command.Subcommands})(c)
+}
+
 func writeCompletion(w io.Writer, c *cli.Context, shell string) error {
 	switch shell {
 	case "bash":

@@ -88,6 +88,7 @@ func TestCompletionBash(t *testing.T) {
 	for line, want := range map[string]string{
 		"ssid-anchor anc":           "anchor",
 		"ssid-anchor anchor --dr":   "--dry-run",
+		"ssid-anchor anchor --g":    "--github-output", // not verify's hidden --gateway
 		"ssid-anchor verify --all":  "--allow-missing",
 		"ssid-anchor completion ''": "bash fish zsh",
 		"ssid-anchor ma":            "man",
