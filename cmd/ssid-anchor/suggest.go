@@ -142,28 +142,26 @@ func commandPath(c *cli.Context) string {
 // (TestRequiredFlagsOneLine walks the app to keep that list complete).
 func checkRequiredHere(cmd *cli.Command) {
 	var required []string
+	take := func(req *bool, name string) {
+		if *req {
+			*req = false
+			required = append(required, name)
+		}
+	}
 	for _, f := range cmd.Flags {
 		switch f := f.(type) {
 		case *cli.StringFlag:
-			if f.Required {
-				f.Required = false
-				required = append(required, f.Name)
-			}
+			take(&f.Required, f.Name)
 		case *cli.StringSliceFlag:
-			if f.Required {
-				f.Required = false
-				required = append(required, f.Name)
-			}
+			take(&f.Required, f.Name)
 		case *cli.PathFlag:
-			if f.Required {
-				f.Required = false
-				required = append(required, f.Name)
-			}
+			take(&f.Required, f.Name)
 		case *cli.IntFlag:
-			if f.Required {
-				f.Required = false
-				required = append(required, f.Name)
-			}
+			take(&f.Required, f.Name)
+		case *cli.BoolFlag:
+			take(&f.Required, f.Name)
+		case *cli.DurationFlag:
+			take(&f.Required, f.Name)
 		}
 	}
 	if len(required) == 0 {
