@@ -151,6 +151,20 @@ func TestCompletionZshFish(t *testing.T) {
 		if b, err := exec.Command(shell, "-n", f).CombinedOutput(); err != nil {
 			t.Errorf("%s -n: %v\n%s", shell, err, b)
 		}
+		// Loaded as the README says, the shell completes with it.
+		probe := map[string][]string{
+			"zsh":  {"-c", "autoload -U compinit && compinit -u -d " + filepath.Join(e.dir, ".zcompdump") + " && source " + f + " && print -r -- ${_comps[ssid-anchor]}"},
+			"fish": {"--no-config", "-c", "source " + f + "; complete -C 'ssid-anchor anc'; complete -C 'ssid-anchor anchor --dr'"},
+		}[shell]
+		want = map[string][]string{"zsh": {"_ssid_anchor_completion"}, "fish": {"anchor\t", "--dry-run\t"}}[shell]
+		cmd := exec.Command(shell, probe...)
+		cmd.Env, cmd.Dir = e.env(), e.dir
+		b, err := cmd.CombinedOutput()
+		for _, w := range want {
+			if err != nil || !strings.Contains(string(b), w) {
+				t.Errorf("%s with the script loaded: %v, output %q lacks %q", shell, err, b, w)
+			}
+		}
 	}
 	code, _, stderr := e.run(t, "completion", "bsh")
 	if code != 2 || !strings.Contains(stderr, `unknown shell "bsh"; did you mean "bash"?`) {
