@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,6 +45,10 @@ type globalOptions struct {
 	// clock drives scheduler loops (telemetry --watch); nil is the wall
 	// clock.
 	clock scheduler.Clock
+
+	// unknown is the error for a word that names no command (urfave/cli
+	// reports it through CommandNotFound, which cannot return one).
+	unknown error
 }
 
 // env reads an environment variable the way this command should see it:
@@ -98,7 +103,9 @@ func newApp(g *globalOptions) *cli.App {
 					return err
 				}
 			}
-			if versionRequested(c) || configCheckRequested(c) {
+			if first := c.Args().First(); versionRequested(c) || configCheckRequested(c) || configFree[first] || (first != "" && c.App.Command(first) == nil) {
+				// An unknown command is reported as one (CommandNotFound),
+				// whatever state the config is in.
 				return nil
 			}
 			cfg, err := appconfig.Load(g.configPath(), g.ConfigFile != "")
@@ -124,10 +131,24 @@ func newApp(g *globalOptions) *cli.App {
 			newStatusCommand(g),
 			newVersionCommand(g),
 			newConfigCommand(g),
+			newCompletionCommand(g),
+			newManCommand(g),
+		},
+		// Shell completion asks the binary for candidates (completion
+		// bash|zsh|fish prints the scripts that do).
+		EnableBashCompletion: true,
+		// A word that names no command (ssid-anchor anchr, ssid-anchor
+		// help anchr): a did-you-mean, not "No help topic for 'anchr'".
+		CommandNotFound: func(c *cli.Context, name string) {
+			cmds := c.App.Commands
+			if c.Command != nil && c.Command.Subcommands != nil {
+				cmds = c.Command.Subcommands
+			}
+			g.unknown = unknownCommand(commandPath(c), name, cmds)
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return usageError{err}
+		OnUsageError: func(c *cli.Context, err error, sub bool) error {
+			return usageError{flagUsageError(c, err, sub)}
 		},
 	}
 	quietUsageErrors(app.Commands)
@@ -173,7 +194,11 @@ func quietUsageErrors(cmds []*cli.Command) {
 			c.Description += "\n\n" + globalFlagsNote
 		}
 		if c.OnUsageError == nil {
-			c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
+			c.OnUsageError = func(c *cli.Context, err error, sub bool) error { return usageError{flagUsageError(c, err, sub)} }
+		}
+		checkRequiredHere(c)
+		if c.BashComplete == nil {
+			c.BashComplete = completeVisible
 		}
 		quietUsageErrors(c.Subcommands)
 	}
@@ -279,7 +304,19 @@ func runWith(ctx context.Context, g *globalOptions, args []string) int {
 	g.log = slog.New(slog.NewTextHandler(stderr, nil))
 	app := newApp(g)
 	args = spreadListFlags(hoistGlobalFlags(args))
+	if len(args) > 1 && args[len(args)-1] == "--generate-bash-completion" {
+		if slices.Contains(args, "--") {
+			// urfave/cli completes nothing after "--" and would run the
+			// command itself, with the flag as an argument: a Tab must
+			// never run `anchor`.
+			return exitOK
+		}
+		app.Writer = stdout // the completion scripts read candidates from stdout
+	}
 	err := app.RunContext(ctx, args)
+	if err == nil && g.unknown != nil {
+		err = g.unknown
+	}
 	var fe forwardedExit
 	if errors.As(err, &fe) {
 		return fe.code // the daemon printed what happened

@@ -60,9 +60,9 @@ failed, 2 bad flag or config, 3 repo missing or locked, 130 interrupted.`,
 			&cli.StringFlag{Name: "reprocess", Destination: &o.Reprocess, Usage: "select files again for the events since proof anchor `SINCE` (or all), after a rules change"},
 			&cli.BoolFlag{Name: "markdown", Destination: &o.Markdown, Usage: "print a Proof-Anchor markdown block for a PR body on stdout"},
 			&cli.StringSliceFlag{Name: "remote", Usage: "queue the new anchors for the remote pinning service `NAME` (repeatable; see `ssid-anchor pins`)"},
-			&cli.BoolFlag{Name: "web3-storage", Destination: &o.Web3Storage, Usage: "queue the new anchors for the service named web3-storage (Storacha, which stopped taking uploads on 15 April 2026: move its requests with `ssid-anchor pins move --from web3-storage --to filecoin-pin`)"},
+			&cli.BoolFlag{Name: "web3-storage", Destination: &o.Web3Storage, Usage: "queue the new anchors for the service named web3-storage (Storacha, which stopped taking uploads on 15 April 2026: move its requests with: ssid-anchor pins move --from web3-storage --to filecoin-pin)"},
 			&cli.BoolFlag{Name: "verify", Usage: "verify instead of anchoring: the same as ssid-anchor verify, whose flags it takes (the seed's flag)"},
-		}, verifyFlags()...),
+		}, hiddenFlags(verifyFlags())...),
 		Action: func(c *cli.Context) error {
 			if c.Bool("verify") {
 				return runVerify(c.Context, verifyOptionsFrom(c), g)

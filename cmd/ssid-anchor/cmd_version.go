@@ -57,7 +57,7 @@ func versionRequested(c *cli.Context) bool {
 }
 
 // rootAction is the app's action: --version, or urfave/cli's own answer
-// to a missing or unknown command (help, "No help topic for ...").
+// to a missing or unknown command (help, or CommandNotFound's did-you-mean).
 func rootAction(g *globalOptions) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		if c.Bool("version") {

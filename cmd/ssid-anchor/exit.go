@@ -40,9 +40,12 @@ func (f failure) Error() string { return f.msg }
 func exitCode(err error) (int, string) {
 	var ue usageError
 	var ce *appconfig.Error
+	var cu commandUsage
 	switch {
 	case err == nil:
 		return exitOK, ""
+	case errors.As(err, &cu):
+		return exitUsage, fmt.Sprintf("see `%s --help` for usage", cu.path)
 	case errors.Is(err, context.Canceled):
 		return exitInterrupted, ""
 	case errors.Is(err, node.ErrNotInitialized):

@@ -64,6 +64,13 @@ var readmeExpectations = map[string]readmeCase{
 	"ssid-anchor version":        {code: 0},
 	"ssid-anchor --json version": {code: 0},
 
+	// Shell completion and man page: into the scratch home's directories
+	// the shells read (made first, as a user has them).
+	"ssid-anchor completion bash > ~/.local/share/bash-completion/completions/ssid-anchor": {code: 0, before: completionDirs},
+	"ssid-anchor completion zsh > ~/.zfunc/_ssid-anchor":                                   {code: 0},
+	"ssid-anchor completion fish > ~/.config/fish/completions/ssid-anchor.fish":            {code: 0},
+	"ssid-anchor man | man -l -":                                                           {code: 0},
+
 	// Init.
 	"ssid-anchor init --profile air-gapped": {code: 0},
 
@@ -329,6 +336,14 @@ func (e *readmeEnv) run(t *testing.T, line string, interrupt time.Duration) (int
 		t.Fatal(err)
 	}
 	return cmd.ProcessState.ExitCode(), out.String()
+}
+
+// completionDirs makes the directories the README's completion lines
+// write into.
+func completionDirs(t *testing.T, e *readmeEnv) {
+	for _, d := range []string{".local/share/bash-completion/completions", ".zfunc", ".config/fish/completions"} {
+		mustMkdir(t, filepath.Join(e.dir, d))
+	}
 }
 
 // copyTree makes ./tree-copy, the copy of the tree an auditor carries.
