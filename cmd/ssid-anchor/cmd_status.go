@@ -55,6 +55,10 @@ type statusDoc struct {
 	statusRoot24
 	Manifest statusManifest    `json:"manifest"`
 	Jobs     []scheduler.Entry `json:"jobs"`
+	// Problems are the configured jobs that cannot run (a missing
+	// secret, an unusable config); the daemon's /healthz is 503 while
+	// there are any.
+	Problems []configProblem `json:"problems"`
 	HTTP     *statusHTTP       `json:"http,omitempty"`
 	RPC      *statusRPC        `json:"rpc,omitempty"`
 	Config   appconfig.Config  `json:"config"`
@@ -122,7 +126,7 @@ func (d *daemon) statusGlobals() *globalOptions {
 }
 
 // buildStatus assembles the document; d is nil without a daemon.
-func buildStatus(_ context.Context, g *globalOptions, n *node.Node, d *daemon) (*statusDoc, error) {
+func buildStatus(ctx context.Context, g *globalOptions, n *node.Node, d *daemon) (*statusDoc, error) {
 	abs := func(p string) string {
 		if a, err := filepath.Abs(p); err == nil {
 			return a
@@ -144,9 +148,9 @@ func buildStatus(_ context.Context, g *globalOptions, n *node.Node, d *daemon) (
 	var stats anchorStats
 	var man *anchor.Manifest
 	if d != nil {
-		stats, man = d.counts.count(g.Root, g.cfg.Paths) // remembered while the file is the same
+		stats, man = d.counts.count(ctx, g.Root, g.cfg.Paths, n) // remembered while the file is the same
 	} else {
-		stats, man = countAnchors(g.Root, g.cfg.Paths)
+		stats, man = countAnchors(ctx, g.Root, g.cfg.Paths, n)
 	}
 	doc.anchorStats = stats
 	doc.statusRoot24 = root24Status(g.Root)
@@ -168,6 +172,7 @@ func buildStatus(_ context.Context, g *globalOptions, n *node.Node, d *daemon) (
 		started := d.started
 		doc.DaemonStarted = &started
 		doc.Jobs = d.sched.Entries()
+		doc.Problems = append([]configProblem{}, d.configProblems()...)
 		d.mu.Lock()
 		doc.IPNS.Value, doc.IPNS.Error = d.ipnsValue, d.ipnsErr
 		if !d.ipnsAt.IsZero() {
@@ -186,6 +191,7 @@ func buildStatus(_ context.Context, g *globalOptions, n *node.Node, d *daemon) (
 		return nil, err
 	}
 	doc.Jobs = jobs
+	doc.Problems = append([]configProblem{}, configProblems(g, g.cfg)...)
 	return doc, nil
 }
 
@@ -264,7 +270,15 @@ func printStatus(g *globalOptions, doc *statusDoc) {
 		fmt.Fprintf(w, ", error: %s", p.Err)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "anchors:    %d records of %d files, %d pinned", doc.Records, doc.Files, doc.Pinned)
+	fmt.Fprintf(w, "anchors:    %d records of %d files, ", doc.Records, doc.Files)
+	switch {
+	case doc.PinnedErr != "":
+		fmt.Fprintf(w, "pinned unknown (%s; the manifest marks %d pinned)", doc.PinnedErr, doc.ManifestPinned)
+	case doc.Pinned != doc.ManifestPinned:
+		fmt.Fprintf(w, "%d pinned in the repo (the manifest marks %d pinned: run `ssid-anchor verify`)", doc.Pinned, doc.ManifestPinned)
+	default:
+		fmt.Fprintf(w, "%d pinned", doc.Pinned)
+	}
 	if rp := summariseRemotePins(doc.RemotePins); len(rp) > 0 {
 		var parts []string
 		for _, st := range sortedKeysOfInt(rp) {
@@ -294,6 +308,9 @@ func printStatus(g *globalOptions, doc *statusDoc) {
 			extra += " last error: " + j.LastError
 		}
 		fmt.Fprintf(w, "job:        %-9s %-18s last %s, next %s%s\n", j.Name, j.Spec, last, next, extra)
+	}
+	for _, p := range doc.Problems {
+		fmt.Fprintf(w, "PROBLEM:    job %s cannot run: %s\n", p.Job, p.Reason)
 	}
 	if doc.HTTP != nil {
 		fmt.Fprintf(w, "http:       %s (gateway %sipfs/<cid>)\n", doc.HTTP.Listen, doc.HTTP.URL)

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// httpGet fetches path from the daemon and returns status and body.
+func (d *daemonProc) httpGet(t *testing.T, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + d.http + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// statusJSON runs `--json status` in-process and decodes it.
+func statusJSON(t *testing.T, args ...string) (int, map[string]any, string) {
+	t.Helper()
+	code, out, stderr := runCLI(t, append(args, "--json", "status")...)
+	var doc map[string]any
+	if code == 0 {
+		if err := json.Unmarshal([]byte(out), &doc); err != nil {
+			t.Fatalf("status --json: %v\n%s", err, out)
+		}
+	}
+	return code, doc, stderr
+}
+
+// TestStatusPinnedCountsTheRepo: "pinned" in status, /metrics and the
+// console is what the repo's pin set holds, not the records' flags. The
+// tree is anchored into one repo and then looked at with a second, fresh
+// repo that holds none of the blocks: every record says pinned: true, and
+// none is pinned there.
+func TestStatusPinnedCountsTheRepo(t *testing.T) {
+	root := newTree(t)
+	full := initRepo(t)
+	if code, _, stderr := runCLI(t, "--root", root, "--repo", full, "anchor"); code != 0 {
+		t.Fatalf("anchor: exit %d: %s", code, stderr)
+	}
+	recs := readManifest(t, root).Records
+	if len(recs) == 0 || !recs[0].Pinned {
+		t.Fatalf("setup: the anchored records are %+v, want pinned ones", recs)
+	}
+	n := float64(len(recs))
+
+	code, doc, stderr := statusJSON(t, "--root", root, "--repo", full)
+	if code != 0 || doc["pinned"] != n || doc["manifest_pinned"] != n {
+		t.Fatalf("status on the anchoring repo: exit %d pinned %v manifest_pinned %v, want %v: %s", code, doc["pinned"], doc["manifest_pinned"], n, stderr)
+	}
+
+	empty := initRepo(t)
+	code, doc, stderr = statusJSON(t, "--root", root, "--repo", empty)
+	if code != 0 || doc["pinned"] != float64(0) || doc["manifest_pinned"] != n {
+		t.Fatalf("status on a repo holding none of the blocks: exit %d pinned %v manifest_pinned %v, want 0 and %v: %s", code, doc["pinned"], doc["manifest_pinned"], n, stderr)
+	}
+	code, _, stderr = runCLI(t, "--root", root, "--repo", empty, "status")
+	if code != 0 || !strings.Contains(stderr, "0 pinned in the repo") {
+		t.Fatalf("status text on the empty repo (exit %d) does not say 0 pinned in the repo:\n%s", code, stderr)
+	}
+	// verify agrees: it fails every record on that repo.
+	if code, _, _ := runCLI(t, "--root", root, "--repo", empty, "verify"); code == 0 {
+		t.Fatal("setup: verify passed on a repo holding none of the blocks")
+	}
+
+	d := startDaemon(t, root, empty, nil)
+	d.waitLog(t, `msg="job done" job=anchor`)
+	_, body := d.httpGet(t, "/metrics")
+	if !strings.Contains(body, "\nssid_anchor_pinned 0\n") || !strings.Contains(body, "\nssid_anchor_anchors "+strings.TrimSuffix(jsonNum(n), ".0")+"\n") {
+		t.Errorf("/metrics on the empty repo does not say 0 pinned:\n%s", grepLines(body, "ssid_anchor_"))
+	}
+	_, page := d.httpGet(t, "/")
+	if !strings.Contains(page, "not pinned") || strings.Contains(page, `<span class="badge ok">pinned</span>`) {
+		t.Errorf("the console shows records as pinned in a repo that holds none of them")
+	}
+	if code := d.stop(t); code != 0 {
+		t.Fatalf("daemon exit %d", code)
+	}
+}
+
+func jsonNum(f float64) string {
+	b, _ := json.Marshal(f)
+	return string(b)
+}
+
+// telemetryNeedsWebhookSecret writes a telemetry config into root whose
+// webhook channel is on with its URL left to WEBHOOK_URL.
+func telemetryNeedsWebhookSecret(t *testing.T, root string) {
+	t.Helper()
+	b, err := os.ReadFile("../../telemetry/testdata/telemetry_config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	wh := cfg["notifications"].(map[string]any)["webhook"].(map[string]any)
+	wh["enabled"], wh["url"] = true, ""
+	b, _ = json.MarshalIndent(cfg, "", "  ")
+	mustWrite(t, filepath.Join(root, tTelemetryConfig), b)
+}
+
+// TestDaemonMissingSecretIsDegraded: a telemetry config whose webhook
+// needs WEBHOOK_URL, with WEBHOOK_URL unset (as under systemd without an
+// EnvironmentFile): the daemon logs an ERROR, /healthz answers 503 naming
+// the job and the reason, /metrics counts it, and status (text and
+// --json) names it.
+func TestDaemonMissingSecretIsDegraded(t *testing.T) {
+	root := newTree(t)
+	repo := initRepo(t)
+	telemetryNeedsWebhookSecret(t, root)
+	t.Setenv("WEBHOOK_URL", "") // status in-process reads the same environment
+	d := startDaemon(t, root, repo, []string{"WEBHOOK_URL="})
+	d.waitLog(t, `msg="job done" job=anchor`)
+	if !strings.Contains(d.log.String(), `level=ERROR msg="configured job cannot run" job=telemetry`) {
+		t.Errorf("no ERROR line for the telemetry job:\n%s", d.log.String())
+	}
+	code, body := d.httpGet(t, "/healthz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "telemetry") || !strings.Contains(body, "WEBHOOK_URL") {
+		t.Errorf("/healthz with a missing secret: %d %q, want 503 naming telemetry and WEBHOOK_URL", code, body)
+	}
+	_, body = d.httpGet(t, "/metrics")
+	if !strings.Contains(body, "\nssid_anchor_config_problems 1\n") {
+		t.Errorf("/metrics does not count the problem:\n%s", grepLines(body, "config_problems"))
+	}
+	// status through the daemon (forwarded over its socket).
+	code, doc, stderr := statusJSON(t, "--root", root, "--repo", repo)
+	if code != 0 {
+		t.Fatalf("status --json: exit %d: %s", code, stderr)
+	}
+	probs, _ := doc["problems"].([]any)
+	if len(probs) != 1 || !strings.Contains(jsonString(probs[0]), `"job":"telemetry"`) || !strings.Contains(jsonString(probs[0]), "WEBHOOK_URL") {
+		t.Errorf("status --json problems: %v", doc["problems"])
+	}
+	code, _, stderr = runCLI(t, "--root", root, "--repo", repo, "status")
+	if code != 0 || !strings.Contains(stderr, "PROBLEM:    job telemetry cannot run") || !strings.Contains(stderr, "WEBHOOK_URL") {
+		t.Errorf("status text (exit %d) does not name the problem:\n%s", code, stderr)
+	}
+	if code := d.stop(t); code != 0 {
+		t.Fatalf("daemon exit %d", code)
+	}
+	// Without the daemon, status names it too.
+	code, _, stderr = runCLI(t, "--root", root, "--repo", repo, "status")
+	if code != 0 || !strings.Contains(stderr, "PROBLEM:    job telemetry cannot run") {
+		t.Errorf("offline status (exit %d) does not name the problem:\n%s", code, stderr)
+	}
+	// With the secret set the daemon is healthy.
+	d = startDaemon(t, root, repo, []string{"WEBHOOK_URL=http://127.0.0.1:9/hook"})
+	if code, body := d.httpGet(t, "/healthz"); code != 200 {
+		t.Errorf("/healthz with the secret set: %d %q", code, body)
+	}
+	d.stop(t)
+}
+
+func jsonString(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
