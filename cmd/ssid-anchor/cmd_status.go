@@ -58,10 +58,10 @@ type statusDoc struct {
 	// Problems are the configured jobs that cannot run (a missing
 	// secret, an unusable config); the daemon's /healthz is 503 while
 	// there are any.
-	Problems []configProblem `json:"problems"`
-	HTTP     *statusHTTP       `json:"http,omitempty"`
-	RPC      *statusRPC        `json:"rpc,omitempty"`
-	Config   appconfig.Config  `json:"config"`
+	Problems []configProblem  `json:"problems"`
+	HTTP     *statusHTTP      `json:"http,omitempty"`
+	RPC      *statusRPC       `json:"rpc,omitempty"`
+	Config   appconfig.Config `json:"config"`
 }
 
 type statusIPNS struct {

@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ssid/ssid-anchor/anchor/pinning"
+	"github.com/ssid/ssid-anchor/anchor/pinning/psatest"
 )
 
 // httpGet fetches path from the daemon and returns status and body.
@@ -164,4 +167,68 @@ func TestDaemonMissingSecretIsDegraded(t *testing.T) {
 func jsonString(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// TestDaemonRemotePinMissingTokenFails: a remote pinning service whose
+// token variable is unset in the daemon's environment. Its requests are
+// not sent, each says it is blocked and names the variable, every run of
+// the remote-pins job fails (it is not "ok" while all its work fails),
+// and the daemon reports the configured job that cannot run.
+func TestDaemonRemotePinMissingTokenFails(t *testing.T) {
+	srv := psatest.New()
+	defer srv.Close()
+	root, repo, cfg := pinTree(t)
+	writePinConfig(t, cfg, srv.URL, "")
+	t.Setenv(pinTokenEnv, "")
+	d := startDaemonWith(t, root, repo, []string{pinTokenEnv + "="}, []string{"--config", cfg}, "--anchor-debounce", "10m")
+	d.waitLog(t, `msg="job done" job=anchor`)
+	g := []string{"--root", root, "--repo", repo, "--config", cfg}
+	if code, _, stderr := runEnv(t, []string{pinTokenEnv + "="}, append(g, "event", "--event", "governance_update", "--version", "v2", "--hash", "h")...); code != 0 {
+		t.Fatalf("event: exit %d\n%s", code, stderr)
+	}
+	if code, _, stderr := runEnv(t, []string{pinTokenEnv + "="}, append(g, "anchor", "--remote", "cluster")...); code != 0 {
+		t.Fatalf("anchor --remote via the daemon: exit %d\n%s", code, stderr)
+	}
+	d.waitLog(t, `level=ERROR msg="job failed" job=remote-pins .*remote pin requests failed: blocked: environment variable `+pinTokenEnv+` not set`)
+	reqs := queueOf(t, repo)
+	if len(reqs) == 0 {
+		t.Fatal("anchor --remote queued nothing")
+	}
+	for _, r := range reqs {
+		if r.Status != pinning.StatusQueued || !strings.Contains(r.LastError, "blocked: environment variable "+pinTokenEnv+" not set") {
+			t.Errorf("request %s: status %s, last error %q; want queued and blocked naming %s", r.CID, r.Status, r.LastError, pinTokenEnv)
+		}
+	}
+	if n := len(srv.Calls()); n != 0 {
+		t.Errorf("%d calls reached the service without a token", n)
+	}
+	_, body := d.httpGet(t, "/status")
+	var st struct {
+		Jobs []struct {
+			Name      string `json:"name"`
+			LastError string `json:"last_error"`
+		} `json:"jobs"`
+		Problems []configProblem `json:"problems"`
+	}
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatalf("/status: %v\n%s", err, body)
+	}
+	var jobErr string
+	for _, j := range st.Jobs {
+		if j.Name == jobRemotePins {
+			jobErr = j.LastError
+		}
+	}
+	if !strings.Contains(jobErr, pinTokenEnv) {
+		t.Errorf("the remote-pins job's last error is %q, want the missing variable named", jobErr)
+	}
+	if len(st.Problems) != 1 || st.Problems[0].Job != jobRemotePins || !strings.Contains(st.Problems[0].Reason, pinTokenEnv) {
+		t.Errorf("status problems: %+v", st.Problems)
+	}
+	if code, body := d.httpGet(t, "/healthz"); code != http.StatusServiceUnavailable || !strings.Contains(body, pinTokenEnv) {
+		t.Errorf("/healthz: %d %q", code, body)
+	}
+	if code := d.stop(t); code != 0 {
+		t.Fatalf("daemon exit %d", code)
+	}
 }
