@@ -304,6 +304,13 @@ func printStatus(g *globalOptions, doc *statusDoc) {
 		if j.Running {
 			extra = " RUNNING"
 		}
+		if !j.LastRun.IsZero() {
+			if j.LastSuccess.IsZero() {
+				extra += ", never succeeded"
+			} else if j.LastSuccess.Before(j.LastRun) {
+				extra += ", last success " + j.LastSuccess.Format(time.RFC3339)
+			}
+		}
 		if j.LastError != "" {
 			extra += " last error: " + j.LastError
 		}

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -231,4 +233,45 @@ func TestDaemonRemotePinMissingTokenFails(t *testing.T) {
 	if code := d.stop(t); code != 0 {
 		t.Fatalf("daemon exit %d", code)
 	}
+}
+
+// TestDaemonJobLastSuccessSurvivesRestart: /metrics carries each job's
+// last success, and it is kept across a restart (the run counters start
+// at zero again). The second start's anchoring run fails (the manifest is
+// broken meanwhile), so the value it shows can only be the first one's.
+func TestDaemonJobLastSuccessSurvivesRestart(t *testing.T) {
+	root := newTree(t)
+	repo := initRepo(t)
+	d := startDaemon(t, root, repo, nil)
+	d.waitLog(t, `msg="job done" job=anchor`)
+	re := regexp.MustCompile(`\nssid_anchor_job_last_success_timestamp_seconds\{job="anchor"\} (\S+)\n`)
+	_, body := d.httpGet(t, "/metrics")
+	m := re.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("/metrics has no last success for the anchor job:\n%s", grepLines(body, "ssid_anchor_job"))
+	}
+	first, err := strconv.ParseFloat(m[1], 64)
+	if err != nil || first <= 0 {
+		t.Fatalf("last success %q after a successful run", m[1])
+	}
+	if code := d.stop(t); code != 0 {
+		t.Fatalf("daemon exit %d", code)
+	}
+
+	mustWrite(t, filepath.Join(root, tManifest), []byte("{ not json"))
+	d = startDaemon(t, root, repo, nil)
+	d.waitLog(t, `msg="job failed" job=anchor`)
+	_, body = d.httpGet(t, "/metrics")
+	if !strings.Contains(body, "\nssid_anchor_job_failures_total{job=\"anchor\"} 1\n") {
+		t.Fatalf("setup: the second start's anchoring run did not fail:\n%s", grepLines(body, "ssid_anchor_job"))
+	}
+	m = re.FindStringSubmatch(body)
+	if m == nil || m[1] != strconv.FormatFloat(first, 'g', -1, 64) {
+		t.Errorf("after a restart the anchor job's last success is %v, want the first run's %v:\n%s", m, first, grepLines(body, "ssid_anchor_job"))
+	}
+	code, _, stderr := runCLI(t, "--root", root, "--repo", repo, "status")
+	if code != 0 || !strings.Contains(stderr, "last success ") {
+		t.Errorf("status (exit %d) does not show the last success of the failing job:\n%s", code, stderr)
+	}
+	d.stop(t)
 }

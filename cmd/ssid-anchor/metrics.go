@@ -75,6 +75,10 @@ func newMetrics(d *daemon) *metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pinned", Help: "Anchor records whose CID the local repo pins (its pin set, not the records' flags)."}, stat(func(s anchorStats) int { return s.Pinned })),
 	)
 	m.reg.MustRegister(newRemotePinCollector(m))
+	if d != nil {
+		m.reg.MustRegister(jobSuccessCollector{d: d, desc: prometheus.NewDesc("ssid_anchor_job_last_success_timestamp_seconds",
+			"When each scheduled job last finished without an error (Unix time, 0 = never); kept across restarts in the scheduler's state file.", []string{"job"}, nil)})
+	}
 	if d != nil && d.node != nil {
 		n := d.node
 		f.MustRegister(
@@ -181,6 +185,29 @@ func (c remotePinCollector) Collect(ch chan<- prometheus.Metric) {
 	c.m.mu.Unlock()
 	for _, st := range append(slices.Clone(remotePinStatuses), remotePinOther) {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[st]), st)
+	}
+}
+
+// jobSuccessCollector exports each job's last success from the
+// scheduler, which persists it: unlike the run counters, it does not
+// start at zero when the daemon restarts.
+type jobSuccessCollector struct {
+	d    *daemon
+	desc *prometheus.Desc
+}
+
+func (c jobSuccessCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c jobSuccessCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.d.sched == nil {
+		return
+	}
+	for _, e := range c.d.sched.Entries() {
+		v := 0.0
+		if !e.LastSuccess.IsZero() {
+			v = float64(e.LastSuccess.UnixMilli()) / 1000
+		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, e.Name)
 	}
 }
 
