@@ -275,3 +275,46 @@ func TestDaemonJobLastSuccessSurvivesRestart(t *testing.T) {
 	}
 	d.stop(t)
 }
+
+// TestStatusWhileAnchorHoldsTheRepo: while a one-shot `anchor` holds the
+// repo (deterministically: it is adding a 1 TiB sparse file), status still
+// answers with exit 0: a read-only view of the manifest, the config and
+// the last runs, saying which pid holds the repo, in text and --json.
+func TestStatusWhileAnchorHoldsTheRepo(t *testing.T) {
+	root := newTree(t)
+	repo := initRepo(t)
+	if code, _, stderr := runCLI(t, "--root", root, "--repo", repo, "anchor"); code != 0 {
+		t.Fatalf("first anchor: exit %d: %s", code, stderr)
+	}
+	records := float64(len(readManifest(t, root).Records))
+	sparseBundle(t, root)
+	held := startHeldRun(t, root, repo)
+	pid := held.cmd.Process.Pid
+
+	code, out, stderr := runCLI(t, "--root", root, "--repo", repo, "status")
+	want := "repo lock:  the repo is locked by pid " + strconv.Itoa(pid)
+	if code != 0 || !strings.Contains(stderr, want) || !strings.Contains(stderr, "read-only view") {
+		t.Errorf("status while anchor holds the repo: exit %d, want 0 and %q:\n%s%s", code, want, out, stderr)
+	}
+	if !strings.Contains(stderr, "pinned unknown (the repo is locked by pid "+strconv.Itoa(pid)) {
+		t.Errorf("status does not say the pins cannot be counted:\n%s", stderr)
+	}
+	code, doc, stderr := statusJSON(t, "--root", root, "--repo", repo)
+	if code != 0 {
+		t.Fatalf("status --json while anchor holds the repo: exit %d: %s", code, stderr)
+	}
+	lk, _ := doc["repo_locked"].(map[string]any)
+	if lk == nil || lk["pid"] != float64(pid) || doc["anchors"] != records || doc["peer_id"] == "" || doc["daemon_running"] != false {
+		t.Errorf("status --json read-only view: repo_locked %v, anchors %v (want %v), peer_id %v", doc["repo_locked"], doc["anchors"], records, doc["peer_id"])
+	}
+	if jobs, _ := doc["jobs"].([]any); len(jobs) == 0 {
+		t.Errorf("the read-only view lists no jobs: %v", doc["jobs"])
+	}
+	held.cmd.Process.Signal(os.Interrupt)
+	held.cmd.Wait()
+	// Released: status opens the repo again and counts the pins.
+	code, doc, stderr = statusJSON(t, "--root", root, "--repo", repo)
+	if code != 0 || doc["repo_locked"] != nil || doc["pinned"] != records {
+		t.Errorf("status after the run ended: exit %d repo_locked %v pinned %v: %s", code, doc["repo_locked"], doc["pinned"], stderr)
+	}
+}
