@@ -210,7 +210,10 @@ func TestDaemonRemotePinMissingTokenFails(t *testing.T) {
 			Name      string `json:"name"`
 			LastError string `json:"last_error"`
 		} `json:"jobs"`
-		Problems []configProblem `json:"problems"`
+		Problems []struct {
+			Job    string `json:"job"`
+			Reason string `json:"reason"`
+		} `json:"problems"`
 	}
 	if err := json.Unmarshal([]byte(body), &st); err != nil {
 		t.Fatalf("/status: %v\n%s", err, body)
