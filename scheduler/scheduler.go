@@ -381,7 +381,6 @@ func (s *Scheduler) job(name string) *job {
 // not retried in a loop.
 func (s *Scheduler) runOnce(j *job) {
 	j.active.Store(true)
-	defer j.active.Store(false)
 	s.mu.Lock()
 	run := j.run
 	s.mu.Unlock()
@@ -398,8 +397,10 @@ func (s *Scheduler) runOnce(j *job) {
 	}()
 	took := time.Since(t0)
 	// The state is recorded before the run is reported, so whoever sees
-	// "job done" (a log reader, OnDone) sees its last run and success.
+	// "job done" (a log reader, OnDone) sees it finished: not running,
+	// with its last run, error and success.
 	s.mu.Lock()
+	j.active.Store(false)
 	j.lastTook = took
 	j.lastErr = ""
 	if err != nil {
