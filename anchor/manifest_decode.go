@@ -349,6 +349,10 @@ type Summary struct {
 	Records, Files, Pinned int
 	// RemotePins counts the records' remote pin requests by status.
 	RemotePins map[string]int
+	// CIDs are the records' ipfs_cid values, one per record in order
+	// ("" for a record without one): status counts "pinned" from the
+	// repo's pin set, not from the records' own flags.
+	CIDs []string
 	// Head is the manifest with every top-level key but no records.
 	Head *Manifest
 }
@@ -378,6 +382,7 @@ func summarize(b []byte, rel string) (*Summary, error) {
 		if rec.Pinned {
 			s.Pinned++
 		}
+		s.CIDs = append(s.CIDs, rec.IPFSCID)
 		for _, rp := range rec.RemotePins {
 			s.RemotePins[rp.Status]++
 		}

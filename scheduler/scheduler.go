@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,7 +59,16 @@ type Entry struct {
 	Running      bool      `json:"running"`
 	LastError    string    `json:"last_error,omitempty"`
 	LastDuration float64   `json:"last_duration_seconds,omitempty"`
+	// LastSuccess is when the last run that returned no error finished
+	// (persisted like LastRun); zero when none did.
+	LastSuccess time.Time `json:"last_success,omitzero"`
 }
+
+// successKey is the state file key of a job's last success. The state
+// file stays one flat object of times (an older build reads it and
+// ignores these keys, which name no job of its own); the key cannot
+// clash with a job name, since the daemon's names carry no "/".
+func successKey(job string) string { return job + "/last_success" }
 
 // Scheduler owns the jobs, their loop and their last-run state.
 type Scheduler struct {
@@ -371,7 +381,6 @@ func (s *Scheduler) job(name string) *job {
 // not retried in a loop.
 func (s *Scheduler) runOnce(j *job) {
 	j.active.Store(true)
-	defer j.active.Store(false)
 	s.mu.Lock()
 	run := j.run
 	s.mu.Unlock()
@@ -387,6 +396,25 @@ func (s *Scheduler) runOnce(j *job) {
 		return run(s.ctx)
 	}()
 	took := time.Since(t0)
+	// The state is recorded before the run is reported, so whoever sees
+	// "job done" (a log reader, OnDone) sees it finished: not running,
+	// with its last run, error and success.
+	s.mu.Lock()
+	j.active.Store(false)
+	j.lastTook = took
+	j.lastErr = ""
+	if err != nil {
+		j.lastErr = err.Error()
+	}
+	s.state[j.name] = start
+	if err == nil {
+		s.state[successKey(j.name)] = s.o.Clock.Now().UTC()
+	}
+	serr := s.saveLocked()
+	s.mu.Unlock()
+	if serr != nil {
+		s.o.Log.Error("saving scheduler state", "err", serr)
+	}
 	if err != nil {
 		s.o.Log.Error("job failed", "job", j.name, "took", took, "err", err)
 	} else {
@@ -394,18 +422,6 @@ func (s *Scheduler) runOnce(j *job) {
 	}
 	if s.o.OnDone != nil {
 		s.o.OnDone(j.name, took, err)
-	}
-	s.mu.Lock()
-	j.lastTook = took
-	j.lastErr = ""
-	if err != nil {
-		j.lastErr = err.Error()
-	}
-	s.state[j.name] = start
-	serr := s.saveLocked()
-	s.mu.Unlock()
-	if serr != nil {
-		s.o.Log.Error("saving scheduler state", "err", serr)
 	}
 }
 
@@ -416,7 +432,9 @@ func (s *Scheduler) LastRuns() map[string]time.Time {
 	defer s.mu.Unlock()
 	out := make(map[string]time.Time, len(s.state))
 	for k, v := range s.state {
-		out[k] = v
+		if !strings.HasSuffix(k, successKey("")) {
+			out[k] = v
+		}
 	}
 	return out
 }
@@ -428,7 +446,8 @@ func (s *Scheduler) Entries() []Entry {
 	now := s.o.Clock.Now().UTC()
 	out := make([]Entry, 0, len(s.jobs))
 	for name, j := range s.jobs {
-		e := Entry{Name: name, Spec: j.spec, LastRun: s.state[name], Running: j.active.Load(), LastError: j.lastErr, LastDuration: j.lastTook.Seconds()}
+		e := Entry{Name: name, Spec: j.spec, LastRun: s.state[name], Running: j.active.Load(), LastError: j.lastErr, LastDuration: j.lastTook.Seconds(),
+			LastSuccess: s.state[successKey(name)]}
 		if j.schedule != nil {
 			e.Next = j.next
 			if e.Next.IsZero() || !s.started {

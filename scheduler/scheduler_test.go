@@ -3,8 +3,10 @@ package scheduler
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -326,4 +328,53 @@ func TestStopCancelsAndWaits(t *testing.T) {
 		t.Error("Stop returned before the running job saw its context end")
 	}
 	s.Trigger("long") // after Stop: ignored, no panic
+}
+
+// TestLastSuccessPersisted: a run that returns no error records its
+// finish as the job's last success, a failing run does not touch it, and
+// a new scheduler on the same state file shows it. The file stays a flat
+// object of times (what older builds read), and LastRuns lists only jobs.
+func TestLastSuccessPersisted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "scheduler.json")
+	t0 := time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)
+	clk := NewFakeClock(t0)
+	s, err := New(Options{StatePath: path, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fail := atomic.Bool{}
+	s.AddTriggered("anchor", func(context.Context) error {
+		if fail.Load() {
+			return errors.New("broken")
+		}
+		return nil
+	})
+	s.Run("anchor")
+	clk.Advance(time.Hour)
+	fail.Store(true)
+	s.Run("anchor")
+	e := s.Entries()[0]
+	if !e.LastSuccess.Equal(t0) || !e.LastRun.Equal(t0.Add(time.Hour)) || e.LastError == "" {
+		t.Fatalf("after a success and a failure: %+v, want last success %v", e, t0)
+	}
+
+	s2, err := New(Options{StatePath: path, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2.AddTriggered("anchor", func(context.Context) error { return nil })
+	if e := s2.Entries()[0]; !e.LastSuccess.Equal(t0) || !e.LastRun.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("a new scheduler on the same state: %+v", e)
+	}
+	if runs := s2.LastRuns(); len(runs) != 1 || !runs["anchor"].Equal(t0.Add(time.Hour)) {
+		t.Fatalf("LastRuns: %v, want only the anchor job's last run", runs)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flat map[string]time.Time
+	if err := json.Unmarshal(b, &flat); err != nil {
+		t.Fatalf("the state file is no longer a flat object of times: %v\n%s", err, b)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/ssid/ssid-anchor/scheduler/retry"
@@ -63,6 +64,13 @@ type Drainer struct {
 	// Sleep waits for d or until ctx ends (Settle uses it between passes).
 	Sleep func(ctx context.Context, d time.Duration) error
 	Log   *slog.Logger
+	// Getenv, when set, is the environment the services' token variables
+	// are read from: a service whose variables are unset is not pushed
+	// at all, and each drain marks its due requests blocked (LastError
+	// names the variables, never a value) and counts them as failed,
+	// without backing off, so they go out at the first drain after the
+	// variables are set.
+	Getenv func(string) string
 }
 
 // DrainOptions tune one drain.
@@ -97,6 +105,21 @@ type Report struct {
 	// Waiting is the earliest next attempt of an unfinished request that
 	// has a backend; zero when none is left.
 	Waiting time.Time `json:"next_attempt,omitzero"`
+	// Failed counts the requests this drain left failed or erring
+	// (blocked by missing credentials, no backend, refused, unreachable);
+	// Failures are their distinct reasons (at most maxFailures).
+	Failed   int      `json:"failed,omitempty"`
+	Failures []string `json:"failures,omitempty"`
+}
+
+// maxFailures bounds Report.Failures.
+const maxFailures = 3
+
+func (r *Report) fail(n int, reason string) {
+	r.Failed += n
+	if len(r.Failures) < maxFailures && !slices.Contains(r.Failures, reason) {
+		r.Failures = append(r.Failures, reason)
+	}
 }
 
 func (d *Drainer) now() time.Time {
@@ -192,10 +215,19 @@ func (d *Drainer) Drain(ctx context.Context, o DrainOptions) (Report, error) {
 		b := d.Backends[name]
 		switch {
 		case !configured:
-			setNote(reqs, fmt.Sprintf("service %q is not in remote_pinning.services any more; add it back or remove the request", name), now)
+			msg := fmt.Sprintf("service %q is not in remote_pinning.services any more; add it back or remove the request", name)
+			setNote(reqs, msg, now)
+			rep.fail(len(reqs), msg)
 			continue
 		case b == nil:
-			setNote(reqs, fmt.Sprintf("no backend for kind %s in this build; the request stays queued", svc.Kind), now)
+			msg := fmt.Sprintf("no backend for kind %s in this build; the request stays queued", svc.Kind)
+			setNote(reqs, msg, now)
+			rep.fail(len(reqs), msg)
+			continue
+		case d.blocked(svc) != "":
+			msg := d.blocked(svc)
+			setNote(reqs, msg, now)
+			rep.fail(len(reqs), msg)
 			continue
 		}
 		rep.Pushed += len(reqs)
@@ -221,6 +253,11 @@ func (d *Drainer) Drain(ctx context.Context, o DrainOptions) (Report, error) {
 				r.Attempts++
 				r.LastError = msg
 				r.NextAttempt = now.Add(d.Policy.Next(r.Attempts, 0))
+			}
+		}
+		for _, r := range reqs {
+			if r.Status == StatusFailed || !r.Done() && r.LastError != "" {
+				rep.fail(1, r.LastError)
 			}
 		}
 		if perr != nil {
@@ -257,7 +294,7 @@ func (d *Drainer) Drain(ctx context.Context, o DrainOptions) (Report, error) {
 	if err != nil {
 		return rep, err
 	}
-	rep.Waiting = waiting(all, d.Backends)
+	rep.Waiting = waiting(all, d.Backends, func(name string) bool { s, ok := services[name]; return ok && d.blocked(s) != "" })
 	if len(changes) == 0 || d.Recorder == nil {
 		return rep, nil
 	}
@@ -315,10 +352,25 @@ func sameState(a, b *Request) bool {
 		string(a.Evidence) == string(b.Evidence)
 }
 
-func waiting(all []*Request, backends map[string]Backend) time.Time {
+// blocked says why svc cannot be pushed (its token variables are unset
+// in Getenv), "" when it can or Getenv is not set.
+func (d *Drainer) blocked(svc Service) string {
+	if d.Getenv == nil {
+		return ""
+	}
+	miss := MissingEnv(svc, d.Getenv)
+	if len(miss) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("blocked: environment variable %s not set (the token variables of service %s); nothing is sent until it is set", strings.Join(miss, " and "), svc.Name)
+}
+
+// waiting is the earliest next attempt of a request that a drain can
+// push; blocked services' requests wait for their variables, not a time.
+func waiting(all []*Request, backends map[string]Backend, blocked func(string) bool) time.Time {
 	var w time.Time
 	for _, r := range all {
-		if r.Done() || r.Permanent || r.ServiceGone || backends[r.Service] == nil {
+		if r.Done() || r.Permanent || r.ServiceGone || backends[r.Service] == nil || blocked(r.Service) {
 			continue
 		}
 		if w.IsZero() || r.NextAttempt.Before(w) {
@@ -365,6 +417,10 @@ func (d *Drainer) SettleWith(ctx context.Context, maxWait time.Duration, o Drain
 		total.Changed += rep.Changed
 		total.Recorded += rep.Recorded
 		total.Interrupted += rep.Interrupted
+		for _, f := range rep.Failures {
+			total.fail(0, f)
+		}
+		total.Failed += rep.Failed
 		total.Waiting = rep.Waiting
 		if err != nil {
 			return total, err

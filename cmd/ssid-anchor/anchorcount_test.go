@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -35,14 +36,14 @@ func TestAnchorCountsFollowTheManifest(t *testing.T) {
 	}
 	var c anchorCounts
 	write(3)
-	if got, _ := c.count(root, paths); got.Err != "" || got.Records != 3 || got.Pinned != 3 {
+	if got, _ := c.count(context.Background(), root, paths, nil); got.Err != "" || got.Records != 3 || got.ManifestPinned != 3 {
 		t.Fatalf("first count: %+v", got)
 	}
-	if got, _ := c.count(root, paths); got.Records != 3 {
+	if got, _ := c.count(context.Background(), root, paths, nil); got.Records != 3 {
 		t.Fatalf("second count: %+v", got)
 	}
 	write(4) // replaced by rename: a new inode
-	if got, _ := c.count(root, paths); got.Records != 4 {
+	if got, _ := c.count(context.Background(), root, paths, nil); got.Records != 4 {
 		t.Fatalf("after a rename: %+v, want 4 records", got)
 	}
 	st, err := os.Stat(man)
@@ -60,7 +61,7 @@ func TestAnchorCountsFollowTheManifest(t *testing.T) {
 	if err := os.Chtimes(man, time.Time{}, st.ModTime()); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := c.count(root, paths); got.Pinned != 3 {
+	if got, _ := c.count(context.Background(), root, paths, nil); got.ManifestPinned != 3 {
 		t.Fatalf("after an edit in place with size and mtime kept: %+v, want 3 pinned", got)
 	}
 }

@@ -109,6 +109,7 @@ type daemon struct {
 	ipnsName  string
 	ipnsAt    time.Time
 	ipnsErr   string
+	problems  []configProblem // configured jobs that cannot run (addJobs)
 }
 
 func runDaemon(ctx context.Context, o daemonOptions, g *globalOptions) error {

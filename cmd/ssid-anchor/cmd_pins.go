@@ -369,6 +369,7 @@ func newDrainer(g *globalOptions, n *node.Node) (*pinning.Drainer, error) {
 		Policy:   retry.Default(),
 		Now:      g.now,
 		Log:      g.log,
+		Getenv:   g.env,
 	}, nil
 }
 

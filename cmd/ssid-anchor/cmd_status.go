@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -30,7 +31,11 @@ config (no secrets: only the names of the variables that hold them). With a
 daemon running it answers from the daemon (daemon_running: true, the live
 addresses); without, it opens the repo offline.
 
-Exit codes: 0 shown, 1 failure, 3 repo missing or locked.`,
+While a one-shot command (anchor, verify) holds the repo, status shows a
+read-only view of what needs no lock (manifest, config, last runs) and says
+which pid holds it.
+
+Exit codes: 0 shown, 1 failure, 3 repo missing.`,
 		Action: func(c *cli.Context) error { return runStatus(c.Context, g) },
 	}
 }
@@ -55,9 +60,16 @@ type statusDoc struct {
 	statusRoot24
 	Manifest statusManifest    `json:"manifest"`
 	Jobs     []scheduler.Entry `json:"jobs"`
-	HTTP     *statusHTTP       `json:"http,omitempty"`
-	RPC      *statusRPC        `json:"rpc,omitempty"`
-	Config   appconfig.Config  `json:"config"`
+	// Problems are the configured jobs that cannot run (a missing
+	// secret, an unusable config); the daemon's /healthz is 503 while
+	// there are any.
+	Problems []configProblem `json:"problems"`
+	HTTP     *statusHTTP     `json:"http,omitempty"`
+	// RepoLocked is set when another process holds the repo and this is
+	// the read-only view.
+	RepoLocked *statusLocked    `json:"repo_locked,omitempty"`
+	RPC        *statusRPC       `json:"rpc,omitempty"`
+	Config     appconfig.Config `json:"config"`
 }
 
 type statusIPNS struct {
@@ -100,12 +112,19 @@ type statusHTTP struct {
 }
 
 func runStatus(ctx context.Context, g *globalOptions) error {
+	var doc *statusDoc
 	n, release, err := g.openNode(ctx, node.OpenOptions{})
-	if err != nil {
+	switch {
+	case errors.Is(err, node.ErrLocked) && g.daemon == nil:
+		// A one-shot command (anchor, verify) holds the repo: what needs
+		// no lock is still shown, and says so.
+		doc, err = buildLockedStatus(ctx, g, err)
+	case err != nil:
 		return err
+	default:
+		defer release()
+		doc, err = buildStatus(ctx, g, n, g.daemon)
 	}
-	defer release()
-	doc, err := buildStatus(ctx, g, n, g.daemon)
 	if err != nil {
 		return err
 	}
@@ -121,34 +140,67 @@ func (d *daemon) statusGlobals() *globalOptions {
 	return &globalOptions{Root: d.g.Root, Repo: d.g.Repo, cfg: d.config(), shared: d.node, daemon: d, served: true}
 }
 
-// buildStatus assembles the document; d is nil without a daemon.
-func buildStatus(_ context.Context, g *globalOptions, n *node.Node, d *daemon) (*statusDoc, error) {
-	abs := func(p string) string {
-		if a, err := filepath.Abs(p); err == nil {
-			return a
-		}
-		return p
+// statusLocked is the read-only view's note: another process holds the
+// repo, so the node (addresses, pins, providing) cannot be read.
+type statusLocked struct {
+	PID    int    `json:"pid,omitempty"` // 0: not known
+	Reason string `json:"reason"`
+}
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
 	}
+	return p
+}
+
+// buildLockedStatus is status while another process holds the repo lock:
+// what can be read without it (the repo's identity files, the manifest,
+// the config, the scheduler's state file), with the holder's pid.
+func buildLockedStatus(ctx context.Context, g *globalOptions, lockErr error) (*statusDoc, error) {
+	repo := absPath(g.Repo)
+	pid, perr := node.LockHolder(repo)
+	lk := &statusLocked{PID: pid}
+	switch {
+	case pid > 0:
+		lk.Reason = fmt.Sprintf("the repo is locked by pid %d (a one-shot command such as anchor, or another process on the repo); this is a read-only view: the node, its pins and providing are not read", pid)
+	case perr != nil:
+		lk.Reason = fmt.Sprintf("the repo is locked by another process (%v); this is a read-only view: the node, its pins and providing are not read", perr)
+	default:
+		lk.Reason = fmt.Sprintf("the repo is locked by another process (%v); this is a read-only view: the node, its pins and providing are not read", lockErr)
+	}
+	id, profile, _ := node.Identity(repo)
 	doc := &statusDoc{
-		DaemonRunning: d != nil, Repo: n.RepoPath(), Root: abs(g.Root),
-		PeerID: n.PeerID(), Profile: n.Profile(), Routing: n.Routing(),
-		Addresses: n.Addrs(), ConnectedPeers: n.ConnectedPeers(),
-		IPNS:    statusIPNS{Name: n.IPNSName()},
-		Provide: n.ProvideStats(),
-		Config:  g.cfg,
-		Build:   buildinfo.Read(),
+		Repo: repo, Root: absPath(g.Root), PeerID: id, Profile: profile, Addresses: []string{},
+		Config: g.cfg, Build: buildinfo.Read(), RepoLocked: lk,
 	}
-	if doc.Addresses == nil {
-		doc.Addresses = []string{}
+	doc.anchorStats, _ = fillManifest(ctx, g, doc, nil, nil)
+	if doc.PinnedErr != "" {
+		doc.PinnedErr = "the repo is locked"
+		if pid > 0 {
+			doc.PinnedErr = fmt.Sprintf("the repo is locked by pid %d", pid)
+		}
 	}
+	jobs, err := offlineJobs(g, repo)
+	if err != nil {
+		return nil, err
+	}
+	doc.Jobs = jobs
+	doc.Problems = append([]configProblem{}, configProblems(g, g.cfg)...)
+	return doc, nil
+}
+
+// fillManifest counts the anchors (pins from n; unknown when n is nil)
+// and fills the manifest and Root-24 fields of doc.
+func fillManifest(ctx context.Context, g *globalOptions, doc *statusDoc, n *node.Node, d *daemon) (anchorStats, *anchor.Manifest) {
 	var stats anchorStats
 	var man *anchor.Manifest
 	if d != nil {
-		stats, man = d.counts.count(g.Root, g.cfg.Paths) // remembered while the file is the same
+		stats, man = d.counts.count(ctx, g.Root, g.cfg.Paths, n) // remembered while the file is the same
 	} else {
-		stats, man = countAnchors(g.Root, g.cfg.Paths)
+		stats, man = countAnchors(ctx, g.Root, g.cfg.Paths, n)
 	}
-	doc.anchorStats = stats
+	stats.RemotePins = summariseRemotePins(stats.RemotePins)
 	doc.statusRoot24 = root24Status(g.Root)
 	doc.Manifest.Path = g.cfg.Paths.Manifest
 	if man != nil {
@@ -162,12 +214,31 @@ func buildStatus(_ context.Context, g *globalOptions, n *node.Node, d *daemon) (
 			doc.Manifest.LastAnchorDate = s.Last
 		}
 	}
-	doc.RemotePins = summariseRemotePins(doc.RemotePins)
+	return stats, man
+}
+
+// buildStatus assembles the document; d is nil without a daemon.
+func buildStatus(ctx context.Context, g *globalOptions, n *node.Node, d *daemon) (*statusDoc, error) {
+	abs := absPath
+	doc := &statusDoc{
+		DaemonRunning: d != nil, Repo: n.RepoPath(), Root: abs(g.Root),
+		PeerID: n.PeerID(), Profile: n.Profile(), Routing: n.Routing(),
+		Addresses: n.Addrs(), ConnectedPeers: n.ConnectedPeers(),
+		IPNS:    statusIPNS{Name: n.IPNSName()},
+		Provide: n.ProvideStats(),
+		Config:  g.cfg,
+		Build:   buildinfo.Read(),
+	}
+	if doc.Addresses == nil {
+		doc.Addresses = []string{}
+	}
+	doc.anchorStats, _ = fillManifest(ctx, g, doc, n, d)
 	if d != nil {
 		doc.DaemonPID = os.Getpid()
 		started := d.started
 		doc.DaemonStarted = &started
 		doc.Jobs = d.sched.Entries()
+		doc.Problems = append([]configProblem{}, d.configProblems()...)
 		d.mu.Lock()
 		doc.IPNS.Value, doc.IPNS.Error = d.ipnsValue, d.ipnsErr
 		if !d.ipnsAt.IsZero() {
@@ -186,6 +257,7 @@ func buildStatus(_ context.Context, g *globalOptions, n *node.Node, d *daemon) (
 		return nil, err
 	}
 	doc.Jobs = jobs
+	doc.Problems = append([]configProblem{}, configProblems(g, g.cfg)...)
 	return doc, nil
 }
 
@@ -229,10 +301,16 @@ func rawString(b json.RawMessage, ok bool) string {
 func printStatus(g *globalOptions, doc *statusDoc) {
 	w := g.stderr
 	state := "not running (repo opened offline)"
-	if doc.DaemonRunning {
+	switch {
+	case doc.RepoLocked != nil:
+		state = "not running"
+	case doc.DaemonRunning:
 		state = fmt.Sprintf("running (pid %d, since %s)", doc.DaemonPID, doc.DaemonStarted.Format(time.RFC3339))
 	}
 	fmt.Fprintf(w, "daemon:     %s\n", state)
+	if doc.RepoLocked != nil {
+		fmt.Fprintf(w, "repo lock:  %s\n", doc.RepoLocked.Reason)
+	}
 	fmt.Fprintf(w, "version:    %s\n", doc.Build)
 	fmt.Fprintf(w, "repo:       %s\nroot:       %s\n", doc.Repo, doc.Root)
 	fmt.Fprintf(w, "root-24:    %s", doc.Root24Lock)
@@ -264,7 +342,15 @@ func printStatus(g *globalOptions, doc *statusDoc) {
 		fmt.Fprintf(w, ", error: %s", p.Err)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "anchors:    %d records of %d files, %d pinned", doc.Records, doc.Files, doc.Pinned)
+	fmt.Fprintf(w, "anchors:    %d records of %d files, ", doc.Records, doc.Files)
+	switch {
+	case doc.PinnedErr != "":
+		fmt.Fprintf(w, "pinned unknown (%s; the manifest marks %d pinned)", doc.PinnedErr, doc.ManifestPinned)
+	case doc.Pinned != doc.ManifestPinned:
+		fmt.Fprintf(w, "%d pinned in the repo (the manifest marks %d pinned: run `ssid-anchor verify`)", doc.Pinned, doc.ManifestPinned)
+	default:
+		fmt.Fprintf(w, "%d pinned", doc.Pinned)
+	}
 	if rp := summariseRemotePins(doc.RemotePins); len(rp) > 0 {
 		var parts []string
 		for _, st := range sortedKeysOfInt(rp) {
@@ -290,10 +376,20 @@ func printStatus(g *globalOptions, doc *statusDoc) {
 		if j.Running {
 			extra = " RUNNING"
 		}
+		if !j.LastRun.IsZero() {
+			if j.LastSuccess.IsZero() {
+				extra += ", never succeeded"
+			} else if j.LastSuccess.Before(j.LastRun) {
+				extra += ", last success " + j.LastSuccess.Format(time.RFC3339)
+			}
+		}
 		if j.LastError != "" {
 			extra += " last error: " + j.LastError
 		}
 		fmt.Fprintf(w, "job:        %-9s %-18s last %s, next %s%s\n", j.Name, j.Spec, last, next, extra)
+	}
+	for _, p := range doc.Problems {
+		fmt.Fprintf(w, "PROBLEM:    job %s cannot run: %s\n", p.Job, p.Reason)
 	}
 	if doc.HTTP != nil {
 		fmt.Fprintf(w, "http:       %s (gateway %sipfs/<cid>)\n", doc.HTTP.Listen, doc.HTTP.URL)

@@ -156,6 +156,26 @@ func (s *consoleSource) Snapshot(ctx context.Context) (*console.Snapshot, error)
 	if err := s.readManifest(ctx, root, snap); err != nil {
 		snap.ManifestProblem = err.Error()
 	}
+	if len(snap.Records) > 0 {
+		// "Pinned" is what the repo's pin set holds, not the records'
+		// flags: one listing of the pins for the whole page.
+		cids := make([]string, len(snap.Records))
+		for i := range snap.Records {
+			cids[i] = snap.Records[i].IPFSCID
+		}
+		parsed := parseCIDs(cids)
+		pinned, err := repoPinnedSet(ctx, s.n, parsed)
+		if err != nil {
+			snap.PinsProblem = err.Error()
+		} else {
+			snap.RepoPinned = make(map[string]bool, len(pinned))
+			for i, c := range parsed {
+				if c.Defined() && pinned[c.KeyString()] {
+					snap.RepoPinned[cids[i]] = true
+				}
+			}
+		}
+	}
 	s.mu.Lock()
 	if s.lastRun != nil {
 		v := *s.lastRun

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/ssid/ssid-anchor/anchor/pinning"
@@ -75,6 +78,11 @@ func (d *daemon) remotePinsStep(ctx context.Context, g *globalOptions) error {
 		if wait := rep.Waiting.Sub(g.now()); wait < remotePinInterval {
 			d.sched.TriggerAfter(jobRemotePins, max(wait, time.Second))
 		}
+	}
+	// Work that failed is a failed run, not "ok": a request blocked by a
+	// missing token variable fails every run until it is set.
+	if rep.Failed > 0 {
+		err = errors.Join(err, fmt.Errorf("%d remote pin requests failed: %s", rep.Failed, strings.Join(rep.Failures, "; ")))
 	}
 	return err
 }

@@ -18,6 +18,9 @@ type httpDeps struct {
 	Gateway http.Handler
 	// Ready reports whether node and scheduler are up (/healthz).
 	Ready func() bool
+	// Problems lists what keeps a configured job from running; any makes
+	// /healthz answer 503 with them (SPEC 4.5).
+	Problems func() []string
 	// Metrics serves Prometheus metrics.
 	Metrics http.Handler
 	// Status builds the document of `status --json`.
@@ -95,6 +98,12 @@ func newHTTPHandler(d httpDeps) http.Handler {
 			http.Error(w, "starting or stopping", http.StatusServiceUnavailable)
 			return
 		}
+		if d.Problems != nil {
+			if ps := d.Problems(); len(ps) > 0 {
+				http.Error(w, "degraded: a configured job cannot run\n"+strings.Join(ps, "\n"), http.StatusServiceUnavailable)
+				return
+			}
+		}
 		fmt.Fprintln(w, "ok")
 	})
 	if d.Metrics != nil {
@@ -137,10 +146,27 @@ func (d *daemon) httpHandler() http.Handler {
 		Hosts:   newHostCheck(cfg.Listen, cfg.AllowRemote),
 		Gateway: d.node.GatewayHandler(),
 		Ready:   d.ready.Load,
-		Metrics: d.metrics.handler(),
+		Problems: func() []string {
+			var out []string
+			for _, p := range d.configProblems() {
+				out = append(out, p.String())
+			}
+			return out
+		},
+		Metrics: d.metricsHandler(),
 		Status: func(ctx context.Context) (any, error) {
 			return buildStatus(ctx, d.statusGlobals(), d.node, d)
 		},
 		Console: console,
+	})
+}
+
+// metricsHandler recounts the pinned records (the repo's pin set, which
+// can change without the manifest changing) before each scrape.
+func (d *daemon) metricsHandler() http.Handler {
+	h := d.metrics.handler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d.refreshAnchorStats()
+		h.ServeHTTP(w, r)
 	})
 }

@@ -6,15 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/ssid/ssid-anchor/anchor"
+	"github.com/ssid/ssid-anchor/anchor/pinning"
 	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/appconfig"
 	"github.com/ssid/ssid-anchor/scheduler"
@@ -96,13 +99,61 @@ func (d *daemon) addJobs(cfg appconfig.Config) error {
 	} else {
 		d.sched.Remove(jobRemotePins)
 	}
+	problems := configProblems(d.jobGlobals(jobTelemetry, "schedule"), cfg)
+	d.mu.Lock()
+	d.problems = problems
+	d.mu.Unlock()
+	for _, p := range problems {
+		d.g.log.Error("configured job cannot run", "job", p.Job, "reason", p.Reason)
+	}
 	spec, why := d.telemetrySpec(cfg)
 	if spec == "" {
 		d.sched.Remove(jobTelemetry)
-		d.g.log.Info("no telemetry job", "reason", why)
+		if !slices.ContainsFunc(problems, func(p configProblem) bool { return p.Job == jobTelemetry }) {
+			d.g.log.Info("no telemetry job", "reason", why)
+		}
 		return nil
 	}
 	return d.sched.Add(jobTelemetry, spec, d.pipeline(jobTelemetry, []step{{name: "telemetry", run: d.telemetryStep}}))
+}
+
+// configProblem is a configured job that cannot run as configured: a
+// missing secret, an unreadable or invalid config. The daemon logs it as
+// an error, /healthz answers 503 with it, /metrics counts it
+// (ssid_anchor_config_problems) and status names it (SPEC 4.5).
+type configProblem struct {
+	Job    string `json:"job"`
+	Reason string `json:"reason"`
+}
+
+func (p configProblem) String() string { return p.Job + ": " + p.Reason }
+
+// configProblems lists the configured jobs of cfg that cannot run, read
+// with g's environment: telemetry whose config exists but cannot be used
+// (a channel's secret variable unset, a syntax error), and remote pinning
+// services whose token variables are unset. Telemetry that is disabled,
+// or has no config file, is not configured and not a problem.
+func configProblems(g *globalOptions, cfg appconfig.Config) []configProblem {
+	var out []configProblem
+	gg := *g
+	gg.cfg = cfg
+	if _, why, problem := telemetryJob(&gg); problem {
+		out = append(out, configProblem{Job: jobTelemetry, Reason: "not scheduled: " + why})
+	}
+	for _, s := range pinning.WithPresets(cfg.RemotePinning.Services) {
+		if miss := pinning.MissingEnv(s, g.env); len(miss) > 0 {
+			out = append(out, configProblem{Job: jobRemotePins, Reason: fmt.Sprintf("service %s: token variable %s is not set; its requests cannot be sent", s.Name, strings.Join(miss, " and "))})
+		}
+	}
+	return out
+}
+
+// configProblems is what the running daemon found at start or the last
+// reload.
+func (d *daemon) configProblems() []configProblem {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.problems)
 }
 
 // remotePinsSpec is when the remote-pins job runs: every
@@ -140,21 +191,41 @@ func (d *daemon) telemetrySpec(cfg appconfig.Config) (string, string) {
 }
 
 func telemetrySpecFor(g *globalOptions) (string, string) {
+	spec, why, _ := telemetryJob(g)
+	return spec, why
+}
+
+// telemetryJob is telemetrySpecFor and whether a "" spec is a problem
+// (the config exists but cannot be used) rather than telemetry being off
+// (disabled, or no config file).
+func telemetryJob(g *globalOptions) (spec, why string, problem bool) {
 	s, err := loadTelemetryConfig(g)
 	if err == nil {
 		defer s.root.Close()
 	}
 	switch {
 	case err != nil:
-		return "", err.Error()
+		return "", err.Error(), !telemetryConfigAbsent(g)
 	case s.invalid != nil:
-		return "", invalidConfig(s.cfgRel, s.invalid).Error()
+		return "", invalidConfig(s.cfgRel, s.invalid).Error(), true
 	case !s.cfg.Enabled:
-		return "", "telemetry is disabled (enabled: false in " + s.cfgRel + ")"
+		return "", "telemetry is disabled (enabled: false in " + s.cfgRel + ")", false
 	case g.cfg.Schedule.Telemetry != "":
-		return g.cfg.Schedule.Telemetry, ""
+		return g.cfg.Schedule.Telemetry, "", false
 	}
-	return "@every " + s.cfg.CheckInterval().String(), ""
+	return "@every " + s.cfg.CheckInterval().String(), "", false
+}
+
+// telemetryConfigAbsent reports whether the telemetry config file does not
+// exist (telemetry not set up: not a problem).
+func telemetryConfigAbsent(g *globalOptions) bool {
+	root, err := tree.OpenRoot(g.Root)
+	if err != nil {
+		return false
+	}
+	defer root.Close()
+	_, err = root.Stat(g.cfg.Paths.TelemetryConfig)
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 // jobGlobals are the options a job's step runs with: the daemon's config

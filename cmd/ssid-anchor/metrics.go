@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"github.com/ssid/ssid-anchor/anchor"
 	"github.com/ssid/ssid-anchor/anchor/pinning"
 	"github.com/ssid/ssid-anchor/anchor/tree"
+	"github.com/ssid/ssid-anchor/node"
 	"github.com/ssid/ssid-anchor/telemetry"
 )
 
@@ -35,11 +37,15 @@ type metrics struct {
 // anchorStats are counted from the manifest after each anchoring run, not
 // at every scrape.
 type anchorStats struct {
-	Records    int            `json:"anchors"`
-	Files      int            `json:"files"`
-	Pinned     int            `json:"pinned"`
-	RemotePins map[string]int `json:"remote_pins"`
-	Err        string         `json:"manifest_error,omitempty"`
+	Records int `json:"anchors"`
+	Files   int `json:"files"`
+	// Pinned counts the records whose CID the node's repo pins (its pin
+	// set, not the records' flags); ManifestPinned counts the flags.
+	Pinned         int            `json:"pinned"`
+	ManifestPinned int            `json:"manifest_pinned"`
+	PinnedErr      string         `json:"pinned_error,omitempty"`
+	RemotePins     map[string]int `json:"remote_pins"`
+	Err            string         `json:"manifest_error,omitempty"`
 }
 
 func newMetrics(d *daemon) *metrics {
@@ -66,9 +72,13 @@ func newMetrics(d *daemon) *metrics {
 	f.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "anchors", Help: "Anchor records in the manifest."}, stat(func(s anchorStats) int { return s.Records })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "anchored_files", Help: "Distinct files with at least one anchor record."}, stat(func(s anchorStats) int { return s.Files })),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pinned", Help: "Anchor records pinned in the local repo."}, stat(func(s anchorStats) int { return s.Pinned })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pinned", Help: "Anchor records whose CID the local repo pins (its pin set, not the records' flags)."}, stat(func(s anchorStats) int { return s.Pinned })),
 	)
 	m.reg.MustRegister(newRemotePinCollector(m))
+	if d != nil {
+		m.reg.MustRegister(jobSuccessCollector{d: d, desc: prometheus.NewDesc("ssid_anchor_job_last_success_timestamp_seconds",
+			"When each scheduled job last finished without an error (Unix time, 0 = never); kept across restarts in the scheduler's state file.", []string{"job"}, nil)})
+	}
 	if d != nil && d.node != nil {
 		n := d.node
 		f.MustRegister(
@@ -90,6 +100,8 @@ func newMetrics(d *daemon) *metrics {
 				}),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "connected_peers", Help: "Peers the node is connected to."},
 				func() float64 { return float64(n.ConnectedPeers()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "config_problems", Help: "Configured jobs that cannot run (a missing secret, an unusable config); status and /healthz name them."},
+				func() float64 { return float64(len(d.configProblems())) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ready", Help: "1 while the daemon serves."},
 				func() float64 {
 					if d.ready.Load() {
@@ -176,8 +188,43 @@ func (c remotePinCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// countAnchors reads the manifest of the tree at root.
-func countAnchors(root string, paths tree.Paths) (anchorStats, *anchor.Manifest) {
+// jobSuccessCollector exports each job's last success from the
+// scheduler, which persists it: unlike the run counters, it does not
+// start at zero when the daemon restarts.
+type jobSuccessCollector struct {
+	d    *daemon
+	desc *prometheus.Desc
+}
+
+func (c jobSuccessCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c jobSuccessCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.d.sched == nil {
+		return
+	}
+	for _, e := range c.d.sched.Entries() {
+		v := 0.0
+		if !e.LastSuccess.IsZero() {
+			v = float64(e.LastSuccess.UnixMilli()) / 1000
+		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, e.Name)
+	}
+}
+
+// countAnchors reads the manifest of the tree at root and counts the
+// records the repo of n pins (unknown when n is nil).
+func countAnchors(ctx context.Context, root string, paths tree.Paths, n *node.Node) (anchorStats, *anchor.Manifest) {
+	var cids []string
+	s, m := countAnchorsCIDs(root, paths, &cids)
+	if s.Err == "" {
+		s.countPinned(ctx, n, parseCIDs(cids))
+	}
+	return s, m
+}
+
+// countAnchorsCIDs counts the manifest's records and returns their CIDs
+// in *cids.
+func countAnchorsCIDs(root string, paths tree.Paths, cids *[]string) (anchorStats, *anchor.Manifest) {
 	s := anchorStats{RemotePins: map[string]int{}}
 	r, err := tree.OpenRoot(root)
 	if err != nil {
@@ -192,6 +239,7 @@ func countAnchors(root string, paths tree.Paths) (anchorStats, *anchor.Manifest)
 		return s, nil
 	}
 	s.Records, s.Files, s.Pinned = sum.Records, sum.Files, sum.Pinned
+	*cids = sum.CIDs
 	for status, n := range sum.RemotePins {
 		s.RemotePins[remotePinLabel(status)] += n
 	}
@@ -200,7 +248,7 @@ func countAnchors(root string, paths tree.Paths) (anchorStats, *anchor.Manifest)
 
 // refreshAnchorStats recounts after a run (and at start).
 func (d *daemon) refreshAnchorStats() {
-	s, _ := d.counts.count(d.g.Root, d.config().Paths)
+	s, _ := d.counts.count(context.Background(), d.g.Root, d.config().Paths, d.node)
 	d.metrics.mu.Lock()
 	d.metrics.anchors = s
 	d.metrics.mu.Unlock()

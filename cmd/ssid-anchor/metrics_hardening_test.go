@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -47,7 +48,7 @@ func TestMetricsSurviveHostileRemotePinStatuses(t *testing.T) {
 	b, _ := json.MarshalIndent(m, "", "  ")
 	mustWrite(t, filepath.Join(root, tManifest), b)
 
-	stats, _ := countAnchors(root, tree.DefaultPaths())
+	stats, _ := countAnchors(context.Background(), root, tree.DefaultPaths(), nil)
 	if stats.Err != "" || stats.Records != 1 {
 		t.Fatalf("counting the manifest: %+v", stats.Err)
 	}

@@ -35,6 +35,11 @@ type Snapshot struct {
 	// Records are the manifest's anchor records in file order (anchoring
 	// only appends, so later records are newer).
 	Records []anchor.Record
+	// RepoPinned says which records' CIDs (by their string form) the
+	// node's repo pins, from its pin set; nil when it could not be read,
+	// and then PinsProblem says why and each record's own flag is shown.
+	RepoPinned  map[string]bool
+	PinsProblem string
 	// Chain is the manifest hash chain, newest (the head) first.
 	Chain []ManifestLink
 	// ChainNote explains an incomplete chain ("older manifests not
@@ -51,6 +56,15 @@ type Snapshot struct {
 	RemoteServices []string
 	// RemotePins are the remote pin requests, one per record and service.
 	RemotePins []RemotePin
+}
+
+// pinned says whether r's CID is pinned in the repo (its pin set), or
+// what the record says when the pin set is unknown.
+func (s *Snapshot) pinned(r *anchor.Record) bool {
+	if s.RepoPinned == nil {
+		return r.Pinned
+	}
+	return s.RepoPinned[r.IPFSCID]
 }
 
 // Node is the header: who this box is and how it stands.

@@ -168,7 +168,7 @@ func buildView(s *Snapshot, rq viewRequest, o Options) *view {
 		r := &s.Records[i]
 		rw := row{
 			Path: r.FilePath, Hash: r.FileHash, CID: r.IPFSCID, Event: r.EventType, EventVersion: r.EventVersion,
-			AnchoredAt: r.AnchoredAt, Pinned: r.Pinned, Remote: r.RemotePins, Versions: versions[r.FilePath],
+			AnchoredAt: r.AnchoredAt, Pinned: s.pinned(r), Remote: r.RemotePins, Versions: versions[r.FilePath],
 			HistoryURL: "/?" + url.Values{"file": {r.FilePath}}.Encode(), Latest: rq.File == "" || i == idx[0],
 		}
 		if r.IPFSCID != "" {
@@ -258,7 +258,7 @@ func scoreClass(score, min, critical float64) string {
 func tiles(s *Snapshot, v *view, files int, now time.Time) []tile {
 	pinned := 0
 	for i := range s.Records {
-		if s.Records[i].Pinned {
+		if s.pinned(&s.Records[i]) {
 			pinned++
 		}
 	}
@@ -269,6 +269,9 @@ func tiles(s *Snapshot, v *view, files int, now time.Time) []tile {
 	pt := tile{Label: "Pinned locally", Value: fmt.Sprintf("%d/%d", pinned, len(s.Records)), Note: "records", Href: "#anchors", Class: "ok"}
 	if pinned < len(s.Records) {
 		pt.Class = "bad"
+	}
+	if s.RepoPinned == nil && s.PinsProblem != "" {
+		pt.Note = "as the manifest says; the repo's pins: " + s.PinsProblem
 	}
 	if len(s.Records) == 0 {
 		pt.Class = "muted"
