@@ -23,6 +23,7 @@ type globalOptions struct {
 	Repo       string
 	ConfigFile string
 	JSON       bool
+	Quiet      bool
 	LogLevel   string
 	LogFormat  string
 
@@ -78,6 +79,7 @@ func newApp(g *globalOptions) *cli.App {
 			&cli.StringFlag{Name: "repo", Value: defaultRepo(), EnvVars: []string{"SSID_ANCHOR_REPO"}, Usage: "IPFS repo `DIR`", Destination: &g.Repo},
 			&cli.StringFlag{Name: "config", Usage: "appliance config `FILE` (default <repo>/appliance.json)", Destination: &g.ConfigFile},
 			&cli.BoolFlag{Name: "json", Usage: "machine-readable output on stdout", Destination: &g.JSON},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress and no notices on stderr (results, warnings and errors still print)", Destination: &g.Quiet},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", Destination: &g.LogLevel},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log lines on stderr as text or json", Destination: &g.LogFormat},
 			&cli.BoolFlag{Name: "version", Usage: "print the version (as the version command does) and exit"},
@@ -195,7 +197,7 @@ func parseLevel(s string) (slog.Level, error) {
 
 // globalFlags are accepted anywhere on the command line (SPEC 3); the value
 // flags take the next argument unless written --flag=value.
-var globalFlags = map[string]bool{"root": true, "repo": true, "config": true, "log-level": true, "log-format": true, "json": false}
+var globalFlags = map[string]bool{"root": true, "repo": true, "config": true, "log-level": true, "log-format": true, "json": false, "quiet": false, "q": false}
 
 // hoistGlobalFlags moves every global flag, wherever it appears, in front of
 // the command, where urfave/cli parses the app's flags: `ssid-anchor anchor

@@ -146,7 +146,18 @@ func execAnchor(ctx context.Context, o anchorOptions, g *globalOptions) (*anchor
 	defer root.Close()
 	ro := anchor.RunOptions{
 		Root: root, Paths: g.cfg.Paths, Config: g.cfg.Anchor, Params: params,
-		Now: g.now, Log: g.log, OnFile: progressBars(g.stderr), Reprocess: o.Reprocess,
+		Now: g.now, Log: g.log, Reprocess: o.Reprocess,
+	}
+	// Progress on stderr: bars on a terminal, a line every few seconds
+	// otherwise, nothing with --quiet.
+	if !g.Quiet {
+		ro.OnFile = progressBars(g.stderr)
+	}
+	pl := g.newProgress("files", "read")
+	defer pl.Close()
+	if pl != nil {
+		ro.OnFile, ro.OnFilesDone = pl.file, pl.count
+		ro.OnWork = func(_, files int) { pl.setTotal(files) }
 	}
 	// Rules are checked before the node is opened: a config error costs
 	// nothing and moves nothing.
@@ -175,7 +186,13 @@ func execAnchor(ctx context.Context, o anchorOptions, g *globalOptions) (*anchor
 			// Process-wide, so a one-shot process only (as verify's).
 			undo := setAnchorMemoryLimit(0, 0)
 			defer undo()
-			ro.OnWork = func(records, files int) { setAnchorMemoryLimit(records, files) }
+			onWork := ro.OnWork
+			ro.OnWork = func(records, files int) {
+				setAnchorMemoryLimit(records, files)
+				if onWork != nil {
+					onWork(records, files)
+				}
+			}
 		}
 	}
 	res, err := anchor.Run(ctx, ro)

@@ -111,8 +111,24 @@ func runExport(ctx context.Context, o exportOptions, g *globalOptions) error {
 	for i, it := range items {
 		targets[i] = node.ExportTarget{Root: it.c, Path: filepath.Join(o.Dir, it.c.String()+".car")}
 	}
+	// Progress lines on a stderr that is not a terminal (none with --quiet).
+	pl := g.newProgress("CARs", "written")
+	defer pl.Close()
+	var onCAR func(int, node.ExportResult, error)
+	if pl != nil {
+		pl.setTotal(len(targets))
+		done, failed := 0, 0
+		onCAR = func(_ int, r node.ExportResult, err error) {
+			done++
+			if err != nil {
+				failed++
+			}
+			pl.read(r.Bytes)
+			pl.count(done, failed)
+		}
+	}
 	// One flush for all CARs instead of an fsync each (see ExportCARFiles).
-	results, errs, err := n.ExportCARFiles(ctx, targets)
+	results, errs, err := n.ExportCARFilesFunc(ctx, targets, onCAR)
 	if err != nil {
 		return err
 	}

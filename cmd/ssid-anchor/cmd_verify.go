@@ -292,7 +292,8 @@ func runVerify(ctx context.Context, o verifyOptions, g *globalOptions) error {
 	// Results are printed as they are settled, in record order, so memory
 	// does not grow with the number of records (anchor.Verify holds a
 	// bounded window of them).
-	pr := &verifyPrinter{g: g, collectCIDs: cars != nil}
+	pr := &verifyPrinter{g: g, collectCIDs: cars != nil, progress: g.newProgress("records", "read")}
+	defer pr.progress.Close()
 	vo.Sink = pr
 	rep, err := anchor.Verify(ctx, vo)
 	if err != nil {
@@ -395,6 +396,8 @@ type verifyPrinter struct {
 	collectCIDs bool
 	known       map[string]struct{}
 	n           int
+	failed      int
+	progress    *progressLines // nil: none
 	enc         *json.Encoder
 	rec         bytes.Buffer
 }
@@ -426,6 +429,10 @@ func (p *verifyPrinter) Record(r anchor.RecordResult) error {
 		}
 	}
 	p.n++
+	if !r.OK {
+		p.failed++
+	}
+	p.progress.count(p.n, p.failed)
 	if !p.g.JSON {
 		printRecordHuman(p.g.stderr, r)
 		return nil
