@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -28,9 +29,14 @@ type globalOptions struct {
 	LogFormat  string
 
 	stdout, stderr io.Writer
-	log            *slog.Logger
-	cfg            appconfig.Config
-	now            func() time.Time
+	// help holds what urfave/cli prints (help, usage): runWith puts it on
+	// stdout when the command succeeds (`anchor --help | grep dry-run`)
+	// and on stderr beside the error when it fails (a missing required
+	// flag), so --json's stdout stays JSON only.
+	help bytes.Buffer
+	log  *slog.Logger
+	cfg  appconfig.Config
+	now  func() time.Time
 	// shared is the daemon's open node when a command runs inside the
 	// daemon (see openNode); nil in a one-shot process.
 	shared *node.Node
@@ -70,9 +76,9 @@ func newApp(g *globalOptions) *cli.App {
 	app := &cli.App{
 		Name:  "ssid-anchor",
 		Usage: "anchor, verify and watch a governance repository on an embedded IPFS node",
-		// Help and usage errors go to stderr: stdout is for results (and
-		// holds JSON only with --json).
-		Writer:    g.stderr,
+		// Help is a result, as with kubo, restic and git (SPEC 3,
+		// streams): see globalOptions.help. Errors go to stderr.
+		Writer:    &g.help,
 		ErrWriter: g.stderr,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "root", Value: ".", EnvVars: []string{"SSID_ROOT"}, Usage: "governance tree `DIR`", Destination: &g.Root},
@@ -163,7 +169,7 @@ func newLogger(w io.Writer, format string, lvl slog.Level) (*slog.Logger, error)
 }
 
 // globalFlagsNote tells each command's help where the global flags are.
-const globalFlagsNote = "The global flags (--root, --repo, --config, --json, --log-level, --log-format;\nsee ssid-anchor --help) may come before or after the command."
+const globalFlagsNote = "The global flags (--root, --repo, --config, --json, --quiet, --log-level, --log-format;\nsee ssid-anchor --help) may come before or after the command."
 
 // quietUsageErrors makes a bad flag of any command (including those added
 // later) an exit-2 usage error with a one-line message and a hint, instead
@@ -281,6 +287,12 @@ func runWith(ctx context.Context, g *globalOptions, args []string) int {
 	app := newApp(g)
 	args = spreadListFlags(hoistGlobalFlags(args))
 	err := app.RunContext(ctx, args)
+	if err == nil {
+		out.Write(g.help.Bytes())
+	} else {
+		stderr.Write(g.help.Bytes())
+	}
+	g.help.Reset()
 	var fe forwardedExit
 	if errors.As(err, &fe) {
 		return fe.code // the daemon printed what happened

@@ -161,17 +161,17 @@ func runExport(ctx context.Context, o exportOptions, g *globalOptions) error {
 	} else {
 		for _, e := range out {
 			if e.Error != "" {
-				fmt.Fprintf(g.stderr, "FAILED  %s  %s: %s\n", e.Root, e.What, e.Error)
+				fmt.Fprintf(g.stdout, "FAILED  %s  %s: %s\n", e.Root, e.What, e.Error)
 				continue
 			}
-			fmt.Fprintf(g.stderr, "wrote   %s  %s (%d blocks, %d bytes)\n", e.File, e.What, e.Blocks, e.Bytes)
+			fmt.Fprintf(g.stdout, "wrote   %s  %s (%d blocks, %d bytes)\n", e.File, e.What, e.Blocks, e.Bytes)
 		}
 		for _, p := range plan.ChainProblems {
-			fmt.Fprintf(g.stderr, "chain   %s\n", p)
+			fmt.Fprintf(g.stdout, "chain   %s\n", p)
 		}
-		fmt.Fprintf(g.stderr, "the manifest chain is in %d CAR(s): %s\n", len(chainCARs), strings.Join(chainCARs, " "))
-		fmt.Fprintf(g.stderr, "manifest copied to %s\n", manCopy)
-		fmt.Fprintf(g.stderr, "on the audit machine: ssid-anchor verify --manifest %s --car %s\n", manCopy, filepath.Join(o.Dir, "*.car"))
+		fmt.Fprintf(g.stdout, "the manifest chain is in %d CAR(s): %s\n", len(chainCARs), strings.Join(chainCARs, " "))
+		fmt.Fprintf(g.stdout, "manifest copied to %s\n", manCopy)
+		fmt.Fprintf(g.notices(), "on the audit machine: ssid-anchor verify --manifest %s --car %s\n", manCopy, filepath.Join(o.Dir, "*.car"))
 	}
 	if failed > 0 || len(plan.ChainProblems) > 0 {
 		var what []string

@@ -46,13 +46,13 @@ func runGuard(_ context.Context, g *globalOptions) error {
 		}
 	} else {
 		fmt.Fprintf(g.stdout, "Root-24-LOCK: %s\n", st.Status())
-		fmt.Fprintf(g.stderr, "%s: %d module directories", root.Dir(), len(st.Modules))
+		fmt.Fprintf(g.stdout, "%s: %d module directories", root.Dir(), len(st.Modules))
 		if st.ExceptionsFile != "" {
-			fmt.Fprintf(g.stderr, ", exceptions from %s", st.ExceptionsFile)
+			fmt.Fprintf(g.stdout, ", exceptions from %s", st.ExceptionsFile)
 		}
-		fmt.Fprintln(g.stderr)
+		fmt.Fprintln(g.stdout)
 		for _, p := range st.Problems {
-			fmt.Fprintf(g.stderr, "  %s\n", p)
+			fmt.Fprintf(g.stdout, "  %s\n", p)
 		}
 	}
 	switch st.Status() {

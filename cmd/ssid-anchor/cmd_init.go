@@ -54,9 +54,9 @@ func runInit(_ context.Context, o initOptions, g *globalOptions) error {
 		return writeJSON(g.stdout, map[string]any{"repo": g.Repo, "peer_id": res.PeerID, "profile": res.Profile, "created": res.Created})
 	}
 	if res.Created {
-		fmt.Fprintf(g.stderr, "initialised repo %s (profile %s)\n", g.Repo, res.Profile)
+		fmt.Fprintf(g.stdout, "initialised repo %s (profile %s)\n", g.Repo, res.Profile)
 	} else {
-		fmt.Fprintf(g.stderr, "repo %s already initialised (profile %s); nothing changed\n", g.Repo, res.Profile)
+		fmt.Fprintf(g.stdout, "repo %s already initialised (profile %s); nothing changed\n", g.Repo, res.Profile)
 	}
 	fmt.Fprintf(g.stdout, "peer id: %s\n", res.PeerID)
 	return nil

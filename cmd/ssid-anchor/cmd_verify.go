@@ -408,7 +408,7 @@ const recordsKey = "\n  \"records\": ["
 func (p *verifyPrinter) Begin(rep *anchor.VerifyReport) error {
 	p.known = map[string]struct{}{}
 	if !p.g.JSON {
-		fmt.Fprintf(p.g.stderr, "verifying %s (cid %s) against %s\n", rep.Manifest, rep.ManifestCID, rep.Source)
+		fmt.Fprintf(p.g.stdout, "verifying %s (cid %s) against %s\n", rep.Manifest, rep.ManifestCID, rep.Source)
 		return nil
 	}
 	head, _, err := p.splitDoc(verifyResult{VerifyReport: rep})
@@ -434,7 +434,7 @@ func (p *verifyPrinter) Record(r anchor.RecordResult) error {
 	}
 	p.progress.count(p.n, p.failed)
 	if !p.g.JSON {
-		printRecordHuman(p.g.stderr, r)
+		printRecordHuman(p.g.stdout, r)
 		return nil
 	}
 	p.rec.Reset()
@@ -453,7 +453,7 @@ func (p *verifyPrinter) Record(r anchor.RecordResult) error {
 // finish prints what follows the records.
 func (p *verifyPrinter) finish(out verifyResult) error {
 	if !p.g.JSON {
-		printVerifyTail(p.g.stderr, out)
+		printVerifyTail(p.g.stdout, out)
 		return nil
 	}
 	_, tail, err := p.splitDoc(out)
