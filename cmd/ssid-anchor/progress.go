@@ -21,6 +21,9 @@ const progressIntervalEnv = "SSID_ANCHOR_PROGRESS_INTERVAL"
 // stderr is not a terminal, as restic does under systemd, CI or nohup.
 const defaultProgressInterval = 5 * time.Second
 
+// minProgressTick is the shortest period of the progress ticker.
+const minProgressTick = time.Second
+
 // isTerminal says whether w is a terminal (where progress is a bar).
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
@@ -85,7 +88,12 @@ func startProgress(w io.Writer, unit, verb string, every time.Duration, now func
 	p.last = p.start
 	var t *time.Ticker
 	if tick == nil {
-		t = time.NewTicker(every)
+		// A line comes from the ticker when the run makes no progress
+		// for a while (one large file, a slow fetch), and from the
+		// updates when it does (due). The ticker ticks at most once a
+		// second: a test's tiny interval makes every update print
+		// without a ticker spinning.
+		t = time.NewTicker(max(every, minProgressTick))
 		tick = t.C
 	}
 	p.wg.Add(1)
@@ -100,7 +108,7 @@ func startProgress(w io.Writer, unit, verb string, every time.Duration, now func
 				return
 			case <-tick:
 				p.mu.Lock()
-				p.print()
+				p.due()
 				p.mu.Unlock()
 			}
 		}
