@@ -45,14 +45,16 @@ func runGuard(_ context.Context, g *globalOptions) error {
 			return err
 		}
 	} else {
+		// The verdict is the result, one line for scripts (README); what
+		// it was measured on and why it is not active go to stderr.
 		fmt.Fprintf(g.stdout, "Root-24-LOCK: %s\n", st.Status())
-		fmt.Fprintf(g.stdout, "%s: %d module directories", root.Dir(), len(st.Modules))
+		fmt.Fprintf(g.stderr, "%s: %d module directories", root.Dir(), len(st.Modules))
 		if st.ExceptionsFile != "" {
-			fmt.Fprintf(g.stdout, ", exceptions from %s", st.ExceptionsFile)
+			fmt.Fprintf(g.stderr, ", exceptions from %s", st.ExceptionsFile)
 		}
-		fmt.Fprintln(g.stdout)
+		fmt.Fprintln(g.stderr)
 		for _, p := range st.Problems {
-			fmt.Fprintf(g.stdout, "  %s\n", p)
+			fmt.Fprintf(g.stderr, "  %s\n", p)
 		}
 	}
 	switch st.Status() {

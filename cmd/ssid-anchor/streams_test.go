@@ -107,7 +107,7 @@ func TestResultsOnStdout(t *testing.T) {
 	}{
 		{[]string{"anchor"}, "new registry events; anchored "},
 		{[]string{"verify"}, "records passed; chain intact; OK"},
-		{[]string{"guard"}, "module directories"},
+		{[]string{"guard"}, "Root-24-LOCK: active"},
 		{[]string{"status"}, "daemon:     not running"},
 		{[]string{"pins"}, "no remote pin requests"},
 		{[]string{"export", "--car", filepath.Join(dir, "cars")}, "manifest copied to "},
