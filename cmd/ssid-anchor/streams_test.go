@@ -257,29 +257,11 @@ func TestProgressLinesWithoutTerminal(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the progress goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestProgressLineEveryInterval drives the progress lines with a fake
 // clock and ticker: a line when the interval has passed (on a tick or on
 // an update), none before, in restic's form.
 func TestProgressLineEveryInterval(t *testing.T) {
-	var out syncBuffer
+	var out lockedBuffer // daemon_test.go
 	var mu sync.Mutex
 	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
