@@ -29,14 +29,9 @@ type globalOptions struct {
 	LogFormat  string
 
 	stdout, stderr io.Writer
-	// help holds what urfave/cli prints (help, usage): runWith puts it on
-	// stdout when the command succeeds (`anchor --help | grep dry-run`)
-	// and on stderr beside the error when it fails (a missing required
-	// flag), so --json's stdout stays JSON only.
-	help bytes.Buffer
-	log  *slog.Logger
-	cfg  appconfig.Config
-	now  func() time.Time
+	log            *slog.Logger
+	cfg            appconfig.Config
+	now            func() time.Time
 	// shared is the daemon's open node when a command runs inside the
 	// daemon (see openNode); nil in a one-shot process.
 	shared *node.Node
@@ -51,6 +46,12 @@ type globalOptions struct {
 	// clock drives scheduler loops (telemetry --watch); nil is the wall
 	// clock.
 	clock scheduler.Clock
+
+	// help holds what urfave/cli prints (help, usage): runWith puts it on
+	// stdout when the command succeeds (`anchor --help | grep dry-run`)
+	// and on stderr beside the error when it fails (a missing required
+	// flag), so --json's stdout stays JSON only.
+	help bytes.Buffer
 }
 
 // env reads an environment variable the way this command should see it:
