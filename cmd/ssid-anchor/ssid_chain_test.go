@@ -393,7 +393,7 @@ func TestVerifyAppendedRegistryLogE2E(t *testing.T) {
 	md := filepath.Join(tr.root, tree.DefaultPaths().DashboardMarkdown)
 	mb, _ := os.ReadFile(md)
 	vcWrite(t, md, append(mb, "edited\n"...))
-	_, _, errb = runCLI(t, "--root", tr.root, "--repo", tr.repo, "--config", cfg, "verify")
+	_, errb, _ = runCLI(t, "--root", tr.root, "--repo", tr.repo, "--config", cfg, "verify") // the report: stdout
 	if !strings.Contains(errb, "no rule of anchor.rules selects "+tree.DefaultPaths().DashboardMarkdown+" any more") {
 		t.Fatalf("a changed file no rule selects:\n%s", errb)
 	}
