@@ -66,6 +66,10 @@ type RunOptions struct {
 	// how many selected files the run will consider, once it knows (a
 	// one-shot process sizes its memory limit by them).
 	OnWork func(records, files int)
+	// OnFilesDone, when set, is told after each selected file how many of
+	// the files OnWork announced are settled (anchored, unchanged or
+	// failed) and how many of them failed (progress lines).
+	OnFilesDone func(done, failed int)
 	// StatCache, when set, is the file (in the repo) of the stat cache
 	// (package statcache): a selected file whose content the manifest
 	// records and whose metadata is what the last run saw is not read
@@ -264,6 +268,9 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 	}
 	lastCommit := time.Now()
 	for i, w := range work {
+		if o.OnFilesDone != nil && i > 0 {
+			o.OnFilesDone(i, len(res.Failed))
+		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -314,6 +321,9 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 		}
 		man.Records = append(man.Records, rec)
 		recorded.add(&rec)
+	}
+	if o.OnFilesDone != nil && len(work) > 0 {
+		o.OnFilesDone(len(work), len(res.Failed))
 	}
 	// Written once the run's manifest is: a run killed while it writes
 	// the cache has lost nothing. One that cannot be written only costs a

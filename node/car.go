@@ -536,6 +536,13 @@ type ExportTarget struct {
 // (interrupted, a flush or rename failing) means none may be trusted, and
 // the temp files are removed.
 func (n *Node) ExportCARFiles(ctx context.Context, targets []ExportTarget) (results []ExportResult, errs []error, err error) {
+	return n.ExportCARFilesFunc(ctx, targets, nil)
+}
+
+// ExportCARFilesFunc is ExportCARFiles calling done, when set, once each
+// target's CAR is written (before the flush that makes them all durable)
+// or has failed: progress lines.
+func (n *Node) ExportCARFilesFunc(ctx context.Context, targets []ExportTarget, done func(i int, r ExportResult, err error)) (results []ExportResult, errs []error, err error) {
 	results, errs = make([]ExportResult, len(targets)), make([]error, len(targets))
 	temps := make([]string, len(targets))
 	defer func() {
@@ -564,6 +571,9 @@ func (n *Node) ExportCARFiles(ctx context.Context, targets []ExportTarget) (resu
 		if errs[i] != nil {
 			os.Remove(temps[i])
 			temps[i] = ""
+		}
+		if done != nil {
+			done(i, results[i], errs[i])
 		}
 	}
 	for dir := range dirs {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ type globalOptions struct {
 	Repo       string
 	ConfigFile string
 	JSON       bool
+	Quiet      bool
 	LogLevel   string
 	LogFormat  string
 
@@ -49,6 +51,11 @@ type globalOptions struct {
 	// unknown is the error for a word that names no command (urfave/cli
 	// reports it through CommandNotFound, which cannot return one).
 	unknown error
+	// help holds what urfave/cli prints (help, usage): runWith puts it on
+	// stdout when the command succeeds (`anchor --help | grep dry-run`)
+	// and on stderr beside the error when it fails (a missing required
+	// flag), so --json's stdout stays JSON only.
+	help bytes.Buffer
 }
 
 // env reads an environment variable the way this command should see it:
@@ -74,15 +81,16 @@ func newApp(g *globalOptions) *cli.App {
 	app := &cli.App{
 		Name:  "ssid-anchor",
 		Usage: "anchor, verify and watch a governance repository on an embedded IPFS node",
-		// Help and usage errors go to stderr: stdout is for results (and
-		// holds JSON only with --json).
-		Writer:    g.stderr,
+		// Help is a result, as with kubo, restic and git (SPEC 3,
+		// streams): see globalOptions.help. Errors go to stderr.
+		Writer:    &g.help,
 		ErrWriter: g.stderr,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "root", Value: ".", EnvVars: []string{"SSID_ROOT"}, Usage: "governance tree `DIR`", Destination: &g.Root},
 			&cli.StringFlag{Name: "repo", Value: defaultRepo(), EnvVars: []string{"SSID_ANCHOR_REPO"}, Usage: "IPFS repo `DIR`", Destination: &g.Repo},
 			&cli.StringFlag{Name: "config", Usage: "appliance config `FILE` (default <repo>/appliance.json)", Destination: &g.ConfigFile},
 			&cli.BoolFlag{Name: "json", Usage: "machine-readable output on stdout", Destination: &g.JSON},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress and no notices on stderr (results, warnings and errors still print)", Destination: &g.Quiet},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", Destination: &g.LogLevel},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log lines on stderr as text or json", Destination: &g.LogFormat},
 			&cli.BoolFlag{Name: "version", Usage: "print the version (as the version command does) and exit"},
@@ -183,7 +191,7 @@ func newLogger(w io.Writer, format string, lvl slog.Level) (*slog.Logger, error)
 }
 
 // globalFlagsNote tells each command's help where the global flags are.
-const globalFlagsNote = "The global flags (--root, --repo, --config, --json, --log-level, --log-format;\nsee ssid-anchor --help) may come before or after the command."
+const globalFlagsNote = "The global flags (--root, --repo, --config, --json, --quiet, --log-level, --log-format;\nsee ssid-anchor --help) may come before or after the command."
 
 // quietUsageErrors makes a bad flag of any command (including those added
 // later) an exit-2 usage error with a one-line message and a hint, instead
@@ -221,7 +229,7 @@ func parseLevel(s string) (slog.Level, error) {
 
 // globalFlags are accepted anywhere on the command line (SPEC 3); the value
 // flags take the next argument unless written --flag=value.
-var globalFlags = map[string]bool{"root": true, "repo": true, "config": true, "log-level": true, "log-format": true, "json": false}
+var globalFlags = map[string]bool{"root": true, "repo": true, "config": true, "log-level": true, "log-format": true, "json": false, "quiet": false, "q": false}
 
 // hoistGlobalFlags moves every global flag, wherever it appears, in front of
 // the command, where urfave/cli parses the app's flags: `ssid-anchor anchor
@@ -317,6 +325,12 @@ func runWith(ctx context.Context, g *globalOptions, args []string) int {
 	if err == nil && g.unknown != nil {
 		err = g.unknown
 	}
+	if err == nil {
+		out.Write(g.help.Bytes())
+	} else {
+		stderr.Write(g.help.Bytes())
+	}
+	g.help.Reset()
 	var fe forwardedExit
 	if errors.As(err, &fe) {
 		return fe.code // the daemon printed what happened

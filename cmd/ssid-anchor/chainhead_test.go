@@ -59,7 +59,7 @@ func TestVerifyRefusesRolledBackManifest(t *testing.T) {
 	verify := func(t *testing.T, root, repo string) (int, string) {
 		var out, errb bytes.Buffer
 		code := run(context.Background(), []string{"ssid-anchor", "--root", root, "--repo", repo, "verify"}, &out, &errb)
-		return code, errb.String()
+		return code, out.String() + errb.String()
 	}
 	if code, msg := verify(t, tr.root, tr.repo); code != 0 || !strings.Contains(msg, "head    ok") {
 		t.Fatalf("the committed manifest: exit %d\n%s", code, msg)
@@ -92,8 +92,8 @@ func TestVerifyRefusesRolledBackManifest(t *testing.T) {
 		if code, _, errb := runCLI(t, "--repo", audit, "init"); code != 0 {
 			t.Fatal(errb)
 		}
-		if code, _, errb := runCLI(t, append([]string{"--repo", audit, "import"}, cars...)...); code != 0 || !strings.Contains(errb, "chain head "+head) {
-			t.Fatalf("import: exit %d\n%s", code, errb)
+		if code, out, errb := runCLI(t, append([]string{"--repo", audit, "import"}, cars...)...); code != 0 || !strings.Contains(out, "chain head "+head) {
+			t.Fatalf("import: exit %d\n%s\n%s", code, out, errb)
 		}
 		if code, msg := verify(t, tr.root, audit); code != 0 {
 			t.Fatalf("verify on the audit box: exit %d\n%s", code, msg)

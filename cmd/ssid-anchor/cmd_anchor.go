@@ -146,7 +146,18 @@ func execAnchor(ctx context.Context, o anchorOptions, g *globalOptions) (*anchor
 	defer root.Close()
 	ro := anchor.RunOptions{
 		Root: root, Paths: g.cfg.Paths, Config: g.cfg.Anchor, Params: params,
-		Now: g.now, Log: g.log, OnFile: progressBars(g.stderr), Reprocess: o.Reprocess,
+		Now: g.now, Log: g.log, Reprocess: o.Reprocess,
+	}
+	// Progress on stderr: bars on a terminal, a line every few seconds
+	// otherwise, nothing with --quiet.
+	if !g.Quiet {
+		ro.OnFile = progressBars(g.stderr)
+	}
+	pl := g.newProgress("files", "read")
+	defer pl.Close()
+	if pl != nil {
+		ro.OnFile, ro.OnFilesDone = pl.file, pl.count
+		ro.OnWork = func(_, files int) { pl.setTotal(files) }
 	}
 	// Rules are checked before the node is opened: a config error costs
 	// nothing and moves nothing.
@@ -175,7 +186,13 @@ func execAnchor(ctx context.Context, o anchorOptions, g *globalOptions) (*anchor
 			// Process-wide, so a one-shot process only (as verify's).
 			undo := setAnchorMemoryLimit(0, 0)
 			defer undo()
-			ro.OnWork = func(records, files int) { setAnchorMemoryLimit(records, files) }
+			onWork := ro.OnWork
+			ro.OnWork = func(records, files int) {
+				setAnchorMemoryLimit(records, files)
+				if onWork != nil {
+					onWork(records, files)
+				}
+			}
 		}
 	}
 	res, err := anchor.Run(ctx, ro)
@@ -207,9 +224,15 @@ func reportAnchor(g *globalOptions, o anchorOptions, res *anchor.Result, queued 
 			return err
 		}
 	} else {
-		printAnchorHuman(g.stderr, res)
+		// The summary is the result (stdout), unless --markdown makes the
+		// markdown the result.
+		w := g.stdout
+		if o.Markdown {
+			w = g.stderr
+		}
+		printAnchorHuman(w, g, res)
 		if queued != nil {
-			fmt.Fprintf(g.stderr, "queued %d remote pin requests for %s (`ssid-anchor pins` shows them; the daemon or `ssid-anchor pins --retry` pushes them)\n",
+			fmt.Fprintf(g.notices(), "queued %d remote pin requests for %s (`ssid-anchor pins` shows them; the daemon or `ssid-anchor pins --retry` pushes them)\n",
 				queued.Queued, strings.Join(queued.Services, ", "))
 		}
 	}
@@ -219,12 +242,14 @@ func reportAnchor(g *globalOptions, o anchorOptions, res *anchor.Result, queued 
 	return nil
 }
 
-func printAnchorHuman(w io.Writer, res *anchor.Result) {
+// printAnchorHuman prints the run's summary on w; notes and warnings go to
+// stderr.
+func printAnchorHuman(w io.Writer, g *globalOptions, res *anchor.Result) {
 	if h := res.LogRead().Header; h > 0 {
-		fmt.Fprintf(w, "note: registry log line %d: %q is the log's header, not an event; skipped\n", h, tree.InitLine)
+		fmt.Fprintf(g.notices(), "note: registry log line %d: %q is the log's header, not an event; skipped\n", h, tree.InitLine)
 	}
 	for _, b := range res.BadBlocks {
-		fmt.Fprintf(w, "warning: registry log %s: skipped\n", b)
+		fmt.Fprintf(g.stderr, "warning: registry log %s: skipped\n", b)
 	}
 	verb := "anchored"
 	if res.DryRun {
@@ -238,13 +263,13 @@ func printAnchorHuman(w io.Writer, res *anchor.Result) {
 	const maxUnmatched = 20
 	for i, u := range res.Unmatched {
 		if i == maxUnmatched {
-			fmt.Fprintf(w, "warning: ... and %d more globs that matched nothing (--json lists them)\n", len(res.Unmatched)+res.UnmatchedOmitted-maxUnmatched)
+			fmt.Fprintf(g.stderr, "warning: ... and %d more globs that matched nothing (--json lists them)\n", len(res.Unmatched)+res.UnmatchedOmitted-maxUnmatched)
 			break
 		}
-		fmt.Fprintf(w, "warning: event %s (line %d): anchor.rules[%d] glob %q matched no file\n", u.Event, u.Line, u.Rule, u.Glob)
+		fmt.Fprintf(g.stderr, "warning: event %s (line %d): anchor.rules[%d] glob %q matched no file\n", u.Event, u.Line, u.Rule, u.Glob)
 	}
 	if len(res.Unmatched) <= maxUnmatched && res.UnmatchedOmitted > 0 {
-		fmt.Fprintf(w, "warning: ... and %d more globs that matched nothing\n", res.UnmatchedOmitted)
+		fmt.Fprintf(g.stderr, "warning: ... and %d more globs that matched nothing\n", res.UnmatchedOmitted)
 	}
 	for _, r := range res.Records {
 		fmt.Fprintf(w, "  %s\n    sha256 %s\n    cid    %s\n    url    %s\n", r.FilePath, r.FileHash, r.IPFSCID, r.IPFSGatewayURL)

@@ -107,7 +107,7 @@ func runBundle(ctx context.Context, o bundleOptions, g *globalOptions) error {
 	if g.JSON {
 		return writeJSON(g.stdout, res)
 	}
-	printBundle(g.stderr, res)
+	printBundle(g.notices(), res) // the details; the sha256sum line is the result
 	fmt.Fprintf(g.stdout, "%s  %s\n", res.Hash, res.Bundle)
 	return nil
 }

@@ -79,7 +79,7 @@ func runEvent(_ context.Context, o eventOptions, g *globalOptions) error {
 	if g.JSON {
 		return writeJSON(g.stdout, map[string]any{"event": o.Event, "timestamp": ev.Timestamp, "proof_anchor": pa, "log": g.cfg.Paths.EventsLog, "root_24_lock": lock})
 	}
-	fmt.Fprintf(g.stderr, "appended %s (%s) to %s\n", o.Event, o.Version, g.cfg.Paths.EventsLog)
+	fmt.Fprintf(g.notices(), "appended %s (%s) to %s\n", o.Event, o.Version, g.cfg.Paths.EventsLog)
 	fmt.Fprintf(g.stdout, "Proof-Anchor: SHA256: %s\n", pa)
 	return nil
 }

@@ -111,8 +111,24 @@ func runExport(ctx context.Context, o exportOptions, g *globalOptions) error {
 	for i, it := range items {
 		targets[i] = node.ExportTarget{Root: it.c, Path: filepath.Join(o.Dir, it.c.String()+".car")}
 	}
+	// Progress lines on a stderr that is not a terminal (none with --quiet).
+	pl := g.newProgress("CARs", "written")
+	defer pl.Close()
+	var onCAR func(int, node.ExportResult, error)
+	if pl != nil {
+		pl.setTotal(len(targets))
+		done, failed := 0, 0
+		onCAR = func(_ int, r node.ExportResult, err error) {
+			done++
+			if err != nil {
+				failed++
+			}
+			pl.read(r.Bytes)
+			pl.count(done, failed)
+		}
+	}
 	// One flush for all CARs instead of an fsync each (see ExportCARFiles).
-	results, errs, err := n.ExportCARFiles(ctx, targets)
+	results, errs, err := n.ExportCARFilesFunc(ctx, targets, onCAR)
 	if err != nil {
 		return err
 	}
@@ -145,17 +161,17 @@ func runExport(ctx context.Context, o exportOptions, g *globalOptions) error {
 	} else {
 		for _, e := range out {
 			if e.Error != "" {
-				fmt.Fprintf(g.stderr, "FAILED  %s  %s: %s\n", e.Root, e.What, e.Error)
+				fmt.Fprintf(g.stdout, "FAILED  %s  %s: %s\n", e.Root, e.What, e.Error)
 				continue
 			}
-			fmt.Fprintf(g.stderr, "wrote   %s  %s (%d blocks, %d bytes)\n", e.File, e.What, e.Blocks, e.Bytes)
+			fmt.Fprintf(g.stdout, "wrote   %s  %s (%d blocks, %d bytes)\n", e.File, e.What, e.Blocks, e.Bytes)
 		}
 		for _, p := range plan.ChainProblems {
-			fmt.Fprintf(g.stderr, "chain   %s\n", p)
+			fmt.Fprintf(g.stdout, "chain   %s\n", p)
 		}
-		fmt.Fprintf(g.stderr, "the manifest chain is in %d CAR(s): %s\n", len(chainCARs), strings.Join(chainCARs, " "))
-		fmt.Fprintf(g.stderr, "manifest copied to %s\n", manCopy)
-		fmt.Fprintf(g.stderr, "on the audit machine: ssid-anchor verify --manifest %s --car %s\n", manCopy, filepath.Join(o.Dir, "*.car"))
+		fmt.Fprintf(g.stdout, "the manifest chain is in %d CAR(s): %s\n", len(chainCARs), strings.Join(chainCARs, " "))
+		fmt.Fprintf(g.stdout, "manifest copied to %s\n", manCopy)
+		fmt.Fprintf(g.notices(), "on the audit machine: ssid-anchor verify --manifest %s --car %s\n", manCopy, filepath.Join(o.Dir, "*.car"))
 	}
 	if failed > 0 || len(plan.ChainProblems) > 0 {
 		var what []string

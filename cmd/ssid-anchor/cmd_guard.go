@@ -45,6 +45,8 @@ func runGuard(_ context.Context, g *globalOptions) error {
 			return err
 		}
 	} else {
+		// The verdict is the result, one line for scripts (README); what
+		// it was measured on and why it is not active go to stderr.
 		fmt.Fprintf(g.stdout, "Root-24-LOCK: %s\n", st.Status())
 		fmt.Fprintf(g.stderr, "%s: %d module directories", root.Dir(), len(st.Modules))
 		if st.ExceptionsFile != "" {

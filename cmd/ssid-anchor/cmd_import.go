@@ -173,21 +173,21 @@ func runImport(ctx context.Context, o importOptions, g *globalOptions) error {
 	} else {
 		for _, e := range out {
 			if e.Error != "" {
-				fmt.Fprintf(g.stderr, "REFUSED %s: %s\n", e.Path, e.Error)
+				fmt.Fprintf(g.stdout, "REFUSED %s: %s\n", e.Path, e.Error)
 				continue
 			}
-			fmt.Fprintf(g.stderr, "pinned  %v from %s (%d blocks, %d bytes)\n", e.Roots, e.Path, e.Blocks, e.Bytes)
+			fmt.Fprintf(g.stdout, "pinned  %v from %s (%d blocks, %d bytes)\n", e.Roots, e.Path, e.Blocks, e.Bytes)
 		}
 		if len(chain.Content) > 0 {
-			fmt.Fprintf(g.stderr, "note    %d anchored JSON file(s) with an anchors key are records of the chain, not manifests of it: %s\n", len(chain.Content), strings.Join(chain.Content, ", "))
+			fmt.Fprintf(g.notices(), "note    %d anchored JSON file(s) with an anchors key are records of the chain, not manifests of it: %s\n", len(chain.Content), strings.Join(chain.Content, ", "))
 		}
 		switch {
 		case chain.Fork:
-			fmt.Fprintf(g.stderr, "FAILED  %s\n", chain.Note)
+			fmt.Fprintf(g.stdout, "FAILED  %s\n", chain.Note)
 		case chain.Note != "":
 			fmt.Fprintf(g.stderr, "warning: %s\n", chain.Note)
 		case chain.Head != "":
-			fmt.Fprintf(g.stderr, "chain head %s (%d manifest(s) in the imported chain)\n", chain.Head, len(chain.Chain))
+			fmt.Fprintf(g.stdout, "chain head %s (%d manifest(s) in the imported chain)\n", chain.Head, len(chain.Chain))
 		}
 	}
 	var what []string

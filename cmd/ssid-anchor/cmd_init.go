@@ -73,9 +73,9 @@ func runInit(_ context.Context, o initOptions, g *globalOptions) error {
 		fmt.Fprintf(g.stderr, "wrote the default appliance config %s (check an edit with `ssid-anchor config check %s`)\n", wroteConfig, wroteConfig)
 	}
 	if res.Created {
-		fmt.Fprintf(g.stderr, "initialised repo %s (profile %s)\n", g.Repo, res.Profile)
+		fmt.Fprintf(g.stdout, "initialised repo %s (profile %s)\n", g.Repo, res.Profile)
 	} else {
-		fmt.Fprintf(g.stderr, "repo %s already initialised (profile %s); nothing changed\n", g.Repo, res.Profile)
+		fmt.Fprintf(g.stdout, "repo %s already initialised (profile %s); nothing changed\n", g.Repo, res.Profile)
 		if cfg.Profile != "" && cfg.Profile != res.Profile {
 			// init never changes an existing repo (a script that runs it
 			// at every boot must not switch a box online); it says how.

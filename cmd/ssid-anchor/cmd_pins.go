@@ -182,7 +182,7 @@ func pushOutcome(g *globalOptions, reqs []*pinning.Request, rep *pinning.Report,
 		return failure{msg}
 	}
 	if pending > 0 {
-		fmt.Fprintf(g.stderr, "%d requests still in progress; the daemon or the next `ssid-anchor pins --retry` follows them up\n", pending)
+		fmt.Fprintf(g.notices(), "%d requests still in progress; the daemon or the next `ssid-anchor pins --retry` follows them up\n", pending)
 	}
 	return nil
 }
@@ -560,7 +560,7 @@ filecoin-pin.`,
 	}
 	app := &cli.App{
 		Name: "ssid-anchor pins", HideVersion: true, HideHelpCommand: true,
-		Writer: g.stderr, ErrWriter: g.stderr,
+		Writer: &g.help, ErrWriter: g.stderr, // as the app's (SPEC 3)
 		Commands:       []*cli.Command{move},
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError:   func(_ *cli.Context, err error, _ bool) error { return usageError{err} },
@@ -591,17 +591,17 @@ func runPinsMove(ctx context.Context, o pinsMoveOptions, g *globalOptions) error
 		return err
 	}
 	{
-		fmt.Fprintf(g.stderr, "moved %d requests from %s to %s (%d newly queued on %s", mv.Moved, mv.From, mv.To, mv.Queued, mv.To)
+		fmt.Fprintf(g.stdout, "moved %d requests from %s to %s (%d newly queued on %s", mv.Moved, mv.From, mv.To, mv.Queued, mv.To)
 		if mv.Copied > 0 {
-			fmt.Fprintf(g.stderr, ", %d pinned ones copied", mv.Copied)
+			fmt.Fprintf(g.stdout, ", %d pinned ones copied", mv.Copied)
 		}
 		if mv.KeptPinned > 0 {
-			fmt.Fprintf(g.stderr, ", %d pinned on %s left there; --all copies them", mv.KeptPinned, mv.From)
+			fmt.Fprintf(g.stdout, ", %d pinned on %s left there; --all copies them", mv.KeptPinned, mv.From)
 		}
 		if mv.Before > 0 {
-			fmt.Fprintf(g.stderr, ", %d moved by an earlier run", mv.Before)
+			fmt.Fprintf(g.stdout, ", %d moved by an earlier run", mv.Before)
 		}
-		fmt.Fprintln(g.stderr, ")")
+		fmt.Fprintln(g.stdout, ")")
 	}
 	d, err := newDrainer(g, n)
 	if err != nil {
@@ -648,7 +648,7 @@ func runPinsMove(ctx context.Context, o pinsMoveOptions, g *globalOptions) error
 		return err
 	}
 	if busy {
-		fmt.Fprintf(g.stderr, "another drain is running; it pushes the requests on %s\n", to.Name)
+		fmt.Fprintf(g.notices(), "another drain is running; it pushes the requests on %s\n", to.Name)
 		return nil
 	}
 	return pushOutcome(g, onB, &rep, o.Wait)

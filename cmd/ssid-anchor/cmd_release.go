@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -183,7 +184,13 @@ func runRelease(ctx context.Context, o releaseOptions, g *globalOptions) error {
 		}
 		status[st.name] = r.Status
 		if !g.JSON {
-			printStep(g, r)
+			// The steps are the result, unless --markdown makes the
+			// markdown the result.
+			w := g.stdout
+			if o.Markdown {
+				w = g.stderr
+			}
+			printStep(w, r)
 		}
 	}
 	rr.rep.OK = firstErr == nil
@@ -206,12 +213,12 @@ func runRelease(ctx context.Context, o releaseOptions, g *globalOptions) error {
 	return firstErr
 }
 
-func printStep(g *globalOptions, r *stepResult) {
-	fmt.Fprintf(g.stderr, "[%s] %s: %s", r.Status, r.Name, r.Summary)
+func printStep(w io.Writer, r *stepResult) {
+	fmt.Fprintf(w, "[%s] %s: %s", r.Status, r.Name, r.Summary)
 	if r.Error != "" {
-		fmt.Fprintf(g.stderr, ": %s", r.Error)
+		fmt.Fprintf(w, ": %s", r.Error)
 	}
-	fmt.Fprintln(g.stderr)
+	fmt.Fprintln(w)
 }
 
 func releaseBundleStep(ctx context.Context, rr *releaseRun) (string, string, error) {

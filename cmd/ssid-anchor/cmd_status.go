@@ -296,10 +296,10 @@ func rawString(b json.RawMessage, ok bool) string {
 	return s
 }
 
-// printStatus writes the human summary to stderr, like every command's
-// human output (SPEC 3: stdout is for --json).
+// printStatus writes the human summary to stdout: it is the result (SPEC
+// 3, streams).
 func printStatus(g *globalOptions, doc *statusDoc) {
-	w := g.stderr
+	w := g.stdout
 	state := "not running (repo opened offline)"
 	switch {
 	case doc.RepoLocked != nil:

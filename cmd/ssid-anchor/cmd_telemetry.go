@@ -147,7 +147,7 @@ func runTelemetry(ctx context.Context, o telemetryOptions, g *globalOptions) err
 		if g.JSON {
 			return writeJSON(g.stdout, map[string]any{"enabled": false, "message": msg})
 		}
-		fmt.Fprintln(g.stderr, msg)
+		fmt.Fprintln(g.stdout, msg)
 		return nil
 	}
 	switch {
@@ -296,7 +296,7 @@ func reportTelemetryAs(rep *telemetry.Report, g *globalOptions, stream bool) err
 }
 
 func printReport(rep *telemetry.Report, g *globalOptions) {
-	w := g.stderr
+	w := g.stdout
 	if d := rep.Dashboard; d != nil {
 		trend := ""
 		if a := rep.Assessment; a != nil {

@@ -292,7 +292,8 @@ func runVerify(ctx context.Context, o verifyOptions, g *globalOptions) error {
 	// Results are printed as they are settled, in record order, so memory
 	// does not grow with the number of records (anchor.Verify holds a
 	// bounded window of them).
-	pr := &verifyPrinter{g: g, collectCIDs: cars != nil}
+	pr := &verifyPrinter{g: g, collectCIDs: cars != nil, progress: g.newProgress("records", "read")}
+	defer pr.progress.Close()
 	vo.Sink = pr
 	rep, err := anchor.Verify(ctx, vo)
 	if err != nil {
@@ -395,6 +396,8 @@ type verifyPrinter struct {
 	collectCIDs bool
 	known       map[string]struct{}
 	n           int
+	failed      int
+	progress    *progressLines // nil: none
 	enc         *json.Encoder
 	rec         bytes.Buffer
 }
@@ -405,7 +408,7 @@ const recordsKey = "\n  \"records\": ["
 func (p *verifyPrinter) Begin(rep *anchor.VerifyReport) error {
 	p.known = map[string]struct{}{}
 	if !p.g.JSON {
-		fmt.Fprintf(p.g.stderr, "verifying %s (cid %s) against %s\n", rep.Manifest, rep.ManifestCID, rep.Source)
+		fmt.Fprintf(p.g.stdout, "verifying %s (cid %s) against %s\n", rep.Manifest, rep.ManifestCID, rep.Source)
 		return nil
 	}
 	head, _, err := p.splitDoc(verifyResult{VerifyReport: rep})
@@ -426,8 +429,12 @@ func (p *verifyPrinter) Record(r anchor.RecordResult) error {
 		}
 	}
 	p.n++
+	if !r.OK {
+		p.failed++
+	}
+	p.progress.count(p.n, p.failed)
 	if !p.g.JSON {
-		printRecordHuman(p.g.stderr, r)
+		printRecordHuman(p.g.stdout, r)
 		return nil
 	}
 	p.rec.Reset()
@@ -446,7 +453,7 @@ func (p *verifyPrinter) Record(r anchor.RecordResult) error {
 // finish prints what follows the records.
 func (p *verifyPrinter) finish(out verifyResult) error {
 	if !p.g.JSON {
-		printVerifyTail(p.g.stderr, out)
+		printVerifyTail(p.g.stdout, out)
 		return nil
 	}
 	_, tail, err := p.splitDoc(out)

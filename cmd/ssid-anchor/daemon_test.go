@@ -218,6 +218,14 @@ func TestDaemonServesCommandsLikeOneShot(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(work, "cars")); err != nil {
 		t.Errorf("export --car cars did not write into the caller's directory: %v", err)
 	}
+	// Through the socket the streams stay apart (SPEC 3): verify's report
+	// and export's list on stdout, the bad flag's error on stderr.
+	if !strings.Contains(with[1].stdout, "records passed") || strings.Contains(with[1].stderr, "records passed") {
+		t.Errorf("verify through the daemon: the report is not on stdout alone:\nstdout: %s\nstderr: %s", with[1].stdout, with[1].stderr)
+	}
+	if !strings.Contains(with[4].stdout, "wrote   ") || with[7].stdout != "" || !strings.Contains(with[7].stderr, "no-such-flag") {
+		t.Errorf("export / bad flag through the daemon: streams mixed:\n%+v\n%+v", with[4], with[7])
+	}
 
 	// status: from the daemon, then from the repo.
 	var live, offline map[string]any

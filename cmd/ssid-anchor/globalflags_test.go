@@ -94,12 +94,12 @@ func TestGlobalFlagsAnywhere(t *testing.T) {
 			}
 		}
 	})
-	t.Run("help goes to stderr", func(t *testing.T) {
+	t.Run("help goes to stdout", func(t *testing.T) { // SPEC 3, streams (issue 21.2)
 		for _, args := range [][]string{{"--help"}, {"verify", "--help"}, {"help", "anchor"}} {
 			var out, errb bytes.Buffer
 			code := run(context.Background(), append([]string{"ssid-anchor"}, args...), &out, &errb)
-			if code != 0 || out.Len() != 0 || !strings.Contains(errb.String(), "USAGE") {
-				t.Errorf("%v: exit %d, stdout %q, stderr %d bytes", args, code, out.String(), errb.Len())
+			if code != 0 || errb.Len() != 0 || !strings.Contains(out.String(), "USAGE") {
+				t.Errorf("%v: exit %d, stderr %q, stdout %d bytes", args, code, errb.String(), out.Len())
 			}
 		}
 	})

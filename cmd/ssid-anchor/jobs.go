@@ -306,7 +306,7 @@ func (g *globalOptions) enterAnchoring(ctx context.Context) (func(), error) {
 	if g.jobName != "" {
 		who = "scheduled " + g.jobName + " job"
 	}
-	return g.daemon.anchorGate.enter(ctx, who, g.stderr)
+	return g.daemon.anchorGate.enter(ctx, who, g.notices())
 }
 
 // enterTelemetry waits for any other telemetry check run by this daemon
@@ -320,7 +320,7 @@ func (g *globalOptions) enterTelemetry(ctx context.Context) (func(), error) {
 	if g.jobName != "" {
 		who = "scheduled " + g.jobName + " job"
 	}
-	return g.daemon.telemetryGate.enter(ctx, who, g.stderr)
+	return g.daemon.telemetryGate.enter(ctx, who, g.notices())
 }
 
 // anchorResult is what the daemon needs to know after a run.

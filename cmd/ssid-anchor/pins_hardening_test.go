@@ -76,7 +76,7 @@ func TestStatusBoundsRemotePinStatuses(t *testing.T) {
 		stats.RemotePins["made-up-status-"+strings.Repeat("x", i%40)+strconv.Itoa(i)]++
 	}
 	var errb bytes.Buffer
-	g := &globalOptions{stdout: io.Discard, stderr: &errb}
+	g := &globalOptions{stdout: &errb, stderr: io.Discard} // status's summary is its result: stdout
 	printStatus(g, &statusDoc{anchorStats: stats, Addresses: []string{}})
 	var line string
 	for _, l := range strings.Split(errb.String(), "\n") {

@@ -208,8 +208,8 @@ func TestWeb3StorageAsItIsToday(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("pins move: exit %d\n%s\n%s", code, out, errM)
 			}
-			if !strings.Contains(errM, "moved 3 requests from web3-storage to filecoin-pin") {
-				t.Errorf("pins move does not say what it did:\n%s", errM)
+			if !strings.Contains(out, "moved 3 requests from web3-storage to filecoin-pin") {
+				t.Errorf("pins move does not say what it did:\n%s", out)
 			}
 			checkFetched(t, got, root)
 			for _, c := range fp.Calls() {
@@ -354,8 +354,8 @@ func TestPinsMoveSurvivesSIGKILL(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("pins move after SIGKILL: exit %d\n%s\n%s", code, out, errM)
 	}
-	if !strings.Contains(errM, "moved 0 requests") || !strings.Contains(errM, "3 moved by an earlier run") {
-		t.Errorf("the second move does not say it found the first one's work:\n%s", errM)
+	if !strings.Contains(out, "moved 0 requests") || !strings.Contains(out, "3 moved by an earlier run") {
+		t.Errorf("the second move does not say it found the first one's work:\n%s", out)
 	}
 	perCID := map[string]int{}
 	for _, p := range srv.Pins() {
@@ -409,8 +409,8 @@ func TestPinsMoveThroughDaemon(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("pins move through the daemon: exit %d\n%s\n%s\n%s", code, out, errM, d.log.String())
 	}
-	if !strings.Contains(errM, "moved 3 requests from web3-storage to cluster") {
-		t.Errorf("pins move output:\n%s", errM)
+	if !strings.Contains(out, "moved 3 requests from web3-storage to cluster") {
+		t.Errorf("pins move output:\n%s", out)
 	}
 	if !strings.Contains(d.log.String(), "pins -- move --from web3-storage --to cluster") {
 		t.Errorf("the daemon did not run the move:\n%s", d.log.String())

@@ -176,10 +176,10 @@ func TestReleaseFailedSteps(t *testing.T) {
 	}
 
 	mustWrite(t, filepath.Join(root, tOpsGuide), []byte("# guide\n"))
-	code, _, errb = runCLI(t, "--root", root, "--repo", noRepo, "release", "--quarter", q)
-	if code != 3 || !strings.Contains(errb, "[ok] bundle:") || !strings.Contains(errb, "[failed] anchor:") ||
-		!strings.Contains(errb, "[not_run] remote-pin: needs anchor") || !strings.Contains(errb, "[skipped] telemetry: telemetry disabled") {
-		t.Fatalf("exit %d, want 3\n%s", code, errb)
+	code, out, errb = runCLI(t, "--root", root, "--repo", noRepo, "release", "--quarter", q)
+	if code != 3 || !strings.Contains(out, "[ok] bundle:") || !strings.Contains(out, "[failed] anchor:") ||
+		!strings.Contains(out, "[not_run] remote-pin: needs anchor") || !strings.Contains(out, "[skipped] telemetry: telemetry disabled") {
+		t.Fatalf("exit %d, want 3\n%s\n%s", code, out, errb)
 	}
 	if code, _, errb := runCLI(t, "--root", root, "--json", "release", "--markdown"); code != 2 {
 		t.Errorf("--json with --markdown: exit %d: %s", code, errb)
@@ -228,12 +228,12 @@ func TestReleaseNoticeFiltered(t *testing.T) {
 		withWebhook(h.URL)(cfg)
 		cfg["event_filters"].(map[string]any)["notify_on_release"] = false
 	})
-	code, _, errb := runCLI(t, "--root", root, "--repo", repo, "release", "--quarter", q)
+	code, out, errb := runCLI(t, "--root", root, "--repo", repo, "release", "--quarter", q)
 	if code != 0 {
 		t.Fatalf("release: exit %d\n%s", code, errb)
 	}
-	if !strings.Contains(errb, "[ok] telemetry: release notice filtered out (event_filters.notify_on_release: false)") {
-		t.Errorf("stderr:\n%s", errb)
+	if !strings.Contains(out, "[ok] telemetry: release notice filtered out (event_filters.notify_on_release: false)") {
+		t.Errorf("stdout:\n%s", out)
 	}
 	if n := len(h.received()); n != 0 {
 		t.Errorf("webhook got %d messages: %s", n, bytes.Join(h.received(), []byte("\n")))

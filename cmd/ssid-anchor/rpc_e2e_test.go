@@ -145,7 +145,7 @@ func TestStockCLIAgainstDaemon(t *testing.T) {
 	if rpc == nil || rpc["listen"] != string(apiFile) || rpc["api_file"] != filepath.Join(repo, "api") {
 		t.Fatalf("status rpc %v, <repo>/api %q", st["rpc"], apiFile)
 	}
-	if r := runBin(t, root, "--root", root, "--repo", repo, "status"); r.code != 0 || !strings.Contains(r.stderr, "rpc:        "+string(apiFile)+" (kubo RPC API") {
+	if r := runBin(t, root, "--root", root, "--repo", repo, "status"); r.code != 0 || !strings.Contains(r.stdout, "rpc:        "+string(apiFile)+" (kubo RPC API") {
 		t.Errorf("status does not show the RPC address %s: %+v", apiFile, r)
 	}
 
@@ -310,7 +310,7 @@ func TestDaemonRPCOff(t *testing.T) {
 		t.Errorf("stale api file with the RPC API off: %v", err)
 	}
 	r := runBin(t, root, "--root", root, "--repo", repo, "--config", cfg, "status")
-	if r.code != 0 || !strings.Contains(r.stderr, `rpc:        off (rpc.listen is "")`) {
+	if r.code != 0 || !strings.Contains(r.stdout, `rpc:        off (rpc.listen is "")`) {
 		t.Errorf("status with the RPC API off: %+v", r)
 	}
 	if st := daemonStatus(t, root, repo); st["rpc"] != nil {

@@ -113,19 +113,19 @@ func TestVerifyTrust(t *testing.T) {
 		}
 	})
 	t.Run("--trust another peer", func(t *testing.T) {
-		g, _, errb := vcGlobals(tr.root, tr.repo)
+		g, out, _ := vcGlobals(tr.root, tr.repo)
 		err := runVerify(context.Background(), verifyOptions{Trust: []string{other}}, g)
 		if code, _ := exitCode(err); code != exitFailure {
 			t.Fatalf("exit %d (%v), want 1", code, err)
 		}
-		if !strings.Contains(errb.String(), "sig     FAILED") || !strings.Contains(errb.String(), owner+" is not trusted") || !strings.Contains(err.Error(), "signature") {
-			t.Fatalf("output does not name the untrusted signer:\n%s\n%v", errb, err)
+		if !strings.Contains(out.String(), "sig     FAILED") || !strings.Contains(out.String(), owner+" is not trusted") || !strings.Contains(err.Error(), "signature") {
+			t.Fatalf("output does not name the untrusted signer:\n%s\n%v", out, err)
 		}
 	})
 	t.Run("anchor.trust in the config", func(t *testing.T) {
 		cfg := writeConfig(t, `{"anchor": {"trust": ["`+other+`"]}}`)
-		code, _, stderr := runCLI(t, "--root", tr.root, "--repo", tr.repo, "--config", cfg, "verify")
-		if code != exitFailure || !strings.Contains(stderr, "is not trusted") {
+		code, stdout, stderr := runCLI(t, "--root", tr.root, "--repo", tr.repo, "--config", cfg, "verify")
+		if code != exitFailure || !strings.Contains(stdout, "is not trusted") {
 			t.Fatalf("exit %d:\n%s", code, stderr)
 		}
 		// --trust replaces the config's list.
@@ -155,9 +155,9 @@ func TestVerifyTrust(t *testing.T) {
 		}
 		b, _ := m.MarshalUnsigned()
 		os.WriteFile(man, b, 0o644)
-		code, _, stderr := runCLI(t, "--root", tr.root, "--repo", tr.repo, "verify")
-		if code != exitFailure || !strings.Contains(stderr, "the signature was stripped") || !strings.Contains(stderr, "signer  none") {
-			t.Fatalf("exit %d:\n%s", code, stderr)
+		code, stdout, stderr := runCLI(t, "--root", tr.root, "--repo", tr.repo, "verify")
+		if code != exitFailure || !strings.Contains(stdout, "the signature was stripped") || !strings.Contains(stdout, "signer  none") {
+			t.Fatalf("exit %d:\n%s\n%s", code, stdout, stderr)
 		}
 	})
 }

@@ -159,7 +159,7 @@ func TestImportJSONWithAnchorsKeySetsChainHead(t *testing.T) {
 	if json.Unmarshal(eout.Bytes(), &exp) != nil || len(exp.Chain) != 3 || filepath.Base(exp.Chain[0]) != head+".car" {
 		t.Fatalf("export --json manifest_chain: %s", eout)
 	}
-	code, _, errb = runCLI(t, "--root", tr.root, "--repo", audit, "verify")
+	code, errb, _ = runCLI(t, "--root", tr.root, "--repo", audit, "verify") // the report: stdout
 	if code != 0 || !strings.Contains(errb, "head    ok") || strings.Contains(errb, "rollback not checked") {
 		t.Fatalf("verify on the audit repo: exit %d\n%s", code, errb)
 	}
@@ -206,7 +206,8 @@ func TestImportForkFails(t *testing.T) {
 	if code, _, errb := runCLI(t, "--repo", audit, "init"); code != 0 {
 		t.Fatal(errb)
 	}
-	code, _, errb := runCLI(t, append(append([]string{"--repo", audit, "import"}, carsA...), carsB...)...)
+	code, out, errb := runCLI(t, append(append([]string{"--repo", audit, "import"}, carsA...), carsB...)...)
+	errb = out + errb
 	if code != exitFailure || !strings.Contains(errb, "the imported manifests fork") || !strings.Contains(errb, headA) || !strings.Contains(errb, headB) {
 		t.Fatalf("import of two histories: exit %d\n%s", code, errb)
 	}
@@ -218,10 +219,11 @@ func TestImportForkFails(t *testing.T) {
 	if code, _, errb := runCLI(t, "--repo", audit2, "init"); code != 0 {
 		t.Fatal(errb)
 	}
-	if code, _, errb := runCLI(t, append([]string{"--repo", audit2, "import"}, carsA...)...); code != 0 || !strings.Contains(errb, "chain head "+headA) {
+	if code, errb, _ := runCLI(t, append([]string{"--repo", audit2, "import"}, carsA...)...); code != 0 || !strings.Contains(errb, "chain head "+headA) {
 		t.Fatalf("import of A: exit %d\n%s", code, errb)
 	}
-	code, _, errb = runCLI(t, append([]string{"--repo", audit2, "import"}, carsB...)...)
+	code, out, errb = runCLI(t, append([]string{"--repo", audit2, "import"}, carsB...)...)
+	errb = out + errb
 	if code != exitFailure || !strings.Contains(errb, "does not descend from this repo's chain head "+headA) {
 		t.Fatalf("import of B over A's head: exit %d\n%s", code, errb)
 	}
@@ -234,7 +236,7 @@ func TestImportForkFails(t *testing.T) {
 // and its --json rollback verdict.
 func verifyLast(t *testing.T, args ...string) (int, string, anchor.RollbackCheck, string) {
 	t.Helper()
-	code, _, errb := runCLI(t, append([]string{}, append(args, "verify")...)...)
+	code, errb, _ := runCLI(t, append([]string{}, append(args, "verify")...)...) // the report: stdout
 	lines := strings.Split(strings.TrimSpace(errb), "\n")
 	jcode, out, jerrb := runCLI(t, append([]string{"--json"}, append(args, "verify")...)...)
 	var res verifyResult
@@ -281,7 +283,7 @@ func TestVerifySaysWhenNoChainHeadWasChecked(t *testing.T) {
 	tr2 := vcAnchoredTree(t)
 	dir, cars := vcExport(t, tr2)
 	args := append([]string{"--repo", filepath.Join(t.TempDir(), "none"), "verify", "--manifest", filepath.Join(dir, "ipfs_anchor_manifest.json"), "--car"}, cars...)
-	code, _, errb := runCLI(t, args...)
+	code, errb, _ := runCLI(t, args...) // the report: stdout
 	lines := strings.Split(strings.TrimSpace(errb), "\n")
 	if code != 0 || !strings.HasSuffix(lines[len(lines)-1], "OK; rollback not checked: no repo, so no chain head") {
 		t.Fatalf("verify --car: exit %d\n%s", code, errb)
@@ -343,14 +345,14 @@ func TestVerifyTrustOnSeedChainAndFlagsAfterCARs(t *testing.T) {
 	carArgs := func(cmd ...string) []string {
 		return append(append([]string{"--repo", filepath.Join(t.TempDir(), "none")}, cmd...), append([]string{"--manifest", manifest, "--car"}, cars...)...)
 	}
-	if code, _, errb := runCLI(t, append(carArgs("verify"), "--trust", owner)...); code != 0 || !strings.Contains(errb, "covered by its signature") {
+	if code, errb, _ := runCLI(t, append(carArgs("verify"), "--trust", owner)...); code != 0 || !strings.Contains(errb, "covered by its signature") {
 		t.Fatalf("verify --car %d CARs --trust OWNER: exit %d\n%s", len(cars), code, errb)
 	}
 	if code, _, errb := runCLI(t, append(carArgs("anchor", "--verify"), "--trust", owner)...); code != 0 {
 		t.Fatalf("anchor --verify --car ... --trust OWNER: exit %d\n%s", code, errb)
 	}
 	other := otherPeerID(t)
-	if code, _, errb := runCLI(t, append(carArgs("verify"), "--trust", other)...); code != exitFailure || !strings.Contains(errb, "signed by another key: "+owner+" is not trusted") {
+	if code, errb, _ := runCLI(t, append(carArgs("verify"), "--trust", other)...); code != exitFailure || !strings.Contains(errb, "signed by another key: "+owner+" is not trusted") {
 		t.Fatalf("--trust after the CAR list was not applied: exit %d\n%s", code, errb)
 	}
 	if code, _, errb := runCLI(t, append(carArgs("verify"), "--trust="+owner, "--timeout", "10s")...); code != 0 {
@@ -375,7 +377,7 @@ func TestVerifyAppendedRegistryLogE2E(t *testing.T) {
 	if code, _, errb := runCLI(t, "--root", tr.root, "--repo", tr.repo, "event", "--event", "governance_review", "--version", "v4.3.1", "--hash", "abc"); code != 0 {
 		t.Fatal(errb)
 	}
-	code, _, errb := runCLI(t, "--root", tr.root, "--repo", tr.repo, "--config", cfg, "verify")
+	code, errb, _ := runCLI(t, "--root", tr.root, "--repo", tr.repo, "--config", cfg, "verify") // the report: stdout
 	if code != 0 || !strings.Contains(errb, "registry events log grew by") || !strings.Contains(errb, "events were appended, which is not tampering") {
 		t.Fatalf("verify after an append: exit %d\n%s", code, errb)
 	}
@@ -384,14 +386,14 @@ func TestVerifyAppendedRegistryLogE2E(t *testing.T) {
 	line := bytes.Count(b[:at], []byte("\n")) + 1
 	b[at] = 'X'
 	vcWrite(t, logPath, b)
-	code, _, errb = runCLI(t, "--root", tr.root, "--repo", tr.repo, "--config", cfg, "verify")
+	code, errb, _ = runCLI(t, "--root", tr.root, "--repo", tr.repo, "--config", cfg, "verify")
 	if code != exitFailure || !strings.Contains(errb, fmt.Sprintf("byte %d (line %d) differs", at, line)) {
 		t.Fatalf("verify of a rewritten log: exit %d\n%s", code, errb)
 	}
 	md := filepath.Join(tr.root, tree.DefaultPaths().DashboardMarkdown)
 	mb, _ := os.ReadFile(md)
 	vcWrite(t, md, append(mb, "edited\n"...))
-	_, _, errb = runCLI(t, "--root", tr.root, "--repo", tr.repo, "--config", cfg, "verify")
+	_, errb, _ = runCLI(t, "--root", tr.root, "--repo", tr.repo, "--config", cfg, "verify") // the report: stdout
 	if !strings.Contains(errb, "no rule of anchor.rules selects "+tree.DefaultPaths().DashboardMarkdown+" any more") {
 		t.Fatalf("a changed file no rule selects:\n%s", errb)
 	}

@@ -188,7 +188,7 @@ func TestTelemetryInvalidConfigIsExit2(t *testing.T) {
 func TestTelemetryDisabledDoesNothing(t *testing.T) {
 	h := newHook(t, 200)
 	root := telemetryTree(t, "50", func(cfg map[string]any) { withWebhook(h.URL + "/x")(cfg); cfg["enabled"] = false })
-	code, _, errb := tel(t, root)
+	code, errb, _ := tel(t, root) // the answer is the result: stdout
 	if code != 0 || !strings.Contains(errb, "telemetry is disabled") {
 		t.Errorf("exit %d: %s", code, errb)
 	}
@@ -217,7 +217,7 @@ func TestTelemetryTest(t *testing.T) {
 	t.Run("refused", func(t *testing.T) {
 		h := newHook(t, 400)
 		code, out, errb := tel(t, telemetryTree(t, "100", withWebhook(h.URL+"/hook/secretpath")), "--test")
-		if code != 1 || !strings.Contains(errb, "FAILED") || !strings.Contains(errb, "400 Bad Request") {
+		if code != 1 || !strings.Contains(out, "FAILED") || !strings.Contains(out, "400 Bad Request") {
 			t.Errorf("exit %d\n%s%s", code, out, errb)
 		}
 		if strings.Contains(out+errb, "secretpath") || strings.Contains(out+errb, "hmac-key-do-not-print") {
@@ -230,17 +230,17 @@ func TestTelemetryCheckSendsOnceAndFailsLoudly(t *testing.T) {
 	h := newHook(t, 200)
 	root := telemetryTree(t, "80", withWebhook(h.URL+"/hook"))
 	code, out, errb := tel(t, root)
-	if code != 0 || len(h.received()) != 1 || !strings.Contains(errb, `webhook: sent "[CRITICAL] SSID compliance score 80/100"`) {
+	if code != 0 || len(h.received()) != 1 || !strings.Contains(out, `webhook: sent "[CRITICAL] SSID compliance score 80/100"`) {
 		t.Fatalf("exit %d, %d requests\n%s%s", code, len(h.received()), out, errb)
 	}
-	code, _, errb = tel(t, root)
+	code, errb, _ = tel(t, root) // the report: stdout
 	if code != 0 || len(h.received()) != 1 || !strings.Contains(errb, "nothing due") {
 		t.Errorf("second check: exit %d, %d requests: %s", code, len(h.received()), errb)
 	}
 
 	bad := newHook(t, 500)
 	root = telemetryTree(t, "80", withWebhook(bad.URL+"/hook"))
-	code, _, errb = tel(t, root)
+	code, errb, _ = tel(t, root) // the report: stdout
 	if code != 1 || !strings.Contains(errb, "500 Internal Server Error") {
 		t.Errorf("a failed channel must be exit 1: %d\n%s", code, errb)
 	}

@@ -159,8 +159,8 @@ func TestVerifyCommand(t *testing.T) {
 	t.Run("anchor --verify is verify", func(t *testing.T) {
 		var out, errb bytes.Buffer
 		code := run(context.Background(), []string{"ssid-anchor", "--root", tr.root, "--repo", tr.repo, "anchor", "--verify"}, &out, &errb)
-		if code != 0 || !strings.Contains(errb.String(), "records passed; chain intact; OK") {
-			t.Fatalf("exit %d\n%s", code, errb.String())
+		if code != 0 || !strings.Contains(out.String(), "records passed; chain intact; OK") {
+			t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
 		}
 	})
 
@@ -175,8 +175,8 @@ func TestVerifyCommand(t *testing.T) {
 			t.Fatalf("exit %d, want 1\n%s", code, errb.String())
 		}
 		for _, want := range []string{"FAILED", "dashboard_data.csv", "changed after it was anchored", "1 of"} {
-			if !strings.Contains(errb.String(), want) {
-				t.Errorf("output lacks %q:\n%s", want, errb.String())
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("output lacks %q:\n%s", want, out.String())
 			}
 		}
 	})
