@@ -227,7 +227,15 @@ func TestProfileApply(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("init: %d %s", code, errb)
 	}
-	peer := strings.TrimSpace(strings.TrimPrefix(out, "peer id: "))
+	var peer string
+	for _, l := range strings.Split(out, "\n") {
+		if p, ok := strings.CutPrefix(l, "peer id: "); ok {
+			peer = strings.TrimSpace(p)
+		}
+	}
+	if peer == "" {
+		t.Fatalf("init printed no peer id:\n%s", out)
+	}
 	readRepoConf := func() map[string]any {
 		t.Helper()
 		b, err := os.ReadFile(filepath.Join(repo, "config"))
@@ -270,8 +278,8 @@ func TestProfileApply(t *testing.T) {
 	if code, out, _ := runCLI(t, "--repo", repo, "config", "profile", "apply", "public"); code != exitOK || out != "repo "+repo+" is already profile public; nothing changed\n" {
 		t.Fatalf("second apply: exit %d %q", code, out)
 	}
-	if code, _, errb := runCLI(t, "--repo", repo, "init", "--profile", "public"); code != exitOK || !strings.Contains(errb, "already initialised (profile public); nothing changed") {
-		t.Fatalf("init --profile public on a public repo: exit %d %q", code, errb)
+	if code, out, _ := runCLI(t, "--repo", repo, "init", "--profile", "public"); code != exitOK || !strings.Contains(out, "already initialised (profile public); nothing changed") {
+		t.Fatalf("init --profile public on a public repo: exit %d %q", code, out)
 	}
 	// init --profile of the other profile changes nothing (a script that
 	// runs init at every boot must not switch the box) but says how.

@@ -67,9 +67,9 @@ func TestStatusPinnedCountsTheRepo(t *testing.T) {
 	if code != 0 || doc["pinned"] != float64(0) || doc["manifest_pinned"] != n {
 		t.Fatalf("status on a repo holding none of the blocks: exit %d pinned %v manifest_pinned %v, want 0 and %v: %s", code, doc["pinned"], doc["manifest_pinned"], n, stderr)
 	}
-	code, _, stderr = runCLI(t, "--root", root, "--repo", empty, "status")
-	if code != 0 || !strings.Contains(stderr, "0 pinned in the repo") {
-		t.Fatalf("status text on the empty repo (exit %d) does not say 0 pinned in the repo:\n%s", code, stderr)
+	code, out, _ := runCLI(t, "--root", root, "--repo", empty, "status")
+	if code != 0 || !strings.Contains(out, "0 pinned in the repo") {
+		t.Fatalf("status text on the empty repo (exit %d) does not say 0 pinned in the repo:\n%s", code, out)
 	}
 	// verify agrees: it fails every record on that repo.
 	if code, _, _ := runCLI(t, "--root", root, "--repo", empty, "verify"); code == 0 {
@@ -146,17 +146,17 @@ func TestDaemonMissingSecretIsDegraded(t *testing.T) {
 	if len(probs) != 1 || !strings.Contains(jsonString(probs[0]), `"job":"telemetry"`) || !strings.Contains(jsonString(probs[0]), "WEBHOOK_URL") {
 		t.Errorf("status --json problems: %v", doc["problems"])
 	}
-	code, _, stderr = runCLI(t, "--root", root, "--repo", repo, "status")
-	if code != 0 || !strings.Contains(stderr, "PROBLEM:    job telemetry cannot run") || !strings.Contains(stderr, "WEBHOOK_URL") {
-		t.Errorf("status text (exit %d) does not name the problem:\n%s", code, stderr)
+	code, out, _ := runCLI(t, "--root", root, "--repo", repo, "status")
+	if code != 0 || !strings.Contains(out, "PROBLEM:    job telemetry cannot run") || !strings.Contains(out, "WEBHOOK_URL") {
+		t.Errorf("status text (exit %d) does not name the problem:\n%s", code, out)
 	}
 	if code := d.stop(t); code != 0 {
 		t.Fatalf("daemon exit %d", code)
 	}
 	// Without the daemon, status names it too.
-	code, _, stderr = runCLI(t, "--root", root, "--repo", repo, "status")
-	if code != 0 || !strings.Contains(stderr, "PROBLEM:    job telemetry cannot run") {
-		t.Errorf("offline status (exit %d) does not name the problem:\n%s", code, stderr)
+	code, out, _ = runCLI(t, "--root", root, "--repo", repo, "status")
+	if code != 0 || !strings.Contains(out, "PROBLEM:    job telemetry cannot run") {
+		t.Errorf("offline status (exit %d) does not name the problem:\n%s", code, out)
 	}
 	// With the secret set the daemon is healthy.
 	d = startDaemon(t, root, repo, []string{"WEBHOOK_URL=http://127.0.0.1:9/hook"})
@@ -272,9 +272,9 @@ func TestDaemonJobLastSuccessSurvivesRestart(t *testing.T) {
 	if m == nil || m[1] != strconv.FormatFloat(first, 'g', -1, 64) {
 		t.Errorf("after a restart the anchor job's last success is %v, want the first run's %v:\n%s", m, first, grepLines(body, "ssid_anchor_job"))
 	}
-	code, _, stderr := runCLI(t, "--root", root, "--repo", repo, "status")
-	if code != 0 || !strings.Contains(stderr, "last success ") {
-		t.Errorf("status (exit %d) does not show the last success of the failing job:\n%s", code, stderr)
+	code, out, _ := runCLI(t, "--root", root, "--repo", repo, "status")
+	if code != 0 || !strings.Contains(out, "last success ") {
+		t.Errorf("status (exit %d) does not show the last success of the failing job:\n%s", code, out)
 	}
 	d.stop(t)
 }
@@ -296,11 +296,11 @@ func TestStatusWhileAnchorHoldsTheRepo(t *testing.T) {
 
 	code, out, stderr := runCLI(t, "--root", root, "--repo", repo, "status")
 	want := "repo lock:  the repo is locked by pid " + strconv.Itoa(pid)
-	if code != 0 || !strings.Contains(stderr, want) || !strings.Contains(stderr, "read-only view") {
+	if code != 0 || !strings.Contains(out, want) || !strings.Contains(out, "read-only view") {
 		t.Errorf("status while anchor holds the repo: exit %d, want 0 and %q:\n%s%s", code, want, out, stderr)
 	}
-	if !strings.Contains(stderr, "pinned unknown (the repo is locked by pid "+strconv.Itoa(pid)) {
-		t.Errorf("status does not say the pins cannot be counted:\n%s", stderr)
+	if !strings.Contains(out, "pinned unknown (the repo is locked by pid "+strconv.Itoa(pid)) {
+		t.Errorf("status does not say the pins cannot be counted:\n%s", out)
 	}
 	code, doc, stderr := statusJSON(t, "--root", root, "--repo", repo)
 	if code != 0 {
