@@ -20,6 +20,7 @@ import (
 	"github.com/ssid/ssid-anchor/anchor"
 	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/console"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/ops"
 	"github.com/ssid/ssid-anchor/node"
 	"github.com/ssid/ssid-anchor/telemetry"
 )
@@ -471,8 +472,8 @@ func (s *consoleSource) verify(ctx context.Context, sink anchor.RecordSink) (*an
 	// As cmd_verify does: Verify reads the manifest by path, against the
 	// repo's chain head, with the config's trusted signers.
 	vo := anchor.VerifyOptions{Root: root, ManifestPath: root.Path(s.g.cfg.Paths.Manifest), Log: s.g.log, Trust: s.g.cfg.Anchor.Trust, Sink: sink}
-	treeVerifyOptions(&vo, s.g)
-	if err := repoVerifyOptions(&vo, s.n); err != nil {
+	ops.TreeVerifyOptions(&vo, s.g.cfg)
+	if err := ops.RepoVerifyOptions(&vo, s.n); err != nil {
 		return nil, err
 	}
 	return anchor.Verify(ctx, vo)
