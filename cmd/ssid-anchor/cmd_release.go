@@ -15,6 +15,7 @@ import (
 	"github.com/ssid/ssid-anchor/anchor/pinning"
 	"github.com/ssid/ssid-anchor/anchor/release"
 	"github.com/ssid/ssid-anchor/anchor/tree"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/ops"
 	"github.com/ssid/ssid-anchor/node"
 	"github.com/ssid/ssid-anchor/telemetry"
 	"github.com/urfave/cli/v2"
@@ -139,11 +140,11 @@ func runRelease(ctx context.Context, o releaseOptions, g *globalOptions) error {
 	if o.Markdown && g.JSON {
 		return usagef("--markdown prints markdown on stdout and --json prints JSON there; choose one")
 	}
-	q, err := releaseQuarter(o.Quarter, g.now())
+	q, err := ops.ReleaseQuarter(o.Quarter, g.now())
 	if err != nil {
 		return err
 	}
-	if _, err := sourceDateEpoch(os.Getenv); err != nil {
+	if _, err := ops.SourceDateEpoch(os.Getenv); err != nil {
 		return err
 	}
 	// A misspelt --remote is a usage error before anything is built.
