@@ -451,15 +451,15 @@ func releaseTelemetryStep(ctx context.Context, rr *releaseRun) (string, string, 
 	} else if err == nil {
 		f.Close()
 	}
-	s, err := loadTelemetryConfigIn(g, root)
+	s, err := ops.LoadTelemetryConfigIn(g.opsEnv(), root)
 	if err != nil {
 		return stepFailed, "", err
 	}
-	if s.invalid != nil {
-		return stepFailed, "", invalidConfig(s.cfgRel, s.invalid)
+	if s.Invalid != nil {
+		return stepFailed, "", ops.InvalidTelemetryConfig(s.ConfigRel, s.Invalid)
 	}
-	if !s.cfg.Enabled {
-		return stepSkipped, "telemetry disabled (enabled: false in " + s.cfgRel + ")", nil
+	if !s.Config.Enabled {
+		return stepSkipped, "telemetry disabled (enabled: false in " + s.ConfigRel + ")", nil
 	}
 	// Inside the daemon, wait for a running telemetry job instead of
 	// failing on the state lock.
@@ -468,13 +468,13 @@ func releaseTelemetryStep(ctx context.Context, rr *releaseRun) (string, string, 
 		return stepFailed, "", err
 	}
 	defer leave()
-	rep, err := g.monitor(s).Check(ctx, false)
+	rep, err := ops.TelemetryMonitor(g.opsEnv(), s).Check(ctx, false)
 	if err != nil {
 		return stepFailed, "", err
 	}
 	rr.rep.Telemetry = rep
 	var parts []string
-	if !s.cfg.EventFilters.NotifyOnRelease {
+	if !s.Config.EventFilters.NotifyOnRelease {
 		parts = append(parts, "release notice filtered out (event_filters.notify_on_release: false)")
 	}
 	if len(rep.Channels) == 0 {

@@ -331,18 +331,18 @@ func manifestLink(c string, m *anchor.Manifest, records int) console.ManifestLin
 // with the same rules as a check) and the telemetry state.
 func (s *consoleSource) readTelemetry(root tree.Root) console.Telemetry {
 	t := console.Telemetry{ConfigFile: s.g.cfg.Paths.TelemetryConfig}
-	setup, err := loadTelemetryConfigIn(s.g, root)
+	setup, err := ops.LoadTelemetryConfigIn(s.g.opsEnv(), root)
 	if err != nil {
 		t.Problem = err.Error()
 		return t
 	}
-	cfg := setup.cfg
+	cfg := setup.Config
 	t.Enabled, t.Min, t.Critical = cfg.Enabled, cfg.Thresholds.ComplianceScoreMin, cfg.Thresholds.ComplianceScoreCritical
 	if !t.Enabled {
 		return t
 	}
-	if setup.invalid != nil {
-		t.Problem = fmt.Sprintf("telemetry config %s: %v", t.ConfigFile, setup.invalid)
+	if setup.Invalid != nil {
+		t.Problem = fmt.Sprintf("telemetry config %s: %v", t.ConfigFile, setup.Invalid)
 	}
 	now := s.g.now()
 	for _, rel := range s.g.cfg.Paths.DashboardCSV {

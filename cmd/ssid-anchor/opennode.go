@@ -28,7 +28,7 @@ func (g *globalOptions) openNode(ctx context.Context, o node.OpenOptions) (*node
 // opsEnv is the environment the command's operation runs with: the
 // daemon's open node when the daemon serves the command.
 func (g *globalOptions) opsEnv() ops.Env {
-	e := ops.Env{Root: g.Root, Repo: g.Repo, Config: g.cfg, Log: g.log, Now: g.now}
+	e := ops.Env{Root: g.Root, Repo: g.Repo, Config: g.cfg, Log: g.log, Now: g.now, Getenv: g.getenv, Clock: g.clock}
 	if g.shared != nil {
 		e.Node = ops.SharedNode{N: g.shared}
 	}

@@ -12,10 +12,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/appconfig"
 	"github.com/ssid/ssid-anchor/node"
+	"github.com/ssid/ssid-anchor/scheduler"
 )
 
 // Env is what every operation runs with: one value, built by a command for
@@ -33,6 +35,12 @@ type Env struct {
 	// (RepoNode), the daemon hands out its open one (SharedNode). nil is
 	// RepoNode(Repo).
 	Node NodeOpener
+	// Getenv reads the environment; inside the daemon the client's
+	// secrets come first. nil is os.Getenv.
+	Getenv func(string) string
+	// Clock is what waits run on (notification retries); nil is the
+	// wall clock.
+	Clock scheduler.Clock
 }
 
 // NodeOpener gives an operation the node it works on. Every operation that
@@ -79,6 +87,13 @@ func (e Env) now() time.Time {
 		return e.Now()
 	}
 	return time.Now().UTC()
+}
+
+func (e Env) getenv(k string) string {
+	if e.Getenv != nil {
+		return e.Getenv(k)
+	}
+	return os.Getenv(k)
 }
 
 func (e Env) log() *slog.Logger {
