@@ -146,17 +146,18 @@ func TestDaemonMissingSecretIsDegraded(t *testing.T) {
 	if len(probs) != 1 || !strings.Contains(jsonString(probs[0]), `"job":"telemetry"`) || !strings.Contains(jsonString(probs[0]), "WEBHOOK_URL") {
 		t.Errorf("status --json problems: %v", doc["problems"])
 	}
-	code, _, stderr = runCLI(t, "--root", root, "--repo", repo, "status")
-	if code != 0 || !strings.Contains(stderr, "PROBLEM:    job telemetry cannot run") || !strings.Contains(stderr, "WEBHOOK_URL") {
-		t.Errorf("status text (exit %d) does not name the problem:\n%s", code, stderr)
+	// status is a result: its text is on stdout (SPEC 3, streams).
+	code, out, _ := runCLI(t, "--root", root, "--repo", repo, "status")
+	if code != 0 || !strings.Contains(out, "PROBLEM:    job telemetry cannot run") || !strings.Contains(out, "WEBHOOK_URL") {
+		t.Errorf("status text (exit %d) does not name the problem:\n%s", code, out)
 	}
 	if code := d.stop(t); code != 0 {
 		t.Fatalf("daemon exit %d", code)
 	}
 	// Without the daemon, status names it too.
-	code, _, stderr = runCLI(t, "--root", root, "--repo", repo, "status")
-	if code != 0 || !strings.Contains(stderr, "PROBLEM:    job telemetry cannot run") {
-		t.Errorf("offline status (exit %d) does not name the problem:\n%s", code, stderr)
+	code, out, _ = runCLI(t, "--root", root, "--repo", repo, "status")
+	if code != 0 || !strings.Contains(out, "PROBLEM:    job telemetry cannot run") {
+		t.Errorf("offline status (exit %d) does not name the problem:\n%s", code, out)
 	}
 	// With the secret set the daemon is healthy.
 	d = startDaemon(t, root, repo, []string{"WEBHOOK_URL=http://127.0.0.1:9/hook"})
@@ -272,9 +273,9 @@ func TestDaemonJobLastSuccessSurvivesRestart(t *testing.T) {
 	if m == nil || m[1] != strconv.FormatFloat(first, 'g', -1, 64) {
 		t.Errorf("after a restart the anchor job's last success is %v, want the first run's %v:\n%s", m, first, grepLines(body, "ssid_anchor_job"))
 	}
-	code, _, stderr := runCLI(t, "--root", root, "--repo", repo, "status")
-	if code != 0 || !strings.Contains(stderr, "last success ") {
-		t.Errorf("status (exit %d) does not show the last success of the failing job:\n%s", code, stderr)
+	code, out, _ := runCLI(t, "--root", root, "--repo", repo, "status")
+	if code != 0 || !strings.Contains(out, "last success ") {
+		t.Errorf("status (exit %d) does not show the last success of the failing job:\n%s", code, out)
 	}
 	d.stop(t)
 }
