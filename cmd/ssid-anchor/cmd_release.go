@@ -365,12 +365,12 @@ func releaseRemotePinStep(ctx context.Context, rr *releaseRun) (string, string, 
 		}
 		recs = append(recs, *rec)
 	}
-	if _, err := queueRemotePins(g, rr.remotes, recs); err != nil {
+	if _, err := ops.QueueRemotePins(g.opsEnv(), rr.remotes, recs); err != nil {
 		return stepFailed, "", fmt.Errorf("queueing the remote pin requests: %w", err)
 	}
 	var drainErr error
 	if d := g.daemon; d != nil {
-		dr, err := newDrainer(g, d.node)
+		dr, err := ops.NewDrainer(g.opsEnv(), d.node)
 		if err != nil {
 			return stepFailed, "", err
 		}
@@ -386,7 +386,7 @@ func releaseRemotePinStep(ctx context.Context, rr *releaseRun) (string, string, 
 		if err != nil {
 			return stepFailed, "queued; the daemon or `ssid-anchor pins --retry` pushes them", err
 		}
-		dr, err := newDrainer(g, n)
+		dr, err := ops.NewDrainer(g.opsEnv(), n)
 		if err != nil {
 			release()
 			return stepFailed, "", err
