@@ -227,7 +227,14 @@ func TestProfileApply(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("init: %d %s", code, errb)
 	}
-	peer := strings.TrimSpace(strings.TrimPrefix(out, "peer id: "))
+	// init's result on stdout is two lines since i21o ("initialised repo
+	// ...", then "peer id: ..."): the peer ID is the second's.
+	peer := ""
+	for _, l := range strings.Split(out, "\n") {
+		if p, ok := strings.CutPrefix(l, "peer id: "); ok {
+			peer = strings.TrimSpace(p)
+		}
+	}
 	readRepoConf := func() map[string]any {
 		t.Helper()
 		b, err := os.ReadFile(filepath.Join(repo, "config"))
@@ -270,8 +277,9 @@ func TestProfileApply(t *testing.T) {
 	if code, out, _ := runCLI(t, "--repo", repo, "config", "profile", "apply", "public"); code != exitOK || out != "repo "+repo+" is already profile public; nothing changed\n" {
 		t.Fatalf("second apply: exit %d %q", code, out)
 	}
-	if code, _, errb := runCLI(t, "--repo", repo, "init", "--profile", "public"); code != exitOK || !strings.Contains(errb, "already initialised (profile public); nothing changed") {
-		t.Fatalf("init --profile public on a public repo: exit %d %q", code, errb)
+	// init's result (the repo and its state) is on stdout since i21o.
+	if code, out, _ := runCLI(t, "--repo", repo, "init", "--profile", "public"); code != exitOK || !strings.Contains(out, "already initialised (profile public); nothing changed") {
+		t.Fatalf("init --profile public on a public repo: exit %d %q", code, out)
 	}
 	// init --profile of the other profile changes nothing (a script that
 	// runs init at every boot must not switch the box) but says how.

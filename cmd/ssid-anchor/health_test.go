@@ -67,9 +67,10 @@ func TestStatusPinnedCountsTheRepo(t *testing.T) {
 	if code != 0 || doc["pinned"] != float64(0) || doc["manifest_pinned"] != n {
 		t.Fatalf("status on a repo holding none of the blocks: exit %d pinned %v manifest_pinned %v, want 0 and %v: %s", code, doc["pinned"], doc["manifest_pinned"], n, stderr)
 	}
-	code, _, stderr = runCLI(t, "--root", root, "--repo", empty, "status")
-	if code != 0 || !strings.Contains(stderr, "0 pinned in the repo") {
-		t.Fatalf("status text on the empty repo (exit %d) does not say 0 pinned in the repo:\n%s", code, stderr)
+	// status is a result: its text is on stdout (SPEC 3, streams).
+	code, out, _ := runCLI(t, "--root", root, "--repo", empty, "status")
+	if code != 0 || !strings.Contains(out, "0 pinned in the repo") {
+		t.Fatalf("status text on the empty repo (exit %d) does not say 0 pinned in the repo:\n%s", code, out)
 	}
 	// verify agrees: it fails every record on that repo.
 	if code, _, _ := runCLI(t, "--root", root, "--repo", empty, "verify"); code == 0 {
@@ -297,11 +298,12 @@ func TestStatusWhileAnchorHoldsTheRepo(t *testing.T) {
 
 	code, out, stderr := runCLI(t, "--root", root, "--repo", repo, "status")
 	want := "repo lock:  the repo is locked by pid " + strconv.Itoa(pid)
-	if code != 0 || !strings.Contains(stderr, want) || !strings.Contains(stderr, "read-only view") {
+	// status is a result: its text is on stdout (SPEC 3, streams).
+	if code != 0 || !strings.Contains(out, want) || !strings.Contains(out, "read-only view") {
 		t.Errorf("status while anchor holds the repo: exit %d, want 0 and %q:\n%s%s", code, want, out, stderr)
 	}
-	if !strings.Contains(stderr, "pinned unknown (the repo is locked by pid "+strconv.Itoa(pid)) {
-		t.Errorf("status does not say the pins cannot be counted:\n%s", stderr)
+	if !strings.Contains(out, "pinned unknown (the repo is locked by pid "+strconv.Itoa(pid)) {
+		t.Errorf("status does not say the pins cannot be counted:\n%s", out)
 	}
 	code, doc, stderr := statusJSON(t, "--root", root, "--repo", repo)
 	if code != 0 {
