@@ -13,6 +13,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/ssid/ssid-anchor/anchor"
 	"github.com/ssid/ssid-anchor/anchor/pinning"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/ops"
 )
 
 // BenchmarkAnchorRemoteQueue: what queueing a remote pin request for every
@@ -82,7 +83,7 @@ func BenchmarkAnchorRemoteQueue(b *testing.B) {
 			recs[i] = anchor.Record{FilePath: fmt.Sprintf("data/f%05d.txt", i), FileHash: fmt.Sprintf("%064x", i), IPFSCID: benchCID(b, i)}
 		}
 		t0 := time.Now()
-		if _, err := queueRemotePins(g, []pinning.Service{{Name: "cluster"}}, recs); err != nil {
+		if _, err := ops.QueueRemotePins(g.opsEnv(), []pinning.Service{{Name: "cluster"}}, recs); err != nil {
 			b.Fatal(err)
 		}
 		step = append(step, time.Since(t0))

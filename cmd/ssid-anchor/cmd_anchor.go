@@ -16,6 +16,7 @@ import (
 	"github.com/ssid/ssid-anchor/anchor"
 	"github.com/ssid/ssid-anchor/anchor/statcache"
 	"github.com/ssid/ssid-anchor/anchor/tree"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/ops"
 	"github.com/ssid/ssid-anchor/node"
 	"github.com/urfave/cli/v2"
 )
@@ -82,13 +83,13 @@ func runAnchor(ctx context.Context, o anchorOptions, g *globalOptions) error {
 		return err
 	}
 	res, err := execAnchor(ctx, o, g)
-	var queued *queuedRemotePins
+	var queued *ops.QueuedRemotePins
 	var qerr error
 	if res != nil && res.Rewritten && !res.DryRun {
 		// Local anchoring is done and durable; queueing only writes the
 		// queue file, it never waits on a service.
 		t0 := time.Now()
-		queued, qerr = queueRemotePins(g, remotes, res.Records)
+		queued, qerr = ops.QueueRemotePins(g.opsEnv(), remotes, res.Records)
 		g.log.Debug("remote pin requests queued", "took", time.Since(t0))
 		if queued != nil && queued.Queued > 0 && g.daemon != nil {
 			g.daemon.remotePinsQueued()
@@ -207,7 +208,7 @@ func execAnchor(ctx context.Context, o anchorOptions, g *globalOptions) (*anchor
 	return res, err
 }
 
-func reportAnchor(g *globalOptions, o anchorOptions, res *anchor.Result, queued *queuedRemotePins) error {
+func reportAnchor(g *globalOptions, o anchorOptions, res *anchor.Result, queued *ops.QueuedRemotePins) error {
 	if o.GitHubOutput != "" {
 		if err := writeGitHubOutput(o.GitHubOutput, res); err != nil {
 			return fmt.Errorf("--github-output: %w", err)
@@ -216,7 +217,7 @@ func reportAnchor(g *globalOptions, o anchorOptions, res *anchor.Result, queued 
 	if g.JSON {
 		if err := writeJSON(g.stdout, struct {
 			*anchor.Result
-			RemotePins *queuedRemotePins `json:"remote_pins_queued,omitempty"`
+			RemotePins *ops.QueuedRemotePins `json:"remote_pins_queued,omitempty"`
 			// LogHeader is the line of the log's "Registry events
 			// initialized." header this run read and skipped.
 			LogHeader int `json:"log_header_line,omitempty"`

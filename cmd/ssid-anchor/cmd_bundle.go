@@ -2,17 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"os"
-	"strconv"
-	"strings"
-	"time"
 
 	"github.com/ssid/ssid-anchor/anchor/release"
-	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/buildinfo"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/ops"
 	"github.com/urfave/cli/v2"
 )
 
@@ -48,55 +43,9 @@ write failed (nothing partial is left), 2 bad --quarter or SOURCE_DATE_EPOCH.`,
 	}
 }
 
-// releaseQuarter picks the quarter: the flag, else the last one that ended.
-func releaseQuarter(flag string, now time.Time) (release.Quarter, error) {
-	if flag == "" {
-		return release.LastEnded(now), nil
-	}
-	q, err := release.ParseQuarter(flag)
-	if err != nil {
-		return q, usagef("--quarter: %v", err)
-	}
-	return q, nil
-}
-
-// sourceDateEpoch reads SOURCE_DATE_EPOCH (reproducible-builds.org).
-func sourceDateEpoch(getenv func(string) string) (*time.Time, error) {
-	v := strings.TrimSpace(getenv("SOURCE_DATE_EPOCH"))
-	if v == "" {
-		return nil, nil
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 {
-		return nil, usagef("SOURCE_DATE_EPOCH: want a Unix time in whole seconds, got %q", v)
-	}
-	t := time.Unix(n, 0).UTC()
-	return &t, nil
-}
-
 // buildBundle is the bundle step of `bundle` and `release`.
 func buildBundle(ctx context.Context, o bundleOptions, g *globalOptions) (*release.Result, error) {
-	q, err := releaseQuarter(o.Quarter, g.now())
-	if err != nil {
-		return nil, err
-	}
-	sde, err := sourceDateEpoch(os.Getenv)
-	if err != nil {
-		return nil, err
-	}
-	root, err := tree.OpenRoot(g.Root)
-	if err != nil {
-		return nil, usagef("--root: %v", err)
-	}
-	res, err := release.Build(ctx, release.Options{
-		Root: root, Paths: g.cfg.Paths, Quarter: q, Blueprint: g.cfg.Anchor.BlueprintVersion,
-		SourceDate: sde, Now: g.now, Log: g.log,
-		GeneratorVersion: buildinfo.Read().Version,
-	})
-	if errors.Is(err, tree.ErrLocked) {
-		return nil, fmt.Errorf("another ssid-anchor process is building a release in %s; wait for it and run again: %w", root.Dir(), err)
-	}
-	return res, err
+	return ops.Bundle(ctx, g.opsEnv(), ops.BundleOptions{Quarter: o.Quarter, GeneratorVersion: buildinfo.Read().Version})
 }
 
 func runBundle(ctx context.Context, o bundleOptions, g *globalOptions) error {

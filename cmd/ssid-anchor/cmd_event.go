@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 
-	"github.com/ssid/ssid-anchor/anchor/tree"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/ops"
 	"github.com/urfave/cli/v2"
 )
 
@@ -35,51 +33,15 @@ Exit codes: 0 appended, 1 could not write, 2 missing or bad flag.`,
 	}
 }
 
-func runEvent(_ context.Context, o eventOptions, g *globalOptions) error {
-	for flag, v := range map[string]string{"--event": o.Event, "--version": o.Version, "--hash": o.Hash} {
-		if strings.TrimSpace(v) == "" {
-			return usagef("%s must not be empty", flag)
-		}
-	}
-	root, err := tree.OpenRoot(g.Root)
+func runEvent(ctx context.Context, o eventOptions, g *globalOptions) error {
+	res, err := ops.Event(ctx, g.opsEnv(), ops.EventOptions(o))
 	if err != nil {
-		return usageError{err}
-	}
-	defer root.Close()
-	if err := tree.CheckRelative(g.cfg.Paths.EventsLog); err != nil {
-		return usagef("paths.events_log: %v", err)
-	}
-	// The one verdict guard, telemetry, /status and the console show; an
-	// exceptions file that cannot be read is recorded as unknown, never as
-	// violated (the log is append-only: a false fact would stay).
-	st := tree.CheckRoot24(root)
-	lock := st.Status()
-	switch lock {
-	case tree.Root24Unknown:
-		g.log.Warn("Root-24-LOCK could not be measured; recording it as unknown", "reason", st.Reason)
-	case tree.Root24Violated:
-		g.log.Warn("Root-24-LOCK is violated; see `ssid-anchor guard`", "problems", strings.Join(st.Problems, "; "))
-	}
-	bp := o.Blueprint
-	if bp == "" {
-		bp = g.cfg.Anchor.BlueprintVersion
-	}
-	ev := tree.NewEvent{
-		Timestamp: g.now().Format("2006-01-02T15:04:05Z"), Event: o.Event, Version: o.Version,
-		CommitHash: o.Hash, Blueprint: bp, Root24Lock: lock, ComplianceScore: o.ComplianceScore,
-		EmittedBy: "ssid-anchor",
-	}
-	pa, err := root.AppendEvent(g.cfg.Paths.EventsLog, ev)
-	if errors.Is(err, tree.ErrOutsideRoot) {
-		return usagef("paths.events_log: %v", err)
-	}
-	if err != nil {
-		return fmt.Errorf("appending event to %s: %w", root.Path(g.cfg.Paths.EventsLog), err)
+		return err
 	}
 	if g.JSON {
-		return writeJSON(g.stdout, map[string]any{"event": o.Event, "timestamp": ev.Timestamp, "proof_anchor": pa, "log": g.cfg.Paths.EventsLog, "root_24_lock": lock})
+		return writeJSON(g.stdout, map[string]any{"event": res.Event, "timestamp": res.Timestamp, "proof_anchor": res.ProofAnchor, "log": res.Log, "root_24_lock": res.Root24Lock})
 	}
-	fmt.Fprintf(g.notices(), "appended %s (%s) to %s\n", o.Event, o.Version, g.cfg.Paths.EventsLog)
-	fmt.Fprintf(g.stdout, "Proof-Anchor: SHA256: %s\n", pa)
+	fmt.Fprintf(g.notices(), "appended %s (%s) to %s\n", res.Event, res.Version, res.Log)
+	fmt.Fprintf(g.stdout, "Proof-Anchor: SHA256: %s\n", res.ProofAnchor)
 	return nil
 }

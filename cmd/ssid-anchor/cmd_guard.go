@@ -3,9 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 
-	"github.com/ssid/ssid-anchor/anchor/tree"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/ops"
 	"github.com/urfave/cli/v2"
 )
 
@@ -25,16 +24,14 @@ Exit codes: 0 active, 1 violated or unknown, 2 bad --root.`,
 	}
 }
 
-func runGuard(_ context.Context, g *globalOptions) error {
-	root, err := tree.OpenRoot(g.Root)
+func runGuard(ctx context.Context, g *globalOptions) error {
+	st, err := ops.Guard(ctx, g.opsEnv())
 	if err != nil {
-		return usageError{err}
+		return err
 	}
-	defer root.Close()
-	st := tree.CheckRoot24(root)
 	if g.JSON {
 		doc := map[string]any{
-			"root": root.Dir(), "root_24_lock": st.Status(), "ok": st.OK(), "modules": len(st.Modules),
+			"root": st.Dir, "root_24_lock": st.Status(), "ok": st.OK(), "modules": len(st.Modules),
 			"missing": nonNil(st.Missing), "duplicates": nonNil(st.Duplicates), "unexpected": nonNil(st.Unexpected),
 			"exceptions_file": st.ExceptionsFile, "problems": nonNil(st.Problems),
 		}
@@ -48,7 +45,7 @@ func runGuard(_ context.Context, g *globalOptions) error {
 		// The verdict is the result, one line for scripts (README); what
 		// it was measured on and why it is not active go to stderr.
 		fmt.Fprintf(g.stdout, "Root-24-LOCK: %s\n", st.Status())
-		fmt.Fprintf(g.stderr, "%s: %d module directories", root.Dir(), len(st.Modules))
+		fmt.Fprintf(g.stderr, "%s: %d module directories", st.Dir, len(st.Modules))
 		if st.ExceptionsFile != "" {
 			fmt.Fprintf(g.stderr, ", exceptions from %s", st.ExceptionsFile)
 		}
@@ -57,11 +54,8 @@ func runGuard(_ context.Context, g *globalOptions) error {
 			fmt.Fprintf(g.stderr, "  %s\n", p)
 		}
 	}
-	switch st.Status() {
-	case tree.Root24Unknown:
-		return failure{"Root-24-LOCK could not be measured: " + st.Reason}
-	case tree.Root24Violated:
-		return failure{"Root-24-LOCK is violated: " + strings.Join(st.Problems, "; ")}
+	if msg := st.Failed(); msg != "" {
+		return failure{msg}
 	}
 	return nil
 }

@@ -10,14 +10,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
-	"github.com/ssid/ssid-anchor/anchor"
 	"github.com/ssid/ssid-anchor/anchor/pinning"
 	"github.com/ssid/ssid-anchor/anchor/servicetext"
-	"github.com/ssid/ssid-anchor/anchor/tree"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/ops"
 	"github.com/ssid/ssid-anchor/node"
-	"github.com/ssid/ssid-anchor/scheduler/retry"
 	"github.com/urfave/cli/v2"
 )
 
@@ -105,7 +101,7 @@ func runPins(ctx context.Context, o pinsOptions, g *globalOptions) error {
 			return err
 		}
 		defer release()
-		d, err := newDrainer(g, n)
+		d, err := ops.NewDrainer(g.opsEnv(), n)
 		if err != nil {
 			return err
 		}
@@ -328,127 +324,6 @@ func age(now, t time.Time, future bool) string {
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
-// newDrainer builds the queue's drainer on node n: a backend for every
-// configured service this build can speak (and the filecoin-pin preset,
-// which needs no entry), the manifest as recorder. A service's delegates
-// are dialed only as the node's profile allows.
-func newDrainer(g *globalOptions, n *node.Node) (*pinning.Drainer, error) {
-	services := pinning.WithPresets(g.cfg.RemotePinning.Services)
-	backends := map[string]pinning.Backend{}
-	for _, s := range services {
-		switch s.Kind {
-		case pinning.KindPinningService:
-			policy := pinning.AirGappedDelegates()
-			if n.Profile() == node.ProfilePublic {
-				policy = pinning.PublicDelegates(s.Endpoint)
-			}
-			b, err := pinning.NewPSA(s, pinning.PSAOptions{
-				Origins: n.Addrs, Connect: connectDelegates(n), Delegates: &policy, Policy: retry.Default(),
-				Now: g.now, Log: g.log, Getenv: g.env,
-			})
-			if err != nil {
-				return nil, err
-			}
-			backends[s.Name] = b
-		case pinning.KindStorachaBridge:
-			b, err := pinning.NewBridge(s, pinning.BridgeOptions{
-				Blocks: n, Dir: pinning.QueueDir(g.Repo), Getenv: g.env,
-				Policy: retry.Default(), Now: g.now, Log: g.log,
-			})
-			if err != nil {
-				return nil, err
-			}
-			backends[s.Name] = b
-		}
-	}
-	return &pinning.Drainer{
-		Queue:    pinning.OpenQueue(pinning.QueueDir(g.Repo), g.now),
-		Services: services,
-		Backends: backends,
-		Recorder: manifestRecorder{g: g, n: n},
-		Policy:   retry.Default(),
-		Now:      g.now,
-		Log:      g.log,
-		Getenv:   g.env,
-	}, nil
-}
-
-// drainRemotePins advances the remote pin queue once on the open node n:
-// the daemon's scheduler calls it (its node is online, so delegates can
-// fetch). Another drain running elsewhere is not an error. The report
-// says when the next unfinished request is due.
-func drainRemotePins(ctx context.Context, g *globalOptions, n *node.Node) (pinning.Report, error) {
-	d, err := newDrainer(g, n)
-	if err != nil {
-		return pinning.Report{}, err
-	}
-	rep, err := d.Drain(ctx, pinning.DrainOptions{})
-	if errors.Is(err, pinning.ErrBusy) {
-		return pinning.Report{}, nil
-	}
-	if rep.Pushed > 0 || rep.Changed > 0 {
-		g.log.Info("remote pins drained", "pushed", rep.Pushed, "changed", rep.Changed, "recorded", rep.Recorded)
-	}
-	return rep, err
-}
-
-// connectDelegates dials a service's delegates so it can fetch from us.
-func connectDelegates(n *node.Node) func(ctx context.Context, addrs []string) error {
-	return func(ctx context.Context, addrs []string) error {
-		var mas []ma.Multiaddr
-		for _, a := range addrs {
-			m, err := ma.NewMultiaddr(a)
-			if err != nil {
-				return fmt.Errorf("delegate %q: %w", a, err)
-			}
-			mas = append(mas, m)
-		}
-		infos, err := peer.AddrInfosFromP2pAddrs(mas...)
-		if err != nil {
-			return fmt.Errorf("delegates: %w", err)
-		}
-		var errs []error
-		for _, ai := range infos {
-			cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-			if err := n.API().Swarm().Connect(cctx, ai); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", ai.ID, err))
-			}
-			cancel()
-		}
-		return errors.Join(errs...)
-	}
-}
-
-// manifestRecorder writes a drain's changes into the anchor manifest.
-type manifestRecorder struct {
-	g *globalOptions
-	n *node.Node
-}
-
-func (m manifestRecorder) RecordRemotePins(ctx context.Context, changes []pinning.Change) error {
-	root, err := tree.OpenRoot(m.g.Root)
-	if err != nil {
-		return fmt.Errorf("--root: %w", err)
-	}
-	defer root.Close()
-	ups := make([]anchor.RemotePinUpdate, len(changes))
-	for i, c := range changes {
-		ups[i] = anchor.RemotePinUpdate{CID: c.CID, Service: c.Service, RequestID: c.RequestID, Status: string(c.Status), UpdatedAt: c.UpdatedAt, MovedTo: c.MovedTo, Provider: c.Provider}
-	}
-	res, err := anchor.RecordRemotePins(ctx, anchor.RewriteOptions{
-		Root: root, Paths: m.g.cfg.Paths, Provider: "embedded-ipfs:" + m.n.PeerID(), Now: m.g.now, Log: m.g.log,
-		OpenBatch: func(ctx context.Context) (anchor.Batch, error) { return m.n.NewBatch(ctx) },
-		Signer:    m.n, OnCommit: m.n.SetChainHead,
-	}, ups)
-	if err != nil {
-		return err
-	}
-	if res.Rewritten {
-		m.g.log.Info("manifest records remote pin status", "changes", len(changes), "manifest_cid", res.ManifestCID)
-	}
-	return nil
-}
-
 // remoteTargets resolves --remote and --web3-storage plus the services
 // marked auto, before anything is anchored (a typo is a usage error that
 // changes nothing).
@@ -485,40 +360,6 @@ func remoteTargets(g *globalOptions, names []string, web3 bool) ([]pinning.Servi
 		}
 	}
 	return out, nil
-}
-
-// queuedRemotePins is what `anchor` reports about the requests it queued.
-type queuedRemotePins struct {
-	Services []string `json:"services"`
-	Queued   int      `json:"queued"`
-	Queue    string   `json:"queue"`
-}
-
-// queueRemotePins queues one request per new record and service. It only
-// writes the queue file: no service is contacted, so local anchoring never
-// waits on one.
-func queueRemotePins(g *globalOptions, services []pinning.Service, recs []anchor.Record) (*queuedRemotePins, error) {
-	if len(services) == 0 || len(recs) == 0 {
-		return nil, nil
-	}
-	q := pinning.OpenQueue(pinning.QueueDir(g.Repo), g.now)
-	var reqs []pinning.Request
-	info := &queuedRemotePins{Queue: q.Path()}
-	for _, s := range services {
-		info.Services = append(info.Services, s.Name)
-		for _, r := range recs {
-			reqs = append(reqs, pinning.Request{
-				Service: s.Name, CID: r.IPFSCID, Name: "ssid-anchor " + r.FilePath,
-				Meta: pinning.Meta{FilePath: r.FilePath, SHA256: r.FileHash, EventProofAnchor: r.EventProofAnchor},
-			})
-		}
-	}
-	n, err := q.Enqueue(reqs)
-	if err != nil {
-		return nil, err
-	}
-	info.Queued = n
-	return info, nil
 }
 
 type pinsMoveOptions struct {
@@ -603,7 +444,7 @@ func runPinsMove(ctx context.Context, o pinsMoveOptions, g *globalOptions) error
 		}
 		fmt.Fprintln(g.stdout, ")")
 	}
-	d, err := newDrainer(g, n)
+	d, err := ops.NewDrainer(g.opsEnv(), n)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/ssid/ssid-anchor/anchor/pinning"
 	"github.com/ssid/ssid-anchor/anchor/release"
 	"github.com/ssid/ssid-anchor/anchor/tree"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/ops"
 	"github.com/ssid/ssid-anchor/node"
 	"github.com/ssid/ssid-anchor/telemetry"
 	"github.com/urfave/cli/v2"
@@ -139,11 +140,11 @@ func runRelease(ctx context.Context, o releaseOptions, g *globalOptions) error {
 	if o.Markdown && g.JSON {
 		return usagef("--markdown prints markdown on stdout and --json prints JSON there; choose one")
 	}
-	q, err := releaseQuarter(o.Quarter, g.now())
+	q, err := ops.ReleaseQuarter(o.Quarter, g.now())
 	if err != nil {
 		return err
 	}
-	if _, err := sourceDateEpoch(os.Getenv); err != nil {
+	if _, err := ops.SourceDateEpoch(os.Getenv); err != nil {
 		return err
 	}
 	// A misspelt --remote is a usage error before anything is built.
@@ -364,12 +365,12 @@ func releaseRemotePinStep(ctx context.Context, rr *releaseRun) (string, string, 
 		}
 		recs = append(recs, *rec)
 	}
-	if _, err := queueRemotePins(g, rr.remotes, recs); err != nil {
+	if _, err := ops.QueueRemotePins(g.opsEnv(), rr.remotes, recs); err != nil {
 		return stepFailed, "", fmt.Errorf("queueing the remote pin requests: %w", err)
 	}
 	var drainErr error
 	if d := g.daemon; d != nil {
-		dr, err := newDrainer(g, d.node)
+		dr, err := ops.NewDrainer(g.opsEnv(), d.node)
 		if err != nil {
 			return stepFailed, "", err
 		}
@@ -385,7 +386,7 @@ func releaseRemotePinStep(ctx context.Context, rr *releaseRun) (string, string, 
 		if err != nil {
 			return stepFailed, "queued; the daemon or `ssid-anchor pins --retry` pushes them", err
 		}
-		dr, err := newDrainer(g, n)
+		dr, err := ops.NewDrainer(g.opsEnv(), n)
 		if err != nil {
 			release()
 			return stepFailed, "", err
@@ -450,15 +451,15 @@ func releaseTelemetryStep(ctx context.Context, rr *releaseRun) (string, string, 
 	} else if err == nil {
 		f.Close()
 	}
-	s, err := loadTelemetryConfigIn(g, root)
+	s, err := ops.LoadTelemetryConfigIn(g.opsEnv(), root)
 	if err != nil {
 		return stepFailed, "", err
 	}
-	if s.invalid != nil {
-		return stepFailed, "", invalidConfig(s.cfgRel, s.invalid)
+	if s.Invalid != nil {
+		return stepFailed, "", ops.InvalidTelemetryConfig(s.ConfigRel, s.Invalid)
 	}
-	if !s.cfg.Enabled {
-		return stepSkipped, "telemetry disabled (enabled: false in " + s.cfgRel + ")", nil
+	if !s.Config.Enabled {
+		return stepSkipped, "telemetry disabled (enabled: false in " + s.ConfigRel + ")", nil
 	}
 	// Inside the daemon, wait for a running telemetry job instead of
 	// failing on the state lock.
@@ -467,13 +468,13 @@ func releaseTelemetryStep(ctx context.Context, rr *releaseRun) (string, string, 
 		return stepFailed, "", err
 	}
 	defer leave()
-	rep, err := g.monitor(s).Check(ctx, false)
+	rep, err := ops.TelemetryMonitor(g.opsEnv(), s).Check(ctx, false)
 	if err != nil {
 		return stepFailed, "", err
 	}
 	rr.rep.Telemetry = rep
 	var parts []string
-	if !s.cfg.EventFilters.NotifyOnRelease {
+	if !s.Config.EventFilters.NotifyOnRelease {
 		parts = append(parts, "release notice filtered out (event_filters.notify_on_release: false)")
 	}
 	if len(rep.Channels) == 0 {

@@ -4,14 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 	"time"
 
-	"github.com/ssid/ssid-anchor/anchor/tree"
-	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/appconfig"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/ops"
 	"github.com/ssid/ssid-anchor/scheduler"
 	"github.com/ssid/ssid-anchor/telemetry"
 	"github.com/ssid/ssid-anchor/telemetry/notify"
@@ -53,77 +50,6 @@ channel enabled.`,
 	}
 }
 
-// telemetrySetup is what every telemetry mode needs.
-type telemetrySetup struct {
-	root    tree.Root
-	cfgRel  string
-	cfg     telemetry.Config
-	invalid error
-}
-
-// loadTelemetryConfig reads, parses and validates the config; a parse
-// error is returned, a validation error is kept in invalid so
-// --check-config can still show the rest. On success the caller owns
-// s.root and closes it; on error nothing is left open.
-func loadTelemetryConfig(g *globalOptions) (telemetrySetup, error) {
-	root, err := tree.OpenRoot(g.Root)
-	if err != nil {
-		return telemetrySetup{}, usageError{err}
-	}
-	s, err := loadTelemetryConfigIn(g, root)
-	if err != nil {
-		root.Close()
-		return telemetrySetup{}, err
-	}
-	return s, nil
-}
-
-// loadTelemetryConfigIn is loadTelemetryConfig on a root the caller has
-// open already (the console's page view); the caller keeps owning it.
-func loadTelemetryConfigIn(g *globalOptions, root tree.Root) (telemetrySetup, error) {
-	var s telemetrySetup
-	s.root, s.cfgRel = root, g.cfg.Paths.TelemetryConfig
-	b, err := appconfig.ReadTreeFile(root, s.cfgRel)
-	if errors.Is(err, appconfig.ErrTooLarge) {
-		return s, usagef("telemetry config %s: %w", s.cfgRel, err)
-	}
-	if errors.Is(err, tree.ErrOutsideRoot) {
-		return s, usagef("paths.telemetry_config: %v", err)
-	}
-	if errors.Is(err, fs.ErrNotExist) {
-		return s, usagef("telemetry config %s not found under %s (set paths.telemetry_config in the appliance config, or create it from the SSID sample)", s.cfgRel, root.Dir())
-	}
-	if err != nil {
-		return s, fmt.Errorf("reading telemetry config: %w", err)
-	}
-	cfg, err := telemetry.ParseConfig(b)
-	if err != nil {
-		return s, usagef("telemetry config %s: %v", s.cfgRel, err)
-	}
-	cfg.ApplyEnv(g.env)
-	s.cfg = cfg
-	s.invalid = cfg.Validate()
-	return s, nil
-}
-
-func invalidConfig(rel string, err error) error {
-	lines := strings.Split(err.Error(), "\n")
-	if len(lines) == 1 {
-		return usagef("telemetry config %s: %s", rel, lines[0])
-	}
-	return usagef("telemetry config %s has %d problems:\n  %s", rel, len(lines), strings.Join(lines, "\n  "))
-}
-
-func (g *globalOptions) monitor(s telemetrySetup) *telemetry.Monitor {
-	opts := notify.Options{Logger: g.log, UserAgent: "ssid-anchor-telemetry", Clock: g.clock}
-	return &telemetry.Monitor{
-		Config: s.cfg, Root: s.root,
-		Paths:    telemetry.Paths{DashboardCSV: g.cfg.Paths.DashboardCSV, State: g.cfg.Paths.TelemetryState, EventsLog: g.cfg.Paths.EventsLog},
-		Channels: telemetry.BuildChannels(s.cfg, opts, nil),
-		Now:      g.now, Log: g.log,
-	}
-}
-
 func runTelemetry(ctx context.Context, o telemetryOptions, g *globalOptions) error {
 	if o.Watch && (o.Test || o.CheckConfig || o.DryRun) {
 		return usagef("--watch runs checks until stopped; it cannot be combined with --test, --check-config or --dry-run")
@@ -131,19 +57,19 @@ func runTelemetry(ctx context.Context, o telemetryOptions, g *globalOptions) err
 	if o.CheckConfig && (o.Test || o.DryRun) {
 		return usagef("--check-config only validates; drop --test and --dry-run")
 	}
-	s, err := loadTelemetryConfig(g)
+	s, err := ops.LoadTelemetryConfig(g.opsEnv())
 	if err != nil {
 		return err
 	}
-	defer s.root.Close()
+	defer s.Root.Close()
 	if o.CheckConfig {
 		return runCheckConfig(s, g)
 	}
-	if s.invalid != nil {
-		return invalidConfig(s.cfgRel, s.invalid)
+	if s.Invalid != nil {
+		return ops.InvalidTelemetryConfig(s.ConfigRel, s.Invalid)
 	}
-	if !s.cfg.Enabled {
-		msg := fmt.Sprintf("telemetry is disabled (enabled: false in %s); nothing to do", s.cfgRel)
+	if !s.Config.Enabled {
+		msg := fmt.Sprintf("telemetry is disabled (enabled: false in %s); nothing to do", s.ConfigRel)
 		if g.JSON {
 			return writeJSON(g.stdout, map[string]any{"enabled": false, "message": msg})
 		}
@@ -154,33 +80,22 @@ func runTelemetry(ctx context.Context, o telemetryOptions, g *globalOptions) err
 	case o.Watch:
 		return runWatch(ctx, s, g)
 	case o.Test:
-		m := g.monitor(s)
+		m := ops.TelemetryMonitor(g.opsEnv(), s)
 		if len(m.Channels) == 0 {
-			return usagef("--test: no channel is enabled in %s; set notifications.<slack|discord|webhook|email>.enabled to true", s.cfgRel)
+			return usagef("--test: no channel is enabled in %s; set notifications.<slack|discord|webhook|email>.enabled to true", s.ConfigRel)
 		}
 		rep, err := m.Test(ctx, o.DryRun)
 		if err != nil {
-			return telemetryError(err)
+			return ops.TelemetryError(err)
 		}
 		return reportTelemetry(rep, g)
 	default:
-		rep, err := g.monitor(s).Check(ctx, o.DryRun)
+		rep, err := ops.TelemetryMonitor(g.opsEnv(), s).Check(ctx, o.DryRun)
 		if err != nil {
-			return telemetryError(err)
+			return ops.TelemetryError(err)
 		}
 		return reportTelemetry(rep, g)
 	}
-}
-
-// telemetryError makes a dashboard CSV whose header is wrong (a missing or
-// doubled column) a usage error, exit 2, like a config error: the operator
-// must fix the file's layout.
-func telemetryError(err error) error {
-	var ce *telemetry.CSVError
-	if errors.As(err, &ce) && ce.Header {
-		return usageError{err}
-	}
-	return err
 }
 
 // runWatch checks at once and then every check_interval_seconds until ctx
@@ -189,43 +104,43 @@ func telemetryError(err error) error {
 // interval reschedules); an unreadable or invalid new config is logged and
 // the previous one kept. A failed check is logged and the watch goes on; a
 // clean stop is exit 0.
-func runWatch(ctx context.Context, s telemetrySetup, g *globalOptions) error {
+func runWatch(ctx context.Context, s ops.TelemetrySetup, g *globalOptions) error {
 	sched, err := scheduler.New(scheduler.Options{Log: g.log, Clock: g.clock})
 	if err != nil {
 		return err
 	}
 	// The first setup's root is the caller's to close; every later one,
 	// loaded by a check, is closed here when replaced or when the watch ends.
-	first := s.root
+	first := s.Root
 	defer func() {
-		if s.root != first {
-			s.root.Close()
+		if s.Root != first {
+			s.Root.Close()
 		}
 	}()
-	interval := s.cfg.CheckInterval()
+	interval := s.Config.CheckInterval()
 	var check scheduler.Job
 	check = func(ctx context.Context) error {
-		next, err := loadTelemetryConfig(g)
+		next, err := ops.LoadTelemetryConfig(g.opsEnv())
 		switch {
 		case err != nil:
 			g.log.Error("telemetry config unreadable; keeping the previous one", "error", err)
-		case next.invalid != nil:
-			next.root.Close()
-			g.log.Error("telemetry config invalid; keeping the previous one", "error", strings.ReplaceAll(next.invalid.Error(), "\n", "; "))
+		case next.Invalid != nil:
+			next.Root.Close()
+			g.log.Error("telemetry config invalid; keeping the previous one", "error", strings.ReplaceAll(next.Invalid.Error(), "\n", "; "))
 		default:
-			if s.root != first {
-				s.root.Close()
+			if s.Root != first {
+				s.Root.Close()
 			}
 			s = next
 		}
-		if iv := s.cfg.CheckInterval(); iv != interval {
+		if iv := s.Config.CheckInterval(); iv != interval {
 			interval = iv
 			g.log.Info("telemetry interval changed", "interval", iv.String())
 			if err := sched.Add(jobTelemetry, "@every "+iv.String(), check); err != nil {
 				return err
 			}
 		}
-		rep, err := g.monitor(s).Check(ctx, false)
+		rep, err := ops.TelemetryMonitor(g.opsEnv(), s).Check(ctx, false)
 		if err != nil {
 			return err
 		}
@@ -237,7 +152,7 @@ func runWatch(ctx context.Context, s telemetrySetup, g *globalOptions) error {
 	if err := sched.Add(jobTelemetry, "@every "+interval.String(), check); err != nil {
 		return err
 	}
-	g.log.Info("telemetry watch started", "interval", interval.String(), "channels", strings.Join(s.cfg.EnabledChannels(), ","))
+	g.log.Info("telemetry watch started", "interval", interval.String(), "channels", strings.Join(s.Config.EnabledChannels(), ","))
 	sched.Start()
 	sched.Trigger(jobTelemetry)
 	<-ctx.Done()
@@ -251,20 +166,9 @@ func runWatch(ctx context.Context, s telemetrySetup, g *globalOptions) error {
 // telemetryCheck is one check with the current config, as the daemon's
 // telemetry job runs it; the report is printed like `telemetry` prints it.
 func telemetryCheck(ctx context.Context, g *globalOptions) (*telemetry.Report, error) {
-	s, err := loadTelemetryConfig(g)
-	if err != nil {
-		return nil, err
-	}
-	defer s.root.Close()
-	if s.invalid != nil {
-		return nil, invalidConfig(s.cfgRel, s.invalid)
-	}
-	if !s.cfg.Enabled {
-		return nil, nil
-	}
-	rep, err := g.monitor(s).Check(ctx, false)
-	if err != nil {
-		return nil, err
+	rep, err := ops.TelemetryCheck(ctx, g.opsEnv())
+	if rep == nil || err != nil {
+		return rep, err
 	}
 	return rep, reportTelemetryAs(rep, g, true)
 }
@@ -394,15 +298,15 @@ func unknownKeyHint(key string) string {
 	return " (kept, not used)"
 }
 
-func runCheckConfig(s telemetrySetup, g *globalOptions) error {
-	c := s.cfg
+func runCheckConfig(s ops.TelemetrySetup, g *globalOptions) error {
+	c := s.Config
 	var problems []string
-	if s.invalid != nil {
-		problems = strings.Split(s.invalid.Error(), "\n")
+	if s.Invalid != nil {
+		problems = strings.Split(s.Invalid.Error(), "\n")
 	}
 	if g.JSON {
 		doc := map[string]any{
-			"file": s.cfgRel, "valid": s.invalid == nil, "problems": nonNil(problems), "unknown_keys": nonNil(c.Unknown),
+			"file": s.ConfigRel, "valid": s.Invalid == nil, "problems": nonNil(problems), "unknown_keys": nonNil(c.Unknown),
 			"enabled": c.Enabled, "config_version": c.ConfigVersion, "blueprint_version": c.BlueprintVersion,
 			"check_interval_seconds": c.CheckIntervalSeconds, "repeat_interval_seconds": c.RepeatIntervalSeconds,
 			"send_resolved": c.SendResolved, "thresholds": c.Thresholds, "event_filters": c.EventFilters,
@@ -413,7 +317,7 @@ func runCheckConfig(s telemetrySetup, g *globalOptions) error {
 		}
 	} else {
 		w := g.stdout
-		fmt.Fprintf(w, "telemetry config %s (config_version %s, blueprint %s)\n", s.cfgRel, c.ConfigVersion, c.BlueprintVersion)
+		fmt.Fprintf(w, "telemetry config %s (config_version %s, blueprint %s)\n", s.ConfigRel, c.ConfigVersion, c.BlueprintVersion)
 		fmt.Fprintf(w, "enabled: %v\ncheck every %ds, repeat alerts every %ds, send resolved: %v\n", c.Enabled, c.CheckIntervalSeconds, c.RepeatIntervalSeconds, c.SendResolved)
 		t := c.Thresholds
 		fmt.Fprintf(w, "thresholds: warning below %g or drop >= %g; critical below %g or drop >= %g or violations > %d\n",
@@ -436,12 +340,12 @@ func runCheckConfig(s telemetrySetup, g *globalOptions) error {
 		for _, k := range c.Unknown {
 			fmt.Fprintf(w, "unknown key: %s%s\n", k, unknownKeyHint(k))
 		}
-		if s.invalid == nil {
+		if s.Invalid == nil {
 			fmt.Fprintln(w, "config is valid")
 		}
 	}
-	if s.invalid != nil {
-		return invalidConfig(s.cfgRel, s.invalid)
+	if s.Invalid != nil {
+		return ops.InvalidTelemetryConfig(s.ConfigRel, s.Invalid)
 	}
 	return nil
 }

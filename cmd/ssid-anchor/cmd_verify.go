@@ -6,13 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"runtime/debug"
 	"strings"
 	"time"
 
-	"github.com/ipfs/go-cid"
 	"github.com/ssid/ssid-anchor/anchor"
-	"github.com/ssid/ssid-anchor/anchor/tree"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/ops"
 	"github.com/ssid/ssid-anchor/node"
 	"github.com/urfave/cli/v2"
 )
@@ -200,190 +198,30 @@ func runVerify(ctx context.Context, o verifyOptions, g *globalOptions) error {
 	if len(o.stray) > 0 {
 		return usagef("unexpected argument %q (CAR files go after --car)", o.stray[0])
 	}
-	if len(o.CARs) > 0 && o.Network {
-		return usagef("--network fetches through the repo's node; it cannot be combined with --car")
-	}
-	var remotes []anchor.Remote
-	for _, u := range o.Gateways {
-		gw, err := node.NewGateway(u, o.Timeout, "")
-		if err != nil {
-			return usagef("--gateway: %v", err)
-		}
-		remotes = append(remotes, gw)
-	}
-	vo := anchor.VerifyOptions{AllowMissing: o.AllowMissing, NoTree: o.NoTree, Log: g.log}
-	trust, err := trustedPeers(o, g)
-	if err != nil {
-		return err
-	}
-	vo.Trust = trust
-	if !o.NoTree {
-		root, err := tree.OpenRoot(g.Root)
-		if err != nil {
-			return usagef("--root: %v", err)
-		}
-		vo.Root = root
-		treeVerifyOptions(&vo, g)
-	}
-	vo.ManifestPath = o.Manifest
-	if vo.ManifestPath == "" {
-		if o.NoTree {
-			return usagef("--car without --root needs --manifest FILE (the manifest carried with the CARs)")
-		}
-		if err := tree.CheckRelative(g.cfg.Paths.Manifest); err != nil {
-			return usagef("paths.manifest: %v", err)
-		}
-		// TODO(h10b): Verify reads ManifestPath by path; load it with
-		// anchor.LoadManifestIn(vo.Root, g.cfg.Paths.Manifest) to confine it.
-		vo.ManifestPath = vo.Root.Path(g.cfg.Paths.Manifest)
-	}
-
-	var cars *node.CARSet
-	if len(o.CARs) > 0 {
-		var err error
-		if cars, err = node.OpenCARs(o.CARs); err != nil {
-			return fmt.Errorf("--car: %w", err)
-		}
-		defer cars.Close()
-		vo.Store, vo.StoreName = cars, "the CAR files"
-	} else {
-		n, release, err := g.openNode(ctx, node.OpenOptions{Online: o.Network, Peering: g.cfg.Node.Peering})
-		if err != nil {
-			return err
-		}
-		defer release()
-		if err := repoVerifyOptions(&vo, n); err != nil {
-			return err
-		}
-		if o.Network {
-			if err := n.Connect(ctx, o.Peers); err != nil {
-				return fmt.Errorf("--peer: %w", err)
-			}
-			// Peering connects in the background; without any peer every
-			// fetch would only run into its timeout.
-			for wait := time.Now().Add(o.Timeout); n.ConnectedPeers() == 0 && time.Now().Before(wait); {
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-time.After(100 * time.Millisecond):
-				}
-			}
-			if n.ConnectedPeers() == 0 {
-				return failure{"--network: no peer is connected; give --peer MULTIADDR (with /p2p/<id>) or set node.peering in the config"}
-			}
-			f, err := n.Fetcher(o.Timeout)
-			if err != nil {
-				return err
-			}
-			remotes = append([]anchor.Remote{f}, remotes...)
-		}
-	}
-	vo.Remotes = remotes
-
-	// Verification streams: its live heap is a few MiB of blocks in flight,
-	// but it turns over the whole anchor size in garbage. At the default
-	// GOGC the collector takes a noticeable share of a core for nothing.
-	// GOGC is process-wide: inside the daemon, concurrent commands would
-	// undo each other's setting and leave the daemon at 400, so only a
-	// one-shot process changes it.
-	if !g.served {
-		defer setVerifyGC()()
-	}
 	// Results are printed as they are settled, in record order, so memory
-	// does not grow with the number of records (anchor.Verify holds a
-	// bounded window of them).
-	pr := &verifyPrinter{g: g, collectCIDs: cars != nil, progress: g.newProgress("records", "read")}
-	defer pr.progress.Close()
-	vo.Sink = pr
-	rep, err := anchor.Verify(ctx, vo)
+	// does not grow with the number of records; the progress lines start
+	// with the first (Begin).
+	pr := &verifyPrinter{g: g}
+	defer func() { pr.progress.Close() }()
+	res, err := ops.Verify(ctx, g.opsEnv(), ops.VerifyOptions{
+		Network: o.Network, Gateways: o.Gateways, Manifest: o.Manifest, CARs: o.CARs,
+		AllowMissing: o.AllowMissing, Peers: o.Peers, Timeout: o.Timeout, NoTree: o.NoTree,
+		Trust: o.Trust, Sink: pr,
+		// GOGC is process-wide: inside the daemon, concurrent commands
+		// would undo each other's setting and leave the daemon at 400,
+		// so only a one-shot process changes it.
+		TuneGC: !g.served,
+	})
 	if err != nil {
 		return err
 	}
-	out := verifyResult{VerifyReport: rep}
-	carsOK := true
-	if cars != nil {
-		known := pr.known
-		for _, c := range append([]string{rep.ManifestCID}, chainCIDs(rep)...) {
-			if c, err := cid.Decode(c); err == nil {
-				known[c.KeyString()] = struct{}{}
-			}
-		}
-		out.CARs = cars.Reports(ctx, func(c cid.Cid) bool { _, ok := known[c.KeyString()]; return ok })
-		for _, r := range out.CARs {
-			carsOK = carsOK && r.OK
-		}
-	}
-	if err := ctx.Err(); err != nil {
+	if err := pr.finish(verifyResult{VerifyReport: res.Report, CARs: res.CARs}); err != nil {
 		return err
 	}
-	if err := pr.finish(out); err != nil {
-		return err
-	}
-	if !rep.OK || !carsOK {
-		var what []string
-		if rep.Failed > 0 {
-			what = append(what, fmt.Sprintf("%d of %d records failed", rep.Failed, rep.Total()))
-		}
-		if !rep.Chain.OK {
-			what = append(what, "the manifest chain is broken")
-		}
-		if !rep.Signatures.OK {
-			what = append(what, "a manifest signature failed")
-		}
-		if !carsOK {
-			what = append(what, "a CAR file is damaged or carries unvouched content")
-		}
-		return failure{"verification failed: " + strings.Join(what, "; ")}
+	if msg := res.Failed(); msg != "" {
+		return failure{msg}
 	}
 	return nil
-}
-
-// treeVerifyOptions tells verify what the config says about the tree: the
-// registry events log is append-only, and which files the rules select.
-func treeVerifyOptions(vo *anchor.VerifyOptions, g *globalOptions) {
-	vo.EventsLog = g.cfg.Paths.EventsLog
-	if sel, err := anchor.NewSelector(vo.Root, g.cfg.Paths, g.cfg.Anchor.Rules); err == nil {
-		vo.Selected = sel.Selects
-	}
-}
-
-// repoVerifyOptions verifies against the repo of n: its blocks, its pins
-// and the chain head it committed.
-func repoVerifyOptions(vo *anchor.VerifyOptions, n *node.Node) error {
-	vo.Store, vo.StoreName, vo.Pins = n, "the repo", n
-	vo.ChainHeadFile = n.ChainHeadPath()
-	var err error
-	vo.ExpectHead, err = n.ChainHead()
-	return err
-}
-
-// setVerifyGC tunes the collector for a one-shot verify and returns the
-// undo. Verification streams: its live heap is the manifest, a few strings
-// per record and the blocks in flight, but it turns over the whole anchor
-// size in garbage, and at the default GOGC the collector takes a noticeable
-// share of a core for nothing. GOGC 400 lets the heap grow to 5 times the
-// live data between collections; the memory limit caps that growth for
-// large manifests (the live data itself is bounded by streaming, see
-// anchor.Verify: the limit only trades some collector time for memory, it
-// does not bound anything that grows). GOGC is process-wide: inside the
-// daemon, concurrent commands would undo each other's setting, so only a
-// one-shot process changes it.
-func setVerifyGC() func() {
-	gc := debug.SetGCPercent(400)
-	limit := debug.SetMemoryLimit(verifyMemoryLimit)
-	return func() { debug.SetGCPercent(gc); debug.SetMemoryLimit(limit) }
-}
-
-// verifyMemoryLimit is the soft heap limit of a one-shot verify.
-const verifyMemoryLimit = 96 << 20
-
-// chainCIDs lists the CIDs of the manifests of the chain.
-func chainCIDs(rep *anchor.VerifyReport) []string {
-	out := make([]string, 0, len(rep.Chain.Manifests))
-	for _, l := range rep.Chain.Manifests {
-		out = append(out, l.CID)
-	}
-	return out
 }
 
 // verifyPrinter is anchor.Verify's sink: it prints the header, each record
@@ -391,22 +229,19 @@ func chainCIDs(rep *anchor.VerifyReport) []string {
 // printing the whole report at once would: the --json document is that
 // encoding cut around its records array.
 type verifyPrinter struct {
-	g *globalOptions
-	// collectCIDs keeps the records' CIDs (known) for the CAR check.
-	collectCIDs bool
-	known       map[string]struct{}
-	n           int
-	failed      int
-	progress    *progressLines // nil: none
-	enc         *json.Encoder
-	rec         bytes.Buffer
+	g        *globalOptions
+	n        int
+	failed   int
+	progress *progressLines // nil: none
+	enc      *json.Encoder
+	rec      bytes.Buffer
 }
 
 // recordsKey opens the records array in the indented document.
 const recordsKey = "\n  \"records\": ["
 
 func (p *verifyPrinter) Begin(rep *anchor.VerifyReport) error {
-	p.known = map[string]struct{}{}
+	p.progress = p.g.newProgress("records", "read")
 	if !p.g.JSON {
 		fmt.Fprintf(p.g.stdout, "verifying %s (cid %s) against %s\n", rep.Manifest, rep.ManifestCID, rep.Source)
 		return nil
@@ -423,11 +258,6 @@ func (p *verifyPrinter) Begin(rep *anchor.VerifyReport) error {
 }
 
 func (p *verifyPrinter) Record(r anchor.RecordResult) error {
-	if p.collectCIDs {
-		if c, err := cid.Decode(r.IPFSCID); err == nil {
-			p.known[c.KeyString()] = struct{}{}
-		}
-	}
 	p.n++
 	if !r.OK {
 		p.failed++

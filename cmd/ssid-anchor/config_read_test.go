@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/appconfig"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/ops"
 )
 
 // paddedConfig is a valid appliance config of n bytes: the JSON is tiny,
@@ -53,7 +54,7 @@ func TestConfigReadsAreBounded(t *testing.T) {
 	root := newTree(t)
 	g := &globalOptions{Root: root, cfg: appconfig.Default()}
 	mustWrite(t, filepath.Join(root, g.cfg.Paths.TelemetryConfig), paddedConfig(appconfig.MaxSize+1))
-	_, err = loadTelemetryConfig(g)
+	_, err = ops.LoadTelemetryConfig(g.opsEnv())
 	if code, _ := exitCode(err); code != exitUsage || !errors.Is(err, appconfig.ErrTooLarge) || !strings.Contains(err.Error(), g.cfg.Paths.TelemetryConfig) {
 		t.Errorf("a telemetry config of %d bytes: exit %d, %v", appconfig.MaxSize+1, code, err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/ssid/ssid-anchor/anchor"
 	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/console"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/ops"
 	"github.com/ssid/ssid-anchor/node"
 	"github.com/ssid/ssid-anchor/telemetry"
 )
@@ -330,18 +331,18 @@ func manifestLink(c string, m *anchor.Manifest, records int) console.ManifestLin
 // with the same rules as a check) and the telemetry state.
 func (s *consoleSource) readTelemetry(root tree.Root) console.Telemetry {
 	t := console.Telemetry{ConfigFile: s.g.cfg.Paths.TelemetryConfig}
-	setup, err := loadTelemetryConfigIn(s.g, root)
+	setup, err := ops.LoadTelemetryConfigIn(s.g.opsEnv(), root)
 	if err != nil {
 		t.Problem = err.Error()
 		return t
 	}
-	cfg := setup.cfg
+	cfg := setup.Config
 	t.Enabled, t.Min, t.Critical = cfg.Enabled, cfg.Thresholds.ComplianceScoreMin, cfg.Thresholds.ComplianceScoreCritical
 	if !t.Enabled {
 		return t
 	}
-	if setup.invalid != nil {
-		t.Problem = fmt.Sprintf("telemetry config %s: %v", t.ConfigFile, setup.invalid)
+	if setup.Invalid != nil {
+		t.Problem = fmt.Sprintf("telemetry config %s: %v", t.ConfigFile, setup.Invalid)
 	}
 	now := s.g.now()
 	for _, rel := range s.g.cfg.Paths.DashboardCSV {
@@ -471,8 +472,8 @@ func (s *consoleSource) verify(ctx context.Context, sink anchor.RecordSink) (*an
 	// As cmd_verify does: Verify reads the manifest by path, against the
 	// repo's chain head, with the config's trusted signers.
 	vo := anchor.VerifyOptions{Root: root, ManifestPath: root.Path(s.g.cfg.Paths.Manifest), Log: s.g.log, Trust: s.g.cfg.Anchor.Trust, Sink: sink}
-	treeVerifyOptions(&vo, s.g)
-	if err := repoVerifyOptions(&vo, s.n); err != nil {
+	ops.TreeVerifyOptions(&vo, s.g.cfg)
+	if err := ops.RepoVerifyOptions(&vo, s.n); err != nil {
 		return nil, err
 	}
 	return anchor.Verify(ctx, vo)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ssid/ssid-anchor/anchor/pinning"
 	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/console"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/ops"
 )
 
 // remotePinInterval is how often the daemon's remote-pins job drains the
@@ -70,7 +71,7 @@ func (d *daemon) consoleRemotePins() []console.RemotePin {
 func (d *daemon) remotePinsStep(ctx context.Context, g *globalOptions) error {
 	// A drain held elsewhere (`pins --retry`, a release step) is not an
 	// error: that drain does the work.
-	rep, err := drainRemotePins(ctx, g, d.node)
+	rep, err := ops.DrainRemotePins(ctx, g.opsEnv(), d.node)
 	if rep.Recorded > 0 {
 		d.refreshAnchorStats()
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/ssid/ssid-anchor/anchor/pinning"
 	"github.com/ssid/ssid-anchor/anchor/pinning/psatest"
 	"github.com/ssid/ssid-anchor/anchor/release"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/ops"
 	"github.com/ssid/ssid-anchor/scheduler"
 )
 
@@ -112,7 +113,7 @@ func TestDaemonServesConsole(t *testing.T) {
 // step in the log. While an anchoring run and a telemetry check hold the
 // daemon's gates it waits for them (saying so) instead of failing.
 func TestQuarterlyJobRunsRelease(t *testing.T) {
-	q, err := releaseQuarter("", time.Now().UTC())
+	q, err := ops.ReleaseQuarter("", time.Now().UTC())
 	if err != nil {
 		t.Fatal(err)
 	}

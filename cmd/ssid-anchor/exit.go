@@ -9,6 +9,7 @@ import (
 
 	"github.com/ssid/ssid-anchor/anchor"
 	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/appconfig"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/ops"
 	"github.com/ssid/ssid-anchor/node"
 )
 
@@ -39,6 +40,7 @@ func (f failure) Error() string { return f.msg }
 // what to do next.
 func exitCode(err error) (int, string) {
 	var ue usageError
+	var oue ops.UsageError
 	var ce *appconfig.Error
 	var cu commandUsage
 	switch {
@@ -58,7 +60,7 @@ func exitCode(err error) (int, string) {
 		return exitRepo, permissionHint(err)
 	case errors.As(err, &ce):
 		return exitUsage, configHint
-	case errors.As(err, &ue), errors.As(err, &ce):
+	case errors.As(err, &ue), errors.As(err, &oue), errors.As(err, &ce):
 		return exitUsage, "see `ssid-anchor help` for usage"
 	default:
 		return exitFailure, ""

@@ -67,6 +67,7 @@ func TestStatusPinnedCountsTheRepo(t *testing.T) {
 	if code != 0 || doc["pinned"] != float64(0) || doc["manifest_pinned"] != n {
 		t.Fatalf("status on a repo holding none of the blocks: exit %d pinned %v manifest_pinned %v, want 0 and %v: %s", code, doc["pinned"], doc["manifest_pinned"], n, stderr)
 	}
+	// status is a result: its text is on stdout (SPEC 3, streams).
 	code, out, _ := runCLI(t, "--root", root, "--repo", empty, "status")
 	if code != 0 || !strings.Contains(out, "0 pinned in the repo") {
 		t.Fatalf("status text on the empty repo (exit %d) does not say 0 pinned in the repo:\n%s", code, out)
@@ -146,6 +147,7 @@ func TestDaemonMissingSecretIsDegraded(t *testing.T) {
 	if len(probs) != 1 || !strings.Contains(jsonString(probs[0]), `"job":"telemetry"`) || !strings.Contains(jsonString(probs[0]), "WEBHOOK_URL") {
 		t.Errorf("status --json problems: %v", doc["problems"])
 	}
+	// status is a result: its text is on stdout (SPEC 3, streams).
 	code, out, _ := runCLI(t, "--root", root, "--repo", repo, "status")
 	if code != 0 || !strings.Contains(out, "PROBLEM:    job telemetry cannot run") || !strings.Contains(out, "WEBHOOK_URL") {
 		t.Errorf("status text (exit %d) does not name the problem:\n%s", code, out)
@@ -296,6 +298,7 @@ func TestStatusWhileAnchorHoldsTheRepo(t *testing.T) {
 
 	code, out, stderr := runCLI(t, "--root", root, "--repo", repo, "status")
 	want := "repo lock:  the repo is locked by pid " + strconv.Itoa(pid)
+	// status is a result: its text is on stdout (SPEC 3, streams).
 	if code != 0 || !strings.Contains(out, want) || !strings.Contains(out, "read-only view") {
 		t.Errorf("status while anchor holds the repo: exit %d, want 0 and %q:\n%s%s", code, want, out, stderr)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/ssid/ssid-anchor/anchor/pinning"
 	"github.com/ssid/ssid-anchor/anchor/tree"
 	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/appconfig"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/ops"
 	"github.com/ssid/ssid-anchor/scheduler"
 )
 
@@ -199,21 +200,21 @@ func telemetrySpecFor(g *globalOptions) (string, string) {
 // (the config exists but cannot be used) rather than telemetry being off
 // (disabled, or no config file).
 func telemetryJob(g *globalOptions) (spec, why string, problem bool) {
-	s, err := loadTelemetryConfig(g)
+	s, err := ops.LoadTelemetryConfig(g.opsEnv())
 	if err == nil {
-		defer s.root.Close()
+		defer s.Root.Close()
 	}
 	switch {
 	case err != nil:
 		return "", err.Error(), !telemetryConfigAbsent(g)
-	case s.invalid != nil:
-		return "", invalidConfig(s.cfgRel, s.invalid).Error(), true
-	case !s.cfg.Enabled:
-		return "", "telemetry is disabled (enabled: false in " + s.cfgRel + ")", false
+	case s.Invalid != nil:
+		return "", ops.InvalidTelemetryConfig(s.ConfigRel, s.Invalid).Error(), true
+	case !s.Config.Enabled:
+		return "", "telemetry is disabled (enabled: false in " + s.ConfigRel + ")", false
 	case g.cfg.Schedule.Telemetry != "":
 		return g.cfg.Schedule.Telemetry, "", false
 	}
-	return "@every " + s.cfg.CheckInterval().String(), "", false
+	return "@every " + s.Config.CheckInterval().String(), "", false
 }
 
 // telemetryConfigAbsent reports whether the telemetry config file does not

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/ops"
 	"github.com/ssid/ssid-anchor/node"
 )
 
@@ -22,4 +23,14 @@ func (g *globalOptions) openNode(ctx context.Context, o node.OpenOptions) (*node
 		return nil, nil, err
 	}
 	return n, func() { n.Close() }, nil
+}
+
+// opsEnv is the environment the command's operation runs with: the
+// daemon's open node when the daemon serves the command.
+func (g *globalOptions) opsEnv() ops.Env {
+	e := ops.Env{Root: g.Root, Repo: g.Repo, Config: g.cfg, Log: g.log, Now: g.now, Getenv: g.getenv, Clock: g.clock}
+	if g.shared != nil {
+		e.Node = ops.SharedNode{N: g.shared}
+	}
+	return e
 }

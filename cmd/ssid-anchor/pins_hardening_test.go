@@ -16,6 +16,7 @@ import (
 	"github.com/ssid/ssid-anchor/anchor/pinning/psatest"
 	"github.com/ssid/ssid-anchor/anchor/storacha/bridgetest"
 	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/appconfig"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/ops"
 	"github.com/ssid/ssid-anchor/node"
 )
 
@@ -120,7 +121,7 @@ func TestAirGappedDrainDialsOnlyLoopback(t *testing.T) {
 	g := &globalOptions{Root: root, Repo: repo, cfg: cfg, stdout: io.Discard, stderr: io.Discard,
 		log: slog.New(slog.DiscardHandler), now: func() time.Time { return time.Now().UTC() },
 		getenv: func(k string) string { return map[string]string{pinTokenEnv: srv.Token}[k] }}
-	if _, err := drainRemotePins(context.Background(), g, n); err != nil {
+	if _, err := ops.DrainRemotePins(context.Background(), g.opsEnv(), n); err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range queueOf(t, repo) {

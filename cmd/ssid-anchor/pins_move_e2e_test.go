@@ -23,6 +23,7 @@ import (
 	"github.com/ssid/ssid-anchor/anchor/pinning/psatest"
 	"github.com/ssid/ssid-anchor/anchor/storacha/bridgetest"
 	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/appconfig"
+	"github.com/ssid/ssid-anchor/cmd/ssid-anchor/internal/ops"
 	"github.com/ssid/ssid-anchor/node"
 )
 
@@ -261,7 +262,7 @@ func scheduledDrain(t *testing.T, root, repo, cfgPath string, env []string) {
 		t.Fatal(err)
 	}
 	defer n.Close()
-	if _, err := drainRemotePins(context.Background(), g, n); err != nil {
+	if _, err := ops.DrainRemotePins(context.Background(), g.opsEnv(), n); err != nil {
 		t.Fatalf("the scheduled drain: %v", err)
 	}
 }

@@ -111,3 +111,12 @@ func chmodOrFail(t *testing.T, p string, m os.FileMode) {
 		t.Fatal(err)
 	}
 }
+
+// copyFile copies src to dst (the test's copy of the binary).
+func copyFile(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o644)
+}

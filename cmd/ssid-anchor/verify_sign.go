@@ -7,20 +7,6 @@ import (
 	"github.com/ssid/ssid-anchor/anchor"
 )
 
-// trustedPeers is the signer verify requires: --trust replaces the
-// config's anchor.trust (flags win over the file).
-func trustedPeers(o verifyOptions, g *globalOptions) ([]string, error) {
-	if len(o.Trust) == 0 {
-		return g.cfg.Anchor.Trust, nil
-	}
-	for _, p := range o.Trust {
-		if err := anchor.ValidatePeerID(p); err != nil {
-			return nil, usagef("--trust: %v; give the peer ID that `ssid-anchor init` prints on the anchoring box (12D3KooW...)", err)
-		}
-	}
-	return o.Trust, nil
-}
-
 // printSignaturesHuman says who signed the manifest and what is wrong with
 // any signature of the chain.
 func printSignaturesHuman(w io.Writer, rep *anchor.VerifyReport) {
