@@ -252,12 +252,8 @@ func (s *Scheduler) loop() {
 // goroutine, a slow start could let a run that finished meanwhile take a
 // slot that came while it still ran.
 func (s *Scheduler) goRun(name string) {
-	j := s.job(name)
+	j := s.claim(name)
 	if j == nil {
-		return
-	}
-	if !j.running.TryLock() {
-		s.o.Log.Warn("job still running; this run is skipped", "job", name)
 		return
 	}
 	s.mu.Lock()
@@ -297,16 +293,25 @@ func (s *Scheduler) Missed() []string {
 // the run is skipped and logged (a cron slot that comes while the previous
 // run still works is not queued up behind it).
 func (s *Scheduler) Run(name string) {
+	if j := s.claim(name); j != nil {
+		s.runOnce(j)
+		j.running.Unlock()
+	}
+}
+
+// claim takes the job's run lock for a run starting now and returns the
+// job, or nil if there is no such job or it is still running (that run is
+// skipped, and logged).
+func (s *Scheduler) claim(name string) *job {
 	j := s.job(name)
 	if j == nil {
-		return
+		return nil
 	}
 	if !j.running.TryLock() {
 		s.o.Log.Warn("job still running; this run is skipped", "job", name)
-		return
+		return nil
 	}
-	s.runOnce(j)
-	j.running.Unlock()
+	return j
 }
 
 // Trigger asks for a run of the job and returns at once. Triggers that
