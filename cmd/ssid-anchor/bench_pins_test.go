@@ -25,18 +25,7 @@ import (
 func BenchmarkAnchorRemoteQueue(b *testing.B) {
 	files, rounds := benchEnv("SSID_BENCH_FILES", 1000), benchEnv("SSID_BENCH_ROUNDS", 5)
 	tmpl := b.TempDir()
-	root := filepath.Join(tmpl, "root")
-	for _, m := range modules {
-		mustMkdir(b, filepath.Join(root, m))
-	}
-	log, err := os.ReadFile("testdata/registry_events.log")
-	if err != nil {
-		b.Fatal(err)
-	}
-	mustWrite(b, filepath.Join(root, tLog), log)
-	for i := range files {
-		mustWrite(b, filepath.Join(root, "data", fmt.Sprintf("f%05d.txt", i)), fmt.Appendf(nil, "governance artifact %d\n", i))
-	}
+	benchDataTree(b, tmpl, files)
 	cfg := filepath.Join(tmpl, "appliance.json")
 	mustWrite(b, cfg, []byte(`{"anchor": {"rules": [{"match": ["*"], "globs": ["data/*"]}]},
  "remote_pinning": {"services": [{"name": "cluster", "endpoint": "http://127.0.0.1:9/", "token_env": "UNUSED_TOKEN"}]}}`))
@@ -115,4 +104,24 @@ func median(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// benchDataTree writes the benchmarks' tree under dir/root: the Root-24
+// modules, the real registry events log, and files small files under
+// data/ (anchored with the rule globs ["data/*"]).
+func benchDataTree(b *testing.B, dir string, files int) string {
+	b.Helper()
+	root := filepath.Join(dir, "root")
+	for _, m := range modules {
+		mustMkdir(b, filepath.Join(root, m))
+	}
+	log, err := os.ReadFile("testdata/registry_events.log")
+	if err != nil {
+		b.Fatal(err)
+	}
+	mustWrite(b, filepath.Join(root, tLog), log)
+	for i := range files {
+		mustWrite(b, filepath.Join(root, "data", fmt.Sprintf("f%05d.txt", i)), fmt.Appendf(nil, "governance artifact %d\n", i))
+	}
+	return root
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -23,18 +21,7 @@ import (
 func BenchmarkStatusPinnedCount(b *testing.B) {
 	files, rounds := benchEnv("SSID_BENCH_FILES", 16000), benchEnv("SSID_BENCH_ROUNDS", 5)
 	dir := b.TempDir()
-	root := filepath.Join(dir, "root")
-	for _, m := range modules {
-		mustMkdir(b, filepath.Join(root, m))
-	}
-	log, err := os.ReadFile("testdata/registry_events.log")
-	if err != nil {
-		b.Fatal(err)
-	}
-	mustWrite(b, filepath.Join(root, tLog), log)
-	for i := range files {
-		mustWrite(b, filepath.Join(root, "data", fmt.Sprintf("f%05d.txt", i)), fmt.Appendf(nil, "governance artifact %d\n", i))
-	}
+	root := benchDataTree(b, dir, files)
 	cfg := filepath.Join(dir, "appliance.json")
 	mustWrite(b, cfg, []byte(`{"anchor": {"rules": [{"match": ["*"], "globs": ["data/*"]}]}}`))
 	repo := filepath.Join(dir, "repo")
